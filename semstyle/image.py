@@ -1,0 +1,129 @@
+"""Image input and output.
+
+Images are float tensors of shape ``(1, 3, H, W)``, RGB in [0, 1]. Loading accepts any common file Pillow reads
+(grey, palette, RGBA/LA composited on white, 16-bit, EXIF-rotated, a ``.jpg`` that is really a PNG); saving is
+atomic (temp file in the same folder, then rename) so a crash never leaves a half-written PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+Size = int | tuple[int, int] | None
+
+
+def _open(path: str | os.PathLike, what: str) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{what} {path}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{what} {path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{what} {path}: file is empty (0 bytes)")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{what} {path}: not a readable image ({e.__class__.__name__}: {e})") from None
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block should not make the pixels unusable
+        return img
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """Any Pillow image -> float32 RGB array ``(H, W, 3)`` in [0, 1]; alpha is composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        peak = arr.max(initial=0)
+        if img.mode.startswith("I;16") or (img.mode == "I" and peak > 255):
+            scale = 65535.0
+        else:
+            scale = 1.0 if img.mode == "F" and peak <= 1 else 255.0
+        grey = np.clip(arr / scale, 0, 1)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:]
+        return rgba[..., :3] * alpha + (1.0 - alpha)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path: str | os.PathLike, size: Size = None, what: str = "image") -> torch.Tensor:
+    """Read an image file as a ``(1, 3, H, W)`` float RGB tensor in [0, 1].
+
+    Args:
+        path: the file.
+        size: ``None`` (keep), an int (long side in px, aspect kept) or ``(H, W)``.
+        what: how errors name the file (``"content image"``, ``"style map"``...).
+    """
+    img = _open(path, what)
+    arr = pil_to_array(img)
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"{what} {path}: image has zero size")
+    image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+    return resize(image, size) if size is not None else image
+
+
+def target_size(height: int, width: int, size: Size) -> tuple[int, int]:
+    """``(H, W)`` after resizing an ``height x width`` image to ``size`` (long side int, or ``(H, W)``)."""
+    if size is None:
+        return height, width
+    if isinstance(size, int):
+        scale = size / max(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+    return int(size[0]), int(size[1])
+
+
+def resize(image: torch.Tensor, size: Size, mode: str = "bicubic") -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` to ``size`` (long side int, or ``(H, W)``), antialiased when shrinking.
+
+    Bicubic output is clamped back to [0, 1]; use ``mode="area"`` or ``"nearest"`` for maps.
+    """
+    h, w = target_size(image.shape[-2], image.shape[-1], size)
+    if (h, w) == tuple(image.shape[-2:]):
+        return image
+    if mode in ("bicubic", "bilinear"):
+        out = F.interpolate(image, size=(h, w), mode=mode, align_corners=False, antialias=True)
+        return out.clamp(0, 1) if mode == "bicubic" else out
+    return F.interpolate(image, size=(h, w), mode=mode)
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in [0, 1] -> 8-bit RGB Pillow image."""
+    if image.ndim == 4:
+        image = image[0]
+    arr = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
+    """Save as PNG (or the format the suffix names) atomically; returns the path."""
+    pil = image if isinstance(image, Image.Image) else to_pil(image)
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))

@@ -1,0 +1,43 @@
+"""Gram-matrix style loss (Gatys, Ecker & Bethge 2016, eqs. 3-5)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import LayerLoss
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``F Fᵀ / M`` of ``(B, C, h, w)`` features, ``M = h·w``; returns ``(B, C, C)``.
+
+    Dividing by M makes Grams of images of different sizes comparable (multi-style, multi-scale).
+    """
+    b, c, h, w = features.shape
+    if features.is_contiguous(memory_format=torch.channels_last):
+        # (B, H, W, C) in memory: a free view; reshaping to (B, C, HW) would copy, and so would its gradient
+        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return flat.transpose(1, 2) @ flat / (h * w)
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def gram_loss(gram: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gatys eq. 4 on size-normalised Grams: ``Σ(G − A)² / (4N²)``, i.e. ``1/(4N²M²) Σ(G_raw − A_raw)²``.
+
+    ``gram`` is ``(B, N, N)``; ``target`` broadcasts against it. Averaged over the batch.
+    """
+    n = gram.shape[-1]
+    return (gram - target).pow(2).sum(dim=(-2, -1)).mean() / (4 * n * n)
+
+
+class GramLoss(LayerLoss):
+    """Style loss Σ_l w_l E_l over ``layers`` (default Gatys: conv1_1 ... conv5_1, w_l = 1/5)."""
+
+    def __init__(self, layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), weights=None):
+        super().__init__(layers, weights)
+
+    def target_of(self, feature):
+        return gram_matrix(feature.detach())
+
+    def layer_loss(self, feature, target):
+        return gram_loss(gram_matrix(feature), target)
