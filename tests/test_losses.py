@@ -1,0 +1,58 @@
+import math
+
+import pytest
+import torch
+
+from semstyle.errors import ConfigError
+from semstyle.losses import ContentLoss, GramLoss, TVLoss, content_loss, gram_loss, gram_matrix, tv_loss
+
+
+def test_gram_matrix_hand_example():
+    # Two channels over 2x2 pixels: F = [[1,2,3,4],[0,1,0,1]], G = F Fᵀ / M with M = 4.
+    f = torch.tensor([[1.0, 2, 3, 4], [0, 1, 0, 1]]).reshape(1, 2, 2, 2)
+    expected = torch.tensor([[30.0, 6], [6, 2]]) / 4
+    assert torch.allclose(gram_matrix(f)[0], expected)
+    # Same result from channels_last memory.
+    assert torch.allclose(gram_matrix(f.contiguous(memory_format=torch.channels_last))[0], expected)
+
+
+def test_gram_loss_is_gatys_eq4():
+    # E = 1/(4 N² M²) Σ (G_raw − A_raw)² with N = 2 channels, M = 4 positions.
+    f = torch.tensor([[1.0, 2, 3, 4], [0, 1, 0, 1]]).reshape(1, 2, 2, 2)
+    s = torch.tensor([[0.0, 1, 0, 1], [2, 2, 2, 2]]).reshape(1, 2, 2, 2)
+    g_raw, a_raw = torch.tensor([[30.0, 6], [6, 2]]), torch.tensor([[2.0, 4], [4, 16]])
+    expected = ((g_raw - a_raw) ** 2).sum() / (4 * 2**2 * 4**2)
+    assert math.isclose(float(gram_loss(gram_matrix(f), gram_matrix(s))), float(expected), rel_tol=1e-6)
+    # Size-normalised: the loss against itself tiled is zero.
+    assert float(gram_loss(gram_matrix(f), gram_matrix(f.repeat(1, 1, 2, 2)))) < 1e-10
+
+
+def test_content_loss_hand_example():
+    a = torch.tensor([1.0, 2, 3, 4]).reshape(1, 1, 2, 2)
+    b = torch.tensor([1.0, 0, 3, 8]).reshape(1, 1, 2, 2)
+    assert float(content_loss(a, b)) == pytest.approx((0 + 4 + 0 + 16) / 4)
+
+
+def test_tv_known_value():
+    # Horizontal ramp 0, 1, 2 on 2 rows: dx = 1 everywhere, dy = 0.
+    img = torch.tensor([[0.0, 1, 2], [0, 1, 2]]).reshape(1, 1, 2, 3)
+    assert float(tv_loss(img, p=2)) == pytest.approx(1.0)
+    assert float(tv_loss(img * 3, p=1)) == pytest.approx(3.0)
+    assert float(TVLoss()({"image": torch.ones(1, 3, 4, 4)})) == 0.0
+
+
+def test_modules_cache_targets_and_weights():
+    feats = {"relu1_1": torch.rand(1, 4, 6, 6), "relu2_1": torch.rand(1, 8, 3, 3)}
+    style = GramLoss(["relu1_1", "relu2_1"], [2.0, 0.0])
+    style.set_target(feats)
+    assert float(style(feats)) == 0.0
+    other = {k: v * 2 for k, v in feats.items()}
+    expected = 2.0 * float(gram_loss(gram_matrix(other["relu1_1"]), gram_matrix(feats["relu1_1"])))
+    assert float(style(other)) == pytest.approx(expected)
+    content = ContentLoss(["relu2_1"])
+    with pytest.raises(RuntimeError, match="set_target"):
+        content(feats)
+    with pytest.raises(ConfigError, match="layer weights"):
+        GramLoss(["relu1_1"], [1.0, 2.0])
+    with pytest.raises(ConfigError, match=">= 0"):
+        GramLoss(["relu1_1"], [-1.0])
