@@ -1,0 +1,151 @@
+"""Keypoint files in the DST / NBB text format, and a JSON with both sides.
+
+Text format (DST ``cleanpoints.py``, NBB ``save_points``): one point per line, ``row, col`` (y first), integers in
+the image's own pixels; line i of ``correspondence_A.txt`` matches line i of ``correspondence_B.txt``; the optional
+``correspondence_activation.txt`` holds one float per line.
+
+In memory, points are float tensors ``(N, 2)`` in **(x, y)** order (x = column, y = row, pixel centres at integer
+coordinates), so they can go straight into ``grid_sample``-style code after normalisation. The swap happens only
+here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import SemstyleError
+from ..image import atomic_write
+
+FILE_A = "correspondence_A.txt"
+FILE_B = "correspondence_B.txt"
+FILE_ACTIVATION = "correspondence_activation.txt"
+FILE_JSON = "correspondences.json"
+
+
+def _lines(path: str | os.PathLike, what: str) -> list[tuple[int, str]]:
+    """Non-blank lines of a text file as ``(line number, text)``; one-line errors for unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise SemstyleError(f"{what} {path}: " + ("is a folder, not a file" if path.is_dir() else "file not found"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SemstyleError(f"{what} {path}: not a readable text file ({e.__class__.__name__})") from None
+    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _number(text: str, path, lineno: int, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SemstyleError(f"{what} {path}, line {lineno}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise SemstyleError(f"{what} {path}, line {lineno}: {text!r} is not a finite number")
+    return value
+
+
+def read_keypoints(path: str | os.PathLike, image_size: tuple[int, int] | None = None,
+                   what: str = "keypoint file") -> torch.Tensor:
+    """Read a ``row, col`` keypoint file into an ``(N, 2)`` float tensor of **(x, y)** pixel coordinates.
+
+    Args:
+        path: the text file (blank lines are ignored; an empty file gives ``(0, 2)``).
+        image_size: ``(H, W)`` of the image the points belong to; when given, every point must satisfy
+            ``0 <= x < W`` and ``0 <= y < H``.
+        what: how error messages name the file.
+
+    Raises :class:`SemstyleError` naming the file and line for a malformed line, a non-finite number or a point
+    outside the image.
+    """
+    rows = []
+    for lineno, line in _lines(path, what):
+        parts = [p.strip() for p in line.replace("\t", ",").split(",") if p.strip()]
+        if len(parts) == 1 and len(line.split()) == 2:  # tolerate "row col" written with a space
+            parts = line.split()
+        if len(parts) != 2:
+            raise SemstyleError(f"{what} {path}, line {lineno}: expected 'row, col', got {line!r}")
+        r, c = (_number(p, path, lineno, what) for p in parts)
+        if image_size is not None:
+            h, w = image_size
+            if not (0 <= r < h and 0 <= c < w):
+                raise SemstyleError(
+                    f"{what} {path}, line {lineno}: point (row {r:g}, col {c:g}) is outside the {w}x{h} image"
+                )
+        rows.append((c, r))
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 2)
+
+
+def _check_points(points: torch.Tensor, name: str) -> torch.Tensor:
+    points = torch.as_tensor(points).detach().cpu().double()
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise SemstyleError(f"{name}: points must have shape (N, 2) in (x, y) order, got {tuple(points.shape)}")
+    if not torch.isfinite(points).all():
+        raise SemstyleError(f"{name}: points contain NaN or infinite values")
+    return points
+
+
+def write_keypoints(path: str | os.PathLike, points_xy: torch.Tensor) -> Path:
+    """Write ``(N, 2)`` (x, y) points as ``row, col`` integer lines (rounded to the nearest pixel), atomically."""
+    points = _check_points(points_xy, str(path)).round().long()
+    text = "".join(f"{y}, {x}\n" for x, y in points.tolist())
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _read_activation(path, n: int, ref) -> torch.Tensor:
+    lines = _lines(path, "activation file")
+    values = []
+    for lineno, line in lines:
+        parts = [p for p in line.replace(",", " ").split() if p]
+        if len(parts) != 1:
+            raise SemstyleError(f"activation file {path}, line {lineno}: expected one number, got {line!r}")
+        values.append(_number(parts[0], path, lineno, "activation file"))
+    if len(values) != n:
+        raise SemstyleError(f"activation file {path}: {len(values)} values but {ref} has {n} points")
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def read_correspondences(path_a, path_b, activation_path=None, size_a=None, size_b=None):
+    """Read matching keypoint files: ``(points_a, points_b, activation or None)``.
+
+    Points are ``(N, 2)`` float (x, y) in each image's pixels; ``size_a``/``size_b`` = ``(H, W)`` enable the
+    range check of :func:`read_keypoints`. Unequal point counts are an error.
+    """
+    pa = read_keypoints(path_a, size_a, "keypoint file A")
+    pb = read_keypoints(path_b, size_b, "keypoint file B")
+    if len(pa) != len(pb):
+        raise SemstyleError(f"keypoint files {path_a} and {path_b}: {len(pa)} vs {len(pb)} points; they must match")
+    activation = None if activation_path is None else _read_activation(activation_path, len(pa), path_a)
+    return pa, pb, activation
+
+
+def write_correspondences(out_dir, pa, pb, activation=None, meta: dict | None = None) -> Path:
+    """Write ``correspondence_A.txt``, ``correspondence_B.txt``, ``correspondence_activation.txt`` (DST format) and
+    ``correspondences.json`` (float (x, y) coordinates of both sides, activations, plus ``meta``) into ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    pa, pb = _check_points(pa, "points A"), _check_points(pb, "points B")
+    if len(pa) != len(pb):
+        raise SemstyleError(f"correspondences: {len(pa)} points in A but {len(pb)} in B")
+    if activation is not None:
+        activation = torch.as_tensor(activation).detach().cpu().double().reshape(-1)
+        if len(activation) != len(pa):
+            raise SemstyleError(f"correspondences: {len(activation)} activations for {len(pa)} points")
+    write_keypoints(out_dir / FILE_A, pa)
+    write_keypoints(out_dir / FILE_B, pb)
+    if activation is not None:
+        text = "".join(f"{v:f}\n" for v in activation.tolist())
+        atomic_write(out_dir / FILE_ACTIVATION, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    doc = {
+        "format": "semstyle correspondences: points in (x, y) pixels of each original image",
+        "points_a": [[round(x, 3), round(y, 3)] for x, y in pa.tolist()],
+        "points_b": [[round(x, 3), round(y, 3)] for x, y in pb.tolist()],
+        "activation": None if activation is None else [round(v, 6) for v in activation.tolist()],
+        **(meta or {}),
+    }
+    atomic_write(out_dir / FILE_JSON, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1), encoding="utf-8"))
+    return out_dir
