@@ -1,0 +1,75 @@
+"""Pictures of correspondences: both images side by side, numbered colour-matched points, connecting lines."""
+
+from __future__ import annotations
+
+import colorsys
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..image import to_pil
+
+GAP = 12  # white px between the two images
+
+
+def point_colours(n: int) -> list[tuple[int, int, int]]:
+    """``n`` distinct saturated colours (golden-ratio hue steps, so neighbours in the list differ strongly)."""
+    out = []
+    for i in range(n):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.85, 1.0 if i % 2 else 0.8)
+        out.append((int(r * 255), int(g * 255), int(b * 255)))
+    return out
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def draw_correspondences(image_a: torch.Tensor, image_b: torch.Tensor, points_a: torch.Tensor,
+                         points_b: torch.Tensor, height: int = 320, numbers: bool | None = None,
+                         lines: bool | None = None, title: str | None = None) -> Image.Image:
+    """Side-by-side picture of two images with matched points.
+
+    Args:
+        image_a, image_b: ``(1, 3, H, W)`` RGB in [0, 1] (any sizes).
+        points_a, points_b: ``(N, 2)`` (x, y) in each image's own pixels; pair i gets colour i and number i + 1.
+        height: both images are scaled to this height (aspect kept).
+        numbers, lines: label points / join pairs; default on for at most 100 pairs (dense levels get dots only).
+        title: optional caption drawn on a white strip above.
+    """
+    n = len(points_a)
+    numbers = n <= 100 if numbers is None else numbers
+    lines = n <= 100 if lines is None else lines
+    pil_a, pil_b = to_pil(image_a), to_pil(image_b)
+    sa, sb = height / pil_a.height, height / pil_b.height
+    pil_a = pil_a.resize((max(1, round(pil_a.width * sa)), height), Image.LANCZOS)
+    pil_b = pil_b.resize((max(1, round(pil_b.width * sb)), height), Image.LANCZOS)
+    top = 22 if title else 0
+    canvas = Image.new("RGB", (pil_a.width + GAP + pil_b.width, height + top), "white")
+    canvas.paste(pil_a, (0, top))
+    canvas.paste(pil_b, (pil_a.width + GAP, top))
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    font = _font(11)
+    if title:
+        draw.text((4, 4), title, fill="black", font=font)
+
+    def place(p, scale, dx):  # pixel centres: (x + 0.5) * scale - 0.5
+        return (float(p[0] + 0.5) * scale - 0.5 + dx, float(p[1] + 0.5) * scale - 0.5 + top)
+
+    colours = point_colours(n)
+    pts_a = [place(p, sa, 0) for p in points_a.tolist()]
+    pts_b = [place(p, sb, pil_a.width + GAP) for p in points_b.tolist()]
+    if lines:
+        for (xa, ya), (xb, yb), c in zip(pts_a, pts_b, colours):
+            draw.line([(xa, ya), (xb, yb)], fill=c + (150,), width=1)
+    radius = 4 if n <= 100 else 2
+    for i, (a, b, c) in enumerate(zip(pts_a, pts_b, colours)):
+        for x, y in (a, b):
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=c, outline="black")
+            if numbers:
+                draw.text((x + radius + 1, y - radius - 6), str(i + 1), fill=c, font=font, stroke_width=2,
+                          stroke_fill="black")
+    return canvas
