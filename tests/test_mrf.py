@@ -1,0 +1,127 @@
+"""Patch MRF loss against brute force; semantic guidance; masked Gram loss."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semstyle.losses.gram import gram_loss, gram_matrix
+from semstyle.losses.gram_masked import MaskedGramLoss, masked_grams
+from semstyle.losses.mrf import MRFLoss, extract_patches, mrf_loss, ncc_patches, nearest_patches
+
+
+def _brute_force(x, s, k, stride, style_stride, xm=None, sm=None, w=0.0):
+    """NCC by explicit patch vectors: score[i, j] = <x_i, s_j>/(|x_i||s_j|) + w <m_i, n_j>/(|m_i||n_j|)."""
+    xp = extract_patches(x, k, stride).flatten(1)
+    sp = extract_patches(s, k, style_stride).flatten(1)
+    score = F.normalize(xp, dim=1) @ F.normalize(sp, dim=1).t()
+    if w:
+        score = score + w * F.normalize(extract_patches(xm, k, stride).flatten(1), dim=1) @ \
+            F.normalize(extract_patches(sm, k, style_stride).flatten(1), dim=1).t()
+    return score.max(dim=1)
+
+
+@pytest.mark.parametrize("stride,style_stride", [(1, 1), (2, 2), (1, 2)])
+def test_nearest_patches_equals_brute_force(stride, style_stride):
+    gen = torch.Generator().manual_seed(stride * 10 + style_stride)
+    x, s = torch.randn(1, 6, 11, 13, generator=gen), torch.randn(1, 6, 10, 9, generator=gen)
+    target, _ = ncc_patches(x, 3, stride)
+    style, _ = ncc_patches(s, 3, style_stride)
+    for chunk in (7, 1 << 20):  # many chunks (7 scores each) or one
+        index, score = nearest_patches(target, style, chunk_elements=chunk)
+        ref_score, ref_index = _brute_force(x, s, 3, stride, style_stride)
+        assert torch.equal(index, ref_index)
+        assert torch.allclose(score, ref_score, atol=1e-5)
+
+
+def test_guided_matching_equals_brute_force_and_obeys_the_map():
+    gen = torch.Generator().manual_seed(3)
+    x, s = torch.randn(1, 5, 9, 9, generator=gen), torch.randn(1, 5, 9, 9, generator=gen)
+    xm, sm = torch.zeros(1, 2, 9, 9), torch.zeros(1, 2, 9, 9)
+    xm[:, 0, :, :5], xm[:, 1, :, 5:] = 1, 1
+    sm[:, 0, :5], sm[:, 1, 5:] = 1, 1
+    target, _ = ncc_patches(x, 3, 1, xm, mask_scale=10.0)
+    style, _ = ncc_patches(s, 3, 1, sm)
+    index, score = nearest_patches(target, style, chunk_elements=13)
+    ref_score, ref_index = _brute_force(x, s, 3, 1, 1, xm, sm, 10.0)
+    assert torch.equal(index, ref_index) and torch.allclose(score, ref_score, atol=1e-4)
+    # patches wholly inside target region 0 (columns 0..2 of the 7x7 grid) take style patches wholly inside region 0
+    rows, cols = index // 7, index % 7
+    inside = torch.arange(49) % 7 <= 2
+    assert (rows[inside] <= 2).all()
+    # unguided, the same features pick across regions
+    unguided, _ = nearest_patches(ncc_patches(x, 3, 1)[0], ncc_patches(s, 3, 1)[0])
+    assert (unguided // 7)[inside].max() > 2
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_mrf_loss_and_gradient_equal_the_explicit_patch_loss(stride):
+    gen = torch.Generator().manual_seed(stride)
+    x, matched_src = torch.randn(1, 4, 10, 9, generator=gen), torch.randn(1, 4, 10, 9, generator=gen)
+    matched = extract_patches(matched_src, 3, stride)[torch.randperm(len(extract_patches(x, 3, stride)), generator=gen)]
+    a = x.clone().requires_grad_(True)
+    b = x.clone().requires_grad_(True)
+    loss = mrf_loss(a, matched, 3, stride)
+    ref = (extract_patches(b, 3, stride) - matched).pow(2).mean()
+    loss.backward()
+    ref.backward()
+    assert torch.allclose(loss, ref, rtol=1e-5)
+    assert torch.allclose(a.grad, b.grad, atol=1e-7)
+
+
+def test_mrf_loss_module_is_zero_on_the_style_itself_and_pulls_towards_it():
+    gen = torch.Generator().manual_seed(0)
+    s = {"relu3_1": torch.rand(1, 8, 12, 12, generator=gen)}
+    loss = MRFLoss(["relu3_1"])
+    loss.set_style(s)
+    assert loss(s).item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.equal(loss.last_index["relu3_1"], torch.arange(100))  # every patch finds itself
+    x = {"relu3_1": torch.rand(1, 8, 12, 12, generator=gen).requires_grad_(True)}
+    before = loss(x)
+    before.backward()
+    with torch.no_grad():
+        x["relu3_1"] -= 2.0 * x["relu3_1"].grad
+    assert loss(x) < before
+
+
+def test_invalid_style_area_gives_no_patches():
+    s = {"relu3_1": torch.rand(1, 4, 10, 10)}
+    valid = torch.ones(1, 1, 10, 10)
+    valid[..., :, :4] = 0  # an empty (rotated) corner strip
+    loss = MRFLoss(["relu3_1"], style_stride=1)
+    loss.set_style([s], valid=[valid])
+    assert len(loss.style_rows["relu3_1"]) == 8 * 4  # patch columns 4..7 only
+
+
+def test_bf16_search_agrees_with_fp32_on_most_patches():
+    gen = torch.Generator().manual_seed(1)
+    x, s = torch.rand(1, 64, 16, 16, generator=gen), torch.rand(1, 64, 16, 16, generator=gen)
+    s[..., :8, :] *= 3  # distinct patches
+    exact = nearest_patches(ncc_patches(x, 3, 1)[0], ncc_patches(s, 3, 1)[0])[0]
+    fast = nearest_patches(ncc_patches(x, 3, 1, dtype=torch.bfloat16)[0],
+                           ncc_patches(s, 3, 1, dtype=torch.bfloat16)[0])[0]
+    assert (fast == exact).float().mean() > 0.6  # near-ties may flip at bf16 precision
+
+
+def test_masked_gram_equals_per_region_gram_loss():
+    gen = torch.Generator().manual_seed(2)
+    f_s, f_x = torch.rand(1, 5, 8, 8, generator=gen), torch.rand(1, 5, 8, 8, generator=gen).requires_grad_(True)
+    m = torch.zeros(1, 3, 8, 8)
+    m[:, 0, :4], m[:, 1, 4:] = 1, 1  # region 2 is empty
+    grams, area = masked_grams(f_s, m)
+    region0 = f_s[..., :4, :].reshape(5, -1)
+    assert torch.allclose(grams[0], region0 @ region0.t() / region0.shape[1], atol=1e-6)  # a per-region average
+    assert area.tolist() == [0.5, 0.5, 0.0]
+    loss = MaskedGramLoss(["relu1_1"])
+    loss.set_style({"relu1_1": f_s}, m)
+    loss.set_target_masks(m)
+    assert loss({"relu1_1": f_s}).item() == pytest.approx(0.0, abs=1e-7)
+    value = loss({"relu1_1": f_x})
+    ref = (gram_loss(masked_grams(f_x, m)[0][:2], grams[:2]))
+    assert torch.allclose(value, ref)
+    value.backward()
+    assert f_x.grad.abs().sum() > 0
+    # swapping the target regions changes the loss: region r is compared with region r only
+    swapped = m[:, [1, 0, 2]]
+    loss.set_target_masks(swapped)
+    assert not torch.allclose(loss({"relu1_1": f_s}), torch.zeros(()))
+    assert gram_matrix(f_s).shape == (1, 5, 5)
