@@ -147,5 +147,6 @@ def write_correspondences(out_dir, pa, pb, activation=None, meta: dict | None = 
         "activation": None if activation is None else [round(v, 6) for v in activation.tolist()],
         **(meta or {}),
     }
-    atomic_write(out_dir / FILE_JSON, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1), encoding="utf-8"))
+    text = "{\n" + ",\n".join(f" {json.dumps(key)}: {json.dumps(value)}" for key, value in doc.items()) + "\n}\n"
+    atomic_write(out_dir / FILE_JSON, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return out_dir

@@ -70,6 +70,7 @@ class Correspondences:
     size_a: tuple[int, int]
     size_b: tuple[int, int]
     levels: list[LevelMatches] = field(default_factory=list)
+    candidates: int = 0  # pairs left after border and uniqueness pruning, before the k-means selection
 
     def __iter__(self):
         return iter((self.points_a, self.points_b, self.activation))
@@ -261,8 +262,9 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
     pa, pb, act = pa[keep], pb[keep], act[keep]
     sel = unique_points(pa, act)
     pa, pb, act = pa[sel], pb[sel], act[sel]
+    candidates = len(act)
     if k is not None:
         sel = kmeans_select(pa, pb, act, k)
         pa, pb, act = pa[sel], pb[sel], act[sel]
     return Correspondences(_to_original(pa, work_hw_a, orig_a), _to_original(pb, work_hw_b, orig_b), act,
-                           orig_a, orig_b, records)
+                           orig_a, orig_b, records, candidates)
