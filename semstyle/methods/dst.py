@@ -1,0 +1,420 @@
+"""Deformable Style Transfer (Kim, Kolkin, Salavon & Shakhnarovich, ECCV 2020).
+
+The stylised image ``X`` and the displacements ``θ`` of content keypoints ``P`` are optimised together; the output
+is the warped image ``W(X, θ)`` (:mod:`semstyle.warp`, thin-plate spline with a fixed border):
+
+    L = α·L_content(X, C) + L_style(X, S) + L_style(W(X, θ), S) + β·L_warp(P, P', θ) + γ·R_TV(f_θ)
+
+``L_warp = mean_i ‖(p_i + θ_i) − p'_i‖₂`` (px at the final size), where the targets ``P'`` are the style keypoints
+brought into the content frame by a least-squares similarity (Umeyama), and ``R_TV`` is the size-normalised total
+variation of the warp's flow field (:func:`semstyle.losses.tv_loss`, squared differences of the per-pixel flow,
+which do not change with the scale). The base losses are STROTSS's (``base: strotss``, as the paper) or Gatys's
+Gram losses (``base: gram``). ``warp_weight = 0`` runs the base method alone, as DST's ``styletransfer.py`` does.
+
+Keypoints come from DST-format files (``row, col`` per line, original pixels), from Neural Best-Buddies run inline
+with DST's cleaning, or from face landmarks (``keypoints: faces``, the ``faces`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..config import check_choice, check_number, load_config, scale_schedule
+from ..correspondence import read_correspondences, similarity_align, write_correspondences, write_keypoints
+from ..encoder import check_layers, vgg19_encoder
+from ..errors import ConfigError, SemstyleError, check
+from ..image import load_image, resize, save_image
+from ..losses import ContentLoss, GramLoss, tv_loss
+from ..optim import OPTIMIZERS, optimize
+from ..runs import RunDir
+from ..schedule import coarse_to_fine
+from ..warp import draw_points, flow_picture, save_flow, tps_flow, warp_image
+
+BASES = ("strotss", "gram")
+KEYPOINT_SOURCES = ("auto", "files", "nbb", "faces")
+
+DEFAULTS = {
+    "content": "assets/content/astronaut.jpg",
+    "style": "assets/styles/monalisa.jpg",
+    "base": "strotss",  # strotss (the paper) | gram (Gatys et al. 2016 losses)
+    # DST job_example.sh: im_size 256 and 3 scales (styletransfer.py: 64, 128, 256), max_iter 150 per scale
+    "size": 256,
+    "scales": [64, 128],
+    "steps": 150,
+    "keypoints": "auto",  # auto (files if given, else nbb) | files | nbb | faces
+    "content_keypoints": None,  # DST-format keypoint files (row, col per line, original pixels)
+    "style_keypoints": None,
+    "nbb_size": 256,  # NBB working size (DST job_example.sh: --imageSize 256 --fast)
+    "max_points": 80,  # DST cleanpoints.py via job_example.sh: max_num_points 80, b 10 (px at nbb_size)
+    "min_point_distance": 10,
+    # None = the base's default (BASE_DEFAULTS below)
+    "content_weight": None,  # α
+    "style_weight": None,  # weight of each style term (1 in DST's formula)
+    "warp_weight": None,  # β
+    "reg_weight": None,  # γ
+    "optimizer": None,
+    "lr": None,
+    "momentum": None,  # SGD only
+    "warp_lr": None,  # learning rate of θ (px at the final size)
+    "scale_content_weight": None,  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
+    "border_points": 80,  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
+    "warp_grid": 64,  # side of the lattice the spline is evaluated on during the optimisation (semstyle.warp)
+    "target_margin": 5,  # targets are clamped this many px (at 256) inside the image (DST styletransfer.py)
+    "naive_baseline": False,  # also stylise the keypoint-warped content with the base method alone
+    "pooling": None,  # VGG pooling; None = the base's
+    "pyramid_levels": 5,  # strotss base: Laplacian pyramid levels (STROTSS/DST utils_pyr: pyr_levs 5)
+}
+
+# Per-base defaults for the keys left at None above.
+BASE_DEFAULTS = {
+    # DST README / job_example.sh: "We like using 8, 0.5, and 50" (alpha, beta, gamma); optim sgd, lr 0.3;
+    # styletransfer.py: SGD momentum 0.9, content weight × 2^(scales-1-scale), i.e. 32/16/8 at 64/128/256 px.
+    "strotss": {
+        "content_weight": 8.0, "style_weight": 1.0, "warp_weight": 0.5, "reg_weight": 50.0,
+        "optimizer": "sgd", "lr": 0.3, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
+        "warp_lr": None,  # styletransfer.py: warp_lr_fac 1
+    },
+    # No public reference: Gatys's weights (semstyle.methods.gatys) for the image; β, γ, the optimiser and θ's step
+    # chosen by experiment on the DST bunny and astronaut/Mona Lisa pairs (docs/dst.md). Adam moves θ by about
+    # warp_lr px per step whatever the loss units, where L-BFGS, sharing one step size with the pixels, hardly
+    # moves it.
+    "gram": {
+        "content_weight": 1.0e-3, "style_weight": 1.0e-6, "warp_weight": 40.0, "reg_weight": 50.0,
+        "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
+        "warp_lr": 0.3,
+    },
+}
+
+GRAM_CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016
+GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+
+def resolved(cfg) -> dict:
+    """The config's optimisation settings with the base's defaults filled in for the keys left at None."""
+    out = dict(BASE_DEFAULTS[cfg.base])
+    for key in out:
+        if cfg.get(key) is not None:
+            out[key] = cfg[key]
+    if out["optimizer"] == "lbfgs" and cfg.warp_lr is None:  # one step size for every parameter
+        out["warp_lr"] = None
+    return out
+
+
+def validate(cfg) -> None:
+    check_choice(cfg, "base", BASES)
+    check_choice(cfg, "keypoints", KEYPOINT_SOURCES)
+    for key in ("content_weight", "style_weight", "warp_weight", "reg_weight", "momentum"):
+        if cfg[key] is not None:
+            check_number(cfg, key, lo=0)
+    for key in ("lr", "warp_lr"):
+        if cfg[key] is not None:
+            check_number(cfg, key, lo=0, lo_open=True)
+    if cfg.optimizer is not None:
+        check_choice(cfg, "optimizer", OPTIMIZERS)
+    if cfg.pooling is not None:
+        check_choice(cfg, "pooling", ("max", "avg"))
+    check_number(cfg, "border_points", lo=0, hi=1000, integer=True)
+    check_number(cfg, "warp_grid", lo=2, integer=True)
+    check_number(cfg, "target_margin", lo=0)
+    check_number(cfg, "nbb_size", lo=32, hi=2048, integer=True)
+    check_number(cfg, "max_points", lo=3, integer=True)
+    check_number(cfg, "min_point_distance", lo=0)
+    check_number(cfg, "pyramid_levels", lo=0, hi=10, integer=True)
+    has_a, has_b = cfg.content_keypoints is not None, cfg.style_keypoints is not None
+    check(has_a == has_b, "content_keypoints and style_keypoints: give both keypoint files or neither")
+    check(cfg.keypoints != "files" or has_a, "keypoints=files needs content_keypoints and style_keypoints")
+    check(resolved(cfg)["optimizer"] != "lbfgs" or cfg.warp_lr is None,
+          "warp_lr: L-BFGS has one step size for all parameters; set optimizer to adam or sgd, or warp_lr to null")
+
+
+# -- keypoints ---------------------------------------------------------------------------------------------------
+
+def check_keypoints(content_pts: torch.Tensor, style_pts: torch.Tensor, where: str) -> None:
+    """Keypoint pairs usable by DST: equal counts, at least 3, finite, no repeated content point."""
+    if len(content_pts) != len(style_pts):
+        raise SemstyleError(f"{where}: {len(content_pts)} content but {len(style_pts)} style keypoints; they must pair up")
+    if len(content_pts) < 3:
+        raise SemstyleError(f"{where}: {len(content_pts)} keypoint pairs; DST needs at least 3")
+    if not (torch.isfinite(content_pts).all() and torch.isfinite(style_pts).all()):
+        raise SemstyleError(f"{where}: keypoints contain NaN or infinite values")
+    same = (torch.cdist(content_pts, content_pts) < 0.5).float().triu(1).nonzero()
+    if len(same):
+        i, j = same[0].tolist()
+        raise SemstyleError(f"{where}: content keypoints {i + 1} and {j + 1} are the same pixel "
+                            f"({content_pts[i, 0]:g}, {content_pts[i, 1]:g}); a warp cannot move one point two ways")
+
+
+def _nbb_pairs(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inline Neural Best-Buddies + DST's cleaning -> points in original pixels and activations."""
+    try:
+        from ..correspondence import clean_points, nbb_keypoints
+    except ImportError as e:  # the NBB module is not part of this installation
+        raise SemstyleError(f"keypoints=nbb: Neural Best-Buddies is unavailable ({e}); give keypoint files") from None
+    found = nbb_keypoints(content, style, fast=True, size=cfg.nbb_size, precision=cfg.precision, device=cfg.device,
+                          progress=cfg.progress)
+    return clean_points(found.points_a, found.points_b, found.activation, content.shape[-2:], style.shape[-2:],
+                        size=cfg.nbb_size, max_points=cfg.max_points, min_distance=cfg.min_point_distance)
+
+
+def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """``(content points, style points, source)``: ``(N, 2)`` (x, y) in each image's original pixels."""
+    source = cfg.keypoints
+    if source == "auto":
+        source = "files" if cfg.content_keypoints is not None else "nbb"
+    if source == "files":
+        pa, pb, _ = read_correspondences(cfg.content_keypoints, cfg.style_keypoints,
+                                         size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+        check_keypoints(pa, pb, f"keypoint files {cfg.content_keypoints}, {cfg.style_keypoints}")
+        return pa, pb, "files"
+    if source == "faces":
+        from ..landmarks import face_keypoints
+
+        found = face_keypoints(content, style)
+        if found is not None:
+            check_keypoints(*found, "face landmarks")
+            return found[0], found[1], "faces"
+        warnings.warn("keypoints=faces: no face found in the content or style image; falling back to NBB",
+                      stacklevel=2)
+    pa, pb, _ = _nbb_pairs(content, style, cfg)
+    check_keypoints(pa, pb, "NBB keypoints")
+    return pa, pb, "nbb"
+
+
+# -- the base losses ---------------------------------------------------------------------------------------------
+
+class _GramBase:
+    """Gatys content (conv4_2) and Gram style losses on pixels; ``X`` and ``W(X)`` share one batched VGG pass."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.content = ContentLoss(GRAM_CONTENT_LAYERS)
+        self.style = GramLoss(GRAM_STYLE_LAYERS)
+        self.layers = [l for l in _ordered(GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS)]
+
+    def set_targets(self, content: torch.Tensor, style: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.content.set_target(self.encoder(content, self.content.layers))
+            self.style.set_target(self.encoder(style, self.style.layers))
+
+    def upsample(self, previous: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        return resize(previous, tuple(content.shape[-2:]))
+
+    def parameterise(self, image: torch.Tensor):
+        x = image.clone().requires_grad_(True)
+        return [x], lambda: x, lambda: x.clamp_(0, 1)
+
+    def losses(self, x: torch.Tensor, warped: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Unweighted ``(content(X), style(X), style(W(X)) or None)``."""
+        batch = x if warped is None else torch.cat([x, warped])
+        feats = self.encoder(batch, self.layers)
+        fx = {layer: f[:1] for layer, f in feats.items()}
+        style_w = None if warped is None else self.style({layer: f[1:] for layer, f in feats.items()})
+        return self.content(fx), self.style(fx), style_w
+
+
+class _StrotssBase:
+    """STROTSS's self-similarity content loss and REMD + moment + colour style loss (semstyle.losses.strotss), on
+    a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
+
+    def __init__(self, encoder, levels: int, seed: int):
+        from ..losses.strotss import StrotssLoss
+
+        self.loss = StrotssLoss(encoder, seed=seed)
+        self.levels = levels
+        self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
+
+    def set_targets(self, content: torch.Tensor, style: torch.Tensor) -> None:
+        self.loss.set_targets(content, style)
+
+    def upsample(self, previous: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """The previous scale's result plus the content's detail band it could not hold: DST keeps one pyramid of
+        the content for all scales and uses only its coarser levels at first, so a new scale starts with the
+        content's finest band (styletransfer.py: ``syn_lap_pyr(s_pyr[begin_ind:])``)."""
+        from ..pyramid import high_pass
+
+        return resize(previous, tuple(content.shape[-2:]), mode="bilinear") + high_pass(content)
+
+    def parameterise(self, image: torch.Tensor):
+        from ..pyramid import LaplacianPyramid
+
+        pyramid = LaplacianPyramid(image, self.levels).to(image.device)
+        return list(pyramid.parameters()), pyramid, None
+
+    def _style(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return terms["remd"] + terms["moment"] + terms["color"] / max(self.content_weight, 1.0)
+
+    def losses(self, x, warped):
+        points = self.loss.draw_points()
+        hx = self.loss.hypercolumns(x, points)
+        content = self.loss.content_term(hx, points)
+        style_w = None if warped is None else self._style(self.loss.style_terms(self.loss.hypercolumns(warped, points)))
+        return content, self._style(self.loss.style_terms(hx)), style_w
+
+
+def _ordered(layers) -> list[str]:
+    from ..encoder import LAYER_NAMES
+
+    return [l for l in LAYER_NAMES if l in set(layers)]
+
+
+# -- the method --------------------------------------------------------------------------------------------------
+
+def alignment_error(points: torch.Tensor, theta: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """DST's ``L_warp``: mean distance ``‖(p_i + θ_i) − p'_i‖₂`` (px); differentiable in ``θ``."""
+    return (points + theta - targets).norm(dim=1).mean()
+
+
+def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tensor, style_pts: torch.Tensor, cfg,
+             run: RunDir | None = None) -> dict[str, torch.Tensor]:
+    """DST with a resolved config. Images ``(1, 3, H, W)`` in [0, 1]; keypoints ``(N, 2)`` (x, y) in each image's
+    own pixels. Returns ``{"output", "stylized", "content_warped", "theta", "points", "targets", "flow"}`` at the
+    final size (points in its pixels)."""
+    check_keypoints(content_pts, style_pts, "keypoints")
+    opt = resolved(cfg)
+    encoder = vgg19_encoder(opt["pooling"], cfg.precision, cfg.device)
+    device = encoder.device
+    size = int(cfg.size)
+    content_f = resize(content, size)
+    style_f = resize(style, size)
+    h, w = content_f.shape[-2:]
+    # Keypoints at the final size (DST main.py: × im_size / max(w, h)); targets in the content frame.
+    points = content_pts.float() * (size / max(content.shape[-2:]))
+    style_scaled = style_pts.float() * (size / max(style.shape[-2:]))
+    targets = similarity_align(style_scaled, points)
+    margin = cfg.target_margin * size / 256
+    targets = torch.stack([targets[:, 0].clamp(margin, w - 1 - margin), targets[:, 1].clamp(margin, h - 1 - margin)], 1)
+    points, targets = points.to(device), targets.to(device)
+    use_warp = opt["warp_weight"] > 0
+    base = _GramBase(encoder) if cfg.base == "gram" else _StrotssBase(encoder, cfg.pyramid_levels, cfg.seed)
+    state = {"theta": torch.zeros_like(points)}
+    log = run.log if run is not None else None
+    torch.manual_seed(cfg.seed)
+
+    def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> torch.Tensor:
+        content_s = resize(content_f, long_side).to(device)
+        style_s = resize(style_f, long_side).to(device)
+        hs, ws = content_s.shape[-2:]
+        factor = ws / w  # final-size px -> this scale's px
+        alpha = opt["content_weight"] * (size / long_side if opt["scale_content_weight"] else 1.0)
+        base.content_weight = alpha
+        base.set_targets(content_s, style_s)
+        start = content_s if previous is None else base.upsample(previous.to(device), content_s)
+        params, image_fn, project = base.parameterise(start)
+        theta = state["theta"].clone().requires_grad_(use_warp)
+        groups = [{"params": params}]
+        if use_warp:
+            groups.append({"params": [theta]} if opt["warp_lr"] is None else {"params": [theta], "lr": opt["warp_lr"]})
+        if opt["optimizer"] == "sgd":  # DST styletransfer.py: SGD with momentum 0.9 (per group: optimize() has no knob)
+            for group in groups:
+                group["momentum"] = opt["momentum"]
+        if opt["optimizer"] == "lbfgs":
+            groups = [{"params": [p for g in groups for p in g["params"]]}]
+
+        def objective():
+            x = image_fn()
+            if use_warp:
+                flow = tps_flow(points * factor, theta * factor, (hs, ws), cfg.border_points, cfg.warp_grid)
+                warped = warp_image(x, flow)
+            else:
+                warped = None
+            l_content, l_style, l_style_w = base.losses(x, warped)
+            terms = {"content": alpha * l_content, "style": opt["style_weight"] * l_style}
+            if use_warp:
+                terms["style_warped"] = opt["style_weight"] * l_style_w
+                terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets)
+                terms["warp_tv"] = opt["reg_weight"] * tv_loss(flow)
+            total = sum(terms.values())
+            return total, {k: float(v.detach()) for k, v in terms.items()}
+
+        def save_frame(step: int) -> None:
+            if run is not None and cfg.save_every > 0 and (step + 1) % cfg.save_every == 0:
+                with torch.no_grad():
+                    run.save_image(f"frames/s{index}_{step + 1:05d}.png", image_fn().clamp(0, 1))
+
+        optimize(groups, objective, cfg.steps, opt["optimizer"], opt["lr"], project=project, log=log, scale=index,
+                 on_step=save_frame, desc=f"dst/{cfg.base} {long_side}px", progress=cfg.progress)
+        state["theta"] = theta.detach()
+        with torch.no_grad():
+            return image_fn().clamp(0, 1).detach().cpu()
+
+    stylized = coarse_to_fine(scale_schedule(cfg), scale_fn, run, state)
+    theta = state["theta"]
+    with torch.no_grad():
+        # the final warp is evaluated at every pixel (exact spline) and sampled bicubically
+        flow = tps_flow(points, theta, (h, w), cfg.border_points, grid=None)
+        if use_warp:
+            output = warp_image(stylized.to(device), flow, mode="bicubic")
+            content_warped = warp_image(content_f.to(device), flow, mode="bicubic")
+        else:  # the base method alone
+            output, content_warped = stylized, content_f
+    return {"output": output.cpu(), "stylized": stylized, "content_warped": content_warped.cpu(),
+            "theta": theta.cpu(), "points": points.cpu(), "targets": targets.cpu(), "flow": flow.cpu(),
+            "content": content_f, "style": style_f, "style_points": style_scaled}
+
+
+def _naive_baseline(result: dict, cfg) -> torch.Tensor:
+    """Warp the content so its keypoints land exactly on the targets, then stylise it with the base method alone."""
+    points, targets = result["points"], result["targets"]
+    content_f = result["content"]
+    with torch.no_grad():
+        flow = tps_flow(points, targets - points, tuple(content_f.shape[-2:]), cfg.border_points, grid=None)
+        warped_content = warp_image(content_f, flow, mode="bicubic")
+    plain = load_config({**_container(cfg), "warp_weight": 0.0, "naive_baseline": False, "out_dir": None})
+    return transfer(warped_content, result["style"], targets, result["style_points"], plain)["output"]
+
+
+def _container(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def stylize(content, style, content_keypoints=None, style_keypoints=None, **options) -> torch.Tensor:
+    """Python API: ``stylize(content, style, content_keypoints, style_keypoints, base="gram", size=256, ...)``.
+
+    ``content``/``style``: image paths or ``(1, 3, H, W)`` tensors in [0, 1]; keypoints: DST-format files, ``(N, 2)``
+    (x, y) tensors in each image's pixels, or None (NBB). Returns the warped stylised image ``W(X, θ)``.
+    """
+    files = isinstance(content_keypoints, (str, Path))
+    cfg = load_config({"method": "dst", **options, **({"content_keypoints": str(content_keypoints),
+                                                      "style_keypoints": str(style_keypoints)} if files else {})})
+    content = content if isinstance(content, torch.Tensor) else load_image(content, what="content image")
+    style = style if isinstance(style, torch.Tensor) else load_image(style, what="style image")
+    if content_keypoints is None or files:
+        content_keypoints, style_keypoints, _ = get_keypoints(content, style, cfg)
+    return transfer(content, style, torch.as_tensor(content_keypoints), torch.as_tensor(style_keypoints), cfg)["output"]
+
+
+def run(cfg, run_dir: RunDir) -> torch.Tensor:
+    content = load_image(cfg.content, what="content image")
+    style = load_image(cfg.style, what="style image")
+    content_pts, style_pts, source = get_keypoints(content, style, cfg)
+    if source != "files":  # keep what NBB / the landmarks found, in original pixels and DST's format
+        write_correspondences(run_dir.path / "correspondences", content_pts, style_pts,
+                              meta={"source": source, "content": str(cfg.content), "style": str(cfg.style)})
+    result = transfer(content, style, content_pts, style_pts, cfg, run_dir)
+    points, targets, theta = result["points"], result["targets"], result["theta"]
+    run_dir.save_image("output.png", result["output"])
+    run_dir.save_image("stylized_unwarped.png", result["stylized"])
+    run_dir.save_image("content_warped.png", result["content_warped"])
+    run_dir.save_image("content_keypoints.png", draw_points(result["content"], points, targets))
+    run_dir.save_image("style_keypoints.png", draw_points(result["style"], result["style_points"]))
+    run_dir.save_image("output_keypoints.png", draw_points(result["output"], points + theta, targets))
+    run_dir.save_image("flow.png", flow_picture(result["output"], result["flow"], points, points + theta))
+    save_flow(run_dir.path / "flow.flo", result["flow"])
+    for name, pts in (("src", points), ("dst", points + theta), ("target", targets)):
+        write_keypoints(run_dir.path / f"keypoints_{name}.txt", pts)  # DST save_points: final-size px, row, col
+    if cfg.naive_baseline and resolved(cfg)["warp_weight"] > 0:
+        run_dir.save_image("naive_baseline.png", _naive_baseline(result, cfg))
+    start = float(alignment_error(points, torch.zeros_like(theta), targets))
+    end = float(alignment_error(points, theta, targets))
+    summary = {"keypoints": source, "pairs": len(points), "base": cfg.base, **resolved(cfg),
+               "alignment_error_px": {"start": round(start, 3), "end": round(end, 3)},
+               "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0}
+    (run_dir.path / "dst.json").write_text(json.dumps(summary, indent=1))
+    return result["output"]

@@ -1,0 +1,108 @@
+"""Deformable Style Transfer (semstyle.methods.dst): keypoint alignment on the DST example, β = 0 = the base
+method, bad keypoint inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from semstyle.config import load_config
+from semstyle.errors import SemstyleError
+from semstyle.image import load_image, save_image
+from semstyle.methods import dst, gatys
+from semstyle.runner import run
+
+FAST = {"size": 64, "scales": [], "steps": 30, "progress": False, "precision": "bf16"}
+
+
+def _bunny(shared: Path):
+    d = shared / "portraits" / "dst_bunny"
+    content, style = load_image(d / "content.jpg"), load_image(d / "style.jpg")
+    from semstyle.correspondence import read_correspondences
+
+    pa, pb, _ = read_correspondences(d / "correspondence_A.txt", d / "correspondence_B.txt",
+                                     size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+    return content, style, pa, pb
+
+
+def test_alignment_error_halves_on_the_dst_example(shared_data):
+    """The published 32 keypoint pairs: DST moves the points at least half-way to their targets, and the content
+    loss of the unwarped X stays within 1.5x that of the base method run without the warp."""
+    content, style, pa, pb = _bunny(shared_data)
+    cfg = load_config({"method": "dst", "base": "gram", **FAST})
+    result = dst.transfer(content, style, pa, pb, cfg)
+    points, theta, targets = result["points"], result["theta"], result["targets"]
+    start = dst.alignment_error(points, torch.zeros_like(theta), targets)
+    end = dst.alignment_error(points, theta, targets)
+    print(f"alignment error {float(start):.2f} -> {float(end):.2f} px")
+    assert start > 3  # the pair really needs a deformation (px at 64)
+    assert end <= 0.5 * start
+
+    base_cfg = load_config({"method": "dst", "base": "gram", **FAST, "warp_weight": 0})
+    base = dst.transfer(content, style, pa, pb, base_cfg)
+    from semstyle.encoder import vgg19_encoder
+    from semstyle.losses import ContentLoss
+
+    enc = vgg19_encoder("avg", "bf16")
+    term = ContentLoss(("conv4_2",))
+    with torch.no_grad():
+        term.set_target(enc(result["content"], term.layers))
+        c_dst, c_base = float(term(enc(result["stylized"], term.layers))), float(term(enc(base["stylized"], term.layers)))
+    print(f"content loss of X: DST {c_dst:.1f}, base {c_base:.1f}")
+    assert c_dst <= 1.5 * c_base
+    # the output is the warped X, and the warped content moved the same way
+    assert not torch.allclose(result["output"], result["stylized"], atol=0.05)
+    assert torch.equal(base["output"], base["stylized"])
+
+
+def test_beta_zero_is_the_base_method(assets_dir):
+    content = load_image(assets_dir / "content" / "astronaut.jpg", 64)
+    style = load_image(assets_dir / "styles" / "monalisa.jpg", 64)
+    points = torch.tensor([[20.0, 20.0], [40.0, 22.0], [30.0, 45.0]])
+    common = {**FAST, "steps": 5, "optimizer": "adam", "lr": 0.02, "content_weight": 1e-3, "style_weight": 1e-6}
+    cfg = load_config({"method": "dst", "base": "gram", "warp_weight": 0, **common})
+    out = dst.transfer(content, style, points, points * 0.9 + 3, cfg)
+    ref = gatys.transfer(content, style, load_config({"method": "gatys", "init": "content", **common}))
+    assert torch.allclose(out["stylized"], ref, atol=1e-5)
+    assert (out["theta"] == 0).all()
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+@pytest.fixture
+def small_pair(tmp_path):
+    save_image(torch.rand(1, 3, 40, 48), tmp_path / "c.png")
+    save_image(torch.rand(1, 3, 36, 30), tmp_path / "s.png")
+    return tmp_path
+
+
+@pytest.mark.parametrize("a, b, message", [
+    (["5, 5", "10, 20", "30, 30"], ["5, 5", "10, 20"], "3 vs 2 points"),
+    (["5, 5", "10, 20", "30, 60"], ["5, 5", "10, 20", "30, 20"], "outside the 48x40 image"),
+    (["5, 5", "10, 20"], ["5, 5", "10, 20"], "at least 3"),
+    (["5, 5", "nan, 20", "30, 30"], ["5, 5", "10, 20", "30, 20"], "not a finite number"),
+    (["5, 5", "10, 20", "5, 5"], ["5, 5", "10, 20", "30, 20"], "same pixel"),
+])
+def test_bad_keypoints_are_one_line_errors(small_pair, a, b, message):
+    d = small_pair
+    out = d / "run"
+    with pytest.raises(SemstyleError, match=message) as info:
+        run({"method": "dst", "base": "gram", "content": str(d / "c.png"), "style": str(d / "s.png"),
+             "content_keypoints": _write(d / "a.txt", a), "style_keypoints": _write(d / "b.txt", b),
+             "size": 32, "steps": 1, "progress": False, "out_dir": str(out)})
+    assert "\n" not in str(info.value)
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+def test_bad_options_are_config_errors():
+    with pytest.raises(SemstyleError, match="both keypoint files"):
+        load_config({"method": "dst", "content_keypoints": "a.txt"})
+    with pytest.raises(SemstyleError, match="base"):
+        load_config({"method": "dst", "base": "mrf"})
+    with pytest.raises(SemstyleError, match="warp_lr"):
+        load_config({"method": "dst", "base": "gram", "optimizer": "lbfgs", "warp_lr": 0.5})
