@@ -70,7 +70,7 @@ def load_image(path: str | os.PathLike, size: Size = None, what: str = "image") 
     arr = pil_to_array(img)
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageError(f"{what} {path}: image has zero size")
-    image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+    image = torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
     return resize(image, size) if size is not None else image
 
 
