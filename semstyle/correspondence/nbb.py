@@ -121,18 +121,24 @@ def _pad(feat: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(feat[None], (pad,) * 4, mode=mode)[0]
 
 
-def _common_appearance(ca: torch.Tensor, cb: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move both crops' per-channel mean/std (measured on the window proper) to their average (NBB §4.2)."""
-    def stats(c):
-        inner = c[:, :, pad:c.shape[2] - pad, pad:c.shape[3] - pad]
-        var, mean = torch.var_mean(inner, (2, 3), correction=0, keepdim=True)
-        return mean, var.sqrt()
+def _window_stats(feat: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of every ``h x w`` window of ``feat`` ``(C, H, W)``: two ``(C, H-h+1, W-w+1)`` maps."""
+    mean = F.avg_pool2d(feat[None], (h, w), stride=1)[0]
+    return mean, (F.avg_pool2d(feat[None].square(), (h, w), stride=1)[0] - mean.square()).clamp_min(0).sqrt()
 
-    (mu_a, sd_a), (mu_b, sd_b) = stats(ca), stats(cb)
+
+def _at(stats, y0: torch.Tensor, x0: torch.Tensor) -> list[torch.Tensor]:
+    """The window statistics of windows with top-left corners (y0, x0), as ``(K, C, 1, 1)``."""
+    return [m[:, y0, x0].T[..., None, None] for m in stats]
+
+
+def _appearance_gain(mu_a, sd_a, mu_b, sd_b):
+    """Affine maps (gain, bias) ``(K, C, 1, 1)`` taking each region's channel mean/std to the pair's average."""
     mu, sd = (mu_a + mu_b) / 2, (sd_a + sd_b) / 2
     # A channel nearly constant in one region must not be blown up into noise: bound the gain at 100x.
     floor = 1e-2 * sd.mean(1, keepdim=True) + 1e-12
-    return (ca - mu_a) * (sd / sd_a.clamp_min(floor)) + mu, (cb - mu_b) * (sd / sd_b.clamp_min(floor)) + mu
+    gain_a, gain_b = sd / sd_a.clamp_min(floor), sd / sd_b.clamp_min(floor)
+    return (gain_a, mu - mu_a * gain_a), (gain_b, mu - mu_b * gain_b)
 
 
 def _best_buddies(fa, fb, win_a, win_b, patch: int):
@@ -143,22 +149,31 @@ def _best_buddies(fa, fb, win_a, win_b, patch: int):
 
     Patch similarity = sum over the patch offsets o of cos(fa(p + o), fb(q + o)). Rather than unfolding
     ``C * patch^2`` descriptors, take all per-cell cosines between the two padded windows with one batched matrix
-    product and sum its ``patch^2`` shifted diagonals (``patch^2 / 2`` times fewer multiplications, no im2col).
+    product and sum its shifted diagonals (fewer multiplications than the descriptors' product, and no im2col).
     """
     pad = patch // 2
     (ya, xa, ha, wa), (yb, xb, hb, wb) = win_a, win_b
     width_a, width_b = fa.shape[2], fb.shape[2]
     ea, eb = (ha + 2 * pad, wa + 2 * pad), (hb + 2 * pad, wb + 2 * pad)
     pa_map, pb_map = _pad(fa, pad), _pad(fb, pad)
-    per_pair = 4 * (2 * ea[0] * ea[1] * eb[0] * eb[1] + 3 * fa.shape[0] * (ea[0] * ea[1] + eb[0] * eb[1]))
+    stats_a, stats_b = _window_stats(fa, ha, wa), _window_stats(fb, hb, wb)
+    per_pair = 4 * (3 * ea[0] * ea[1] * eb[0] * eb[1] + 3 * fa.shape[0] * (ea[0] * ea[1] + eb[0] * eb[1]))
     chunk = max(1, CHUNK_BYTES // per_pair)
     out = []
     for s in range(0, len(ya), chunk):
         sl = slice(s, s + chunk)
-        ca, cb = _common_appearance(_crops(pa_map, ya[sl], xa[sl], *ea), _crops(pb_map, yb[sl], xb[sl], *eb), pad)
+        (ga, ba), (gb, bb) = _appearance_gain(*_at(stats_a, ya[sl], xa[sl]), *_at(stats_b, yb[sl], xb[sl]))
+        ca = torch.addcmul(ba, _crops(pa_map, ya[sl], xa[sl], *ea), ga)
+        cb = torch.addcmul(bb, _crops(pb_map, yb[sl], xb[sl], *eb), gb)
         ca, cb = F.normalize(ca, dim=1).flatten(2), F.normalize(cb, dim=1).flatten(2)
         cos = torch.bmm(ca.transpose(1, 2), cb).view(-1, *ea, *eb)  # (k, Ha, Wa, Hb, Wb) per-cell cosines
-        sim = sum(cos[:, oy:oy + ha, ox:ox + wa, oy:oy + hb, ox:ox + wb] for oy in range(patch) for ox in range(patch))
+        # Sum of the patch's shifted diagonals, separably: rows then columns (2 p instead of p^2 slices).
+        rows = cos[:, :ha, :, :hb].clone()
+        for o in range(1, patch):
+            rows += cos[:, o:o + ha, :, o:o + hb]
+        sim = rows[:, :, :wa, :, :wb].clone()
+        for o in range(1, patch):
+            sim += rows[:, :, o:o + wa, :, o:o + wb]
         sim = sim.reshape(-1, ha * wa, hb * wb)
         a2b, b2a = sim.argmax(2), sim.argmax(1)
         mutual = b2a.gather(1, a2b) == torch.arange(ha * wa, device=sim.device)
@@ -172,9 +187,10 @@ def _best_buddies(fa, fb, win_a, win_b, patch: int):
 
 
 def _child_windows(cells: torch.Tensor, parent_width: int, size: tuple[int, int], radius: int):
-    """Search window at the finer level for each parent cell: its 2x2 children grown by ``radius``, kept inside."""
+    """Search window at the finer level for each parent cell: rows/cols ``2 i - radius .. 2 i + radius`` (the
+    reference code's ``extract_receptive_field``), shifted to stay inside the map."""
     h, w = size
-    wh, ww = min(2 * radius + 2, h), min(2 * radius + 2, w)
+    wh, ww = min(2 * radius + 1, h), min(2 * radius + 1, w)
     y0 = (2 * (cells // parent_width) - radius).clamp(0, h - wh)
     x0 = (2 * (cells % parent_width) - radius).clamp(0, w - ww)
     return y0, x0, wh, ww
