@@ -77,13 +77,14 @@ def sample_hypercolumns(
         feature_scale: multiplies the layer features (see :data:`FEATURE_SCALE`).
     Returns ``(B, N, C)`` with ``C = 3·[image given] + Σ C_l``; differentiable w.r.t. the features and the image.
     """
-    grid = points.to(next(iter(features.values())).device if features else image.device)
-    maps = ([image] if image is not None else []) + [features[layer] for layer in layers]
+    maps = [features[layer] for layer in layers]
     batch = maps[0].shape[0]
-    grid = grid.view(1, 1, -1, 2).expand(batch, 1, -1, 2)
-    columns = []
-    for i, fmap in enumerate(maps):
-        # one call per layer (not per point): (B, C, 1, N)
-        col = F.grid_sample(fmap.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-        columns.append(col if (image is not None and i == 0) else col * feature_scale)
-    return torch.cat(columns, dim=1).squeeze(2).transpose(1, 2)
+    grid = points.to(maps[0].device).view(1, 1, -1, 2).expand(batch, 1, -1, 2)
+
+    def read(fmap: torch.Tensor) -> torch.Tensor:  # one call per map, not per point: (B, C, 1, N)
+        return F.grid_sample(fmap.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    columns = torch.cat([read(fmap) for fmap in maps], dim=1) * feature_scale
+    if image is not None:
+        columns = torch.cat([read(image), columns], dim=1)
+    return columns.squeeze(2).transpose(1, 2)
