@@ -45,6 +45,7 @@ def add_cli(sub) -> None:
                    help="DST cleaning instead of k-means: activation >= 1, greedy spacing b=10 px, no crossings")
     p.add_argument("--levels", action="store_true", help="also draw the pairs found at every level")
     p.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE, help=f"working long side, px ({DEFAULT_SIZE})")
+    p.add_argument("--height", type=_positive_int, default=320, help="height of the pictures, px (320)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default runs/nbb-<timestamp>)")
@@ -69,10 +70,10 @@ def run_cli(args) -> Path:
             "working_size": args.size, "pairs_before_selection": found, "seconds": round(seconds, 2)}
     write_correspondences(out, pa, pb, act, meta=meta)
     title = f"NBB{' fast' if args.fast else ''}{', DST-cleaned' if args.clean else ''}: {len(pa)} pairs"
-    save_image(_small(draw_correspondences(image_a, image_b, pa, pb, title=title)), out / "correspondences.png")
+    save_image(_small(draw_correspondences(image_a, image_b, pa, pb, height=args.height, title=title)), out / "correspondences.png")
     if args.levels:
         for level in result.levels:
-            picture = draw_correspondences(image_a, image_b, level.points_a, level.points_b,
+            picture = draw_correspondences(image_a, image_b, level.points_a, level.points_b, height=args.height,
                                            title=f"{level.layer}: {len(level.activation)} best buddies")
             save_image(_small(picture), out / f"level_{level.layer}.png")
     print(f"{len(pa)} pairs ({found} best buddies before {'cleaning' if args.clean else 'selection'}) "
