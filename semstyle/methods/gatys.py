@@ -175,6 +175,33 @@ class BlendedStyleLoss(nn.Module):
 
 # -- transfer ----------------------------------------------------------------------------------------------------
 
+def build_objective(cfg, plan, encoder) -> Objective:
+    """The Gatys objective of a resolved config: terms ``content``, ``style`` (a :class:`BlendedStyleLoss` built
+    from ``plan``, see :func:`style_plan`), ``tv`` and, when its weight is > 0, ``laplacian``."""
+    lap_weight = cfg.laplacian.weight
+    return Objective(encoder, {
+        "content": (ContentLoss(cfg.content_layers), cfg.content_weight),
+        "style": (BlendedStyleLoss(plan), cfg.style_weight),
+        "tv": (TVLoss(), cfg.tv_weight),
+        **({"laplacian": (LaplacianLoss(cfg.laplacian.pool_sizes, cfg.laplacian.pool_weights), lap_weight)}
+           if lap_weight > 0 else {}),
+    })
+
+
+@torch.no_grad()
+def set_targets(objective: Objective, content: torch.Tensor, styles: list[torch.Tensor]) -> None:
+    """Cache every active term's target: content features (and Laplacians), each style's Grams."""
+    terms = objective.terms
+    if "content" in terms:
+        terms["content"].set_target(objective.features(content, terms["content"].layers))
+    if "laplacian" in terms:
+        terms["laplacian"].set_target({"image": content})
+    if "style" in terms:
+        for w, term, style in zip(terms["style"].blend, terms["style"].styles, styles):
+            if w != 0:
+                term.set_target(objective.features(style, term.layers))
+
+
 def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
     if not (isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3)):
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
@@ -206,28 +233,14 @@ def transfer(content: torch.Tensor, style, cfg, run: RunDir | None = None) -> to
     view = _grey3 if grey else (lambda image: image)
 
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
-    content_term, style_term = ContentLoss(cfg.content_layers), BlendedStyleLoss(plan)
-    lap_on = cfg.laplacian.weight > 0
-    lap_term = LaplacianLoss(cfg.laplacian.pool_sizes, cfg.laplacian.pool_weights) if lap_on else None
-    objective = Objective(encoder, {
-        "content": (content_term, cfg.content_weight),
-        "style": (style_term, cfg.style_weight),
-        "tv": (TVLoss(), cfg.tv_weight),
-        **({"laplacian": (lap_term, cfg.laplacian.weight)} if lap_on else {}),
-    })
+    objective = build_objective(cfg, plan, encoder)
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> torch.Tensor:
         content_s = resize(content, long_side).to(encoder.device)
         styles_s = [resize(s, max(16, round(long_side * cfg.style_scale))).to(encoder.device) for s in styles]
-        with torch.no_grad():
-            content_term.set_target(objective.features(view(content_s), content_term.layers))
-            for w, term, style_s in zip(style_term.blend, style_term.styles, styles_s):
-                if w != 0:
-                    term.set_target(objective.features(view(style_s), term.layers))
-            if lap_on:
-                lap_term.set_target({"image": view(content_s)})
+        set_targets(objective, view(content_s), [view(s) for s in styles_s])
         shape = content_s.shape[-2:]
         if previous is None:
             start = init_image(cfg.init, content_s, styles_s[0], shape, cfg.seed)

@@ -1,0 +1,93 @@
+"""Step time of the Gatys extensions relative to a bare VGG-19 forward+backward (to relu5_1) at the same size.
+
+    python benchmarks/bench_gatys_ext.py [--size 512] [--precisions fp32 bf16] [--repeats 5]
+
+A "step" is one L-BFGS iteration of the objective :func:`semstyle.methods.gatys.build_objective` builds from a
+config, exactly as ``semstyle run`` uses it. Variants: one style (plain Gatys), two styles of different sizes
+(multi-style blend), two styles + the Laplacian loss (p = 4 and 16), and luminance-only colour preservation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
+
+from semstyle.color import luminance  # noqa: E402
+from semstyle.config import load_config  # noqa: E402
+from semstyle.encoder import vgg19_encoder  # noqa: E402
+from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.methods.gatys import build_objective, set_targets, style_plan  # noqa: E402
+from semstyle.optim import make_optimizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STYLES = ["assets/styles/starry_night.jpg", "assets/styles/shipwreck.jpg"]
+
+VARIANTS = {
+    "one style (plain Gatys)": {"style": STYLES[:1]},
+    "two styles": {"style": STYLES, "style_weights": [0.5, 0.5]},
+    "two styles + Laplacian": {"style": STYLES, "laplacian": {"weight": 1e3, "pool_sizes": [4, 16]}},
+    "luminance only": {"style": STYLES[:1], "color": {"preserve": "luminance"}},
+}
+
+
+def ext_step(encoder, content, styles, options):
+    cfg = load_config({"method": "gatys", **options})
+    objective = build_objective(cfg, style_plan(cfg, len(styles)), encoder)
+    grey = cfg.color.preserve == "luminance"
+    view = (lambda x: x.expand(-1, 3, -1, -1)) if grey else (lambda x: x)
+    if grey:
+        content, styles = luminance(content), [luminance(s) for s in styles]
+    set_targets(objective, view(content), [view(s) for s in styles])
+    image = content.clone().contiguous().requires_grad_(True)
+    opt = make_optimizer("lbfgs", [image])
+
+    def closure():
+        opt.zero_grad()
+        total, _ = objective(view(image))
+        total.backward()
+        return total
+
+    def step():
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    # .contiguous(): load_image returns a channels-last-strided tensor, which L-BFGS's .view() rejects
+    content_full = load_image(ROOT / "assets/content/tubingen.jpg").contiguous()
+    styles_full = [load_image(ROOT / s).contiguous() for s in STYLES]
+    print(f"# {machine()}")
+    print(f"# content {args.size} px long side; styles {STYLES} at the same long side (different shapes)")
+    print("| precision | variant | bare VGG fwd+bwd (s) | step (s) | ratio to bare | ratio to one style |")
+    print("|---|---|---|---|---|---|")
+    for precision in args.precisions:
+        encoder = vgg19_encoder("avg", precision, args.device)
+        content = resize(content_full, args.size).contiguous().to(encoder.device)
+        styles = [resize(s, args.size).to(encoder.device) for s in styles_full]
+        bare = median_time(bare_vgg_step(encoder, content), args.repeats)
+        base = None
+        for name, options in VARIANTS.items():
+            used = styles[: len(options["style"])]
+            t = median_time(ext_step(encoder, content, used, options), args.repeats)
+            base = base or t
+            print(f"| {precision} | {name} | {bare:.3f} | {t:.3f} | {t / bare:.2f} | {t / base:.2f} |", flush=True)
+    print(f"# peak RSS {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
