@@ -21,6 +21,17 @@ def point_colours(n: int) -> list[tuple[int, int, int]]:
     return out
 
 
+def position_colours(points: torch.Tensor, size: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """Colour by position in the first image (hue from x, brightness from y): for dense sets, a correct mapping shows
+    up as the same smooth colour layout in both images."""
+    h, w = size
+    out = []
+    for x, y in points.tolist():
+        r, g, b = colorsys.hsv_to_rgb(0.85 * min(max(x / w, 0), 1), 1.0, 1.0 - 0.6 * min(max(y / h, 0), 1))
+        out.append((int(r * 255), int(g * 255), int(b * 255)))
+    return out
+
+
 def _font(size: int):
     try:
         return ImageFont.load_default(size=size)
@@ -35,7 +46,8 @@ def draw_correspondences(image_a: torch.Tensor, image_b: torch.Tensor, points_a:
 
     Args:
         image_a, image_b: ``(1, 3, H, W)`` RGB in [0, 1] (any sizes).
-        points_a, points_b: ``(N, 2)`` (x, y) in each image's own pixels; pair i gets colour i and number i + 1.
+        points_a, points_b: ``(N, 2)`` (x, y) in each image's own pixels; pair i gets colour i and number i + 1
+            (over 100 pairs: colours follow the position in image A, see :func:`position_colours`).
         height: both images are scaled to this height (aspect kept).
         numbers, lines: label points / join pairs; default on for at most 100 pairs (dense levels get dots only).
         title: optional caption drawn on a white strip above.
@@ -59,7 +71,7 @@ def draw_correspondences(image_a: torch.Tensor, image_b: torch.Tensor, points_a:
     def place(p, scale, dx):  # pixel centres: (x + 0.5) * scale - 0.5
         return (float(p[0] + 0.5) * scale - 0.5 + dx, float(p[1] + 0.5) * scale - 0.5 + top)
 
-    colours = point_colours(n)
+    colours = point_colours(n) if n <= 100 else position_colours(points_a, tuple(image_a.shape[-2:]))
     pts_a = [place(p, sa, 0) for p in points_a.tolist()]
     pts_b = [place(p, sb, pil_a.width + GAP) for p in points_b.tolist()]
     if lines:
