@@ -73,16 +73,16 @@ def nearest_neighbours(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", b
         n, m = x.shape[0], y.shape[0]
         rows = max(1, chunk_entries // max(m, 1))
         row_idx = torch.empty(n, dtype=torch.long, device=x.device)
-        col_min = torch.full((m,), float("inf"), device=x.device)
+        col_best = torch.full((m,), float("inf"), device=x.device)
         col_idx = torch.zeros(m, dtype=torch.long, device=x.device)
         for start in range(0, n, rows):
             xs = x[start:start + rows]
-            # −cos orders like 1 − cos; argmin and min along both axes of one chunk
-            dist = (-(xs @ y.T)).float() if cost == "cosine" else torch.cdist(xs, y)
-            row_idx[start:start + rows] = dist.argmin(dim=1)
-            cmin, carg = dist.min(dim=0)
-            better = cmin < col_min
-            col_min = torch.where(better, cmin, col_min)
+            # score: lower is nearer (−cos orders like 1 − cos); best along both axes of one chunk
+            score = -(xs @ y.T).float() if cost == "cosine" else torch.cdist(xs, y)
+            row_idx[start:start + rows] = score.argmin(dim=1)
+            cbest, carg = score.min(dim=0)
+            better = cbest < col_best
+            col_best = torch.where(better, cbest, col_best)
             col_idx = torch.where(better, carg + start, col_idx)
     return row_idx, col_idx
 
@@ -194,13 +194,27 @@ def moment_loss(x: torch.Tensor, target, bf16: bool = False) -> torch.Tensor:
     return (mean_x - mean_y).abs().mean() + _CovarianceDistance.apply(x - mean_x, cov_y, bf16)
 
 
+class _SelfGram(torch.autograd.Function):
+    """``X Xᵀ`` with the backward ``(G + Gᵀ) X``: one matmul where autograd would do two (one per operand)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x @ x.T
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return (grad + grad.T) @ x
+
+
 def self_similarity_matrix(x: torch.Tensor, unit: bool = False) -> torch.Tensor:
     """Cosine-distance matrix of a set ``(N, C)``, each column divided by its sum; returns ``(N, N)``.
 
     ``unit=True`` says the rows are already unit vectors (skips the normalisation).
     """
     xn = x if unit else F.normalize(x, dim=1)
-    dist = 1.0 - xn @ xn.T
+    dist = 1.0 - (_SelfGram.apply(xn) if xn.requires_grad else xn @ xn.T)
     return dist / dist.sum(dim=0, keepdim=True).clamp_min(1e-8)
 
 
@@ -300,7 +314,7 @@ class StrotssLoss(nn.Module):
                 self.regions.append(region.to(device))
                 self.style_sets.append({
                     "unit": unit, "search": unit.bfloat16() if self.bf16 else None,
-                    "yuv": rgb_to_yuv_rows(columns[:, :3]), "moments": feature_moments(columns),
+                    "yuv": rgb_to_yuv_rows(columns[:, :3]), "moments": self._moments(columns),
                 })
         check(len(self.regions) > 0, "content map: no region has any pixels", ImageError)
 
@@ -367,6 +381,10 @@ class StrotssLoss(nn.Module):
         return self.combine(content, self.style_terms(self.hypercolumns(style_image, points)))
 
     # -- helpers -------------------------------------------------------------------------------------------------
+    def _moments(self, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, cov = feature_moments(columns)
+        return mean, cov.bfloat16() if self.bf16 else cov  # cast once, not at every step
+
     @staticmethod
     def _split(columns: torch.Tensor, points: list[torch.Tensor]) -> list[torch.Tensor]:
         return list(columns.split([p.shape[0] for p in points]))
