@@ -7,6 +7,8 @@ Pairs: a 224 px pair (NBB's cat/lion demo when ../shared/data is present, else a
 configuration runs in a fresh subprocess so its peak RSS is its own; "extra" is the peak minus the RSS just before
 the first NBB call (encoder weights and images already loaded). PCK@0.05: the fraction of returned pairs within 5 %
 of the diagonal of their true position on a known warp + restyling of the astronaut photo (tests/test_nbb.py).
+"CPU time, 1 thread" is the process CPU time of a single-threaded run: robust to other load on the machine, and
+an upper bound for the wall time on an idle machine with 2 threads.
 """
 
 from __future__ import annotations
@@ -51,10 +53,20 @@ def one(name: str, fast: bool, repeats: int, precision: str, device: str) -> dic
     result = nbb_keypoints(a, b, fast=fast, size=size, encoder=encoder)
     seconds = median_time(lambda: nbb_keypoints(a, b, fast=fast, size=size, encoder=encoder), repeats, warmup=0)
     peak = peak_rss_mib()
+    # Load-robust figure: CPU seconds of a single-threaded run (wall times on a shared machine swing several-fold).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cpu = []
+    for _ in range(repeats):
+        t = time.process_time()
+        nbb_keypoints(a, b, fast=fast, size=size, encoder=encoder)
+        cpu.append(time.process_time() - t)
+    torch.set_num_threads(threads)
     photo = load_image(ROOT / "assets/content/astronaut.jpg", size)
     partner, g = known_warp(photo, (size - size // 8, size + size // 8))
     warped = nbb_keypoints(photo, partner, fast=fast, size=size, encoder=encoder)
-    return {"pair": label, "mode": "fast" if fast else "full", "seconds": seconds, "pairs": result.candidates,
+    return {"pair": label, "mode": "fast" if fast else "full", "seconds": seconds, "cpu1": sorted(cpu)[len(cpu) // 2],
+            "pairs": result.candidates,
             "peak_mib": peak, "extra_mib": peak - rss0, "precision": encoder.precision,
             "pck": pck(warped.points_a, warped.points_b, g, photo.shape[-2:])}
 
@@ -70,15 +82,16 @@ def main(argv=None):
         print(json.dumps(one(args.one[0], args.one[1] == "fast", args.repeats, args.precision, args.device)))
         return
     print(f"# {machine()}; load average {open('/proc/loadavg').read().split()[0]} at {time.strftime('%H:%M')}")
-    print("| pair | mode | precision | wall time (s) | peak RSS (MiB) | extra (MiB) | best buddies | PCK@0.05 (warp) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| pair | mode | precision | wall time (s) | CPU time, 1 thread (s) | peak RSS (MiB) | extra (MiB) | "
+          "best buddies | PCK@0.05 (warp) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in ("224", "256"):
         for mode in ("full", "fast"):
             cmd = [sys.executable, __file__, "--one", name, mode, "--repeats", str(args.repeats),
                    "--precision", args.precision, "--device", args.device]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-            print(f"| {r['pair']} | {r['mode']} | {r['precision']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | "
-                  f"{r['extra_mib']:.0f} | {r['pairs']} | {r['pck']:.3f} |", flush=True)
+            print(f"| {r['pair']} | {r['mode']} | {r['precision']} | {r['seconds']:.2f} | {r['cpu1']:.2f} | "
+                  f"{r['peak_mib']:.0f} | {r['extra_mib']:.0f} | {r['pairs']} | {r['pck']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def test_round_trip_is_exact(tmp_path):
     act = torch.rand(37) * 3
     write_correspondences(tmp_path, pa, pb, act, meta={"image_a": "a.png"})
     ra, rb, ract = read_correspondences(tmp_path / "correspondence_A.txt", tmp_path / "correspondence_B.txt",
-                                        tmp_path / "correspondence_activation.txt", size_a=(200, 200), size_b=(300, 300))
+                                        tmp_path / "correspondence_activation.txt",
+                                        size_a=(200, 200), size_b=(300, 300))
     assert torch.equal(ra, pa) and torch.equal(rb, pb)
     assert torch.allclose(ract, act, atol=1e-6)
     doc = json.loads((tmp_path / "correspondences.json").read_text())

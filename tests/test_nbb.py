@@ -80,7 +80,8 @@ def test_known_warp_bundled_asset():
 
 
 @needs_shared
-@pytest.mark.parametrize("name, fast", [("content/tubingen.jpg", False), ("portraits/nbb_cat_lion/original_B.png", True)])
+@pytest.mark.parametrize("name, fast", [("content/tubingen.jpg", False),
+                                        ("portraits/nbb_cat_lion/original_B.png", True)])
 def test_known_warp_real_images(name, fast):
     check_known_warp(SHARED / name, fast)
 
@@ -103,6 +104,17 @@ def test_aspect_ratio_mapping_is_exact():
     err = (result.points_b - expected).abs()
     assert len(result) >= 50 and (err.median(0).values <= torch.tensor([1.5, 2.0])).all()
     assert (result.points_b[:, 0] <= 143).all() and (result.points_b[:, 1] <= 191).all()
+
+
+def test_coordinate_mapping_is_exact():
+    """Cell centres and working -> original pixels: pixel edges map to pixel edges on each axis."""
+    from semstyle.correspondence.nbb import _cells_to_pixels, _to_original
+
+    cells = torch.tensor([0, 5, 3 * 10 + 9])  # a 10-wide map with stride 4: cells (0,0), (5,0), (9,3)
+    assert _cells_to_pixels(cells, 10, 4).tolist() == [[1.5, 1.5], [21.5, 1.5], [37.5, 13.5]]
+    work, orig = (60, 40), (300, 100)  # (H, W): x scales by 2.5, y by 5
+    pts = torch.tensor([[-0.5, -0.5], [19.5, 29.5], [39.0, 59.0]])
+    assert torch.allclose(_to_original(pts, work, orig), torch.tensor([[0.0, 0.0], [49.5, 149.5], [98.25, 297.0]]))
 
 
 def test_k_selection_and_border():
@@ -202,7 +214,7 @@ def test_cli_writes_files_and_pictures(tmp_path, capsys):
     a, b = ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg"
     out = tmp_path / "nbb"
     assert main(["nbb", str(a), str(b), "--k", "10", "--fast", "--clean", "--levels", "--size", "96",
-                 "--out", str(out), "--quiet"]) == 0
+                 "--k-per-level", "300", "--out", str(out), "--quiet"]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"correspondence_A.txt", "correspondence_B.txt", "correspondence_activation.txt", "correspondences.json",
             "correspondences.png", "level_relu5_1.png", "level_relu2_1.png"} <= names

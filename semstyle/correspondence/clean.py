@@ -96,10 +96,12 @@ def clean_points(points_a: torch.Tensor, points_b: torch.Tensor, activation: tor
     Returns ``(points_a, points_b, activation)`` of the kept pairs in original pixels, in selection order
     (decreasing activation); with ``return_targets`` also the aligned style points in A's original pixels.
     """
-    check(max_num_points >= 1 and b >= 0 and im_size >= 8, "clean_points: need max_num_points >= 1, b >= 0, im_size >= 8")
+    check(max_num_points >= 1 and b >= 0 and im_size >= 8,
+          f"clean_points: need max_num_points >= 1, b >= 0, im_size >= 8 (got {max_num_points}, {b}, {im_size})")
     pa, pb = torch.as_tensor(points_a).float().cpu(), torch.as_tensor(points_b).float().cpu()
     if pa.shape != pb.shape or pa.ndim != 2 or pa.shape[1:] != (2,):
-        raise SemstyleError(f"clean_points: points must be two (N, 2) tensors, got {tuple(pa.shape)} and {tuple(pb.shape)}")
+        raise SemstyleError(f"clean_points: points must be two (N, 2) tensors, got {tuple(pa.shape)} and "
+                            f"{tuple(pb.shape)}")
     act = torch.ones(len(pa)) if activation is None else torch.as_tensor(activation).float().cpu().reshape(-1)
     check(len(act) == len(pa), f"clean_points: {len(act)} activations for {len(pa)} pairs", SemstyleError)
     fac_a, fac_b = im_size / max(size_a), im_size / max(size_b)

@@ -40,6 +40,8 @@ def add_cli(sub) -> None:
     p.add_argument("image_b", help="second image (DST: the style image)")
     p.add_argument("--k", type=_positive_int, default=MAX_NUM_POINTS,
                    help="at most this many pairs: k-means selection, or DST's max_num_points with --clean (80)")
+    p.add_argument("--k-per-level", type=_positive_int, default=None,
+                   help="k-means pruning to this many pairs after every level (NBB's k_per_level; default: none)")
     p.add_argument("--fast", action="store_true", help="stop at relu2_1 (as DST runs NBB)")
     p.add_argument("--clean", action="store_true",
                    help="DST cleaning instead of k-means: activation >= 1, greedy spacing b=10 px, no crossings")
@@ -59,7 +61,8 @@ def run_cli(args) -> Path:
     image_b = load_image(args.image_b, what="image B")
     start = time.perf_counter()
     result = nbb_keypoints(image_a, image_b, k=None if args.clean else args.k, fast=args.fast, size=args.size,
-                           precision=args.precision, device=args.device, progress=not args.quiet)
+                           k_per_level=args.k_per_level, precision=args.precision, device=args.device,
+                           progress=not args.quiet)
     pa, pb, act = result
     found = result.candidates
     if args.clean:
@@ -70,7 +73,8 @@ def run_cli(args) -> Path:
             "working_size": args.size, "pairs_before_selection": found, "seconds": round(seconds, 2)}
     write_correspondences(out, pa, pb, act, meta=meta)
     title = f"NBB{' fast' if args.fast else ''}{', DST-cleaned' if args.clean else ''}: {len(pa)} pairs"
-    save_image(_small(draw_correspondences(image_a, image_b, pa, pb, height=args.height, title=title)), out / "correspondences.png")
+    picture = draw_correspondences(image_a, image_b, pa, pb, height=args.height, title=title)
+    save_image(_small(picture), out / "correspondences.png")
     if args.levels:
         for level in result.levels:
             picture = draw_correspondences(image_a, image_b, level.points_a, level.points_b, height=args.height,
