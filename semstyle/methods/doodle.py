@@ -87,9 +87,10 @@ DEFAULTS = {
         "scalings": 0,  # CNNMRF: ±n scaled style copies
         "scaling_step": 1.05,  # CNNMRF target_step_scale
     },
-    # neural-doodle --smoothness 1 on 0-255 pixels with exponent 1.25; this is the p=2 TV of TVLoss on [0, 1]
-    # pixels, weighted by eye to give the same faint smoothing at 512 px.
-    "tv_weight": 1.0e3,
+    # neural-doodle --smoothness 1: mean(((dx² + dy²)·255²)^1.25) on 0-255 pixels. TVLoss(p=2.5) on [0, 1] pixels
+    # is mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
+    "tv_weight": 1.24e6,
+    "tv_power": 2.5,
     "init": "noise",  # neural-doodle --seed noise (uniform in --seed-range 16:240)
     "optimizer": "lbfgs",
     "lr": None,
@@ -124,6 +125,7 @@ def validate(cfg) -> None:
     check_number(cfg, "mrf.rotation_step", lo=0, hi=90)
     check_number(cfg, "mrf.scaling_step", lo=1, hi=2, lo_open=True)
     check_number(cfg, "tv_weight", lo=0)
+    check_number(cfg, "tv_power", lo=1, hi=4)
     check_choice(cfg, "optimizer", OPTIMIZERS)
     check_choice(cfg, "pooling", ("max", "avg"))
     if cfg.lr is not None:
@@ -181,6 +183,10 @@ def _as_map(x, what: str) -> torch.Tensor:
     return semantic.load_map(x, what=what)
 
 
+def _name(what: str, source) -> str:
+    return what if isinstance(source, torch.Tensor) else f"{what} {source}"
+
+
 def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> Inputs:
     """Load images and maps (paths from ``cfg`` unless given as paths/tensors) and turn maps into masks."""
     sem = cfg.semantic
@@ -202,10 +208,10 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     check(target_map is not None, "target.map: required with style.map")
     smap = _as_map(style_map, "style map")
     tmap = _as_map(target_map, "target map")
-    smap = semantic.check_map_size(smap, style, f"style map {style_map if isinstance(style_map, str) else ''}".strip(),
+    smap = semantic.check_map_size(smap, style, _name("style map", style_map),
                                    "the style image", sem.resize_maps, "semantic.resize_maps=true (--resize-maps)")
     if content is not None:
-        tmap = semantic.check_map_size(tmap, content, f"target map {target_map if isinstance(target_map, str) else ''}".strip(),
+        tmap = semantic.check_map_size(tmap, content, _name("target map", target_map),
                                        "the content image", sem.resize_maps, "semantic.resize_maps=true (--resize-maps)")
     style_masks, target_masks, palette = semantic.semantic_masks(
         smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched)
@@ -262,7 +268,7 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
     objective = Objective(encoder, {
         "content": (content_term, cfg.content.weight if has_content else 0.0),
         "style": (style_term, style_weight),
-        "tv": (TVLoss(), cfg.tv_weight),
+        "tv": (TVLoss(cfg.tv_power), cfg.tv_weight),
     })
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)

@@ -1,0 +1,133 @@
+"""Neural doodle / CNNMRF step time relative to a bare VGG-19 forward+backward, peak memory, and the wall time of the
+Monet doodle (needs ../shared/data).
+
+    python benchmarks/bench_doodle.py [--sizes 256 512] [--modes doodle fast cnnmrf] [--repeats 3]
+    python benchmarks/bench_doodle.py --monet-wall 512      # the whole configs/doodle/monet.yaml run, timed
+
+A "step" is one L-BFGS iteration of the doodle objective on the Monet set (maps only, noise image): one encoder
+forward+backward to relu4_1 plus the MRF nearest-neighbour search and loss on relu3_1 and relu4_1, TV and the
+update. Modes: ``doodle`` = neural-doodle defaults (style and synthesis patch stride 1), ``fast`` = the same with
+CNNMRF's strides (2, 2), ``cnnmrf`` = no maps, strides 2, the cnnmrf method's layer weights. Each (size, mode) runs in
+its own process so its peak RSS is its own. The bare reference is ``common.bare_vgg_step`` to relu4_1 (the
+deepest layer a maps-only doodle reads) and to relu5_1 (the reference of bench_step.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MONET = ROOT.parent / "shared" / "data" / "doodle" / "monet"
+MODES = {
+    "doodle": {},
+    "fast": {"mrf.style_stride": 2, "mrf.stride": 2},
+    "cnnmrf": {"method": "cnnmrf"},
+}
+
+
+def measure(size: int, mode: str, repeats: int) -> dict:
+    """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process."""
+    from semstyle import semantic
+    from semstyle.config import load_config
+    from semstyle.encoder import vgg19_encoder
+    from semstyle.image import load_image
+    from semstyle.losses import TVLoss
+    from semstyle.losses.mrf import CHUNK_ELEMENTS, MRFLoss
+    from semstyle.methods.doodle import loss_defaults
+    from semstyle.objective import Objective
+    from semstyle.optim import make_optimizer
+
+    options = dict(MODES[mode])
+    cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
+                       "content": {"image": str(MONET / "style.jpg")}}, [f"{k}={v}" for k, v in options.items()])
+    encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
+    style = load_image(MONET / "style.jpg", size).to(encoder.device)
+    s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
+                                                  semantic.load_map(MONET / "target_sem.png", size))
+    guided = cfg.method == "doodle"
+    layers, weight = loss_defaults(cfg)
+    mrf = MRFLoss(layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
+                  semantic_weight=cfg.semantic.weight if guided else 0.0,
+                  match_dtype=torch.bfloat16 if encoder.precision == "bf16" else torch.float32)
+    objective = Objective(encoder, {"style": (mrf, weight), "tv": (TVLoss(cfg.tv_power), cfg.tv_weight)})
+    with torch.no_grad():
+        mrf.set_style(objective.features(style, layers), s_masks if guided else None)
+    if guided:
+        mrf.set_target_masks(t_masks.to(encoder.device))
+    image = (16 + torch.rand_like(style) * 224).div(255).requires_grad_(True)
+    opt = make_optimizer("lbfgs", [image])
+
+    def closure():
+        opt.zero_grad()
+        total, _ = objective(image)
+        total.backward()
+        return total
+
+    def step():
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+
+    t_step = median_time(step, repeats)
+    t_bare4 = median_time(bare_vgg_step(encoder, style, "relu4_1"), repeats)
+    t_bare5 = median_time(bare_vgg_step(encoder, style, "relu5_1"), repeats)
+    patches = {layer: len(rows) for layer, rows in mrf.style_rows.items()}
+    return {"size": f"{style.shape[-1]}x{style.shape[-2]}", "mode": mode, "step_s": t_step, "bare41_s": t_bare4,
+            "bare51_s": t_bare5, "ratio41": t_step / t_bare4, "ratio51": t_step / t_bare5,
+            "peak_rss_mib": peak_rss_mib(), "style_patches": patches, "precision": encoder.precision,
+            "chunk_elements": CHUNK_ELEMENTS}
+
+
+def monet_wall(size: int) -> None:
+    """Time ``semstyle run configs/doodle/monet.yaml size=SIZE`` end to end (3 phases x 100 steps)."""
+    out = ROOT / "runs" / f"bench-monet-{size}-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "semstyle", "run", "configs/doodle/monet.yaml", f"size={size}",
+                    f"out_dir={out}", "progress=false"], cwd=ROOT, check=True)
+    wall = time.perf_counter() - start
+    print(f"Monet doodle {size} px, configs/doodle/monet.yaml (3 phases x 100 L-BFGS steps): {wall:.0f} s wall "
+          f"({wall / 60:.1f} min) on {machine()}; result in {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--monet-wall", type=int, metavar="SIZE", help="time the whole Monet config at SIZE instead")
+    parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not MONET.is_dir():
+        sys.exit(f"needs the shared test material in {MONET}")
+    if args.monet_wall:
+        monet_wall(args.monet_wall)
+        return
+    if args.child:
+        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats)))
+        return
+    print(f"machine: {machine()}")
+    print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | bare VGG→relu5_1 (s) | ratio | peak RSS (MiB) | style patches |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        for mode in args.modes:
+            proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats)],
+                                  capture_output=True, text=True, check=True)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"| {r['size']} | {r['mode']} | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
+                  f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
+                  f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |", flush=True)
+    print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24)")
+
+
+if __name__ == "__main__":
+    main()

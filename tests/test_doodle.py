@@ -1,0 +1,153 @@
+"""Doodle / CNNMRF methods end to end (tiny sizes), region fidelity on the Monet set, bad inputs."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semstyle import semantic
+from semstyle.cli import main
+from semstyle.config import load_config
+from semstyle.image import load_image, resize
+from semstyle.methods import cnnmrf, doodle
+
+from conftest import ASSETS, ROOT, SHARED, needs_shared
+
+MONET = SHARED / "doodle/monet"
+FAST = ["progress=false", "precision=fp32"]
+
+
+def _save(arr, path):
+    Image.fromarray(np.asarray(arr, np.uint8)).save(path)
+    return str(path)
+
+
+def _toy_set(tmp_path, target_colours=((255, 0, 0), (0, 0, 255))):
+    """A 48x48 style with a red-ish top and a blue-ish bottom, its map, and a target map with the regions swapped."""
+    rng = np.random.default_rng(0)
+    style = np.zeros((48, 48, 3))
+    style[:24] = [200, 60, 40]
+    style[24:] = [40, 60, 200]
+    style += rng.uniform(-40, 40, style.shape)  # texture
+    smap = np.zeros((48, 48, 3))
+    smap[:24], smap[24:] = (255, 0, 0), (0, 0, 255)
+    tmap = np.zeros((40, 48, 3))
+    tmap[:, :24], tmap[:, 24:] = target_colours
+    return (_save(np.clip(style, 0, 255), tmp_path / "style.png"), _save(smap, tmp_path / "style_sem.png"),
+            _save(tmap, tmp_path / "target_sem.png"))
+
+
+def test_doodle_cli_writes_output_sheet_and_palette(tmp_path):
+    style, smap, tmap = _toy_set(tmp_path)
+    out = tmp_path / "run"
+    assert main(["doodle", "--style", style, "--style-map", smap, "--target-map", tmap, "--size", "48",
+                 "--steps", "4", "--phases", "2", "--out", str(out), "--set", *FAST]) == 0
+    files = {p.name for p in out.iterdir()}
+    assert {"output.png", "sheet.png", "palette.png", "config.yaml", "losses.csv"} <= files
+    assert Image.open(out / "output.png").size == (48, 40)  # the target map's aspect
+    assert Image.open(out / "palette.png").size == (2 * 48, 32)
+    sheet = Image.open(out / "sheet.png")
+    assert sheet.size[1] == 40 and sheet.size[0] > 4 * 40  # style, style map, target map, result
+    cfg = load_config(out / "config.yaml")
+    assert cfg.method == "doodle" and cfg.phases == 2 and cfg.style.map == smap
+
+
+def test_toy_doodle_paints_each_region_with_its_style_region(tmp_path):
+    style, smap, tmap = _toy_set(tmp_path)
+    result = doodle.doodle(style, smap, tmap, size=48, steps=30, phases=1, progress=False, precision="fp32")
+    left, right = result[0, :, :, :20].mean((1, 2)), result[0, :, :, 28:].mean((1, 2))
+    # from grey noise: the left region turns red, the right blue (the style's top and bottom)
+    assert left[0] > left[2] + 0.05 and right[2] > right[0] + 0.1, (left, right)
+
+
+def _region_means(image, masks):
+    """Mean colour ``(K, 3)`` of ``image`` in each mask channel."""
+    masks = semantic.masks_at(masks, image.shape[-2:])
+    return torch.einsum("bkhw,bchw->kc", masks, image) / masks.sum((0, 2, 3)).clamp_min(1e-6)[:, None]
+
+
+@needs_shared
+def test_region_fidelity_on_the_monet_doodle():
+    """Each target region's mean colour is nearest the same style region's, and nearer than without maps."""
+    style = load_image(MONET / "style.jpg", 80)
+    s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", 80),
+                                                  semantic.load_map(MONET / "target_sem.png", 80))
+    options = dict(size=80, steps=30, phases=1, progress=False, precision="fp32", seed=0)
+    guided = doodle.doodle(MONET / "style.jpg", MONET / "style_sem.png", MONET / "target_sem.png", **options)
+    unguided = doodle.doodle(MONET / "style.jpg", MONET / "style_sem.png", MONET / "target_sem.png", **options,
+                             **{"semantic.weight": 0.0})
+    reference = _region_means(style, s_masks)
+    for name, result in (("guided", guided), ("unguided", unguided)):
+        means = _region_means(result, t_masks)
+        dist = torch.cdist(means, reference)
+        if name == "guided":
+            assert torch.equal(dist.argmin(1), torch.arange(len(reference))), dist
+            guided_dist = dist.diagonal()
+        else:
+            unguided_dist = dist.diagonal()
+    area = t_masks.mean((0, 2, 3))
+    assert (guided_dist * area).sum() < 0.7 * (unguided_dist * area).sum(), (guided_dist, unguided_dist)
+
+
+def test_gram_masked_and_auto_maps_run(tmp_path):
+    style, smap, tmap = _toy_set(tmp_path)
+    result = doodle.doodle(style, smap, tmap, size=40, steps=3, phases=1, progress=False, precision="fp32",
+                           **{"style.loss": "gram_masked"})
+    assert result.shape == (1, 3, 33, 40) and 0 <= result.min() and result.max() <= 1
+    content = load_image(ASSETS / "content/tubingen.jpg", 48)
+    result = doodle.doodle(ASSETS / "styles/starry_night.jpg", content=content, size=48, steps=2, phases=1,
+                           progress=False, precision="fp32", init="content", **{"semantic.auto_maps": 3})
+    assert result.shape == (1, 3, 36, 48)
+
+
+def test_cnnmrf_lowers_the_mrf_loss_and_keeps_the_content(tmp_path):
+    out = tmp_path / "cnnmrf"
+    assert main(["doodle", "--cnnmrf", "--content", str(ASSETS / "content/astronaut.jpg"), "--style",
+                 str(ASSETS / "styles/monalisa.jpg"), "--size", "48", "--steps", "10", "--phases", "1",
+                 "--out", str(out), "--set", *FAST]) == 0
+    rows = list(csv.DictReader(open(out / "losses.csv")))
+    assert float(rows[-1]["style"]) < 0.7 * float(rows[0]["style"])
+    cfg = load_config(out / "config.yaml")
+    assert cfg.method == "cnnmrf" and cfg.mrf.stride == 2 and cfg.semantic.weight == 0
+    result = load_image(out / "output.png")
+    content = load_image(ASSETS / "content/astronaut.jpg", tuple(result.shape[-2:]))
+    assert 0.01 < (result - content).abs().mean() < 0.25  # changed, but the portrait is still there
+
+
+def test_configs_resolve():
+    for path in (ROOT / "configs/doodle").glob("*.yaml"):
+        cfg = load_config(path)
+        assert cfg.method in ("doodle", "cnnmrf"), path
+
+
+def _error(capsys, *args):
+    code = main(["doodle", *args, "--size", "32", "--steps", "1", "--phases", "1", "--set", *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    style, smap, tmap = _toy_set(tmp_path)
+    err = _error(capsys, "--style", style, "--style-map", str(tmp_path / "nope.png"), "--target-map", tmap)
+    assert err.startswith("semstyle: error: style map") and "nope.png: file not found" in err
+    err = _error(capsys, "--style", style, "--target-map", tmap)
+    assert "style.map: required" in err
+    small = _save(np.full((20, 20, 3), 255), tmp_path / "small_sem.png")
+    err = _error(capsys, "--style", style, "--style-map", small, "--target-map", tmap)
+    assert "is 20x20 but the style image is 48x48" in err and "--resize-maps" in err
+    (tmp_path / "odd").mkdir()
+    _, _, odd = _toy_set(tmp_path / "odd", target_colours=((255, 0, 0), (0, 255, 0)))
+    err = _error(capsys, "--style", style, "--style-map", smap, "--target-map", odd)
+    assert "colour (0, 255, 0)" in err and "x=24..47" in err and "semantic.unmatched=ignore" in err
+    Image.new("L", (48, 48), 200).save(tmp_path / "grey.png")
+    assert "greyscale" in _error(capsys, "--style", style, "--style-map", str(tmp_path / "grey.png"),
+                                 "--target-map", tmap)
+    rgba = np.zeros((40, 48, 4), np.uint8)
+    rgba[..., 3] = 100
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    assert "transparent" in _error(capsys, "--style", style, "--style-map", smap, "--target-map",
+                                   str(tmp_path / "rgba.png"))
+    assert "auto_maps: needs content.image" in _error(capsys, "--style", style, "--auto-maps", "3")
