@@ -14,7 +14,7 @@ from semstyle.image import load_image, save_image
 from semstyle.methods import dst, gatys
 from semstyle.runner import run
 
-FAST = {"size": 64, "scales": [], "steps": 30, "progress": False, "precision": "bf16"}
+FAST = {"size": 64, "scales": [], "steps": 40, "progress": False, "precision": "bf16"}
 
 
 def _bunny(shared: Path):

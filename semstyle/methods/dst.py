@@ -61,6 +61,7 @@ DEFAULTS = {
     "lr": None,
     "momentum": None,  # SGD only
     "warp_lr": None,  # learning rate of θ (px at the final size)
+    "warp_scale": None,  # θ = warp_scale · φ with φ optimised: puts θ on the pixels' footing for L-BFGS
     "scale_content_weight": None,  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
     "border_points": 80,  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
     "warp_grid": 64,  # side of the lattice the spline is evaluated on during the optimisation (semstyle.warp)
@@ -68,25 +69,30 @@ DEFAULTS = {
     "naive_baseline": False,  # also stylise the keypoint-warped content with the base method alone
     "pooling": None,  # VGG pooling; None = the base's
     "pyramid_levels": 5,  # strotss base: Laplacian pyramid levels (STROTSS/DST utils_pyr: pyr_levs 5)
+    "samples": 2048,  # strotss base: output locations per step (DST styletransfer.py: n = 2048)
+    "style_samples": 5000,  # strotss base: style locations per scale (DST: 5 draws of 1000)
 }
 
 # Per-base defaults for the keys left at None above.
 BASE_DEFAULTS = {
     # DST README / job_example.sh: "We like using 8, 0.5, and 50" (alpha, beta, gamma); optim sgd, lr 0.3;
-    # styletransfer.py: SGD momentum 0.9, content weight × 2^(scales-1-scale), i.e. 32/16/8 at 64/128/256 px.
+    # styletransfer.py: SGD momentum 0.9, content weight × 2^(scales-1-scale), i.e. 32/16/8 at 64/128/256 px,
+    # the same lr for θ (warp_lr_fac 1). DST's images are in [-1, 1] (utils_misc.pil_to_tensor), ours in [0, 1]:
+    # the gradient doubles and a step moves half as far, so its lr 0.3 on the pyramid is 0.3 / 4 here; θ is in
+    # pixels in both, so it keeps 0.3.
     "strotss": {
         "content_weight": 8.0, "style_weight": 1.0, "warp_weight": 0.5, "reg_weight": 50.0,
-        "optimizer": "sgd", "lr": 0.3, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
-        "warp_lr": None,  # styletransfer.py: warp_lr_fac 1
+        "optimizer": "sgd", "lr": 0.075, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
+        "warp_lr": 0.3, "warp_scale": 1.0,
     },
     # No public reference: Gatys's weights (semstyle.methods.gatys) for the image; β, γ, the optimiser and θ's step
     # chosen by experiment on the DST bunny and astronaut/Mona Lisa pairs (docs/dst.md). Adam moves θ by about
     # warp_lr px per step whatever the loss units, where L-BFGS, sharing one step size with the pixels, hardly
     # moves it.
     "gram": {
-        "content_weight": 1.0e-3, "style_weight": 1.0e-6, "warp_weight": 40.0, "reg_weight": 50.0,
+        "content_weight": 1.0e-3, "style_weight": 1.0e-6, "warp_weight": 40.0, "reg_weight": 400.0,
         "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
-        "warp_lr": 0.3,
+        "warp_lr": 0.3, "warp_scale": 1.0,
     },
 }
 
@@ -111,7 +117,7 @@ def validate(cfg) -> None:
     for key in ("content_weight", "style_weight", "warp_weight", "reg_weight", "momentum"):
         if cfg[key] is not None:
             check_number(cfg, key, lo=0)
-    for key in ("lr", "warp_lr"):
+    for key in ("lr", "warp_lr", "warp_scale"):
         if cfg[key] is not None:
             check_number(cfg, key, lo=0, lo_open=True)
     if cfg.optimizer is not None:
@@ -125,6 +131,8 @@ def validate(cfg) -> None:
     check_number(cfg, "max_points", lo=3, integer=True)
     check_number(cfg, "min_point_distance", lo=0)
     check_number(cfg, "pyramid_levels", lo=0, hi=10, integer=True)
+    check_number(cfg, "samples", lo=2, integer=True)
+    check_number(cfg, "style_samples", lo=1, integer=True)
     has_a, has_b = cfg.content_keypoints is not None, cfg.style_keypoints is not None
     check(has_a == has_b, "content_keypoints and style_keypoints: give both keypoint files or neither")
     check(cfg.keypoints != "files" or has_a, "keypoints=files needs content_keypoints and style_keypoints")
@@ -150,15 +158,16 @@ def check_keypoints(content_pts: torch.Tensor, style_pts: torch.Tensor, where: s
 
 
 def _nbb_pairs(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inline Neural Best-Buddies + DST's cleaning -> points in original pixels and activations."""
-    try:
-        from ..correspondence import clean_points, nbb_keypoints
-    except ImportError as e:  # the NBB module is not part of this installation
-        raise SemstyleError(f"keypoints=nbb: Neural Best-Buddies is unavailable ({e}); give keypoint files") from None
+    """Inline Neural Best-Buddies (``--fast``, as DST's job_example.sh) + DST's cleaning -> points in original
+    pixels and activations."""
+    from ..correspondence.clean import clean_points
+    from ..correspondence.nbb import nbb_keypoints
+
     found = nbb_keypoints(content, style, fast=True, size=cfg.nbb_size, precision=cfg.precision, device=cfg.device,
                           progress=cfg.progress)
-    return clean_points(found.points_a, found.points_b, found.activation, content.shape[-2:], style.shape[-2:],
-                        size=cfg.nbb_size, max_points=cfg.max_points, min_distance=cfg.min_point_distance)
+    return clean_points(found.points_a, found.points_b, found.activation, tuple(content.shape[-2:]),
+                        tuple(style.shape[-2:]), max_num_points=cfg.max_points, b=cfg.min_point_distance,
+                        im_size=cfg.nbb_size)
 
 
 def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -172,14 +181,17 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
         check_keypoints(pa, pb, f"keypoint files {cfg.content_keypoints}, {cfg.style_keypoints}")
         return pa, pb, "files"
     if source == "faces":
-        from ..landmarks import face_keypoints
+        from ..landmarks import available, face_keypoints
 
-        found = face_keypoints(content, style)
-        if found is not None:
-            check_keypoints(*found, "face landmarks")
-            return found[0], found[1], "faces"
-        warnings.warn("keypoints=faces: no face found in the content or style image; falling back to NBB",
-                      stacklevel=2)
+        if not available():
+            warnings.warn("keypoints=faces: MediaPipe is not installed (the faces extra, docs/dst.md); using NBB",
+                          stacklevel=2)
+        else:
+            found = face_keypoints(content, style, cfg.max_points, cfg.min_point_distance, cfg.nbb_size)
+            if found is not None:
+                check_keypoints(*found, "face landmarks")
+                return found[0], found[1], "faces"
+            warnings.warn("keypoints=faces: no face found in the content or style image; using NBB", stacklevel=2)
     pa, pb, _ = _nbb_pairs(content, style, cfg)
     check_keypoints(pa, pb, "NBB keypoints")
     return pa, pb, "nbb"
@@ -221,10 +233,10 @@ class _StrotssBase:
     """STROTSS's self-similarity content loss and REMD + moment + colour style loss (semstyle.losses.strotss), on
     a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
 
-    def __init__(self, encoder, levels: int, seed: int):
+    def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int):
         from ..losses.strotss import StrotssLoss
 
-        self.loss = StrotssLoss(encoder, seed=seed)
+        self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed)
         self.levels = levels
         self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
 
@@ -264,9 +276,68 @@ def _ordered(layers) -> list[str]:
 
 # -- the method --------------------------------------------------------------------------------------------------
 
+def min_jacobian(flow: torch.Tensor) -> float:
+    """Smallest Jacobian determinant of the warp ``q -> q − flow(q)`` (forward differences): 1 = no change,
+    below 0 = the warp folds the image over itself somewhere."""
+    f = flow.detach()[0].double()
+    fx, fy = f[:, :-1, 1:] - f[:, :-1, :-1], f[:, 1:, :-1] - f[:, :-1, :-1]  # d(flow)/dx, d(flow)/dy
+    det = (1 - fx[0]) * (1 - fy[1]) - fx[1] * fy[0]
+    return float(det.min())
+
+
 def alignment_error(points: torch.Tensor, theta: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """DST's ``L_warp``: mean distance ``‖(p_i + θ_i) − p'_i‖₂`` (px); differentiable in ``θ``."""
     return (points + theta - targets).norm(dim=1).mean()
+
+
+def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous: torch.Tensor | None,
+                  theta0: torch.Tensor, points: torch.Tensor, targets: torch.Tensor, final_width: int, alpha: float,
+                  opt: dict, cfg):
+    """Set up one scale: targets, the image parameters started from ``previous`` (or the content), θ and the
+    objective. Returns ``(param groups, objective() -> (total, terms), image_fn, project, theta)``."""
+    hs, ws = content_s.shape[-2:]
+    factor = ws / final_width  # final-size px -> this scale's px
+    use_warp = opt["warp_weight"] > 0
+    base.content_weight = alpha
+    base.set_targets(content_s, style_s)
+    start = content_s if previous is None else base.upsample(previous, content_s)
+    params, image_fn, project = base.parameterise(start)
+    kappa = float(opt["warp_scale"])
+    phi = (theta0 / kappa).clone().requires_grad_(use_warp)
+    groups = [{"params": params}]
+    if use_warp:
+        groups.append({"params": [phi]} if opt["warp_lr"] is None else {"params": [phi], "lr": opt["warp_lr"]})
+    if opt["optimizer"] == "sgd":  # DST styletransfer.py: SGD with momentum 0.9 (per group: optimize() has no knob)
+        for group in groups:
+            group["momentum"] = opt["momentum"]
+    if opt["optimizer"] == "lbfgs":
+        groups = [{"params": [p for g in groups for p in g["params"]]}]
+
+    def objective():
+        x = image_fn()
+        theta = kappa * phi
+        if use_warp:
+            flow = tps_flow(points * factor, theta * factor, (hs, ws), cfg.border_points, cfg.warp_grid)
+            warped = warp_image(x, flow)
+        else:
+            warped = None
+        l_content, l_style, l_style_w = base.losses(x, warped)
+        terms = {"content": alpha * l_content, "style": opt["style_weight"] * l_style}
+        if use_warp:
+            terms["style_warped"] = opt["style_weight"] * l_style_w
+            terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets)
+            terms["warp_tv"] = opt["reg_weight"] * tv_loss(flow)
+        total = sum(terms.values())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    return groups, objective, image_fn, project, lambda: (kappa * phi).detach()
+
+
+def make_base(cfg, encoder):
+    """The base losses and image parameterisation of ``cfg.base``."""
+    if cfg.base == "gram":
+        return _GramBase(encoder)
+    return _StrotssBase(encoder, cfg.pyramid_levels, cfg.samples, cfg.style_samples, cfg.seed)
 
 
 def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tensor, style_pts: torch.Tensor, cfg,
@@ -290,7 +361,7 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
     targets = torch.stack([targets[:, 0].clamp(margin, w - 1 - margin), targets[:, 1].clamp(margin, h - 1 - margin)], 1)
     points, targets = points.to(device), targets.to(device)
     use_warp = opt["warp_weight"] > 0
-    base = _GramBase(encoder) if cfg.base == "gram" else _StrotssBase(encoder, cfg.pyramid_levels, cfg.seed)
+    base = make_base(cfg, encoder)
     state = {"theta": torch.zeros_like(points)}
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)
@@ -298,38 +369,10 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> torch.Tensor:
         content_s = resize(content_f, long_side).to(device)
         style_s = resize(style_f, long_side).to(device)
-        hs, ws = content_s.shape[-2:]
-        factor = ws / w  # final-size px -> this scale's px
         alpha = opt["content_weight"] * (size / long_side if opt["scale_content_weight"] else 1.0)
-        base.content_weight = alpha
-        base.set_targets(content_s, style_s)
-        start = content_s if previous is None else base.upsample(previous.to(device), content_s)
-        params, image_fn, project = base.parameterise(start)
-        theta = state["theta"].clone().requires_grad_(use_warp)
-        groups = [{"params": params}]
-        if use_warp:
-            groups.append({"params": [theta]} if opt["warp_lr"] is None else {"params": [theta], "lr": opt["warp_lr"]})
-        if opt["optimizer"] == "sgd":  # DST styletransfer.py: SGD with momentum 0.9 (per group: optimize() has no knob)
-            for group in groups:
-                group["momentum"] = opt["momentum"]
-        if opt["optimizer"] == "lbfgs":
-            groups = [{"params": [p for g in groups for p in g["params"]]}]
-
-        def objective():
-            x = image_fn()
-            if use_warp:
-                flow = tps_flow(points * factor, theta * factor, (hs, ws), cfg.border_points, cfg.warp_grid)
-                warped = warp_image(x, flow)
-            else:
-                warped = None
-            l_content, l_style, l_style_w = base.losses(x, warped)
-            terms = {"content": alpha * l_content, "style": opt["style_weight"] * l_style}
-            if use_warp:
-                terms["style_warped"] = opt["style_weight"] * l_style_w
-                terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets)
-                terms["warp_tv"] = opt["reg_weight"] * tv_loss(flow)
-            total = sum(terms.values())
-            return total, {k: float(v.detach()) for k, v in terms.items()}
+        start = None if previous is None else previous.to(device)
+        problem = scale_problem(base, content_s, style_s, start, state["theta"], points, targets, w, alpha, opt, cfg)
+        groups, objective, image_fn, project, get_theta = problem
 
         def save_frame(step: int) -> None:
             if run is not None and cfg.save_every > 0 and (step + 1) % cfg.save_every == 0:
@@ -338,7 +381,7 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
 
         optimize(groups, objective, cfg.steps, opt["optimizer"], opt["lr"], project=project, log=log, scale=index,
                  on_step=save_frame, desc=f"dst/{cfg.base} {long_side}px", progress=cfg.progress)
-        state["theta"] = theta.detach()
+        state["theta"] = get_theta()
         with torch.no_grad():
             return image_fn().clamp(0, 1).detach().cpu()
 
@@ -415,6 +458,7 @@ def run(cfg, run_dir: RunDir) -> torch.Tensor:
     end = float(alignment_error(points, theta, targets))
     summary = {"keypoints": source, "pairs": len(points), "base": cfg.base, **resolved(cfg),
                "alignment_error_px": {"start": round(start, 3), "end": round(end, 3)},
-               "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0}
+               "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0,
+               "min_jacobian": round(min_jacobian(result["flow"]), 3)}
     (run_dir.path / "dst.json").write_text(json.dumps(summary, indent=1))
     return result["output"]
