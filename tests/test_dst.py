@@ -106,3 +106,36 @@ def test_bad_options_are_config_errors():
         load_config({"method": "dst", "base": "mrf"})
     with pytest.raises(SemstyleError, match="warp_lr"):
         load_config({"method": "dst", "base": "gram", "optimizer": "lbfgs", "warp_lr": 0.5})
+
+
+def test_inline_nbb_keypoints(assets_dir):
+    content = load_image(assets_dir / "content" / "astronaut.jpg", 128)
+    style = load_image(assets_dir / "styles" / "monalisa.jpg", 128)
+    cfg = load_config({"method": "dst", "nbb_size": 96, "progress": False})
+    pa, pb, source = dst.get_keypoints(content, style, cfg)
+    assert source == "nbb" and len(pa) >= 3 and pa.shape == pb.shape
+    assert (pa[:, 0] < 128).all() and (pb[:, 0] < style.shape[-1]).all()  # original pixels of each image
+
+
+
+def test_face_keypoints_pair_the_same_features(assets_dir):
+    from semstyle import landmarks as lm
+
+    if not lm.available():
+        pytest.skip("the faces extra (mediapipe 0.10.21) is not installed")
+    content = load_image(assets_dir / "content" / "astronaut.jpg")
+    style = load_image(assets_dir / "styles" / "monalisa.jpg")
+    pa, pb = lm.face_keypoints(content, style, b=5)
+    assert len(pa) >= 20
+    # both faces are upright: after the similarity alignment the pairs agree to a fraction of the face size
+    from semstyle.correspondence import similarity_align
+
+    aligned = similarity_align(pb, pa)
+    face = (pa.max(0).values - pa.min(0).values).max()
+    assert (aligned - pa).norm(dim=1).mean() < 0.1 * face
+    # no face in a townscape: portrait mode falls back to NBB with a warning
+    cfg = load_config({"method": "dst", "keypoints": "faces", "nbb_size": 96, "progress": False})
+    town = load_image(assets_dir / "content" / "tubingen.jpg", 96)
+    with pytest.warns(UserWarning, match="no face"):
+        _, _, source = dst.get_keypoints(town, load_image(assets_dir / "styles" / "monalisa.jpg", 96), cfg)
+    assert source == "nbb"
