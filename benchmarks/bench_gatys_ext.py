@@ -61,12 +61,44 @@ def ext_step(encoder, content, styles, options):
     return step
 
 
+def term_costs(content, repeats: int) -> None:
+    """Forward+backward time of the extension terms alone, on features of the shapes VGG gives at this size."""
+    from semstyle.encoder import layer_channels, layer_stride
+    from semstyle.losses.laplacian import LaplacianLoss
+    from semstyle.methods.gatys import GATYS_STYLE_LAYERS, BlendedStyleLoss
+
+    h, w = content.shape[-2:]
+    feats = {layer: torch.rand(1, layer_channels(layer), h // layer_stride(layer), w // layer_stride(layer))
+             .contiguous(memory_format=torch.channels_last).requires_grad_(True) for layer in GATYS_STYLE_LAYERS}
+    image = content.detach().cpu().clone().requires_grad_(True)
+    lap = LaplacianLoss([4, 16])
+    lap.set_target({"image": torch.rand_like(image)})
+
+    def timed(loss_fn):
+        def step():
+            for t in [image, *feats.values()]:
+                t.grad = None
+            loss_fn().backward()
+        return median_time(step, repeats)
+
+    rows = [("Laplacian loss (p = 4, 16)", timed(lambda: lap({"image": image})))]
+    for n in (1, 2):
+        blend = BlendedStyleLoss([(1.0 / n, GATYS_STYLE_LAYERS, None)] * n)
+        for term in blend.styles:
+            term.set_target({k: torch.rand_like(v) for k, v in feats.items()})
+        rows.append((f"Gram style loss, {n} style(s), fp32", timed(lambda: blend(feats))))
+    print("\n| term alone (fwd+bwd on CPU features) | time (s) |\n|---|---|")
+    for name, t in rows:
+        print(f"| {name} | {t:.4f} |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-terms", action="store_true", help="skip the table of the terms' own cost")
     args = p.parse_args(argv)
     # .contiguous(): load_image returns a channels-last-strided tensor, which L-BFGS's .view() rejects
     content_full = load_image(ROOT / "assets/content/tubingen.jpg").contiguous()
@@ -86,6 +118,8 @@ def main(argv=None):
             t = median_time(ext_step(encoder, content, used, options), args.repeats)
             base = base or t
             print(f"| {precision} | {name} | {bare:.3f} | {t:.3f} | {t / bare:.2f} | {t / base:.2f} |", flush=True)
+    if not args.no_terms:
+        term_costs(resize(content_full, args.size).contiguous(), args.repeats)
     print(f"# peak RSS {peak_rss_mib():.0f} MiB")
 
 
