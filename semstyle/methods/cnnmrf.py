@@ -29,9 +29,11 @@ DEFAULTS.update({
     "phases": 3,  # num_res 3
     "init": "content",  # ini_method 'image'
     "pooling": "max",  # loadcaffe's VGG-19 as trained
-    # TV 1e-3 on 0-255 pixels, summed: on [0, 1] pixels with TVLoss' mean that is ~1e-3·255²·3HW/2 ≈ 1e7 at 384 px;
-    # kept lower (chosen by eye) because the bf16 feature pass is noisier than Caffe's fp32 one.
-    "tv_weight": 1.0e5,
+    # tv_weight 1e-3: neural-style's squared TV (gradient = strength · neighbour differences, 0-255 pixels, summed).
+    # TVLoss(p=2) is a mean over the 3HW differences on [0, 1] pixels: equal gradients at 1e-3·255²·3HW/2 ≈ 1e7
+    # for CNNMRF's 384x288.
+    "tv_weight": 1.0e7,
+    "tv_power": 2.0,
 })
 DEFAULTS["content"] = {"image": "assets/content/astronaut.jpg", "weight": 20.0,  # content_weight 2e1
                        "layers": ["relu4_2"]}  # content_layers {23} = relu4_2
