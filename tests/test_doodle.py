@@ -157,3 +157,36 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "transparent" in _error(capsys, "--style", style, "--style-map", smap, "--target-map",
                                    str(tmp_path / "rgba.png"))
     assert "auto_maps: needs content.image" in _error(capsys, "--style", style, "--auto-maps", "3")
+
+
+def test_cnnmrf_style_copies_are_rotated_and_scaled_with_valid_areas():
+    style = torch.rand(1, 3, 40, 60)
+    masks = torch.zeros(1, 2, 40, 60)
+    masks[:, 0, :, :30], masks[:, 1, :, 30:] = 1, 1
+    cfg = load_config({"method": "cnnmrf", "mrf": {"rotations": 1, "scalings": 1}})
+    copies = doodle.style_copies(style, masks, cfg.mrf)
+    assert len(copies) == 9 and copies[0][0] is style and copies[0][2] is None
+    for image, m, valid in copies[1:]:
+        assert image.shape[1] == 3 and m.shape[1] == 2 and valid.shape[1] == 1
+        assert image.shape[-2:] == m.shape[-2:] == valid.shape[-2:]
+    sizes = sorted({c[0].shape[-1] for c in copies})
+    assert sizes == [57, 60, 63]  # 60 / 1.05, 60, 60 * 1.05
+    rotated = copies[1][2]  # -7.5°, scale 1/1.05: empty corners
+    assert rotated[0, 0, 0, 0] < 0.5 and rotated[0, 0, 19, 28] > 0.99
+
+
+def test_doodle_with_content_and_resized_target_map(tmp_path, capsys):
+    style, smap, _ = _toy_set(tmp_path)
+    content = _save(np.random.default_rng(1).uniform(0, 255, (40, 48, 3)), tmp_path / "content.png")
+    tmap = np.zeros((20, 24, 3))
+    tmap[:, :12], tmap[:, 12:] = (255, 0, 0), (0, 0, 255)
+    tmap = _save(tmap, tmp_path / "content_sem.png")
+    args = ["--style", style, "--style-map", smap, "--content", content, "--target-map", tmap]
+    err = _error(capsys, *args)
+    assert "target map" in err and "is 24x20 but the content image is 48x40" in err and "--resize-maps" in err
+    out = tmp_path / "with_content"
+    assert main(["doodle", *args, "--resize-maps", "--size", "40", "--steps", "3", "--phases", "1",
+                 "--out", str(out), "--set", *FAST]) == 0
+    header = open(out / "losses.csv").readline().strip().split(",")
+    assert {"content", "style", "tv"} <= set(header)
+    assert Image.open(out / "sheet.png").size[0] > 5 * 33  # style, two maps, content, result
