@@ -43,7 +43,7 @@ def test_guided_matching_equals_brute_force_and_obeys_the_map():
     style, _ = ncc_patches(s, 3, 1, sm)
     index, score = nearest_patches(target, style, chunk_elements=13)
     ref_score, ref_index = _brute_force(x, s, 3, 1, 1, xm, sm, 10.0)
-    assert torch.equal(index, ref_index) and torch.allclose(score, ref_score, atol=1e-4)
+    assert torch.equal(index, ref_index) and torch.allclose(score, ref_score - 10.0, atol=1e-4)  # offset by -w
     # patches wholly inside target region 0 (columns 0..2 of the 7x7 grid) take style patches wholly inside region 0
     rows, cols = index // 7, index % 7
     inside = torch.arange(49) % 7 <= 2
@@ -92,14 +92,20 @@ def test_invalid_style_area_gives_no_patches():
     assert len(loss.style_rows["relu3_1"]) == 8 * 4  # patch columns 4..7 only
 
 
-def test_bf16_search_agrees_with_fp32_on_most_patches():
+@pytest.mark.parametrize("guided", [False, True])
+def test_bf16_search_agrees_with_fp32_on_most_patches(guided):
     gen = torch.Generator().manual_seed(1)
     x, s = torch.rand(1, 64, 16, 16, generator=gen), torch.rand(1, 64, 16, 16, generator=gen)
     s[..., :8, :] *= 3  # distinct patches
-    exact = nearest_patches(ncc_patches(x, 3, 1)[0], ncc_patches(s, 3, 1)[0])[0]
-    fast = nearest_patches(ncc_patches(x, 3, 1, dtype=torch.bfloat16)[0],
-                           ncc_patches(s, 3, 1, dtype=torch.bfloat16)[0])[0]
-    assert (fast == exact).float().mean() > 0.6  # near-ties may flip at bf16 precision
+    m = torch.zeros(1, 2, 16, 16)
+    m[:, 0, :, :8], m[:, 1, :, 8:] = 1, 1
+    masks = dict(masks=m, mask_scale=10.0) if guided else {}
+    style_masks = dict(masks=m) if guided else {}
+    exact = nearest_patches(ncc_patches(x, 3, 1, **masks)[0], ncc_patches(s, 3, 1, **style_masks)[0])[0]
+    fast = nearest_patches(ncc_patches(x, 3, 1, dtype=torch.bfloat16, **masks)[0],
+                           ncc_patches(s, 3, 1, dtype=torch.bfloat16, **style_masks)[0])[0]
+    # near-ties may flip at bf16 precision; guided scores are offset by -w so they keep the same precision
+    assert (fast == exact).float().mean() > 0.6
 
 
 def test_masked_gram_equals_per_region_gram_loss():

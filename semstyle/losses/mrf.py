@@ -41,22 +41,26 @@ def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) ->
 
 
 def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, masks: torch.Tensor | None = None,
-                mask_scale: float = 1.0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                mask_scale: float | None = None, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Patches as rows ready for normalised cross-correlation: ``(rows (L, D), feature norms (L,))``.
 
     Each row is the feature patch divided by its L2 norm, followed (when ``masks`` ``(1, K, h, w)`` are given) by
-    the mask patch divided by its own norm and scaled by ``mask_scale``: ``D = C·k² (+ K·k²)``. The dot product of
-    a synthesis row (``mask_scale`` = semantic weight) with a style row (``mask_scale`` = 1) is
-    ``NCC(features) + semantic_weight · NCC(masks)``, neural-doodle's matching score.
+    the mask patch divided by its own norm and one constant: ``D = C·k² (+ K·k² + 1)``. Style rows are built with
+    ``mask_scale=None`` (mask part as is, constant 1); synthesis rows with ``mask_scale`` = the semantic weight w
+    (mask part × w, constant −w). Their dot product is ``NCC(features) + w · (NCC(masks) − 1)``: neural-doodle's
+    matching score minus w, so a patch matched inside its own region scores in [−1, 1], where bf16 GEMM outputs
+    keep ~3 significant digits instead of ~2 around w + 1.
     """
     norms = patch_norms(features, patch_size, stride).flatten()
     rows = F.unfold(features.to(dtype), patch_size, stride=stride)[0].t()  # (L, C·k²)
     rows = rows * (1.0 / norms.clamp_min(EPS)).to(dtype)[:, None]
     if masks is not None:
+        scale = 1.0 if mask_scale is None else float(mask_scale)
         mask_norms = patch_norms(masks, patch_size, stride).flatten()
         mask_rows = F.unfold(masks.to(dtype), patch_size, stride=stride)[0].t()
-        mask_rows = mask_rows * (mask_scale / mask_norms.clamp_min(EPS)).to(dtype)[:, None]
-        rows = torch.cat([rows, mask_rows], 1)
+        mask_rows = mask_rows * (scale / mask_norms.clamp_min(EPS)).to(dtype)[:, None]
+        constant = torch.full((len(rows), 1), 1.0 if mask_scale is None else -scale, dtype=dtype, device=rows.device)
+        rows = torch.cat([rows, mask_rows, constant], 1)
     return rows.contiguous(), norms
 
 
@@ -172,7 +176,7 @@ class MRFLoss(nn.Module):
                     raise ValueError(f"style features at {layer} are {tuple(f.shape[-2:])}, smaller than a {k}x{k} "
                                      "patch: use a larger style image or size")
                 m = masks_at(mask.float().to(f.device), f.shape[-2:]) if guided else None
-                r, n = ncc_patches(f, k, s, m, 1.0, self.match_dtype)
+                r, n = ncc_patches(f, k, s, m, None, self.match_dtype)
                 if ok is not None:  # keep patches lying wholly inside the valid area
                     inside = -F.max_pool2d(-masks_at(ok.float().to(f.device), f.shape[-2:]), k, stride=s)
                     keep = inside.flatten() > 0.99
