@@ -21,10 +21,13 @@ relu5_3      196             220 (relu5_4: 252)
 
 Channels: 3 + 64·2 + 128·2 + 256·3 + 512·2 = 2179, as in the reference.
 
-Units. The encoder is the Caffe VGG (inputs 0-255, BGR, mean-subtracted), whose activations are ~58x those of the
-torchvision VGG with ImageNet normalisation that STROTSS's corrected code uses (futscdav/strotss, endorsed in the
-STROTSS README of 2020-05-08). :data:`FEATURE_SCALE` divides them back, so the scale-dependent moment term keeps
-the reference's balance against the scale-free cosine terms.
+Units. The encoder is the Caffe VGG: its input is ``255 · (RGB − ImageNet mean)`` (BGR), so its activations are
+~255x those of the network the STROTSS paper's results and weights (α = 16, moment weight 1) were obtained with,
+whose input was ``RGB − 0.5`` (reference ``utils.load_path_for_pytorch``: ``x/255 − 0.5``, no std division).
+:data:`FEATURE_SCALE` divides them back, so the scale-dependent moment term keeps the paper's balance against the
+scale-free cosine terms. (The reference's 2020 correction, futscdav/strotss, feeds ImageNet-normalised input,
+i.e. Caffe/58 units, without retuning the weights: the moment term is then ~20x larger, and with the Caffe VGG-19
+it overwhelms the content at α = 16, the output copying the style painting; see docs/strotss.md.)
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ STROTSS_LAYERS: tuple[str, ...] = (
     "relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu4_3", "relu5_3",
 )
 
-# Caffe VGG activations -> torchvision-normalised units: 255 (input range) × 0.226 (ImageNet std) ≈ 58.
-FEATURE_SCALE = 1.0 / 58.0
+# Caffe VGG activations -> the paper-era reference's units (input RGB − 0.5 instead of 255 · (RGB − mean)).
+FEATURE_SCALE = 1.0 / 255.0
 
 
 def pixel_points(mask: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -255,6 +255,8 @@ class StrotssLoss(nn.Module):
         samples: output/content locations drawn per region and step (reference: 32² = 1024).
         style_samples: style locations per region, drawn once per :meth:`set_targets` (reference: 5 × 1000).
         seed: seeds the location sampling.
+        feature_scale: multiplies the VGG features in the hypercolumns (:data:`semstyle.hypercolumn.FEATURE_SCALE`);
+            only the moment term depends on it.
 
     ``layers`` is empty for :class:`semstyle.objective.Objective`: this module runs its own encoder passes.
     """
@@ -262,7 +264,7 @@ class StrotssLoss(nn.Module):
     layers: tuple[str, ...] = ()
 
     def __init__(self, encoder, layers=STROTSS_LAYERS, content_weight: float = 16.0, moment_weight: float = 1.0,
-                 samples: int = 1024, style_samples: int = 5000, seed: int = 0):
+                 samples: int = 1024, style_samples: int = 5000, seed: int = 0, feature_scale: float = FEATURE_SCALE):
         super().__init__()
         from ..encoder import check_layers
 
@@ -273,6 +275,7 @@ class StrotssLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.moment_weight = float(moment_weight)
         self.samples, self.style_samples = int(samples), int(style_samples)
+        self.feature_scale = float(feature_scale)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.content_features: dict[str, torch.Tensor] = {}
         self.content_image: torch.Tensor | None = None
@@ -309,7 +312,7 @@ class StrotssLoss(nn.Module):
                 check(bool(style_region.any()), f"style map: region {k} of the content map has no pixels in the style map",
                       ImageError)
                 points = pixel_points(style_region, self.style_samples, self.generator)
-                columns = sample_hypercolumns(style_features, self.feature_layers, points, style)[0]
+                columns = sample_hypercolumns(style_features, self.feature_layers, points, style, self.feature_scale)[0]
                 unit = F.normalize(columns, dim=1)
                 self.regions.append(region.to(device))
                 self.style_sets.append({
@@ -330,7 +333,8 @@ class StrotssLoss(nn.Module):
         check(tuple(image.shape[-2:]) == tuple(self.content_image.shape[-2:]),
               f"image is {tuple(image.shape[-2:])} but the targets were set for {tuple(self.content_image.shape[-2:])}")
         features = self.encoder(image, self.feature_layers)
-        return self._split(sample_hypercolumns(features, self.feature_layers, torch.cat(points), image)[0], points)
+        columns = sample_hypercolumns(features, self.feature_layers, torch.cat(points), image, self.feature_scale)[0]
+        return self._split(columns, points)
 
     def content_term(self, hx: list[torch.Tensor], points: list[torch.Tensor]) -> torch.Tensor:
         """Self-similarity loss of output hypercolumns ``hx`` against the content's at the same points (region mean)."""
@@ -342,7 +346,8 @@ class StrotssLoss(nn.Module):
 
     def _content_term(self, xn: list[torch.Tensor], points: list[torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            hc = sample_hypercolumns(self.content_features, self.feature_layers, torch.cat(points), self.content_image)[0]
+            hc = sample_hypercolumns(self.content_features, self.feature_layers, torch.cat(points), self.content_image,
+                                     self.feature_scale)[0]
             cn = self._split(F.normalize(hc, dim=1), points)
         return torch.stack([self_similarity_loss(x, c, unit=True) for x, c in zip(xn, cn)]).mean()
 
