@@ -7,6 +7,24 @@ import torch
 from .base import LayerLoss
 
 
+class _SymmetricGram(torch.autograd.Function):
+    """``Fᵀ F`` for ``F`` of shape ``(B, M, C)``, with a one-matmul backward ``dF = F (g + gᵀ)``.
+
+    Autograd's generic backward of a product does two matmuls; the Gram's symmetry needs one. The Gram loss is
+    the largest cost of a Gatys step after the VGG pass itself, so this matters.
+    """
+
+    @staticmethod
+    def forward(ctx, flat):
+        ctx.save_for_backward(flat)
+        return flat.transpose(1, 2) @ flat
+
+    @staticmethod
+    def backward(ctx, grad):
+        (flat,) = ctx.saved_tensors
+        return flat @ (grad + grad.transpose(1, 2))
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix ``F Fᵀ / M`` of ``(B, C, h, w)`` features, ``M = h·w``; returns ``(B, C, C)``.
 
@@ -16,9 +34,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     if features.is_contiguous(memory_format=torch.channels_last):
         # (B, H, W, C) in memory: a free view; reshaping to (B, C, HW) would copy, and so would its gradient
         flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        return flat.transpose(1, 2) @ flat / (h * w)
-    flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (h * w)
+    else:
+        flat = features.reshape(b, c, h * w).transpose(1, 2)
+    return _SymmetricGram.apply(flat) / (h * w)
 
 
 def gram_loss(gram: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
