@@ -56,3 +56,10 @@ def test_modules_cache_targets_and_weights():
         GramLoss(["relu1_1"], [1.0, 2.0])
     with pytest.raises(ConfigError, match=">= 0"):
         GramLoss(["relu1_1"], [-1.0])
+
+
+def test_gram_matrix_gradient_matches_finite_differences():
+    x = torch.randn(2, 5, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (x,))
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.autograd.gradcheck(gram_matrix, (x_cl,))
