@@ -139,3 +139,14 @@ def test_face_keypoints_pair_the_same_features(assets_dir):
     with pytest.warns(UserWarning, match="no face"):
         _, _, source = dst.get_keypoints(town, load_image(assets_dir / "styles" / "monalisa.jpg", 96), cfg)
     assert source == "nbb"
+
+
+def test_min_jacobian_flags_folds():
+    from semstyle.warp import tps_flow
+
+    points = torch.tensor([[20.0, 32.0], [30.0, 32.0], [44.0, 32.0]])
+    assert abs(dst.min_jacobian(tps_flow(points, torch.zeros_like(points), (64, 64))) - 1) < 1e-3
+    gentle = torch.tensor([[2.0, 0.0], [2.0, 0.0], [1.0, 0.0]])
+    assert dst.min_jacobian(tps_flow(points, gentle, (64, 64))) > 0.5
+    crossing = torch.tensor([[16.0, 0.0], [-6.0, 0.0], [0.0, 0.0]])  # point 1 jumps over point 2
+    assert dst.min_jacobian(tps_flow(points, crossing, (64, 64))) < 0

@@ -454,11 +454,15 @@ def run(cfg, run_dir: RunDir) -> torch.Tensor:
         write_keypoints(run_dir.path / f"keypoints_{name}.txt", pts)  # DST save_points: final-size px, row, col
     if cfg.naive_baseline and resolved(cfg)["warp_weight"] > 0:
         run_dir.save_image("naive_baseline.png", _naive_baseline(result, cfg))
+    fold = min_jacobian(result["flow"])
+    if fold < 0:
+        warnings.warn(f"dst: the warp folds the image over itself (smallest Jacobian determinant {fold:.2f}): the "
+                      "keypoint pairs disagree; raise reg_weight or give cleaner keypoints (see flow.png)", stacklevel=2)
     start = float(alignment_error(points, torch.zeros_like(theta), targets))
     end = float(alignment_error(points, theta, targets))
     summary = {"keypoints": source, "pairs": len(points), "base": cfg.base, **resolved(cfg),
                "alignment_error_px": {"start": round(start, 3), "end": round(end, 3)},
                "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0,
-               "min_jacobian": round(min_jacobian(result["flow"]), 3)}
+               "min_jacobian": round(fold, 3)}
     (run_dir.path / "dst.json").write_text(json.dumps(summary, indent=1))
     return result["output"]
