@@ -17,6 +17,8 @@ Shapes: features ``(1, C, h, w)``; masks ``(1, K, h, w)``; patches ``(N, C, k, k
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,7 +43,8 @@ def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) ->
 
 
 def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, masks: torch.Tensor | None = None,
-                mask_scale: float | None = None, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                mask_scale: float | None = None, dtype: torch.dtype = torch.float32,
+                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Patches as rows ready for normalised cross-correlation: ``(rows (L, D), feature norms (L,))``.
 
     Each row is the feature patch divided by its L2 norm, followed (when ``masks`` ``(1, K, h, w)`` are given) by
@@ -50,18 +53,25 @@ def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, ma
     (mask part × w, constant −w). Their dot product is ``NCC(features) + w · (NCC(masks) − 1)``: neural-doodle's
     matching score minus w, so a patch matched inside its own region scores in [−1, 1], where bf16 GEMM outputs
     keep ~3 significant digits instead of ~2 around w + 1.
+
+    ``out`` ``(L, D)``: write the feature part into ``out[:, :C·k²]`` and leave the rest (a cached mask part).
     """
+    ck2 = features.shape[1] * patch_size**2
     norms = patch_norms(features, patch_size, stride).flatten()
-    rows = F.unfold(features.to(dtype), patch_size, stride=stride)[0].t()  # (L, C·k²)
-    rows = rows * (1.0 / norms.clamp_min(EPS)).to(dtype)[:, None]
+    cols = F.unfold(features.to(dtype), patch_size, stride=stride)[0]  # (C·k², L)
+    mask_cols = None
     if masks is not None:
+        mask_cols = F.unfold(masks.to(dtype), patch_size, stride=stride)[0]
+    if out is None:
+        extra = 0 if mask_cols is None else len(mask_cols) + 1
+        out = torch.empty(cols.shape[1], ck2 + extra, dtype=dtype, device=cols.device)
+    torch.mul(cols.t(), (1.0 / norms.clamp_min(EPS)).to(dtype)[:, None], out=out[:, :ck2])  # one transposing pass
+    if mask_cols is not None:
         scale = 1.0 if mask_scale is None else float(mask_scale)
         mask_norms = patch_norms(masks, patch_size, stride).flatten()
-        mask_rows = F.unfold(masks.to(dtype), patch_size, stride=stride)[0].t()
-        mask_rows = mask_rows * (scale / mask_norms.clamp_min(EPS)).to(dtype)[:, None]
-        constant = torch.full((len(rows), 1), 1.0 if mask_scale is None else -scale, dtype=dtype, device=rows.device)
-        rows = torch.cat([rows, mask_rows, constant], 1)
-    return rows.contiguous(), norms
+        torch.mul(mask_cols.t(), (scale / mask_norms.clamp_min(EPS)).to(dtype)[:, None], out=out[:, ck2:-1])
+        out[:, -1] = 1.0 if mask_scale is None else -scale
+    return out, norms
 
 
 @torch.no_grad()
@@ -103,12 +113,15 @@ def mrf_loss(features: torch.Tensor, matched: torch.Tensor, patch_size: int = 3,
     with torch.no_grad():
         span = ((hp - 1) * stride + k, (wp - 1) * stride + k)
         pad = (0, w - span[1], 0, h - span[0])
-        rows = matched.reshape(hp * wp, c * k * k).float()
-        overlay = F.pad(F.fold(rows.t()[None], span, k, stride=stride), pad)
+        cols = matched.reshape(hp * wp, c * k * k).float().t()  # (C·k², L): free when matched is a transposed view
+        overlay = F.pad(F.fold(cols[None], span, k, stride=stride), pad)
         cover = F.pad(F.fold(torch.ones(1, k * k, hp * wp, device=features.device), span, k, stride=stride), pad)
-        constant = rows.pow(2).sum()
+        constant = cols.pow(2).sum()
+        x = features.detach()
+        if x.is_contiguous(memory_format=torch.channels_last):  # keep elementwise ops in one memory layout
+            overlay = overlay.contiguous(memory_format=torch.channels_last)
     x = features.float()
-    total = (cover * x.pow(2)).sum() - 2 * (overlay * x).sum() + constant
+    total = ((cover * x - 2 * overlay) * x).sum() + constant
     return total.clamp_min(0) / matched.numel()
 
 
@@ -141,11 +154,19 @@ class MRFLoss(nn.Module):
         self.semantic_weight = float(semantic_weight)
         self.match_dtype = match_dtype
         self.chunk_elements = chunk_elements
-        self.style_rows: dict[str, torch.Tensor] = {}  # (N, D) normalised style patches (+ mask part), match_dtype
+        # (D, N) normalised style patches (+ mask part) as columns, match_dtype: the GEMM reads column chunks and the
+        # loss gathers columns straight into fold's (C·k², L) layout, with no transposing copies
+        self.style_cols: dict[str, torch.Tensor] = {}
         self.style_norms: dict[str, torch.Tensor] = {}  # (N,) feature norms: rows[:, :C·k²] · norms = the patches
         self.channels: dict[str, int] = {}
         self.target_masks: dict[str, torch.Tensor] = {}  # "image": (1, K, H, W), plus per-layer pooled copies
         self.last_index: dict[str, torch.Tensor] = {}  # matches of the last forward, for inspection and tests
+        self._target_rows: dict[str, torch.Tensor] = {}  # per layer: (L, D) buffer whose mask part is fixed
+
+    @property
+    def style_rows(self) -> dict[str, torch.Tensor]:
+        """``{layer: (N, D)}`` views of the cached style patches, one row per patch."""
+        return {layer: cols.t() for layer, cols in self.style_cols.items()}
 
     @property
     def guided(self) -> bool:
@@ -183,13 +204,14 @@ class MRFLoss(nn.Module):
                     r, n = r[keep], n[keep]
                 rows.append(r)
                 norms.append(n)
-            self.style_rows[layer] = torch.cat(rows)
+            self.style_cols[layer] = torch.cat(rows).t().contiguous()
             self.style_norms[layer] = torch.cat(norms)
             self.channels[layer] = features[0][layer].shape[1]
 
     def set_target_masks(self, masks: torch.Tensor | None) -> None:
         """Target masks ``(1, K, H, W)`` at image resolution (None clears them); pooled to each layer on use."""
         self.target_masks = {} if masks is None else {"image": masks.float()}
+        self._target_rows = {}
 
     def _target_masks_at(self, layer: str, size) -> torch.Tensor:
         from ..semantic import masks_at
@@ -201,22 +223,31 @@ class MRFLoss(nn.Module):
 
     def match(self, layer: str, feature: torch.Tensor) -> torch.Tensor:
         """Nearest style patch index for each synthesis patch of ``feature`` at ``layer``: ``(h'·w',)``."""
-        style = self.style_rows[layer]
-        guided = self.guided and style.shape[1] > self.channels[layer] * self.patch_size**2
-        masks = self._target_masks_at(layer, feature.shape[-2:]).to(feature.device) if guided else None
-        rows, _ = ncc_patches(feature.detach(), self.patch_size, self.stride, masks, self.semantic_weight,
-                              self.match_dtype)
+        style = self.style_cols[layer].t()
+        ck2 = self.channels[layer] * self.patch_size**2
+        guided = self.guided and style.shape[1] > ck2
         if not guided:
-            style = style[:, :rows.shape[1]]  # a guided style cache used without target masks
+            rows, _ = ncc_patches(feature.detach(), self.patch_size, self.stride, dtype=self.match_dtype)
+            return nearest_patches(rows, style[:, :ck2], self.chunk_elements)[0]
+        rows = self._target_rows.get(layer)
+        positions = math.prod((n - self.patch_size) // self.stride + 1 for n in feature.shape[-2:])
+        if rows is not None and len(rows) == positions:
+            ncc_patches(feature.detach(), self.patch_size, self.stride, dtype=self.match_dtype, out=rows)
+        else:  # first call at this size: build the map part too and keep it, the target map does not change
+            masks = self._target_masks_at(layer, feature.shape[-2:]).to(feature.device)
+            rows, _ = ncc_patches(feature.detach(), self.patch_size, self.stride, masks, self.semantic_weight,
+                                  self.match_dtype)
+            self._target_rows[layer] = rows
         return nearest_patches(rows, style, self.chunk_elements)[0]
 
     def matched_patches(self, layer: str, index: torch.Tensor) -> torch.Tensor:
-        """The style feature patches at ``index``: ``(L, C·k²)`` float32."""
+        """The style feature patches at ``index``: ``(L, C·k²)`` float32, a transposed view of ``(C·k², L)``."""
         ck2 = self.channels[layer] * self.patch_size**2
-        return self.style_rows[layer].index_select(0, index)[:, :ck2].float() * self.style_norms[layer][index, None]
+        cols = self.style_cols[layer][:ck2].index_select(1, index).float() * self.style_norms[layer][index]
+        return cols.t()
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        if not self.style_rows:
+        if not self.style_cols:
             raise RuntimeError("MRFLoss: set_style() was not called")
         total = 0.0
         for layer, weight in self.weights.items():
