@@ -37,19 +37,6 @@ from ..hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hy
 CHUNK_ENTRIES = 1 << 24
 
 
-def pairwise_cosine_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``1 − cos(x_i, y_j)`` for ``x`` ``(N, C)``, ``y`` ``(M, C)``; returns ``(N, M)`` in ``[0, 2]``."""
-    return 1.0 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).T
-
-
-def pairwise_l2_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """RMS difference ``‖x_i − y_j‖ / √C`` of ``(N, C)`` and ``(M, C)``; returns ``(N, M)``.
-
-    Dividing by √C follows the reference (``pairwise_distances_sq_l2`` divides the square by C).
-    """
-    return torch.cdist(x, y) / x.shape[1] ** 0.5
-
-
 def _paired_l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """RMS distance of row ``i`` of ``x`` to row ``i`` of ``y`` (``(N, C)`` each); returns ``(N,)``.
 
@@ -90,8 +77,8 @@ def nearest_neighbours(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", b
 def _pool_rows(index: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
     """``out[i] = Σ_{j: index[j] = i} rows[j]`` for ``rows`` ``(M, C)``; returns ``(n, C)``.
 
-    A CSR one-hot matrix product, ~5x faster on CPU than ``index_add`` (whose CPU kernel is serial); the
-    ``index_add`` path is kept when ``rows`` needs a gradient.
+    A CSR one-hot matrix product: on CPU with several threads it is much faster than ``index_add`` (5000 × 2179
+    rows: 60 vs 200 ms on two busy cores; equal on one). ``index_add`` is kept when ``rows`` needs a gradient.
     """
     if rows.requires_grad or rows.device.type != "cpu":
         return torch.zeros(n, rows.shape[1], dtype=rows.dtype, device=rows.device).index_add(0, index, rows)
@@ -109,7 +96,7 @@ def relaxed_emd_unit(xn: torch.Tensor, yn: torch.Tensor, yn_search: torch.Tensor
 
     ``yn_search`` (e.g. a cached bfloat16 copy of ``yn``) is used for the neighbour search. Both relaxed terms are
     computed with O((N + M)·C) work: ``Σ_j <xn_{i(j)}, yn_j> = Σ_i <xn_i, Z_i>`` with ``Z`` the sum of the ``yn``
-    rows whose nearest ``x`` is ``i`` (an ``index_add``), so no ``(M, C)`` gather of ``xn`` is needed.
+    rows whose nearest ``x`` is ``i``, so no ``(M, C)`` gather of ``xn`` is needed.
     """
     search = yn if yn_search is None else yn_search
     row_idx, col_idx = nearest_neighbours(xn.to(search.dtype), search, "cosine")
@@ -401,7 +388,6 @@ class StrotssLoss(nn.Module):
 
 __all__ = [
     "FEATURE_SCALE", "STROTSS_LAYERS", "StrotssLoss", "color_emd", "feature_moments", "moment_loss",
-    "nearest_neighbours", "pairwise_cosine_distance", "pairwise_l2_distance", "relaxed_emd", "relaxed_emd_unit",
-    "rgb_to_yuv_rows",
-    "self_similarity_loss", "self_similarity_matrix",
+    "nearest_neighbours", "relaxed_emd", "relaxed_emd_unit", "rgb_to_yuv_rows", "self_similarity_loss",
+    "self_similarity_matrix",
 ]
