@@ -8,7 +8,8 @@ A "step" is one L-BFGS iteration of the doodle objective on the Monet set (maps 
 forward+backward to relu4_1 plus the MRF nearest-neighbour search and loss on relu3_1 and relu4_1, TV and the
 update. Modes: ``doodle`` = neural-doodle defaults (style and synthesis patch stride 1), ``fast`` = the same with
 CNNMRF's strides (2, 2), ``cnnmrf`` = no maps, strides 2, the cnnmrf method's layer weights. Each (size, mode) runs in
-its own process so its peak RSS is its own. The bare reference is ``common.bare_vgg_step`` to relu4_1 (the
+its own process so its peak RSS is its own; within it the step and the bare passes are timed in turn (interleaved),
+so that load from other processes on a shared machine hits them alike. The bare reference is ``common.bare_vgg_step`` to relu4_1 (the
 deepest layer a maps-only doodle reads) and to relu5_1 (the reference of bench_step.py).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
+from common import bare_vgg_step, machine, peak_rss_mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MONET = ROOT.parent / "shared" / "data" / "doodle" / "monet"
@@ -33,6 +35,23 @@ MODES = {
     "fast": {"mrf.style_stride": 2, "mrf.stride": 2},
     "cnnmrf": {"method": "cnnmrf"},
 }
+
+
+def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median wall and CPU seconds of each callable, calling them in turn (A, B, C, A, B, C, ...) so that all of them
+    see the same load on a shared machine; ``common.median_time`` times one callable after another."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
 def measure(size: int, mode: str, repeats: int) -> dict:
@@ -78,12 +97,13 @@ def measure(size: int, mode: str, repeats: int) -> dict:
         with torch.no_grad():
             image.clamp_(0, 1)
 
-    t_step = median_time(step, repeats)
-    t_bare4 = median_time(bare_vgg_step(encoder, style, "relu4_1"), repeats)
-    t_bare5 = median_time(bare_vgg_step(encoder, style, "relu5_1"), repeats)
+    t = interleaved_times({"step": step, "bare41": bare_vgg_step(encoder, style, "relu4_1"),
+                           "bare51": bare_vgg_step(encoder, style, "relu5_1")}, repeats)
+    (t_step, c_step), (t_bare4, c_bare4), (t_bare5, _) = t["step"], t["bare41"], t["bare51"]
     patches = {layer: len(rows) for layer, rows in mrf.style_rows.items()}
     return {"size": f"{style.shape[-1]}x{style.shape[-2]}", "mode": mode, "step_s": t_step, "bare41_s": t_bare4,
             "bare51_s": t_bare5, "ratio41": t_step / t_bare4, "ratio51": t_step / t_bare5,
+            "cpu_ratio41": c_step / c_bare4,
             "peak_rss_mib": peak_rss_mib(), "style_patches": patches, "precision": encoder.precision,
             "chunk_elements": CHUNK_ELEMENTS}
 
@@ -116,14 +136,16 @@ def main() -> None:
         print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats)))
         return
     print(f"machine: {machine()}")
-    print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | bare VGG→relu5_1 (s) | ratio | peak RSS (MiB) | style patches |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | CPU-time ratio | bare VGG→relu5_1 (s) | ratio | "
+          "peak RSS (MiB) | style patches |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for mode in args.modes:
             proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats)],
                                   capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"| {r['size']} | {r['mode']} | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
+                  f"{r['cpu_ratio41']:.2f} | "
                   f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
                   f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |", flush=True)
     print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24)")
