@@ -45,8 +45,9 @@ LOSS_DEFAULTS = {
     # neural-doodle doodle.py: --style-layers 3_1,4_1 (Lasagne convs include the ReLU), --style-weight 25,
     # each layer's loss a mean over patch elements, as mrf_loss is.
     "mrf": {"layers": ["relu3_1", "relu4_1"], "weight": 25.0},
-    # fast-neural-doodle uses neural-style's layers relu1_1..relu5_1; the weight keeps Gatys' style/content
-    # balance of this toolkit (gatys: 1e-6 / 1e-3) relative to content.weight 10, chosen by eye on Monet.
+    # fast-neural-doodle uses neural-style's layers relu1_1..relu5_1; the weight keeps this toolkit's Gatys
+    # style/content balance (gatys: 1e-6 / 1e-3) relative to content.weight 10 (maps only: it just sets the
+    # balance with TV, which stays ~10 % of the loss on the Monet doodle).
     "gram_masked": {"layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "weight": 1.0e-2},
 }
 
