@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, peak_rss_mib  # noqa: E402
+from common import bare_vgg_step, lbfgs_step, machine, peak_rss_mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MONET = ROOT.parent / "shared" / "data" / "doodle" / "monet"
@@ -64,7 +64,6 @@ def measure(size: int, mode: str, repeats: int) -> dict:
     from semstyle.losses.mrf import CHUNK_ELEMENTS, MRFLoss
     from semstyle.methods.doodle import loss_defaults
     from semstyle.objective import Objective
-    from semstyle.optim import make_optimizer
 
     options = dict(MODES[mode])
     cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
@@ -84,18 +83,7 @@ def measure(size: int, mode: str, repeats: int) -> dict:
     if guided:
         mrf.set_target_masks(t_masks.to(encoder.device))
     image = (16 + torch.rand_like(style) * 224).div(255).requires_grad_(True)
-    opt = make_optimizer("lbfgs", [image])
-
-    def closure():
-        opt.zero_grad()
-        total, _ = objective(image)
-        total.backward()
-        return total
-
-    def step():
-        opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
+    step = lbfgs_step(objective, image)
 
     t = interleaved_times({"step": step, "bare41": bare_vgg_step(encoder, style, "relu4_1"),
                            "bare51": bare_vgg_step(encoder, style, "relu5_1")}, repeats)

@@ -16,14 +16,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
+from common import bare_vgg_step, lbfgs_step, machine, median_time, peak_rss_mib  # noqa: E402
 
 from semstyle.color import luminance  # noqa: E402
 from semstyle.config import load_config  # noqa: E402
 from semstyle.encoder import vgg19_encoder  # noqa: E402
 from semstyle.image import load_image, resize  # noqa: E402
 from semstyle.methods.gatys import build_objective, set_targets, style_plan  # noqa: E402
-from semstyle.optim import make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLES = ["assets/styles/starry_night.jpg", "assets/styles/shipwreck.jpg"]
@@ -45,20 +44,7 @@ def ext_step(encoder, content, styles, options):
         content, styles = luminance(content), [luminance(s) for s in styles]
     set_targets(objective, view(content), [view(s) for s in styles])
     image = content.clone().contiguous().requires_grad_(True)
-    opt = make_optimizer("lbfgs", [image])
-
-    def closure():
-        opt.zero_grad()
-        total, _ = objective(view(image))
-        total.backward()
-        return total
-
-    def step():
-        opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
-
-    return step
+    return lbfgs_step(objective, image, view)
 
 
 def term_costs(content, repeats: int) -> None:

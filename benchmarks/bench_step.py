@@ -15,13 +15,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, median_time  # noqa: E402
+from common import bare_vgg_step, lbfgs_step, machine, median_time  # noqa: E402
 
 from semstyle.image import load_image, resize  # noqa: E402
 from semstyle.losses import ContentLoss, GramLoss  # noqa: E402
 from semstyle.objective import Objective  # noqa: E402
 from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.optim import make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,21 +31,7 @@ def gatys_step(encoder, content, style):
     with torch.no_grad():
         content_term.set_target(objective.features(content, content_term.layers))
         style_term.set_target(objective.features(style, style_term.layers))
-    image = content.clone().requires_grad_(True)
-    opt = make_optimizer("lbfgs", [image])
-
-    def closure():
-        opt.zero_grad()
-        total, _ = objective(image)
-        total.backward()
-        return total
-
-    def step():
-        opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
-
-    return step
+    return lbfgs_step(objective, content.clone().requires_grad_(True))
 
 
 def main(argv=None):

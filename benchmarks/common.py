@@ -51,3 +51,27 @@ def bare_vgg_step(encoder, image: torch.Tensor, layer: str = "relu5_1"):
         encoder(x, [layer])[layer].sum().backward()
 
     return step
+
+
+def lbfgs_step(objective, image: torch.Tensor, view=None):
+    """A callable doing one L-BFGS step of ``objective(view(image))`` with pixels clamped, as the methods do.
+
+    ``image`` must be a leaf with ``requires_grad``; ``view`` (default identity) maps it to what the objective reads.
+    """
+    from semstyle.optim import make_optimizer
+
+    view = view or (lambda x: x)
+    opt = make_optimizer("lbfgs", [image])
+
+    def closure():
+        opt.zero_grad()
+        total, _ = objective(view(image))
+        total.backward()
+        return total
+
+    def step():
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+
+    return step
