@@ -74,6 +74,17 @@ def load_image(path: str | os.PathLike, size: Size = None, what: str = "image") 
     return resize(image, size) if size is not None else image
 
 
+def as_image(source, what: str = "image", loader=None) -> torch.Tensor:
+    """An image given as a path (read by ``loader``, default :func:`load_image`) or as a tensor, checked to be
+    ``(1, 3, H, W)``; returned as a contiguous float tensor. What every ``stylize(content, style, ...)`` accepts."""
+    if not isinstance(source, torch.Tensor):
+        return (loader or load_image)(source, what=what)
+    if source.ndim != 4 or source.shape[:2] != (1, 3):
+        raise ImageError(f"{what}: expected an RGB tensor (1, 3, H, W) in [0, 1] or an image path, "
+                         f"got shape {tuple(source.shape)}")
+    return source.float().contiguous()
+
+
 def target_size(height: int, width: int, size: Size) -> tuple[int, int]:
     """``(H, W)`` after resizing an ``height x width`` image to ``size`` (long side int, or ``(H, W)``)."""
     if size is None:

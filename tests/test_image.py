@@ -72,3 +72,15 @@ def test_resize_and_atomic_save(tmp_path):
     assert out.exists() and [p.name for p in out.parent.iterdir()] == ["out.png"]
     back = load_image(out)
     assert (back - t).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_as_image_takes_paths_and_checks_tensors(tmp_path):
+    from semstyle.image import as_image
+
+    save_image(torch.rand(1, 3, 4, 5), tmp_path / "a.png")
+    assert as_image(tmp_path / "a.png").shape == (1, 3, 4, 5)
+    t = torch.rand(1, 3, 6, 2, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    out = as_image(t, "content image")
+    assert out.dtype == torch.float32 and out.is_contiguous()
+    with pytest.raises(ImageError, match=r"^style image: expected an RGB tensor \(1, 3, H, W\).*got shape \(1, 4, 2, 2\)$"):
+        as_image(torch.rand(1, 4, 2, 2), "style image")

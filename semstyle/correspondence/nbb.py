@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..encoder import layer_stride, vgg19_encoder
-from ..errors import ConfigError, ImageError, check
-from ..image import load_image, resize
+from ..errors import ConfigError, check
+from ..image import as_image, resize
 from .select import best_per_group, inside_border, kmeans_select, unique_points
 
 LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
@@ -81,13 +81,9 @@ class Correspondences:
 
 
 def _as_image(image, what: str) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor):
-        return load_image(image, what=what)
-    if image.ndim == 3:
+    if isinstance(image, torch.Tensor) and image.ndim == 3:  # NBB also takes a single (3, H, W) image
         image = image[None]
-    if image.ndim != 4 or image.shape[:2] != (1, 3):
-        raise ImageError(f"{what}: expected an RGB tensor (1, 3, H, W), got shape {tuple(image.shape)}")
-    return image.float()
+    return as_image(image, what)
 
 
 def _stretch(x: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from .. import semantic
 from ..config import check_choice, check_number, load_config
 from ..encoder import check_layers, vgg19_encoder
 from ..errors import check
-from ..image import load_image, resize, target_size
+from ..image import as_image, resize, target_size
 from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
@@ -170,20 +170,6 @@ class Inputs:
     shape: tuple[int, int]  # (Ht, Wt): aspect of the output
 
 
-def _as_image(x, what: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        check(x.ndim == 4 and x.shape[:2] == (1, 3), f"{what}: expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
-        return x.float()
-    return load_image(x, what=what)
-
-
-def _as_map(x, what: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        check(x.ndim == 4 and x.shape[:2] == (1, 3), f"{what}: expected a (1, 3, H, W) map, got {tuple(x.shape)}")
-        return x.float()
-    return semantic.load_map(x, what=what)
-
-
 def _name(what: str, source) -> str:
     return what if isinstance(source, torch.Tensor) else f"{what} {source}"
 
@@ -191,9 +177,9 @@ def _name(what: str, source) -> str:
 def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> Inputs:
     """Load images and maps (paths from ``cfg`` unless given as paths/tensors) and turn maps into masks."""
     sem = cfg.semantic
-    style = _as_image(style if style is not None else cfg.style.image, "style image")
+    style = as_image(style if style is not None else cfg.style.image, "style image")
     content_src = content if content is not None else cfg.content.image
-    content = _as_image(content_src, "content image") if content_src is not None else None
+    content = as_image(content_src, "content image") if content_src is not None else None
     style_map = style_map if style_map is not None else cfg.style.map
     target_map = target_map if target_map is not None else cfg.target.map
     if sem.auto_maps > 0:
@@ -207,8 +193,8 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
         check(content is not None, "content.image: required when there are no maps")
         return Inputs(style, None, None, content, None, tuple(content.shape[-2:]))
     check(target_map is not None, "target.map: required with style.map")
-    smap = _as_map(style_map, "style map")
-    tmap = _as_map(target_map, "target map")
+    smap = as_image(style_map, "style map", semantic.load_map)
+    tmap = as_image(target_map, "target map", semantic.load_map)
     smap = semantic.check_map_size(smap, style, _name("style map", style_map),
                                    "the style image", sem.resize_maps, "semantic.resize_maps=true (--resize-maps)")
     if content is not None:

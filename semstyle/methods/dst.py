@@ -27,7 +27,7 @@ from ..config import check_choice, check_number, load_config, scale_schedule
 from ..correspondence import read_correspondences, similarity_align, write_correspondences, write_keypoints
 from ..encoder import vgg19_encoder
 from ..errors import SemstyleError, check
-from ..image import load_image, resize
+from ..image import as_image, load_image, resize
 from ..losses import ContentLoss, GramLoss, tv_loss
 from ..optim import OPTIMIZERS, optimize
 from ..runs import RunDir
@@ -431,8 +431,7 @@ def stylize(content, style, content_keypoints=None, style_keypoints=None, **opti
     files = isinstance(content_keypoints, (str, Path))
     cfg = load_config({"method": "dst", **options, **({"content_keypoints": str(content_keypoints),
                                                       "style_keypoints": str(style_keypoints)} if files else {})})
-    content = content if isinstance(content, torch.Tensor) else load_image(content, what="content image")
-    style = style if isinstance(style, torch.Tensor) else load_image(style, what="style image")
+    content, style = as_image(content, "content image"), as_image(style, "style image")
     if content_keypoints is None or files:
         content_keypoints, style_keypoints, _ = get_keypoints(content, style, cfg)
     return transfer(content, style, torch.as_tensor(content_keypoints), torch.as_tensor(style_keypoints), cfg)["output"]

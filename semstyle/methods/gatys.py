@@ -23,8 +23,8 @@ from torch import nn
 from ..color import HISTOGRAM_METHODS, PRESERVE_MODES, combine_luminance, luminance, match_color, match_luminance
 from ..config import check_choice, check_number, load_config, scale_schedule
 from ..encoder import LAYER_NAMES, check_layers, vgg19_encoder
-from ..errors import ConfigError, check
-from ..image import load_image, resize
+from ..errors import check
+from ..image import as_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss, gram_loss, gram_matrix
 from ..losses.laplacian import LaplacianLoss
 from ..objective import Objective
@@ -202,13 +202,6 @@ def set_targets(objective: Objective, content: torch.Tensor, styles: list[torch.
                 term.set_target(objective.features(style, term.layers))
 
 
-def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
-    if not (isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3)):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ConfigError(f"{what}: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path, got {shape}")
-    return image.float().contiguous()
-
-
 def _grey3(image: torch.Tensor) -> torch.Tensor:
     """A ``(B, 1, H, W)`` luminance image as the 3-channel grey image VGG reads (a view: gradients sum back)."""
     return image.expand(-1, 3, -1, -1)
@@ -217,10 +210,11 @@ def _grey3(image: torch.Tensor) -> torch.Tensor:
 def transfer(content: torch.Tensor, style, cfg, run: RunDir | None = None) -> torch.Tensor:
     """Run Gatys transfer with a resolved config; returns the result ``(1, 3, H, W)`` in [0, 1].
 
-    ``style`` is a ``(1, 3, H, W)`` tensor or a list of them (any sizes), blended by ``cfg.style_weights``.
+    ``content`` and ``style`` are paths or ``(1, 3, H, W)`` tensors; ``style`` may be a list of them (any sizes),
+    blended by ``cfg.style_weights``.
     """
-    content = _check_image(content, "content")
-    styles = [_check_image(s, f"style {i + 1}") for i, s in enumerate(style_paths(style))]
+    content = as_image(content, "content image")
+    styles = [as_image(s, "style image") for s in style_paths(style)]
     plan = style_plan(cfg, len(styles))
     preserve = cfg.color.preserve
     if preserve == "histogram":  # Gatys et al. 2016 (colour), Sec. 2.2: recolour the style, then transfer
@@ -278,15 +272,10 @@ def stylize(content, style, **options) -> torch.Tensor:
     styles = style_paths(style)
     options["style"] = [_style_config_entry(s, i) for i, s in enumerate(styles)]
     cfg = load_config({"method": "gatys", **options})
-    if not isinstance(content, torch.Tensor):
-        content = load_image(content, what="content image")
-    styles = [s if isinstance(s, torch.Tensor) else load_image(s, what="style image") for s in styles]
     return transfer(content, styles, cfg)
 
 
 def run(cfg, run_dir: RunDir) -> torch.Tensor:
-    content = load_image(cfg.content, what="content image")
-    styles = [load_image(path, what="style image") for path in style_paths(cfg.style)]
-    output = transfer(content, styles, cfg, run_dir)
+    output = transfer(cfg.content, style_paths(cfg.style), cfg, run_dir)
     run_dir.save_image("output.png", output)
     return output

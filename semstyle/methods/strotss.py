@@ -15,8 +15,8 @@ import torch
 
 from ..config import check_choice, check_number, load_config, scale_schedule
 from ..encoder import vgg19_encoder
-from ..errors import ConfigError, check
-from ..image import load_image, resize
+from ..errors import check
+from ..image import as_image, load_image, resize
 from ..losses.strotss import StrotssLoss
 from ..optim import OPTIMIZERS, optimize
 from ..pyramid import LaplacianPyramid, high_pass
@@ -63,13 +63,6 @@ def validate(cfg) -> None:
           "content_map and style_map: spatial guidance needs both maps (or neither)")
 
 
-def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
-    if not (isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3)):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ConfigError(f"{what}: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path, got {shape}")
-    return image.float()
-
-
 def guidance_masks(content: torch.Tensor, style: torch.Tensor, content_map: torch.Tensor,
                    style_map: torch.Tensor, resize_maps: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Region masks ``(1, K, H, W)`` of the content and ``(1, K, Hs, Ws)`` of the style, channel k the same region.
@@ -95,16 +88,19 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
     return load_image(init, tuple(content.shape[-2:]), what="init image").to(content.device)
 
 
-def transfer(content: torch.Tensor, style: torch.Tensor, cfg, run: RunDir | None = None,
-             content_map: torch.Tensor | None = None, style_map: torch.Tensor | None = None) -> torch.Tensor:
+def transfer(content, style, cfg, run: RunDir | None = None, content_map=None, style_map=None) -> torch.Tensor:
     """Run STROTSS with a resolved config; returns the result ``(1, 3, H, W)`` in [0, 1].
 
-    ``content_map``/``style_map`` ``(1, 3, H, W)`` colour-coded region maps of the two images enable guidance.
+    Images and maps are paths or ``(1, 3, H, W)`` tensors in [0, 1]; ``content_map``/``style_map``, colour-coded
+    region maps of the two images, enable guidance.
     """
-    content, style = _check_image(content, "content"), _check_image(style, "style")
+    from ..semantic import load_map
+
+    content, style = as_image(content, "content image"), as_image(style, "style image")
     masks = None
     if content_map is not None or style_map is not None:
         check(content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map")
+        content_map, style_map = as_image(content_map, "content_map", load_map), as_image(style_map, "style_map", load_map)
         masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps)
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
     device = encoder.device
@@ -152,35 +148,17 @@ def transfer(content: torch.Tensor, style: torch.Tensor, cfg, run: RunDir | None
     return coarse_to_fine(sizes, scale_fn, run).clamp(0, 1)
 
 
-def _load(path_or_tensor, what: str, loader) -> torch.Tensor | None:
-    if path_or_tensor is None or isinstance(path_or_tensor, torch.Tensor):
-        return path_or_tensor
-    return loader(path_or_tensor, what=what)
-
-
 def stylize(content, style, content_map=None, style_map=None, **options) -> torch.Tensor:
     """Python API: ``stylize(content, style, size=256, steps=100, ...)`` with any key of the config.
 
     ``content``, ``style`` (and the optional region maps) are paths or ``(1, 3, H, W)`` tensors in [0, 1].
     Returns the result tensor.
     """
-    from ..semantic import load_map
-
     cfg = load_config({"method": "strotss", **options})
-    content = _load(content, "content image", load_image)
-    style = _load(style, "style image", load_image)
-    content_map = _load(content_map, "content_map", load_map)
-    style_map = _load(style_map, "style_map", load_map)
     return transfer(content, style, cfg, content_map=content_map, style_map=style_map)
 
 
 def run(cfg, run_dir: RunDir) -> torch.Tensor:
-    from ..semantic import load_map
-
-    content = load_image(cfg.content, what="content image")
-    style = load_image(cfg.style, what="style image")
-    content_map = load_map(cfg.content_map, what="content_map") if cfg.content_map is not None else None
-    style_map = load_map(cfg.style_map, what="style_map") if cfg.style_map is not None else None
-    output = transfer(content, style, cfg, run_dir, content_map, style_map)
+    output = transfer(cfg.content, cfg.style, cfg, run_dir, cfg.content_map, cfg.style_map)
     run_dir.save_image("output.png", output)
     return output
