@@ -25,6 +25,11 @@ class _SymmetricGram(torch.autograd.Function):
         return flat @ (grad + grad.transpose(1, 2))
 
 
+def symmetric_gram(flat: torch.Tensor) -> torch.Tensor:
+    """``Fᵀ F`` of ``(B, M, C)`` -> ``(B, C, C)``, differentiable with a one-matmul backward."""
+    return _SymmetricGram.apply(flat)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix ``F Fᵀ / M`` of ``(B, C, h, w)`` features, ``M = h·w``; returns ``(B, C, C)``.
 
@@ -36,7 +41,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
     else:
         flat = features.reshape(b, c, h * w).transpose(1, 2)
-    return _SymmetricGram.apply(flat) / (h * w)
+    return symmetric_gram(flat) / (h * w)
 
 
 def gram_loss(gram: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..errors import ImageError, check
 from ..hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
+from .gram import symmetric_gram
 
 # Distance-matrix entries computed at once (rows are chunked beyond this): 2^24 floats = 64 MiB.
 CHUNK_ENTRIES = 1 << 24
@@ -181,27 +182,13 @@ def moment_loss(x: torch.Tensor, target, bf16: bool = False) -> torch.Tensor:
     return (mean_x - mean_y).abs().mean() + _CovarianceDistance.apply(x - mean_x, cov_y, bf16)
 
 
-class _SelfGram(torch.autograd.Function):
-    """``X Xᵀ`` with the backward ``(G + Gᵀ) X``: one matmul where autograd would do two (one per operand)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x @ x.T
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return (grad + grad.T) @ x
-
-
 def self_similarity_matrix(x: torch.Tensor, unit: bool = False) -> torch.Tensor:
     """Cosine-distance matrix of a set ``(N, C)``, each column divided by its sum; returns ``(N, N)``.
 
     ``unit=True`` says the rows are already unit vectors (skips the normalisation).
     """
     xn = x if unit else F.normalize(x, dim=1)
-    dist = 1.0 - (_SelfGram.apply(xn) if xn.requires_grad else xn @ xn.T)
+    dist = 1.0 - (symmetric_gram(xn.T[None])[0] if xn.requires_grad else xn @ xn.T)  # X Xᵀ, one-matmul backward
     return dist / dist.sum(dim=0, keepdim=True).clamp_min(1e-8)
 
 
