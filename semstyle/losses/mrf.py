@@ -8,16 +8,18 @@ on the image size.
 
 The NCC search is one convolution whose filters are the L2-normalised style patches (CNNMRF's ``MRFMM`` layer,
 neural-doodle's ``nn`` layers), done as im2col + GEMM and chunked over the style patches so the score block never
-exceeds ``chunk_elements`` (default 2^24 scores: 32 MiB in bf16, 64 MiB in fp32). Semantic guidance follows neural-doodle: the score is
-``NCC(features) + semantic_weight · NCC(map channels)``, i.e. the NCC of feature and map patches each normalised
-on its own and concatenated with the map part scaled by the semantic weight; the loss itself reads features only.
+exceeds ``chunk_elements`` (default 2^24 scores: 32 MiB in bf16, 64 MiB in fp32). Semantic guidance follows
+neural-doodle: the score is ``NCC(features) + semantic_weight · NCC(map channels)``, the NCC of feature and map
+patches each normalised on its own; the loss itself reads features only.
 
-Shapes: features ``(1, C, h, w)``; masks ``(1, K, h, w)``; patches ``(N, C, k, k)``.
+Patches are rows in ``(ky, kx, c)`` order, cut from channels-last features with k² strided copies, so building
+them, the GEMM and the overlay of matched patches all read memory in order (``F.unfold``/``F.fold`` on
+channels-last features cost more than the GEMM itself).
+
+Shapes: features ``(1, C, h, w)``; masks ``(1, K, h, w)``; patch rows ``(L, k·k·C)``.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -25,53 +27,96 @@ from torch import nn
 
 from .base import layer_weights
 
-CHUNK_ELEMENTS = 1 << 24  # scores per chunk of the NCC search: 16.8 M (64 MiB fp32) -> ~1400 style patches at 512 px
+CHUNK_ELEMENTS = 1 << 24  # scores per chunk of the NCC search: 16.8 M (32 MiB bf16) -> ~1400 style patches at 512 px
 EPS = 1e-8
 
 
-def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """All ``patch_size``² patches of ``(1, C, h, w)`` at ``stride``, row-major: ``(N, C, k, k)``."""
-    c = features.shape[1]
-    cols = F.unfold(features, patch_size, stride=stride)  # (1, C·k², N)
-    return cols[0].t().reshape(-1, c, patch_size, patch_size)
+def patch_grid(size, patch_size: int, stride: int) -> tuple[int, int]:
+    """Number of patch positions ``(h', w')`` along each side of a ``size`` ``(h, w)`` map."""
+    return tuple((n - patch_size) // stride + 1 for n in size)
+
+
+def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, dtype: torch.dtype | None = None,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    """All ``patch_size``² patches of ``(1, C, h, w)`` at ``stride`` as rows ``(L, k·k·C)``, row-major positions,
+    each row in ``(ky, kx, c)`` order. ``out``: an ``(L, ≥k·k·C)`` buffer whose first k·k·C columns are written."""
+    x = features[0].permute(1, 2, 0)  # (h, w, C): a free view of channels-last memory
+    k = patch_size
+    (hp, wp), c = patch_grid(x.shape[:2], k, stride), x.shape[2]
+    if out is None:
+        out = torch.empty(hp * wp, k * k * c, dtype=dtype or features.dtype, device=features.device)
+    grid = out[:, :k * k * c].view(hp, wp, k, k, c)
+    for dy in range(k):  # k² strided copies, each over every position at once
+        for dx in range(k):
+            grid[:, :, dy, dx] = x[dy:dy + stride * (hp - 1) + 1:stride, dx:dx + stride * (wp - 1) + 1:stride]
+    return out
+
+
+def overlay_patches(rows: torch.Tensor, size, patch_size: int = 3, stride: int = 1,
+                    scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of patch rows ``(L, k·k·C)`` put back at their positions (the adjoint of :func:`extract_patches`, i.e.
+    ``F.fold``): ``(1, C, h, w)`` float32, channels-last. ``scale`` ``(L,)`` multiplies each row on the way."""
+    h, w = size
+    k = patch_size
+    hp, wp = patch_grid(size, k, stride)
+    c = rows.shape[1] // (k * k)
+    out = torch.zeros(h, w, c, device=rows.device)
+    grid = rows.view(hp, wp, k, k, c)
+    weight = None if scale is None else scale.float().view(hp, wp, 1)
+    for dy in range(k):
+        for dx in range(k):
+            view = out[dy:dy + stride * (hp - 1) + 1:stride, dx:dx + stride * (wp - 1) + 1:stride]
+            if weight is None:
+                view += grid[:, :, dy, dx]
+            else:
+                view.addcmul_(grid[:, :, dy, dx], weight)
+    return out.permute(2, 0, 1)[None]
 
 
 def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """L2 norm of every patch of ``(1, C, h, w)``: ``(1, 1, h', w')`` with ``h' = (h - k)//stride + 1``."""
+    """L2 norm of every patch of ``(1, C, h, w)``: ``(h'·w',)`` float32, row-major positions."""
     square = features.float().pow(2).sum(1, keepdim=True)
-    return (F.avg_pool2d(square, patch_size, stride=stride) * patch_size**2).clamp_min(0).sqrt()
+    return (F.avg_pool2d(square, patch_size, stride=stride) * patch_size**2).clamp_min(0).sqrt().flatten()
 
 
 def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, masks: torch.Tensor | None = None,
                 mask_scale: float | None = None, dtype: torch.dtype = torch.float32,
                 out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patches as rows ready for normalised cross-correlation: ``(rows (L, D), feature norms (L,))``.
+    """Patches as rows for the normalised cross-correlation search: ``(rows (L, D), feature norms (L,))``.
 
-    Each row is the feature patch divided by its L2 norm, followed (when ``masks`` ``(1, K, h, w)`` are given) by
-    the mask patch divided by its own norm and one constant: ``D = C·k² (+ K·k² + 1)``. Style rows are built with
-    ``mask_scale=None`` (mask part as is, constant 1); synthesis rows with ``mask_scale`` = the semantic weight w
-    (mask part × w, constant −w). Their dot product is ``NCC(features) + w · (NCC(masks) − 1)``: neural-doodle's
-    matching score minus w, so a patch matched inside its own region scores in [−1, 1], where bf16 GEMM outputs
-    keep ~3 significant digits instead of ~2 around w + 1.
+    Style rows (``mask_scale=None``): the feature patch divided by its L2 norm, then (with ``masks`` ``(1, K, h, w)``,
+    or their :func:`mask_rows`) the mask patch divided by its own norm and a constant 1: ``D = k·k·C (+ k·k·K + 1)``.
 
-    ``out`` ``(L, D)``: write the feature part into ``out[:, :C·k²]`` and leave the rest (a cached mask part).
+    Synthesis rows (``mask_scale`` = the semantic weight w) are left unnormalised: scaling a synthesis row by a
+    positive number does not change which style row scores best, so the feature part is the raw patch and the mask
+    part is the normalised mask patch times w·‖x_i‖, with a constant −w·‖x_i‖. A dot product with a style row is
+    then ``‖x_i‖ · (NCC(features) + w · (NCC(masks) − 1))``: neural-doodle's score minus w (so a patch matched inside
+    its own region scores in [−1, 1] and keeps bf16's ~3 significant digits), times ‖x_i‖.
+
+    ``out`` ``(L, D)``: write the feature part into it and leave the rest (a cached mask part).
     """
+    norms = patch_norms(features, patch_size, stride)
     ck2 = features.shape[1] * patch_size**2
-    norms = patch_norms(features, patch_size, stride).flatten()
-    cols = F.unfold(features.to(dtype), patch_size, stride=stride)[0]  # (C·k², L)
-    mask_cols = None
-    if masks is not None:
-        mask_cols = F.unfold(masks.to(dtype), patch_size, stride=stride)[0]
     if out is None:
-        extra = 0 if mask_cols is None else len(mask_cols) + 1
-        out = torch.empty(cols.shape[1], ck2 + extra, dtype=dtype, device=cols.device)
-    torch.mul(cols.t(), (1.0 / norms.clamp_min(EPS)).to(dtype)[:, None], out=out[:, :ck2])  # one transposing pass
-    if mask_cols is not None:
-        scale = 1.0 if mask_scale is None else float(mask_scale)
-        mask_norms = patch_norms(masks, patch_size, stride).flatten()
-        torch.mul(mask_cols.t(), (scale / mask_norms.clamp_min(EPS)).to(dtype)[:, None], out=out[:, ck2:-1])
-        out[:, -1] = 1.0 if mask_scale is None else -scale
-    return out, norms
+        extra = 0 if masks is None else masks.shape[1] * patch_size**2 + 1
+        out = torch.empty(len(norms), ck2 + extra, dtype=dtype, device=features.device)
+    rows = extract_patches(features.detach(), patch_size, stride, out=out)
+    style = mask_scale is None
+    if style:
+        rows[:, :ck2].mul_((1.0 / norms.clamp_min(EPS))[:, None].to(dtype))
+    if masks is not None:
+        unit = masks if masks.dim() == 2 else mask_rows(masks, patch_size, stride)
+        # an all-zero synthesis patch (common in ReLU maps) still gets a positive mask part: the map decides
+        scale = torch.ones_like(norms) if style else float(mask_scale) * norms.clamp_min(EPS)
+        torch.mul(unit, scale[:, None], out=rows[:, ck2:-1])
+        rows[:, -1] = scale if style else -scale
+    return rows, norms
+
+
+def mask_rows(masks: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
+    """The L2-normalised patch rows of masks ``(1, K, h, w)``: ``(L, k·k·K)`` float32."""
+    rows = extract_patches(masks.float().contiguous(memory_format=torch.channels_last), patch_size, stride)
+    return rows / rows.norm(dim=1, keepdim=True).clamp_min(EPS)
 
 
 @torch.no_grad()
@@ -80,9 +125,9 @@ def nearest_patches(target_rows: torch.Tensor, style_rows: torch.Tensor,
     """For each synthesis patch, the style patch of highest score: ``(index (L,) int64, score (L,) float32)``.
 
     ``target_rows`` ``(L, D)`` and ``style_rows`` ``(N, D)`` come from :func:`ncc_patches`. The scores are the
-    convolution of the synthesis features with the normalised style patches as filters, written as im2col + GEMM
-    so the synthesis patch normalisation is folded in; it runs over chunks of ``chunk_elements // L`` style patches,
-    keeping a running best, so memory stays at one ``(L, chunk)`` score block.
+    convolution of the synthesis features with the normalised style patches as filters, written as one GEMM per
+    chunk of ``chunk_elements // L`` style patches, keeping a running best, so memory stays at one ``(L, chunk)``
+    score block.
     """
     positions = len(target_rows)
     chunk = max(1, chunk_elements // positions)
@@ -97,32 +142,60 @@ def nearest_patches(target_rows: torch.Tensor, style_rows: torch.Tensor,
     return index, best
 
 
-def mrf_loss(features: torch.Tensor, matched: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """Mean over patch elements of ``(Φ_i(x) − matched_i)²``, for ``features`` ``(1, C, h, w)`` and the style patch
-    each synthesis patch was matched to, ``matched`` ``(L, C, k, k)`` or ``(L, C·k²)`` in row-major patch order.
+class _PatchDistance(torch.autograd.Function):
+    """``Σ cover·x² − 2⟨x, overlay⟩ + constant`` with the gradient ``2(cover·x − overlay)`` written out: autograd
+    would keep and revisit three products of image-sized tensors."""
 
-    Computed without materialising the synthesis patches:  Σ_i‖x_i − s_i‖² = Σ_p cover(p)·x(p)² − 2⟨x, T⟩ + Σ_i‖s_i‖²,
-    where ``cover`` counts the patches over each position and ``T = fold(matched)`` overlays the matched patches;
-    its gradient 2(cover·x − T) is CNNMRF's "target minus source, summed over overlapping patches".
+    @staticmethod
+    def forward(ctx, x, cover, overlay, constant):
+        residual = torch.addcmul(-overlay, cover, x)
+        ctx.save_for_backward(residual)
+        return (residual - overlay).mul_(x).sum() + constant
+
+    @staticmethod
+    def backward(ctx, grad):
+        (residual,) = ctx.saved_tensors
+        return 2 * grad * residual, None, None, None
+
+
+_COVER: dict[tuple, torch.Tensor] = {}
+
+
+def _cover(size, patch_size: int, stride: int, device) -> torch.Tensor:
+    """How many patches lie over each position: ``(1, 1, h, w)``, cached per geometry."""
+    key = (tuple(size), patch_size, stride, str(device))
+    if key not in _COVER:
+        ones = torch.ones(patch_grid(size, patch_size, stride)[0] * patch_grid(size, patch_size, stride)[1],
+                          patch_size**2, device=device)
+        _COVER[key] = overlay_patches(ones, size, patch_size, stride)
+    return _COVER[key]
+
+
+def mrf_loss(features: torch.Tensor, matched: torch.Tensor, patch_size: int = 3, stride: int = 1,
+             scale: torch.Tensor | None = None, squares: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over patch elements of ``(Φ_i(x) − matched_i)²`` for ``features`` ``(1, C, h, w)`` and the style patch
+    each synthesis patch was matched to, ``matched`` ``(L, k·k·C)`` rows in :func:`extract_patches` order (times
+    ``scale`` ``(L,)`` when given, e.g. normalised rows and their norms). ``squares`` ``(L,)``: the squared norms
+    of the matched patches when known (they only offset the value).
+
+    Computed without cutting the synthesis into patches:  Σ_i‖x_i − s_i‖² = Σ_p cover(p)·x(p)² − 2⟨x, T⟩ + Σ_i‖s_i‖²,
+    where ``cover`` counts the patches over each position and ``T`` overlays the matched patches; its gradient
+    2(cover·x − T) is CNNMRF's "target minus source, summed over overlapping patches".
     """
     _, c, h, w = features.shape
-    k = patch_size
-    hp, wp = (h - k) // stride + 1, (w - k) // stride + 1
-    if matched.numel() != hp * wp * c * k * k:
+    positions = patch_grid((h, w), patch_size, stride)
+    count = positions[0] * positions[1] * c * patch_size**2
+    if matched.numel() != count:
         raise ValueError(f"matched patches {tuple(matched.shape)} do not fit features {tuple(features.shape)}")
+    matched = matched.reshape(len(matched), -1)
     with torch.no_grad():
-        span = ((hp - 1) * stride + k, (wp - 1) * stride + k)
-        pad = (0, w - span[1], 0, h - span[0])
-        cols = matched.reshape(hp * wp, c * k * k).float().t()  # (C·k², L): free when matched is a transposed view
-        overlay = F.pad(F.fold(cols[None], span, k, stride=stride), pad)
-        cover = F.pad(F.fold(torch.ones(1, k * k, hp * wp, device=features.device), span, k, stride=stride), pad)
-        constant = cols.pow(2).sum()
-        x = features.detach()
-        if x.is_contiguous(memory_format=torch.channels_last):  # keep elementwise ops in one memory layout
-            overlay = overlay.contiguous(memory_format=torch.channels_last)
-    x = features.float()
-    total = ((cover * x - 2 * overlay) * x).sum() + constant
-    return total.clamp_min(0) / matched.numel()
+        overlay = overlay_patches(matched, (h, w), patch_size, stride, scale)
+        if squares is None:
+            squares = matched.float().pow(2).sum(1) * (1 if scale is None else scale.float().pow(2))
+        constant = squares.sum()
+        cover = _cover((h, w), patch_size, stride, features.device)
+    x = features.float().contiguous(memory_format=torch.channels_last)  # the layout of overlay: elementwise in order
+    return _PatchDistance.apply(x, cover, overlay, constant).clamp_min(0) / count
 
 
 class MRFLoss(nn.Module):
@@ -154,19 +227,15 @@ class MRFLoss(nn.Module):
         self.semantic_weight = float(semantic_weight)
         self.match_dtype = match_dtype
         self.chunk_elements = chunk_elements
-        # (D, N) normalised style patches (+ mask part) as columns, match_dtype: the GEMM reads column chunks and the
-        # loss gathers columns straight into fold's (C·k², L) layout, with no transposing copies
-        self.style_cols: dict[str, torch.Tensor] = {}
-        self.style_norms: dict[str, torch.Tensor] = {}  # (N,) feature norms: rows[:, :C·k²] · norms = the patches
-        self.channels: dict[str, int] = {}
-        self.target_masks: dict[str, torch.Tensor] = {}  # "image": (1, K, H, W), plus per-layer pooled copies
+        # {layer: (N, D)} normalised style patches (+ mask part), match_dtype; with their feature norms they are
+        # also the patches the loss pulls towards, so no second copy is kept
+        self.style_rows: dict[str, torch.Tensor] = {}
+        self.style_norms: dict[str, torch.Tensor] = {}
+        self.style_squares: dict[str, torch.Tensor] = {}  # (N,) squared norms of the patches as stored (rounded)
+        self.feature_width: dict[str, int] = {}  # k·k·C per layer: the feature part of a style row
+        self.target_masks: dict[str, torch.Tensor] = {}  # "image": (1, K, H, W)
         self.last_index: dict[str, torch.Tensor] = {}  # matches of the last forward, for inspection and tests
-        self._target_rows: dict[str, torch.Tensor] = {}  # per layer: (L, D) buffer whose mask part is fixed
-
-    @property
-    def style_rows(self) -> dict[str, torch.Tensor]:
-        """``{layer: (N, D)}`` views of the cached style patches, one row per patch."""
-        return {layer: cols.t() for layer, cols in self.style_cols.items()}
+        self._target_rows: dict[tuple, tuple] = {}  # (layer, size): (normalised mask rows, (L, D) row buffer)
 
     @property
     def guided(self) -> bool:
@@ -192,7 +261,7 @@ class MRFLoss(nn.Module):
         for layer in self.layers:
             rows, norms = [], []
             for feats, mask, ok in zip(features, masks, valid):
-                f = feats[layer].detach().float()
+                f = feats[layer].detach().float().contiguous(memory_format=torch.channels_last)
                 if min(f.shape[-2:]) < k:
                     raise ValueError(f"style features at {layer} are {tuple(f.shape[-2:])}, smaller than a {k}x{k} "
                                      "patch: use a larger style image or size")
@@ -204,54 +273,48 @@ class MRFLoss(nn.Module):
                     r, n = r[keep], n[keep]
                 rows.append(r)
                 norms.append(n)
-            self.style_cols[layer] = torch.cat(rows).t().contiguous()
+            self.style_rows[layer] = torch.cat(rows)
             self.style_norms[layer] = torch.cat(norms)
-            self.channels[layer] = features[0][layer].shape[1]
+            self.feature_width[layer] = ck2 = features[0][layer].shape[1] * k * k
+            self.style_squares[layer] = self.style_rows[layer][:, :ck2].float().pow(2).sum(1) * self.style_norms[layer] ** 2
 
     def set_target_masks(self, masks: torch.Tensor | None) -> None:
         """Target masks ``(1, K, H, W)`` at image resolution (None clears them); pooled to each layer on use."""
         self.target_masks = {} if masks is None else {"image": masks.float()}
         self._target_rows = {}
 
-    def _target_masks_at(self, layer: str, size) -> torch.Tensor:
-        from ..semantic import masks_at
-
-        cached = self.target_masks.get(layer)
-        if cached is None or tuple(cached.shape[-2:]) != tuple(size):
-            cached = self.target_masks[layer] = masks_at(self.target_masks["image"], tuple(size))
-        return cached
-
     def match(self, layer: str, feature: torch.Tensor) -> torch.Tensor:
         """Nearest style patch index for each synthesis patch of ``feature`` at ``layer``: ``(h'·w',)``."""
-        style = self.style_cols[layer].t()
-        ck2 = self.channels[layer] * self.patch_size**2
-        guided = self.guided and style.shape[1] > ck2
-        if not guided:
-            rows, _ = ncc_patches(feature.detach(), self.patch_size, self.stride, dtype=self.match_dtype)
+        from ..semantic import masks_at
+
+        style = self.style_rows[layer]
+        ck2 = self.feature_width[layer]
+        feature = feature.detach().contiguous(memory_format=torch.channels_last)
+        if not (self.guided and style.shape[1] > ck2):
+            rows = extract_patches(feature, self.patch_size, self.stride, self.match_dtype)
             return nearest_patches(rows, style[:, :ck2], self.chunk_elements)[0]
-        rows = self._target_rows.get(layer)
-        positions = math.prod((n - self.patch_size) // self.stride + 1 for n in feature.shape[-2:])
-        if rows is not None and len(rows) == positions:
-            ncc_patches(feature.detach(), self.patch_size, self.stride, dtype=self.match_dtype, out=rows)
-        else:  # first call at this size: build the map part too and keep it, the target map does not change
-            masks = self._target_masks_at(layer, feature.shape[-2:]).to(feature.device)
-            rows, _ = ncc_patches(feature.detach(), self.patch_size, self.stride, masks, self.semantic_weight,
-                                  self.match_dtype)
-            self._target_rows[layer] = rows
+        # the target map does not change: its normalised patch rows and the row buffer are kept per layer and size
+        key = (layer, tuple(feature.shape[-2:]))
+        if key not in self._target_rows:
+            masks = masks_at(self.target_masks["image"], feature.shape[-2:]).to(feature.device)
+            unit = mask_rows(masks, self.patch_size, self.stride)
+            self._target_rows = {k: v for k, v in self._target_rows.items() if k[0] != layer}
+            self._target_rows[key] = unit, torch.empty(len(unit), style.shape[1], dtype=self.match_dtype,
+                                                       device=feature.device)
+        unit, buffer = self._target_rows[key]
+        rows, _ = ncc_patches(feature, self.patch_size, self.stride, unit, self.semantic_weight, self.match_dtype,
+                              out=buffer)
         return nearest_patches(rows, style, self.chunk_elements)[0]
 
-    def matched_patches(self, layer: str, index: torch.Tensor) -> torch.Tensor:
-        """The style feature patches at ``index``: ``(L, C·k²)`` float32, a transposed view of ``(C·k², L)``."""
-        ck2 = self.channels[layer] * self.patch_size**2
-        cols = self.style_cols[layer][:ck2].index_select(1, index).float() * self.style_norms[layer][index]
-        return cols.t()
-
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        if not self.style_cols:
+        if not self.style_rows:
             raise RuntimeError("MRFLoss: set_style() was not called")
         total = 0.0
         for layer, weight in self.weights.items():
             feature = features[layer]
             index = self.last_index[layer] = self.match(layer, feature)
-            total = total + weight * mrf_loss(feature, self.matched_patches(layer, index), self.patch_size, self.stride)
+            matched = self.style_rows[layer].index_select(0, index)[:, :self.feature_width[layer]]  # contiguous row copies
+            loss = mrf_loss(feature, matched, self.patch_size, self.stride, self.style_norms[layer][index],
+                            self.style_squares[layer][index])
+            total = total + weight * loss
         return total
