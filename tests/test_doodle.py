@@ -74,14 +74,14 @@ def test_region_fidelity_on_the_renoir_doodle():
     For each large target region (>= 20 % of the map: trees/grass, sky, water) the result's mean colour is nearest
     the same style region's, and the area-weighted distance is well below an unguided run's (semantic weight 0).
     The fourth region, a thin dark tree (14 %, 1-2 relu4_1 cells wide at this 96 px test size), is too thin for
-    3x3 patches at relu4_1 here and is left out. TV is raised to suppress the pixel noise L-BFGS leaves at this
-    tiny size in 2 x 40 steps (with 2 x 30 the sky is still too grey: it sits between sky and water).
+    3x3 patches at relu4_1 here and is left out. Measured margins (seeds 0 and 1, bf16 and fp32): own-region
+    distances 0.06-0.11 against >= 0.2 to the next region; guided/unguided weighted distance ~0.53.
     """
     renoir = SHARED / "doodle/renoir"
     style = load_image(renoir / "style.jpg")
     s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(renoir / "style_sem.png"),
                                                   semantic.load_map(renoir / "target_sem.png"))
-    options = dict(size=96, steps=40, phases=2, progress=False, seed=0, tv_weight=2e7)
+    options = dict(size=96, steps=40, phases=2, progress=False, seed=0)
     maps = (renoir / "style.jpg", renoir / "style_sem.png", renoir / "target_sem.png")
     reference = _region_means(style, s_masks)
     area = t_masks.mean((0, 2, 3))
@@ -93,7 +93,21 @@ def test_region_fidelity_on_the_renoir_doodle():
     assert len(large) == 3
     assert torch.equal(dist[10.0][large].argmin(1), large), dist[10.0]
     guided, unguided = (area * dist[10.0].diagonal()).sum(), (area * dist[0.0].diagonal()).sum()
-    assert guided < 0.8 * unguided, (guided, unguided)
+    assert guided < 0.7 * unguided, (guided, unguided)
+
+
+def test_region_colors_init_fills_each_target_region_with_its_style_colour():
+    style = torch.zeros(1, 3, 8, 8)
+    style[..., :4, :], style[..., 4:, :] = torch.tensor([0.9, 0.1, 0.1])[:, None, None], 0.2
+    s_masks = torch.zeros(1, 2, 8, 8)
+    s_masks[:, 0, :4], s_masks[:, 1, 4:] = 1, 1
+    t_masks = torch.zeros(1, 2, 6, 10)
+    t_masks[:, 0, :, 5:], t_masks[:, 1, :, :5] = 1, 1
+    start = doodle.region_colors(style, s_masks, t_masks, seed=0, noise=0.1)
+    assert start.shape == (1, 3, 6, 10)
+    assert torch.allclose(start[0, :, :, 5:].mean((1, 2)), torch.tensor([0.9, 0.1, 0.1]), atol=0.03)
+    assert torch.allclose(start[0, :, :, :5].mean((1, 2)), torch.tensor([0.2, 0.2, 0.2]), atol=0.03)
+    assert 0.02 < start[0, 0, :, 5:].std() < 0.05  # the noise the patches need, not a flat fill
 
 
 def test_gram_masked_and_auto_maps_run(tmp_path):
@@ -156,6 +170,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "transparent" in _error(capsys, "--style", style, "--style-map", smap, "--target-map",
                                    str(tmp_path / "rgba.png"))
     assert "auto_maps: needs content.image" in _error(capsys, "--style", style, "--auto-maps", "3")
+    assert "init: regions needs maps" in _error(capsys, "--style", style, "--content", style, "--set", "init=regions")
 
 
 def test_cnnmrf_style_copies_are_rotated_and_scaled_with_valid_areas():

@@ -92,7 +92,7 @@ DEFAULTS = {
     # is mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
     "tv_weight": 1.24e6,
     "tv_power": 2.5,
-    "init": "noise",  # neural-doodle --seed noise (uniform in --seed-range 16:240)
+    "init": "noise",  # neural-doodle --seed noise (uniform in --seed-range 16:240); "regions": see region_colors
     "optimizer": "lbfgs",
     "lr": None,
     "pooling": "avg",  # neural-doodle builds VGG-19 with average pooling
@@ -131,7 +131,8 @@ def validate(cfg) -> None:
     check_choice(cfg, "pooling", ("max", "avg"))
     if cfg.lr is not None:
         check_number(cfg, "lr", lo=0, lo_open=True)
-    check(cfg.init in INITS or isinstance(cfg.init, str), f"init: {cfg.init!r} is not noise, content, style or a file")
+    check(cfg.init in INITS + ("regions",) or isinstance(cfg.init, str),
+          f"init: {cfg.init!r} is not noise, regions, content, style or a file")
     check(cfg.style.image is not None, "style.image: required (the painting whose patches are used)")
     auto = cfg.semantic.auto_maps > 0
     if auto:
@@ -148,6 +149,8 @@ def validate(cfg) -> None:
               "content.image: required when there are no maps (give target.map to paint a doodle)")
     if cfg.init == "content":
         check(cfg.content.image is not None, "init: content needs content.image")
+    if cfg.init == "regions":
+        check(auto or cfg.target.map is not None, "init: regions needs maps (style.map + target.map, or semantic.auto_maps)")
 
 
 def loss_defaults(cfg) -> tuple[list[str], float]:
@@ -236,6 +239,19 @@ def style_copies(style: torch.Tensor, masks: torch.Tensor | None, mrf) -> list[t
     return copies
 
 
+def region_colors(style: torch.Tensor, style_masks: torch.Tensor, target_masks: torch.Tensor, seed: int,
+                  noise: float = 0.25) -> torch.Tensor:
+    """A starting image ``(1, 3, h, w)`` for the target masks ``(1, K, h, w)``: each region filled with the mean
+    colour of the same style region, plus uniform noise of amplitude ``noise`` (the patches need texture to match).
+
+    From neural-doodle's grey noise, L-BFGS spends most of a short run finding each region's overall colour, and
+    dark or thin regions stay too light; seeding the colours lets the run go to texture at once."""
+    means = torch.einsum("bkhw,bchw->kc", style_masks, style) / style_masks.sum((0, 2, 3)).clamp_min(1e-6)[:, None]
+    fill = torch.einsum("bkhw,kc->bchw", target_masks, means) / target_masks.sum(1, keepdim=True).clamp_min(1e-6)
+    gen = torch.Generator().manual_seed(seed)
+    return (fill + noise * (torch.rand(fill.shape, generator=gen) - 0.5)).clamp(0, 1)
+
+
 def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
     """Optimise the output image for a resolved config; returns ``(1, 3, H, W)`` in [0, 1]."""
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
@@ -278,7 +294,9 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
                 style_term.set_style(objective.features(style_s.to(device), style_layers), style_masks)
         if guided:
             style_term.set_target_masks(semantic.masks_at(inputs.target_masks, shape).to(device))
-        if previous is None:
+        if previous is None and cfg.init == "regions":
+            start = region_colors(style_s, style_masks, semantic.masks_at(inputs.target_masks, shape), cfg.seed)
+        elif previous is None:
             start = init_image(cfg.init, content_s, style_s, shape, cfg.seed)
             if cfg.init == "noise":  # neural-doodle --seed-range 16:240
                 start = (16 + start * 224) / 255
