@@ -17,17 +17,28 @@ COMMAND_MODULES: tuple[str, ...] = ("semstyle.reconstruct_cli", "semstyle.doodle
 DEFAULT_CONFIG = "configs/default.yaml"
 
 
-def _run(args) -> None:
+def run_and_report(config, overrides, extra_files=()) -> None:
+    """Run a method (``runner.run``), then print the result's path, ``extra_files`` of its folder, and the folder."""
     from .runner import run
 
+    path = run(config, overrides)
+    print(f"result: {path / 'output.png'}")
+    for name in extra_files:
+        print(f"{name.rsplit('.', 1)[0]}: {path / name}")
+    print(f"run folder: {path}")
+
+
+def add_overrides_option(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE ...``: any config key, for commands that also take options (stored in ``args.overrides``)."""
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help=f"config overrides, e.g. --set {example}")
+
+
+def _run(args) -> None:
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config:  # `semstyle run key=value` with no config file
         config, overrides = None, [config] + overrides
-    if config is None:
-        config = DEFAULT_CONFIG
-    path = run(config, overrides)
-    print(f"result: {path / 'output.png'}")
-    print(f"run folder: {path}")
+    run_and_report(DEFAULT_CONFIG if config is None else config, overrides)
 
 
 class _Parser(argparse.ArgumentParser):

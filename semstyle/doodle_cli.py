@@ -11,6 +11,8 @@ Options override the config file (if any); ``--set key=value ...`` passes any ot
 
 from __future__ import annotations
 
+from .cli import add_overrides_option, run_and_report
+
 # (command-line option, config key)
 OPTIONS = (
     ("style", "style.image"), ("style_map", "style.map"), ("target_map", "target.map"), ("content", "content.image"),
@@ -35,13 +37,8 @@ def overrides_from(args) -> list[str]:
 
 
 def _doodle(args) -> None:
-    from .runner import run
-
     config = args.config if args.config is not None else {"method": "cnnmrf" if args.cnnmrf else "doodle"}
-    path = run(config, overrides_from(args))
-    print(f"result: {path / 'output.png'}")
-    print(f"sheet: {path / 'sheet.png'}")
-    print(f"run folder: {path}")
+    run_and_report(config, overrides_from(args), ["sheet.png"])
 
 
 def add_cli(subparsers) -> None:
@@ -66,6 +63,5 @@ def add_cli(subparsers) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     p.add_argument("--device")
     p.add_argument("--out", help="run folder (default runs/doodle-<time>)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="config overrides, e.g. --set mrf.stride=2 tv_weight=0")
+    add_overrides_option(p, "mrf.stride=2 tv_weight=0")
     p.set_defaults(func=_doodle)

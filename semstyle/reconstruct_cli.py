@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .cli import add_overrides_option, run_and_report
+
 FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 
 
 def _reconstruct(args) -> None:
-    from .runner import run
-
     config = {"method": "reconstruct", "target": args.target, "image": args.image}
     if args.layers:
         config["layers"] = list(args.layers)
@@ -28,9 +28,7 @@ def _reconstruct(args) -> None:
         config["out_dir"] = args.out
     if args.no_growing:
         config["growing"] = False
-    path = run(config, list(args.overrides))
-    print(f"result: {path / 'output.png'}")
-    print(f"run folder: {path}")
+    run_and_report(config, list(args.overrides))
 
 
 def _features(args) -> None:
@@ -61,8 +59,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--precision", help="auto, fp32 or bf16")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="run folder (default runs/reconstruct-<time>)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="config overrides, e.g. --set tv_weight=1e-3 progress=false")
+    add_overrides_option(p, "tv_weight=1e-3 progress=false")
     p.set_defaults(func=_reconstruct)
 
     p = subparsers.add_parser("features", help="grid of the first feature maps of VGG-19 layers for an image")
