@@ -1,7 +1,7 @@
 """Neural doodle / CNNMRF step time relative to a bare VGG-19 forward+backward, peak memory, and the wall time of the
 Monet doodle (needs ../shared/data).
 
-    python benchmarks/bench_doodle.py [--sizes 256 512] [--modes doodle fast cnnmrf] [--repeats 3]
+    python benchmarks/bench_doodle.py [--sizes 256 512] [--modes doodle fast cnnmrf] [--repeats 3] [--precision fp32]
     python benchmarks/bench_doodle.py --monet-wall 512      # the whole configs/doodle/monet.yaml run, timed
 
 A "step" is one L-BFGS iteration of the doodle objective on the Monet set (maps only, noise image): one encoder
@@ -54,7 +54,7 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
-def measure(size: int, mode: str, repeats: int) -> dict:
+def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict:
     """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process."""
     from semstyle import semantic
     from semstyle.config import load_config
@@ -67,7 +67,8 @@ def measure(size: int, mode: str, repeats: int) -> dict:
 
     options = dict(MODES[mode])
     cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
-                       "content": {"image": str(MONET / "style.jpg")}}, [f"{k}={v}" for k, v in options.items()])
+                       "content": {"image": str(MONET / "style.jpg")}, "precision": precision},
+                      [f"{k}={v}" for k, v in options.items()])
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
     style = load_image(MONET / "style.jpg", size).to(encoder.device)
     s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--monet-wall", type=int, metavar="SIZE", help="time the whole Monet config at SIZE instead")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,7 +123,7 @@ def main() -> None:
         monet_wall(args.monet_wall)
         return
     if args.child:
-        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats)))
+        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats, args.precision)))
         return
     print(f"machine: {machine()}")
     print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | CPU-time ratio | bare VGG→relu5_1 (s) | ratio | "
@@ -129,7 +131,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for mode in args.modes:
-            proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats)],
+            proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats),
+                                   "--precision", args.precision],
                                   capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"| {r['size']} | {r['mode']} | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
