@@ -21,6 +21,9 @@ Shapes: features ``(1, C, h, w)``; masks ``(1, K, h, w)``; patch rows ``(L, k·k
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -158,17 +161,11 @@ class _PatchDistance(torch.autograd.Function):
         return 2 * grad * residual, None, None, None
 
 
-_COVER: dict[tuple, torch.Tensor] = {}
-
-
-def _cover(size, patch_size: int, stride: int, device) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _cover(size: tuple[int, int], patch_size: int, stride: int, device: torch.device) -> torch.Tensor:
     """How many patches lie over each position: ``(1, 1, h, w)``, cached per geometry."""
-    key = (tuple(size), patch_size, stride, str(device))
-    if key not in _COVER:
-        ones = torch.ones(patch_grid(size, patch_size, stride)[0] * patch_grid(size, patch_size, stride)[1],
-                          patch_size**2, device=device)
-        _COVER[key] = overlay_patches(ones, size, patch_size, stride)
-    return _COVER[key]
+    ones = torch.ones(math.prod(patch_grid(size, patch_size, stride)), patch_size**2, device=device)
+    return overlay_patches(ones, size, patch_size, stride)
 
 
 def mrf_loss(features: torch.Tensor, matched: torch.Tensor, patch_size: int = 3, stride: int = 1,
