@@ -273,7 +273,8 @@ class MRFLoss(nn.Module):
             self.style_rows[layer] = torch.cat(rows)
             self.style_norms[layer] = torch.cat(norms)
             self.feature_width[layer] = ck2 = features[0][layer].shape[1] * k * k
-            self.style_squares[layer] = self.style_rows[layer][:, :ck2].float().pow(2).sum(1) * self.style_norms[layer] ** 2
+            stored = self.style_rows[layer][:, :ck2].float()
+            self.style_squares[layer] = stored.pow(2).sum(1) * self.style_norms[layer] ** 2
 
     def set_target_masks(self, masks: torch.Tensor | None) -> None:
         """Target masks ``(1, K, H, W)`` at image resolution (None clears them); pooled to each layer on use."""
@@ -308,9 +309,11 @@ class MRFLoss(nn.Module):
             raise RuntimeError("MRFLoss: set_style() was not called")
         total = 0.0
         for layer, weight in self.weights.items():
-            feature = features[layer]
+            # one float32 channels-last copy (none from a bf16 encoder), read by both the search and the loss
+            feature = features[layer].float().contiguous(memory_format=torch.channels_last)
             index = self.last_index[layer] = self.match(layer, feature)
-            matched = self.style_rows[layer].index_select(0, index)[:, :self.feature_width[layer]]  # contiguous row copies
+            # rows are gathered as contiguous copies; the map part of each row is left out
+            matched = self.style_rows[layer].index_select(0, index)[:, :self.feature_width[layer]]
             loss = mrf_loss(feature, matched, self.patch_size, self.stride, self.style_norms[layer][index],
                             self.style_squares[layer][index])
             total = total + weight * loss
