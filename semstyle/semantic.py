@@ -160,6 +160,13 @@ def masks_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(masks, size=tuple(size), mode="area")
 
 
+def region_means(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean colour ``(K, 3)`` of ``image`` ``(1, 3, H, W)`` in each region of ``masks`` ``(1, K, h, w)`` (pooled to
+    the image's size); an empty region gives 0."""
+    masks = masks_at(masks.float(), image.shape[-2:])
+    return torch.einsum("bkhw,bchw->kc", masks, image) / masks.sum((0, 2, 3)).clamp_min(1e-6)[:, None]
+
+
 def masks_to_map(masks: torch.Tensor, palette: torch.Tensor | None = None) -> torch.Tensor:
     """Draw masks ``(1, K, H, W)`` as a colour map ``(1, 3, H, W)`` (``palette`` ``(K, 3)``, default distinct
     colours). Pixels with no region are black."""

@@ -1,17 +1,16 @@
-"""Doodle / CNNMRF methods end to end (tiny sizes), region fidelity on the Monet set, bad inputs."""
+"""Doodle / CNNMRF methods end to end (tiny sizes), region fidelity on the Renoir set, bad inputs."""
 
 import csv
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 from semstyle import semantic
 from semstyle.cli import main
 from semstyle.config import load_config
-from semstyle.image import load_image, resize
-from semstyle.methods import cnnmrf, doodle
+from semstyle.image import load_image
+from semstyle.methods import doodle
 
 from conftest import ASSETS, ROOT, SHARED, needs_shared
 
@@ -61,12 +60,6 @@ def test_toy_doodle_paints_each_region_with_its_style_region(tmp_path):
     assert left[0] > left[2] + 0.05 and right[2] > right[0] + 0.1, (left, right)
 
 
-def _region_means(image, masks):
-    """Mean colour ``(K, 3)`` of ``image`` in each mask channel."""
-    masks = semantic.masks_at(masks, image.shape[-2:])
-    return torch.einsum("bkhw,bchw->kc", masks, image) / masks.sum((0, 2, 3)).clamp_min(1e-6)[:, None]
-
-
 @needs_shared
 def test_region_fidelity_on_the_renoir_doodle():
     """The issue's region-fidelity check, on the Renoir set (regions of distinct colours, >= 0.35 apart).
@@ -83,12 +76,12 @@ def test_region_fidelity_on_the_renoir_doodle():
                                                   semantic.load_map(renoir / "target_sem.png"))
     options = dict(size=96, steps=40, phases=2, progress=False, seed=0)
     maps = (renoir / "style.jpg", renoir / "style_sem.png", renoir / "target_sem.png")
-    reference = _region_means(style, s_masks)
+    reference = semantic.region_means(style, s_masks)
     area = t_masks.mean((0, 2, 3))
     dist = {}
     for weight in (10.0, 0.0):
         result = doodle.doodle(*maps, **options, **{"semantic.weight": weight})
-        dist[weight] = torch.cdist(_region_means(result, t_masks), reference)
+        dist[weight] = torch.cdist(semantic.region_means(result, t_masks), reference)
     large = (area >= 0.2).nonzero()[:, 0]
     assert len(large) == 3
     assert torch.equal(dist[10.0][large].argmin(1), large), dist[10.0]

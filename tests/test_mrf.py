@@ -46,7 +46,7 @@ def test_guided_matching_equals_brute_force_and_obeys_the_map():
     # synthesis rows are not normalised: the score is ‖x_i‖ (NCC + w (NCC_map − 1)), the same best match
     assert torch.equal(index, ref_index) and torch.allclose(score / norms, ref_score - 10.0, atol=1e-4)
     # patches wholly inside target region 0 (columns 0..2 of the 7x7 grid) take style patches wholly inside region 0
-    rows, cols = index // 7, index % 7
+    rows = index // 7
     inside = torch.arange(49) % 7 <= 2
     assert (rows[inside] <= 2).all()
     # unguided, the same features pick across regions

@@ -150,7 +150,8 @@ def validate(cfg) -> None:
     if cfg.init == "content":
         check(cfg.content.image is not None, "init: content needs content.image")
     if cfg.init == "regions":
-        check(auto or cfg.target.map is not None, "init: regions needs maps (style.map + target.map, or semantic.auto_maps)")
+        check(auto or cfg.target.map is not None,
+              "init: regions needs maps (style.map + target.map, or semantic.auto_maps)")
 
 
 def loss_defaults(cfg) -> tuple[list[str], float]:
@@ -246,8 +247,7 @@ def region_colors(style: torch.Tensor, style_masks: torch.Tensor, target_masks: 
 
     From neural-doodle's grey noise, L-BFGS spends most of a short run finding each region's overall colour, and
     dark or thin regions stay too light; seeding the colours lets the run go to texture at once."""
-    means = torch.einsum("bkhw,bchw->kc", style_masks, style) / style_masks.sum((0, 2, 3)).clamp_min(1e-6)[:, None]
-    fill = torch.einsum("bkhw,kc->bchw", target_masks, means) / target_masks.sum(1, keepdim=True).clamp_min(1e-6)
+    fill = semantic.masks_to_map(target_masks, semantic.region_means(style, style_masks))
     gen = torch.Generator().manual_seed(seed)
     return (fill + noise * (torch.rand(fill.shape, generator=gen) - 0.5)).clamp(0, 1)
 
@@ -292,10 +292,11 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
                                      [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies])
             else:
                 style_term.set_style(objective.features(style_s.to(device), style_layers), style_masks)
+        target_masks = semantic.masks_at(inputs.target_masks, shape) if guided else None
         if guided:
-            style_term.set_target_masks(semantic.masks_at(inputs.target_masks, shape).to(device))
+            style_term.set_target_masks(target_masks.to(device))
         if previous is None and cfg.init == "regions":
-            start = region_colors(style_s, style_masks, semantic.masks_at(inputs.target_masks, shape), cfg.seed)
+            start = region_colors(style_s, style_masks, target_masks, cfg.seed)
         elif previous is None:
             start = init_image(cfg.init, content_s, style_s, shape, cfg.seed)
             if cfg.init == "noise":  # neural-doodle --seed-range 16:240
