@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from semstyle.losses.gram import gram_loss, gram_matrix
 from semstyle.losses.gram_masked import MaskedGramLoss, masked_grams
-from semstyle.losses.mrf import MRFLoss, extract_patches, mrf_loss, ncc_patches, nearest_patches
+from semstyle.losses.mrf import (MRFLoss, candidate_groups, extract_patches, mask_rows, mrf_loss, ncc_patches,
+                                 nearest_patches)
 
 
 def _brute_force(x, s, k, stride, style_stride, xm=None, sm=None, w=0.0):
@@ -52,6 +53,33 @@ def test_guided_matching_equals_brute_force_and_obeys_the_map():
     # unguided, the same features pick across regions
     unguided, _ = nearest_patches(ncc_patches(x, 3, 1)[0], ncc_patches(s, 3, 1)[0])
     assert (unguided // 7)[inside].max() > 2
+
+
+def _region_masks(h, w, shift):
+    """Three soft-edged vertical bands (anti-aliased like a resized map), the borders moved by ``shift``."""
+    x = torch.arange(w).float() + shift
+    bands = torch.stack([(x < w / 3).float(), ((x >= w / 3) & (x < 2 * w / 3)).float(), (x >= 2 * w / 3).float()])
+    return F.avg_pool2d(bands[None, :, None].expand(1, 3, h, w), 3, 1, 1, count_include_pad=False)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_region_restricted_search_finds_the_full_searchs_matches(stride):
+    gen = torch.Generator().manual_seed(7)
+    x, s = torch.randn(1, 8, 20, 24, generator=gen), torch.rand(1, 8, 18, 27, generator=gen)
+    xm, sm = _region_masks(20, 24, 1.5), _region_masks(18, 27, 0)
+    loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride, semantic_weight=10.0, chunk_elements=999)
+    loss.set_style({"relu3_1": s}, sm)
+    loss.set_target_masks(xm)
+    index = loss.match("relu3_1", x)
+    full, _ = nearest_patches(ncc_patches(x, 3, stride, xm, mask_scale=10.0)[0], loss.style_rows["relu3_1"])
+    assert torch.equal(index, full)
+    groups = loss._target["relu3_1", (20, 24)][2]
+    searched = sum(len(m) * (len(c) if c is not None else len(s_rows)) for m, c, _ in groups
+                   for s_rows in [loss.style_rows["relu3_1"]])
+    assert searched < 0.6 * len(index) * len(loss.style_rows["relu3_1"])  # the grouping does prune
+    # weak map guidance (w = 0.5: any style patch may win) or no map: no groups, the full search
+    units = mask_rows(xm, 3, stride), mask_rows(sm, 3, stride)
+    assert candidate_groups(*units, 3, 0.5) is None and candidate_groups(*units, 3, 0.0) is None
 
 
 @pytest.mark.parametrize("stride", [1, 2])
