@@ -10,10 +10,12 @@ from ..errors import check
 
 
 def layer_weights(layers, weights=None) -> dict[str, float]:
-    """Per-layer weights: equal ``1/L`` when ``weights`` is None (Gatys et al. 2016, w_l = 1/5), else as given."""
+    """Per-layer weights: equal ``1/L`` when ``weights`` is None (Gatys et al. 2016, w_l = 1/5), else as given.
+
+    Besides VGG-19 layers, ``"image"`` names the pixels themselves (:meth:`Objective.features` passes them on)."""
     layers = list(layers)
     check(len(layers) > 0, "a loss needs at least one layer")
-    check_layers(layers)
+    check_layers([layer for layer in layers if layer != "image"])
     if weights is None:
         return {layer: 1.0 / len(layers) for layer in layers}
     weights = list(weights)
