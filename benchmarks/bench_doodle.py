@@ -6,7 +6,7 @@ Monet doodle (needs ../shared/data).
 
 A "step" is one L-BFGS iteration of the doodle objective on the Monet set (maps only, noise image): one encoder
 forward+backward to relu4_1 plus the MRF nearest-neighbour search and loss on relu3_1 and relu4_1, TV and the
-update. Modes: ``doodle`` = neural-doodle defaults (style and synthesis patch stride 1), ``fast`` = the same with
+update, and the per-region colour term. Modes: ``doodle`` = neural-doodle defaults (style and synthesis patch stride 1), ``fast`` = the same with
 CNNMRF's strides (2, 2), ``cnnmrf`` = no maps, strides 2, the cnnmrf method's layer weights. Each (size, mode) runs in
 its own process so its peak RSS is its own; within it the step and the bare passes are timed in turn (interleaved),
 so that load from other processes on a shared machine hits them alike. The bare reference is ``common.bare_vgg_step`` to relu4_1 (the
@@ -61,6 +61,7 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict
     from semstyle.encoder import vgg19_encoder
     from semstyle.image import load_image
     from semstyle.losses import TVLoss
+    from semstyle.losses.gram_masked import MaskedGramLoss
     from semstyle.losses.mrf import CHUNK_ELEMENTS, MRFLoss
     from semstyle.methods.doodle import loss_defaults
     from semstyle.objective import Objective
@@ -78,11 +79,15 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict
     mrf = MRFLoss(layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
                   semantic_weight=cfg.semantic.weight if guided else 0.0,
                   match_dtype=torch.bfloat16 if encoder.precision == "bf16" else torch.float32)
-    objective = Objective(encoder, {"style": (mrf, weight), "tv": (TVLoss(cfg.tv_power), cfg.tv_weight)})
+    color = MaskedGramLoss(["image"])  # the doodle's per-region colour term
+    objective = Objective(encoder, {"style": (mrf, weight), "tv": (TVLoss(cfg.tv_power), cfg.tv_weight),
+                                    "color": (color, cfg.semantic.color_weight if guided else 0.0)})
     with torch.no_grad():
         mrf.set_style(objective.features(style, layers), s_masks if guided else None)
     if guided:
         mrf.set_target_masks(t_masks.to(encoder.device))
+        color.set_style({"image": style}, s_masks)
+        color.set_target_masks(t_masks.to(encoder.device))
     image = (16 + torch.rand_like(style) * 224).div(255).requires_grad_(True)
     step = lbfgs_step(objective, image)
 

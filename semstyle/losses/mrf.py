@@ -82,7 +82,7 @@ def overlay_patches(rows: torch.Tensor, size, patch_size: int = 3, stride: int =
 
 def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
     """L2 norm of every patch of ``(1, C, h, w)``: ``(h'·w',)`` float32, row-major positions."""
-    square = features.float().pow(2).sum(1, keepdim=True)
+    square = torch.linalg.vector_norm(features.float(), dim=1, keepdim=True).square()  # one pass, no (C, h, w) copy
     return (F.avg_pool2d(square, patch_size, stride=stride) * patch_size**2).clamp_min(0).sqrt().flatten()
 
 
@@ -217,14 +217,16 @@ class _PatchDistance(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, cover, overlay, constant):
-        residual = torch.addcmul(-overlay, cover, x)
-        ctx.save_for_backward(residual)
-        return (residual - overlay).mul_(x).sum() + constant
+        deficit = torch.addcmul(overlay, cover, x, value=-1)  # overlay − cover·x: the only image-sized write
+        ctx.save_for_backward(deficit)
+        flat = [t.permute(0, 2, 3, 1).reshape(-1) for t in (x, deficit, overlay)]  # channels-last: views
+        # Σ cover·x² − 2⟨x, overlay⟩ = −⟨x, deficit⟩ − ⟨x, overlay⟩, two read-only passes
+        return constant - flat[0].dot(flat[1]) - flat[0].dot(flat[2])
 
     @staticmethod
     def backward(ctx, grad):
-        (residual,) = ctx.saved_tensors
-        return 2 * grad * residual, None, None, None
+        (deficit,) = ctx.saved_tensors
+        return deficit * (-2 * grad), None, None, None
 
 
 @functools.lru_cache(maxsize=16)
