@@ -65,21 +65,23 @@ def _region_masks(h, w, shift):
 @pytest.mark.parametrize("stride", [1, 2])
 def test_region_restricted_search_finds_the_full_searchs_matches(stride):
     gen = torch.Generator().manual_seed(7)
-    x, s = torch.randn(1, 8, 20, 24, generator=gen), torch.rand(1, 8, 18, 27, generator=gen)
-    xm, sm = _region_masks(20, 24, 1.5), _region_masks(18, 27, 0)
-    loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride, semantic_weight=10.0, chunk_elements=999)
+    x, s = torch.randn(1, 8, 80, 84, generator=gen), torch.rand(1, 8, 76, 82, generator=gen)
+    xm, sm = _region_masks(80, 84, 1.5), _region_masks(76, 82, 0)
+    loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride, semantic_weight=10.0, chunk_elements=1 << 18)
     loss.set_style({"relu3_1": s}, sm)
     loss.set_target_masks(xm)
     index = loss.match("relu3_1", x)
-    full, _ = nearest_patches(ncc_patches(x, 3, stride, xm, mask_scale=10.0)[0], loss.style_rows["relu3_1"])
+    style = loss.style_rows["relu3_1"]
+    full, _ = nearest_patches(ncc_patches(x, 3, stride, xm, mask_scale=10.0)[0], style)
     assert torch.equal(index, full)
-    groups = loss._target["relu3_1", (20, 24)][2]
-    searched = sum(len(m) * (len(c) if c is not None else len(s_rows)) for m, c, _ in groups
-                   for s_rows in [loss.style_rows["relu3_1"]])
-    assert searched < 0.6 * len(index) * len(loss.style_rows["relu3_1"])  # the grouping does prune
-    # weak map guidance (w = 0.5: any style patch may win) or no map: no groups, the full search
+    groups = loss._target["relu3_1", (80, 84)][2]
+    searched = sum(len(m) * (len(style) if c is None else len(c)) for m, c, _ in groups)
+    assert searched < 0.6 * len(index) * len(style)  # the grouping does prune
+    # weak map guidance (w = 0.5: any style patch may win), no map, or a small search: no groups
     units = mask_rows(xm, 3, stride), mask_rows(sm, 3, stride)
+    assert candidate_groups(*units, 3, 10.0) is not None
     assert candidate_groups(*units, 3, 0.5) is None and candidate_groups(*units, 3, 0.0) is None
+    assert candidate_groups(*units, 3, 10.0, min_scores=len(index) * len(style) + 1) is None
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -137,8 +137,8 @@ class PatchGroup(NamedTuple):
 
 @torch.no_grad()
 def candidate_groups(target_units: torch.Tensor, style_units: torch.Tensor, patch_size: int, semantic_weight: float,
-                     chunk_elements: int = CHUNK_ELEMENTS, min_share: float = 1 / 32,
-                     margin: float = 0.02) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
+                     chunk_elements: int = CHUNK_ELEMENTS, min_share: float = 1 / 32, margin: float = 0.02,
+                     min_scores: int = 1 << 21) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
     """Groups of synthesis patches, each with the style patches that can still be the best match of one of them.
 
     ``target_units`` ``(L, k·k·K)`` and ``style_units`` ``(N, k·k·K)`` are :func:`mask_rows`. A score is
@@ -149,11 +149,12 @@ def candidate_groups(target_units: torch.Tensor, style_units: torch.Tensor, patc
     absorbs rounding.
 
     Returns ``[(members (L_g,), candidates (N_g,) or None for all)]``, or None when grouping would save less than a
-    fifth of the search (weak maps, one big region).
+    fifth of the search (weak maps, one big region) or the search has under ``min_scores`` scores (below ~2M the
+    per-group gathers and calls cost more than the GEMM they save).
     """
-    if semantic_weight <= 0:
-        return None
     positions, n = len(target_units), len(style_units)
+    if semantic_weight <= 0 or positions * n < min_scores:
+        return None
     cells = target_units.view(positions, patch_size**2, -1)  # (L, k·k, K)
     dominant = cells.sum(1).argmax(1)
     share = cells.gather(2, dominant[:, None, None].expand(-1, patch_size**2, 1))[..., 0]
