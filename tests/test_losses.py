@@ -41,6 +41,17 @@ def test_tv_known_value():
     assert float(TVLoss()({"image": torch.ones(1, 3, 4, 4)})) == 0.0
 
 
+@pytest.mark.parametrize("p", [1.0, 2.0, 2.5, 3.0])
+def test_tv_gradient_equals_autograd_of_the_formula(p):
+    x = torch.rand(2, 3, 9, 11, dtype=torch.float64, requires_grad=True)
+    x.data[0, 0, 0, :2] = 0.5  # a zero difference: |d|^p's gradient there is 0, as autograd's
+    dy, dx = torch.diff(x, dim=-2), torch.diff(x, dim=-1)
+    reference = dy.abs().pow(p).mean() + dx.abs().pow(p).mean()
+    value = tv_loss(x, p)
+    assert torch.allclose(value, reference)
+    assert torch.allclose(torch.autograd.grad(value, x)[0], torch.autograd.grad(reference, x)[0])
+
+
 def test_modules_cache_targets_and_weights():
     feats = {"relu1_1": torch.rand(1, 4, 6, 6), "relu2_1": torch.rand(1, 8, 3, 3)}
     style = GramLoss(["relu1_1", "relu2_1"], [2.0, 0.0])
