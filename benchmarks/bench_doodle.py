@@ -5,9 +5,10 @@ Monet doodle (needs ../shared/data).
     python benchmarks/bench_doodle.py --monet-wall 512      # the whole configs/doodle/monet.yaml run, timed
 
 A "step" is one L-BFGS iteration of the doodle objective on the Monet set (maps only, noise image): one encoder
-forward+backward to relu4_1 plus the MRF nearest-neighbour search and loss on relu3_1 and relu4_1, TV and the
-update, and the per-region colour term. Modes: ``doodle`` = neural-doodle defaults (style and synthesis patch stride 1), ``fast`` = the same with
-CNNMRF's strides (2, 2), ``cnnmrf`` = no maps, strides 2, the cnnmrf method's layer weights. Each (size, mode) runs in
+forward+backward to relu4_1 plus the MRF nearest-neighbour search and loss on relu3_1 and relu4_1, the per-region
+colour term, TV and the update. Modes: ``doodle`` = neural-doodle defaults (style and synthesis patch stride 1),
+``fast`` = the same with CNNMRF's strides (2, 2), ``cnnmrf`` = no maps, strides 2, the cnnmrf method's layer
+weights. Each (size, mode) runs in
 its own process so its peak RSS is its own; within it the step and the bare passes are timed in turn (interleaved),
 so that load from other processes on a shared machine hits them alike. The bare reference is ``common.bare_vgg_step`` to relu4_1 (the
 deepest layer a maps-only doodle reads) and to relu5_1 (the reference of bench_step.py).

