@@ -103,6 +103,13 @@ def load_config(config=None, overrides=()) -> DictConfig:
 def check_number(cfg, key: str, lo=None, hi=None, integer: bool = False, lo_open: bool = False) -> None:
     """``cfg[key]`` (dotted key) is a number within [lo, hi] (``(lo, hi]`` when ``lo_open``)."""
     value = OmegaConf.select(cfg, key)
+    if isinstance(value, str) and not integer:  # YAML 1.1 reads "1e9" (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+        else:
+            OmegaConf.update(cfg, key, value)
     kind = "an integer" if integer else "a number"
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     check(ok_type and not isinstance(value, bool), f"{key}: must be {kind}, got {value!r}")

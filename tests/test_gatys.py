@@ -114,6 +114,13 @@ def test_config_api_rejects_bad_values():
         load_config({"scales": [8]})
     with pytest.raises(ConfigError, match="precision"):
         load_config(None, ["precision=fp16"])
+    with pytest.raises(ConfigError, match="tv_weight: must be a number, got 'lots'"):
+        load_config(None, ["tv_weight=lots"])
+
+
+def test_exponent_without_a_dot_is_a_number():
+    # YAML 1.1 (OmegaConf) reads 1e-6 as a string; a weight given that way must still work
+    assert load_config(None, ["tv_weight=1e-6"]).tv_weight == 1e-6
 
 
 def test_console_script_exit_codes(tmp_path):
