@@ -61,11 +61,8 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict
     from semstyle.config import load_config
     from semstyle.encoder import vgg19_encoder
     from semstyle.image import load_image
-    from semstyle.losses import TVLoss
-    from semstyle.losses.gram_masked import MaskedGramLoss
-    from semstyle.losses.mrf import CHUNK_ELEMENTS, MRFLoss
-    from semstyle.methods.doodle import loss_defaults
-    from semstyle.objective import Objective
+    from semstyle.losses.mrf import CHUNK_ELEMENTS
+    from semstyle.methods.doodle import doodle_objective, set_targets
 
     options = dict(MODES[mode])
     cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
@@ -76,19 +73,10 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict
     s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
                                                   semantic.load_map(MONET / "target_sem.png", size))
     guided = cfg.method == "doodle"
-    layers, weight = loss_defaults(cfg)
-    mrf = MRFLoss(layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
-                  semantic_weight=cfg.semantic.weight if guided else 0.0,
-                  match_dtype=torch.bfloat16 if encoder.precision == "bf16" else torch.float32)
-    color = MaskedGramLoss(["image"])  # the doodle's per-region colour term
-    objective = Objective(encoder, {"style": (mrf, weight), "tv": (TVLoss(cfg.tv_power), cfg.tv_weight),
-                                    "color": (color, cfg.semantic.color_weight if guided else 0.0)})
-    with torch.no_grad():
-        mrf.set_style(objective.features(style, layers), s_masks if guided else None)
-    if guided:
-        mrf.set_target_masks(t_masks.to(encoder.device))
-        color.set_style({"image": style}, s_masks)
-        color.set_target_masks(t_masks.to(encoder.device))
+    # the doodle's own objective, maps only (no content): MRF, region colour and TV terms
+    objective, terms = doodle_objective(cfg, encoder, guided, has_content=False)
+    set_targets(objective, terms, cfg, style, s_masks if guided else None, t_masks if guided else None, None)
+    mrf = terms["style"]
     image = (16 + torch.rand_like(style) * 224).div(255).requires_grad_(True)
     step = lbfgs_step(objective, image)
 

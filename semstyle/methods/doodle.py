@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from omegaconf import OmegaConf
 
 from .. import semantic
@@ -258,11 +259,10 @@ def region_colors(style: torch.Tensor, style_masks: torch.Tensor, target_masks: 
     return (fill + noise * (torch.rand(fill.shape, generator=gen) - 0.5)).clamp(0, 1)
 
 
-def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
-    """Optimise the output image for a resolved config; returns ``(1, 3, H, W)`` in [0, 1]."""
-    encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
+def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, nn.Module]]:
+    """The doodle objective for a resolved config: content, style (``mrf`` or ``gram_masked``), region colour and TV
+    terms. Returns it with every term by name, weightless ones included (their targets are set all the same)."""
     style_layers, style_weight = loss_defaults(cfg)
-    guided = inputs.style_masks is not None
     if cfg.style.loss == "mrf":
         style_term = MRFLoss(
             style_layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
@@ -272,16 +272,51 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
     else:
         check(guided, "style.loss=gram_masked needs maps (style.map + target.map, or semantic.auto_maps)")
         style_term = MaskedGramLoss(style_layers, cfg.style.layer_weights)
-    content_term = ContentLoss(cfg.content.layers)
-    # each region's colour statistics: the masked Gram loss on the pixels themselves (no encoder layer)
-    color_term = MaskedGramLoss(["image"])
+    terms = {
+        "content": ContentLoss(cfg.content.layers),
+        "style": style_term,
+        # each region's colour statistics: the masked Gram loss on the pixels themselves (no encoder layer)
+        "color": MaskedGramLoss(["image"]),
+        "tv": TVLoss(cfg.tv_power),
+    }
+    weights = {
+        "content": cfg.content.weight if has_content else 0.0,
+        "style": style_weight,
+        "color": cfg.semantic.color_weight if guided else 0.0,
+        "tv": cfg.tv_weight,
+    }
+    return Objective(encoder, {name: (term, weights[name]) for name, term in terms.items()}), terms
+
+
+@torch.no_grad()
+def set_targets(objective: Objective, terms: dict[str, nn.Module], cfg, style: torch.Tensor,
+                style_masks: torch.Tensor | None, target_masks: torch.Tensor | None,
+                content: torch.Tensor | None) -> None:
+    """Give the terms of :func:`doodle_objective` one phase's targets: the style ``(1, 3, h, w)`` (with CNNMRF's
+    rotated/scaled copies) and its masks, the target masks and the content, all at that phase's size."""
+    device = objective.encoder.device
+    style_layers = terms["style"].layers
+    if content is not None:
+        terms["content"].set_target(objective.features(content.to(device), terms["content"].layers))
+    if cfg.style.loss == "mrf":
+        copies = style_copies(style, style_masks, cfg.mrf)
+        feats = [objective.features(img.to(device), style_layers) for img, _, _ in copies]
+        terms["style"].set_style(feats, [m for _, m, _ in copies] if style_masks is not None else None,
+                                 [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies])
+    else:
+        terms["style"].set_style(objective.features(style.to(device), style_layers), style_masks)
+    if target_masks is not None:
+        terms["style"].set_target_masks(target_masks.to(device))
+        terms["color"].set_style({"image": style.to(device)}, style_masks)
+        terms["color"].set_target_masks(target_masks.to(device))
+
+
+def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
+    """Optimise the output image for a resolved config; returns ``(1, 3, H, W)`` in [0, 1]."""
+    encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
+    guided = inputs.style_masks is not None
     has_content = inputs.content is not None
-    objective = Objective(encoder, {
-        "content": (content_term, cfg.content.weight if has_content else 0.0),
-        "style": (style_term, style_weight),
-        "color": (color_term, cfg.semantic.color_weight if guided else 0.0),
-        "tv": (TVLoss(cfg.tv_power), cfg.tv_weight),
-    })
+    objective, terms = doodle_objective(cfg, encoder, guided, has_content)
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)
     device = encoder.device
@@ -291,21 +326,8 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
         style_s = resize(inputs.style, max(16, round(long_side * cfg.style.scale)))
         style_masks = semantic.masks_at(inputs.style_masks, style_s.shape[-2:]) if guided else None
         content_s = resize(inputs.content, shape).to(device) if has_content else None
-        with torch.no_grad():
-            if has_content:
-                content_term.set_target(objective.features(content_s, content_term.layers))
-            if cfg.style.loss == "mrf":
-                copies = style_copies(style_s, style_masks, cfg.mrf)
-                feats = [objective.features(img.to(device), style_layers) for img, _, _ in copies]
-                style_term.set_style(feats, [m for _, m, _ in copies] if guided else None,
-                                     [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies])
-            else:
-                style_term.set_style(objective.features(style_s.to(device), style_layers), style_masks)
         target_masks = semantic.masks_at(inputs.target_masks, shape) if guided else None
-        if guided:
-            style_term.set_target_masks(target_masks.to(device))
-            color_term.set_style({"image": style_s.to(device)}, style_masks)
-            color_term.set_target_masks(target_masks.to(device))
+        set_targets(objective, terms, cfg, style_s, style_masks, target_masks, content_s)
         if previous is None and cfg.init == "regions":
             start = region_colors(style_s, style_masks, target_masks, cfg.seed)
         elif previous is None:
