@@ -2,7 +2,9 @@
 Monet doodle (needs ../shared/data).
 
     python benchmarks/bench_doodle.py [--sizes 256 512] [--modes doodle fast cnnmrf] [--repeats 3] [--precision fp32]
+                                      [--match-channels 32]     # search on 32 principal channels (approximate)
     python benchmarks/bench_doodle.py --monet-wall 512      # the whole configs/doodle/monet.yaml run, timed
+    python benchmarks/bench_doodle.py --monet-wall 512 --modes fast --match-channels 32 --set seed=1
 
 A "step" is one L-BFGS iteration of the doodle objective on the Monet set (maps only, noise image): one encoder
 forward+backward to relu4_1 plus the MRF nearest-neighbour search and loss on relu3_1 and relu4_1, the per-region
@@ -55,7 +57,7 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
-def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict:
+def measure(size: int, mode: str, repeats: int, precision: str = "auto", match_channels: int = 0) -> dict:
     """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process."""
     from semstyle import semantic
     from semstyle.config import load_config
@@ -64,7 +66,7 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict
     from semstyle.losses.mrf import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
 
-    options = dict(MODES[mode])
+    options = dict(MODES[mode], **{"mrf.match_channels": match_channels})
     cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
                        "content": {"image": str(MONET / "style.jpg")}, "precision": precision},
                       [f"{k}={v}" for k, v in options.items()])
@@ -86,20 +88,42 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto") -> dict
     patches = {layer: len(rows) for layer, rows in mrf.style_rows.items()}
     return {"size": f"{style.shape[-1]}x{style.shape[-2]}", "mode": mode, "step_s": t_step, "bare41_s": t_bare4,
             "bare51_s": t_bare5, "ratio41": t_step / t_bare4, "ratio51": t_step / t_bare5,
-            "cpu_ratio41": c_step / c_bare4,
+            "cpu_ratio41": c_step / c_bare4, "match_channels": match_channels,
             "peak_rss_mib": peak_rss_mib(), "style_patches": patches, "precision": encoder.precision,
             "chunk_elements": CHUNK_ELEMENTS}
 
 
-def monet_wall(size: int) -> None:
-    """Time ``semstyle run configs/doodle/monet.yaml size=SIZE`` end to end (3 phases x 100 steps)."""
+def exact_mrf_loss(output: Path, size: int, stride: int) -> float:
+    """The MRF style loss of a Monet result (relu3_1 + relu4_1, semantic weight 10, strides ``stride``), with the
+    exact search in float32: the yardstick for runs whose own search was approximate (``mrf.match_channels``)."""
+    from semstyle import semantic
+    from semstyle.encoder import vgg19_encoder
+    from semstyle.image import load_image
+    from semstyle.losses.mrf import MRFLoss
+
+    encoder = vgg19_encoder("avg", "fp32", "cpu")
+    s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
+                                                  semantic.load_map(MONET / "target_sem.png", size))
+    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=10.0)
+    with torch.no_grad():
+        mrf.set_style(encoder(load_image(MONET / "style.jpg", size), mrf.layers), s_masks)
+        mrf.set_target_masks(t_masks)
+        return mrf(encoder(load_image(output, size), mrf.layers)).item()
+
+
+def monet_wall(size: int, options: dict) -> None:
+    """Time ``semstyle run configs/doodle/monet.yaml size=SIZE [options]`` end to end (3 phases x 100 steps), then
+    score the result with :func:`exact_mrf_loss`."""
     out = ROOT / "runs" / f"bench-monet-{size}-{time.strftime('%Y%m%d-%H%M%S')}"
+    overrides = [f"{k}={v}" for k, v in options.items()]
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "semstyle", "run", "configs/doodle/monet.yaml", f"size={size}",
-                    f"out_dir={out}", "progress=false"], cwd=ROOT, check=True)
+                    f"out_dir={out}", "progress=false", *overrides], cwd=ROOT, check=True)
     wall = time.perf_counter() - start
-    print(f"Monet doodle {size} px, configs/doodle/monet.yaml (3 phases x 100 L-BFGS steps): {wall:.0f} s wall "
-          f"({wall / 60:.1f} min) on {machine()}; result in {out}")
+    loss = exact_mrf_loss(out / "output.png", size, int(options.get("mrf.stride", 1)))
+    print(f"Monet doodle {size} px, configs/doodle/monet.yaml {' '.join(overrides)} (3 phases x 100 L-BFGS steps): "
+          f"{wall:.0f} s wall ({wall / 60:.1f} min) on {machine()}; MRF loss of the result with the exact search "
+          f"{loss:.0f}; result in {out}")
 
 
 def main() -> None:
@@ -108,16 +132,24 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--monet-wall", type=int, metavar="SIZE", help="time the whole Monet config at SIZE instead")
+    parser.add_argument("--match-channels", type=int, default=0, metavar="N",
+                        help="mrf.match_channels: search on N principal channels (0: all, the exact search)")
+    parser.add_argument("--monet-wall", type=int, metavar="SIZE",
+                        help="time the whole Monet config at SIZE instead (with the first of --modes, doodle or fast)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="more config overrides for --monet-wall (e.g. seed=1)")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not MONET.is_dir():
         sys.exit(f"needs the shared test material in {MONET}")
     if args.monet_wall:
-        monet_wall(args.monet_wall)
+        options = dict(MODES[args.modes[0]], **{"mrf.match_channels": args.match_channels})
+        if "method" in options:
+            sys.exit("--monet-wall runs the doodle config: use --modes doodle or fast")
+        monet_wall(args.monet_wall, dict(options, **dict(item.split("=", 1) for item in args.set)))
         return
     if args.child:
-        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats, args.precision)))
+        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats, args.precision, args.match_channels)))
         return
     print(f"machine: {machine()}")
     print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | CPU-time ratio | bare VGG→relu5_1 (s) | ratio | "
@@ -126,14 +158,15 @@ def main() -> None:
     for size in args.sizes:
         for mode in args.modes:
             proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats),
-                                   "--precision", args.precision],
+                                   "--precision", args.precision, "--match-channels", str(args.match_channels)],
                                   capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"| {r['size']} | {r['mode']} | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
                   f"{r['cpu_ratio41']:.2f} | "
                   f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
                   f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |", flush=True)
-    print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24)")
+    print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24); "
+          f"search on {r['match_channels'] or 'all'} channels")
 
 
 if __name__ == "__main__":

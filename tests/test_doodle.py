@@ -163,6 +163,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
                                    str(tmp_path / "rgba.png"))
     assert "auto_maps: needs content.image" in _error(capsys, "--style", style, "--auto-maps", "3")
     assert "init: regions needs maps" in _error(capsys, "--style", style, "--content", style, "--set", "init=regions")
+    assert "mrf.match_channels" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
+                                          "--set", "mrf.match_channels=-4")
 
 
 def test_cnnmrf_style_copies_are_rotated_and_scaled_with_valid_areas():

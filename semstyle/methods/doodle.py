@@ -93,6 +93,7 @@ DEFAULTS = {
         "rotation_step": 7.5,  # degrees; CNNMRF target_step_rotation = pi/24
         "scalings": 0,  # CNNMRF: ±n scaled style copies
         "scaling_step": 1.05,  # CNNMRF target_step_scale
+        "match_channels": 0,  # > 0: nearest-neighbour search on this many principal channels (approximate); 0: all
     },
     # neural-doodle --smoothness 1: mean(((dx² + dy²)·255²)^1.25) on 0-255 pixels. TVLoss(p=2.5) on [0, 1] pixels
     # is mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
@@ -132,6 +133,7 @@ def validate(cfg) -> None:
     check_number(cfg, "mrf.scalings", lo=0, hi=4, integer=True)
     check_number(cfg, "mrf.rotation_step", lo=0, hi=90)
     check_number(cfg, "mrf.scaling_step", lo=1, hi=2, lo_open=True)
+    check_number(cfg, "mrf.match_channels", lo=0, hi=512, integer=True)
     check_number(cfg, "tv_weight", lo=0)
     check_number(cfg, "tv_power", lo=1, hi=4)
     check_choice(cfg, "optimizer", OPTIMIZERS)
@@ -268,6 +270,7 @@ def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Obj
             style_layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
             semantic_weight=cfg.semantic.weight if guided else 0.0,
             match_dtype=torch.bfloat16 if encoder.precision == "bf16" else torch.float32,
+            match_channels=cfg.mrf.match_channels,
         )
     else:
         check(guided, "style.loss=gram_masked needs maps (style.map + target.map, or semantic.auto_maps)")
