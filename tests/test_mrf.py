@@ -173,13 +173,11 @@ def test_principal_channels_are_orthonormal_strongest_first_and_keep_dot_product
     assert torch.allclose(basis.t() @ basis, torch.eye(12), atol=1e-5)
     energy = project_channels(f, basis).pow(2).sum((0, 2, 3))
     assert (energy[:-1] >= energy[1:]).all()  # strongest first
-    # the whole basis is a rotation: patch dot products, hence matches, are those of the full features
+    # the whole basis is a rotation: patch NCCs, hence matches, are those of the full features
     x = torch.randn(1, 12, 8, 8, generator=gen)
     full = ncc_patches(x, 3)[0] @ ncc_patches(f, 3)[0].t()
-    norms = patch_norms(f, 3)
-    rotated = ncc_patches(project_channels(x, basis), 3)[0] @ \
-        ncc_patches(project_channels(f, basis), 3, norms=norms)[0].t()
-    assert torch.allclose(full, rotated, atol=1e-4)
+    rotated = ncc_patches(project_channels(x, basis), 3)[0] @ ncc_patches(project_channels(f, basis), 3)[0].t()
+    assert torch.allclose(full, rotated, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +209,7 @@ def test_search_on_principal_channels_finds_nearly_the_exact_matches(painting_fe
         assert torch.allclose(loss({"relu3_1": feature}), expected, rtol=1e-4)
         ncc[channels] = (ncc_patches(feature, 3)[0] * loss.style_patches["relu3_1"][index]).sum(1)  # of features
     assert torch.equal(matches[256], matches[0])  # all 256 channels: a rotation, the exact search
-    # 32 of 256 channels: most matches exact (0.79 here), the others near-ties whose feature NCC is barely lower
+    # 32 of 256 channels: most matches exact (0.74-0.79 here), the others near-ties whose feature NCC is barely lower
     # (by 0.003 on average, of a mean 0.56; 8 channels lose 0.02-0.03)
     assert (matches[32] == matches[0]).float().mean() > 0.7
     assert ncc[32].mean() > ncc[0].mean() - 0.01

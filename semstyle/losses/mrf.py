@@ -88,8 +88,7 @@ def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) ->
 
 def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, masks: torch.Tensor | None = None,
                 mask_scale: float | None = None, dtype: torch.dtype = torch.float32,
-                out: torch.Tensor | None = None,
-                norms: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Patches as rows for the normalised cross-correlation search: ``(rows (L, D), feature norms (L,))``.
 
     Style rows (``mask_scale=None``): the feature patch divided by its L2 norm, then (with ``masks`` ``(1, K, h, w)``,
@@ -101,11 +100,9 @@ def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, ma
     then ``‖x_i‖ · (NCC(features) + w · (NCC(masks) − 1))``: neural-doodle's score minus w (so a patch matched inside
     its own region scores in [−1, 1] and keeps bf16's ~3 significant digits), times ‖x_i‖.
 
-    ``out`` ``(L, D)``: write the feature part into it and leave the rest (a cached mask part). ``norms`` ``(L,)``:
-    the patch norms to use instead of those of ``features`` (for features projected by :func:`principal_channels`,
-    the norms of the full patches, so that a dot product still approximates ‖x_i‖ · NCC).
+    ``out`` ``(L, D)``: write the feature part into it and leave the rest (a cached mask part).
     """
-    norms = patch_norms(features, patch_size, stride) if norms is None else norms
+    norms = patch_norms(features, patch_size, stride)
     ck2 = features.shape[1] * patch_size**2
     unit = None if masks is None else masks if masks.dim() == 2 else mask_rows(masks, patch_size, stride)
     if out is None:
@@ -135,9 +132,8 @@ def principal_channels(features: list[torch.Tensor], count: int) -> torch.Tensor
     uncentred (the NCC search compares raw dot products): ``(C, count)`` float32, strongest first.
 
     Projecting both sides on them turns a patch dot product over k·k·C numbers into one over k·k·count: on the
-    relu3_1 and relu4_1 features of the Monet painting, 32 of 256/512 channels keep 80-86 % of the energy and
-    78-94 % of the exact nearest neighbours; the others are near-ties (mean feature NCC of the matches lower by
-    0.003), but they add up over a run (see ``MRFLoss``'s ``match_channels``).
+    relu3_1 and relu4_1 features of the Monet painting, 32 of 256/512 channels keep 80-86 % of the energy, and the
+    NCC of the projected patches finds 75-95 % of the exact nearest neighbours; the others are near-ties.
     """
     gram = sum(f.detach().float().flatten(2)[0] @ f.detach().float().flatten(2)[0].t() for f in features)  # (C, C)
     _, vectors = torch.linalg.eigh(gram.double())  # ascending eigenvalues
@@ -304,8 +300,8 @@ class MRFLoss(nn.Module):
         match_channels: search on this many principal channels of each layer's style features
             (:func:`principal_channels`) instead of all of them; 0 = all channels, the exact search. The matches are
             then approximate (near-ties may swap) and the loss still reads the full patches. On the Monet doodle at
-            512 px, 32 channels cut the strides-1 step from ~2.3x to ~1.8x the VGG pass, and the result's exact MRF
-            loss rose by ~13 % (2-7 % with strides 2, where the search costs less to begin with).
+            512 px with strides 1, 64 channels cut the step from ~2.3x to ~1.7x the VGG pass and the run by 20 %,
+            for the same exact MRF loss of the result (32 channels: +2 %; strides 2: +4 % on average).
 
     Call :meth:`set_style` with the style features (one dict per style copy: CNNMRF adds rotated and scaled
     copies) and, for guidance, their masks; :meth:`set_target_masks` with the target's masks. ``forward(features)``
@@ -373,9 +369,9 @@ class MRFLoss(nn.Module):
                 if basis is None:
                     r, n = ncc_patches(f, k, s, u, None, self.match_dtype)
                     p = None
-                else:
+                else:  # search rows: the NCC of the projected patches; the loss reads the full ones
                     p, n = ncc_patches(f, k, s, dtype=self.match_dtype)
-                    r, _ = ncc_patches(project_channels(f, basis), k, s, u, None, self.match_dtype, norms=n)
+                    r, _ = ncc_patches(project_channels(f, basis), k, s, u, None, self.match_dtype)
                 if ok is not None:  # keep patches lying wholly inside the valid area
                     inside = -F.max_pool2d(-masks_at(ok.float().to(f.device), f.shape[-2:]), k, stride=s)
                     keep = inside.flatten() > 0.99
@@ -407,7 +403,6 @@ class MRFLoss(nn.Module):
         feature = feature.detach().contiguous(memory_format=torch.channels_last)
         basis = self.basis[layer]
         search = feature if basis is None else project_channels(feature, basis)
-        norms = None if basis is None else patch_norms(feature, self.patch_size, self.stride)
         if not (self.guided and style.shape[1] > ck2):
             rows = extract_patches(search, self.patch_size, self.stride, self.match_dtype)
             return nearest_patches(rows, style[:, :ck2], self.chunk_elements)[0]
@@ -426,7 +421,7 @@ class MRFLoss(nn.Module):
                                                   device=feature.device), groups
         unit, buffer, groups = self._target[key]
         rows, _ = ncc_patches(search, self.patch_size, self.stride, unit, self.semantic_weight, self.match_dtype,
-                              out=buffer, norms=norms)
+                              out=buffer)
         return nearest_patches(rows, style, self.chunk_elements, groups)[0]
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
