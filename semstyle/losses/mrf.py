@@ -298,10 +298,11 @@ class MRFLoss(nn.Module):
         match_dtype: precision of the NCC search (``torch.bfloat16`` halves the style patches' memory and is ~4x
             faster on CPUs with AMX); the loss itself is float32.
         match_channels: search on this many principal channels of each layer's style features
-            (:func:`principal_channels`) instead of all of them; 0 = all channels, the exact search. The matches are
-            then approximate (near-ties may swap) and the loss still reads the full patches. On the Monet doodle at
-            512 px with strides 1, 64 channels cut the step from ~2.3x to ~1.7x the VGG pass and the run by 20 %,
-            for the same exact MRF loss of the result (32 channels: +2 %; strides 2: +4 % on average).
+            (:func:`principal_channels`) instead of all of them; 0, or at least a layer's channel count, searches
+            that layer exactly. The matches are then approximate (near-ties may swap) and the loss still reads the
+            full patches. On the Monet doodle at 512 px with strides 1, 64 channels cut the step from ~2.3x to
+            ~1.7x the VGG pass and the run by 20 %, for the same exact MRF loss of the result (32 channels: +2 %;
+            strides 2: +4 % on average).
 
     Call :meth:`set_style` with the style features (one dict per style copy: CNNMRF adds rotated and scaled
     copies) and, for guidance, their masks; :meth:`set_target_masks` with the target's masks. ``forward(features)``
