@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from semstyle.losses.gram import gram_loss, gram_matrix
 from semstyle.losses.gram_masked import MaskedGramLoss, masked_grams
 from semstyle.losses.mrf import (MRFLoss, candidate_groups, extract_patches, mask_rows, mrf_loss, ncc_patches,
-                                 nearest_patches, patch_norms, principal_channels, project_channels)
+                                 nearest_patches, principal_channels, project_channels)
 
 from conftest import ASSETS
 
@@ -166,7 +166,7 @@ def test_masked_gram_equals_per_region_gram_loss():
     assert gram_matrix(f_s).shape == (1, 5, 5)
 
 
-def test_principal_channels_are_orthonormal_strongest_first_and_keep_dot_products():
+def test_principal_channels_are_orthonormal_strongest_first_and_a_full_basis_keeps_the_nccs():
     gen = torch.Generator().manual_seed(4)
     f = torch.randn(1, 12, 9, 9, generator=gen) * torch.linspace(3, 0.1, 12)[None, :, None, None]
     basis = principal_channels([f], 12)
@@ -198,7 +198,7 @@ def test_search_on_principal_channels_finds_nearly_the_exact_matches(painting_fe
     h, w = style["relu3_1"].shape[-2:]
     feature = F.interpolate(synthesis["relu3_1"], (h, w), mode="bilinear")
     matches, ncc = {}, {}
-    for channels in (0, 32, 256):
+    for channels in (0, 32):
         loss = MRFLoss(["relu3_1"], semantic_weight=10.0 if guided else 0.0, match_channels=channels)
         loss.set_style(style, _region_masks(h, w, 0) if guided else None)
         loss.set_target_masks(_region_masks(h, w, 1.5) if guided else None)
@@ -208,7 +208,6 @@ def test_search_on_principal_channels_finds_nearly_the_exact_matches(painting_fe
         expected = mrf_loss(feature, patches, scale=norms)
         assert torch.allclose(loss({"relu3_1": feature}), expected, rtol=1e-4)
         ncc[channels] = (ncc_patches(feature, 3)[0] * loss.style_patches["relu3_1"][index]).sum(1)  # of features
-    assert torch.equal(matches[256], matches[0])  # all 256 channels: a rotation, the exact search
     # 32 of 256 channels: most matches exact (0.74-0.79 here), the others near-ties whose feature NCC is barely lower
     # (by 0.003 on average, of a mean 0.56; 8 channels lose 0.02-0.03)
     assert (matches[32] == matches[0]).float().mean() > 0.7
