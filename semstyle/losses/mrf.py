@@ -14,6 +14,8 @@ patches each normalised on its own; the loss itself reads features only. Since a
 style patch whose map NCC falls more than 2/w below the best one available can never win, so with a map the search
 of each group of synthesis patches (:func:`candidate_groups`) only scores the style patches of matching regions:
 the same matches for about a third of the GEMM on the Monet and Renoir maps.
+Optionally (``match_channels``) the search runs on the leading principal channels of the style features
+(:func:`principal_channels`): approximate matches for a GEMM k·k·N instead of k·k·C wide.
 
 Patches are rows in ``(ky, kx, c)`` order, cut from channels-last features with k² strided copies, so building
 them, the GEMM and the overlay of matched patches all read memory in order (``F.unfold``/``F.fold`` on
