@@ -57,12 +57,20 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
+def monet_set(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Monet painting ``(1, 3, h, w)`` at ``size`` with its masks and the doodle's, ``(1, K, h, w)`` each."""
+    from semstyle import semantic
+    from semstyle.image import load_image
+
+    style_masks, target_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
+                                                           semantic.load_map(MONET / "target_sem.png", size))
+    return load_image(MONET / "style.jpg", size), style_masks, target_masks
+
+
 def measure(size: int, mode: str, repeats: int, precision: str = "auto", match_channels: int = 0) -> dict:
     """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process."""
-    from semstyle import semantic
     from semstyle.config import load_config
     from semstyle.encoder import vgg19_encoder
-    from semstyle.image import load_image
     from semstyle.losses.mrf import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
 
@@ -71,9 +79,8 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", match_c
                        "content": {"image": str(MONET / "style.jpg")}, "precision": precision},
                       [f"{k}={v}" for k, v in options.items()])
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
-    style = load_image(MONET / "style.jpg", size).to(encoder.device)
-    s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
-                                                  semantic.load_map(MONET / "target_sem.png", size))
+    style, s_masks, t_masks = monet_set(size)
+    style = style.to(encoder.device)
     guided = cfg.method == "doodle"
     # the doodle's own objective, maps only (no content): MRF, region colour and TV terms
     objective, terms = doodle_objective(cfg, encoder, guided, has_content=False)
@@ -94,19 +101,19 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", match_c
 
 
 def exact_mrf_loss(output: Path, size: int, stride: int) -> float:
-    """The MRF style loss of a Monet result (relu3_1 + relu4_1, semantic weight 10, strides ``stride``), with the
-    exact search in float32: the yardstick for runs whose own search was approximate (``mrf.match_channels``)."""
-    from semstyle import semantic
+    """The MRF style loss of a Monet result (the doodle's default layers, pooling and semantic weight; strides
+    ``stride``), with the exact search in float32: the yardstick for runs whose own search was approximate
+    (``mrf.match_channels``)."""
     from semstyle.encoder import vgg19_encoder
     from semstyle.image import load_image
     from semstyle.losses.mrf import MRFLoss
+    from semstyle.methods.doodle import DEFAULTS
 
-    encoder = vgg19_encoder("avg", "fp32", "cpu")
-    s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
-                                                  semantic.load_map(MONET / "target_sem.png", size))
-    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=10.0)
+    encoder = vgg19_encoder(DEFAULTS["pooling"], "fp32", "cpu")
+    style, s_masks, t_masks = monet_set(size)
+    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=DEFAULTS["semantic"]["weight"])
     with torch.no_grad():
-        mrf.set_style(encoder(load_image(MONET / "style.jpg", size), mrf.layers), s_masks)
+        mrf.set_style(encoder(style, mrf.layers), s_masks)
         mrf.set_target_masks(t_masks)
         return mrf(encoder(load_image(output, size), mrf.layers)).item()
 
