@@ -3,6 +3,7 @@ Monet doodle (needs ../shared/data).
 
     python benchmarks/bench_doodle.py [--sizes 256 512] [--modes doodle fast cnnmrf] [--repeats 3] [--precision fp32]
                                       [--match-channels 32]     # search on 32 principal channels (approximate)
+                                      [--set mrf.search=exact]  # any config override
     python benchmarks/bench_doodle.py --monet-wall 512      # the whole configs/doodle/monet.yaml run, timed
     python benchmarks/bench_doodle.py --monet-wall 512 --modes fast --match-channels 32 --set seed=1
 
@@ -67,14 +68,15 @@ def monet_set(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return load_image(MONET / "style.jpg", size), style_masks, target_masks
 
 
-def measure(size: int, mode: str, repeats: int, precision: str = "auto", match_channels: int = 0) -> dict:
-    """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process."""
+def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrides: dict | None = None) -> dict:
+    """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process. The step is timed after
+    the first (an exact search at a phase's start, with ``mrf.search=patchmatch``)."""
     from semstyle.config import load_config
     from semstyle.encoder import vgg19_encoder
     from semstyle.losses.mrf import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
 
-    options = dict(MODES[mode], **{"mrf.match_channels": match_channels})
+    options = dict(MODES[mode], **(overrides or {}))
     cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
                        "content": {"image": str(MONET / "style.jpg")}, "precision": precision},
                       [f"{k}={v}" for k, v in options.items()])
@@ -95,7 +97,8 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", match_c
     patches = {layer: len(rows) for layer, rows in mrf.style_rows.items()}
     return {"size": f"{style.shape[-1]}x{style.shape[-2]}", "mode": mode, "step_s": t_step, "bare41_s": t_bare4,
             "bare51_s": t_bare5, "ratio41": t_step / t_bare4, "ratio51": t_step / t_bare5,
-            "cpu_ratio41": c_step / c_bare4, "match_channels": match_channels,
+            "cpu_ratio41": c_step / c_bare4,
+            "search": f"{cfg.mrf.search} on {cfg.mrf.match_channels or 'all'} channels",
             "peak_rss_mib": peak_rss_mib(), "style_patches": patches, "precision": encoder.precision,
             "chunk_elements": CHUNK_ELEMENTS}
 
@@ -139,24 +142,26 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--match-channels", type=int, default=0, metavar="N",
-                        help="mrf.match_channels: search on N principal channels (0: all, the exact search)")
+    parser.add_argument("--match-channels", type=int, metavar="N",
+                        help="mrf.match_channels: search on N principal channels (0: all)")
     parser.add_argument("--monet-wall", type=int, metavar="SIZE",
                         help="time the whole Monet config at SIZE instead (with the first of --modes, doodle or fast)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="more config overrides for --monet-wall (e.g. seed=1)")
+                        help="more config overrides (e.g. mrf.search=exact, seed=1)")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not MONET.is_dir():
         sys.exit(f"needs the shared test material in {MONET}")
+    overrides = dict([("mrf.match_channels", args.match_channels)] if args.match_channels is not None else [],
+                     **dict(item.split("=", 1) for item in args.set))
     if args.monet_wall:
-        options = dict(MODES[args.modes[0]], **{"mrf.match_channels": args.match_channels})
+        options = dict(MODES[args.modes[0]], **overrides)
         if "method" in options:
             sys.exit("--monet-wall runs the doodle config: use --modes doodle or fast")
-        monet_wall(args.monet_wall, dict(options, **dict(item.split("=", 1) for item in args.set)))
+        monet_wall(args.monet_wall, options)
         return
     if args.child:
-        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats, args.precision, args.match_channels)))
+        print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats, args.precision, overrides)))
         return
     print(f"machine: {machine()}")
     print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | CPU-time ratio | bare VGG→relu5_1 (s) | ratio | "
@@ -165,7 +170,8 @@ def main() -> None:
     for size in args.sizes:
         for mode in args.modes:
             proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats),
-                                   "--precision", args.precision, "--match-channels", str(args.match_channels)],
+                                   "--precision", args.precision,
+                                   *(["--set", *[f"{k}={v}" for k, v in overrides.items()]] if overrides else [])],
                                   capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"| {r['size']} | {r['mode']} | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
@@ -173,7 +179,7 @@ def main() -> None:
                   f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
                   f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |", flush=True)
     print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24); "
-          f"search on {r['match_channels'] or 'all'} channels")
+          f"search {r['search']}")
 
 
 if __name__ == "__main__":

@@ -165,6 +165,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "init: regions needs maps" in _error(capsys, "--style", style, "--content", style, "--set", "init=regions")
     assert "mrf.match_channels" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
                                           "--set", "mrf.match_channels=-4")
+    assert "mrf.search" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
+                                  "--set", "mrf.search=fast")
 
 
 def test_cnnmrf_style_copies_are_rotated_and_scaled_with_valid_areas():

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from semstyle.losses.gram import gram_loss, gram_matrix
 from semstyle.losses.gram_masked import MaskedGramLoss, masked_grams
 from semstyle.losses.mrf import (MRFLoss, candidate_groups, extract_patches, mask_rows, mrf_loss, ncc_patches,
-                                 nearest_patches, principal_channels, project_channels)
+                                 nearest_patches, overlay_patches, overlay_style_patches, patch_index, patchmatch_step,
+                                 principal_channels, project_channels, sampling_pools, shift_patches)
 
 from conftest import ASSETS
 
@@ -76,7 +77,7 @@ def test_region_restricted_search_finds_the_full_searchs_matches(stride):
     style = loss.style_rows["relu3_1"]
     full, _ = nearest_patches(ncc_patches(x, 3, stride, xm, mask_scale=10.0)[0], style)
     assert torch.equal(index, full)
-    groups = loss._target["relu3_1", (80, 84)][2]
+    groups = loss._target["relu3_1"][3]
     searched = sum(len(m) * (len(style) if c is None else len(c)) for m, c, _ in groups)
     assert searched < 0.6 * len(index) * len(style)  # the grouping does prune
     # weak map guidance (w = 0.5: any style patch may win), no map, or a small search: no groups
@@ -204,13 +205,89 @@ def test_search_on_principal_channels_finds_nearly_the_exact_matches(painting_fe
         loss.set_target_masks(_region_masks(h, w, 1.5) if guided else None)
         matches[channels] = index = loss.match("relu3_1", feature)
         # the loss pulls towards the full patches of those matches
-        patches, norms = loss.style_patches["relu3_1"][index].float(), loss.style_norms["relu3_1"][index]
-        expected = mrf_loss(feature, patches, scale=norms)
-        assert torch.allclose(loss({"relu3_1": feature}), expected, rtol=1e-4)
-        ncc[channels] = (ncc_patches(feature, 3)[0] * loss.style_patches["relu3_1"][index]).sum(1)  # of features
+        patches = extract_patches(style["relu3_1"], 3)[index]
+        assert torch.allclose(loss({"relu3_1": feature}), mrf_loss(feature, patches), rtol=1e-4)
+        unit = patches / patches.norm(dim=1, keepdim=True)
+        ncc[channels] = (ncc_patches(feature, 3)[0] * unit).sum(1)  # of features
     # 32 of 256 channels: most matches exact (0.74-0.79 here), the others near-ties whose feature NCC is barely lower
     # (by 0.003 on average, of a mean 0.56; 8 channels lose 0.02-0.03)
     assert (matches[32] == matches[0]).float().mean() > 0.7
     assert ncc[32].mean() > ncc[0].mean() - 0.01
     if not guided:  # unguided, the exact search maximises the feature NCC itself
         assert (ncc[32] <= ncc[0] + 1e-5).all()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_overlay_from_style_pixels_equals_overlay_of_cut_patches(stride):
+    """Two style copies of different sizes, one with dropped patches: reading the matched patches through the patch
+    index gives the overlay of the explicitly cut patches."""
+    gen = torch.Generator().manual_seed(stride)
+    copies = [torch.randn(1, 5, 11, 9, generator=gen), torch.randn(1, 5, 8, 12, generator=gen)]
+    valid = torch.ones(1, 1, 8, 12)
+    valid[..., :3] = 0
+    loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride)
+    loss.set_style([{"relu3_1": c} for c in copies], valid=[torch.ones(1, 1, 11, 9), valid])
+    cut = torch.cat([extract_patches(c, 3, stride) for c in copies])
+    kept = torch.cat([torch.ones(len(extract_patches(copies[0], 3, stride)), dtype=torch.bool),
+                      -F.max_pool2d(-valid, 3, stride).flatten() > 0.99])
+    cut = cut[kept]
+    assert len(cut) == len(loss.style_rows["relu3_1"])
+    rows = torch.randint(len(cut), (len(extract_patches(torch.zeros(1, 1, 10, 12), 3, stride)),), generator=gen)
+    overlay = overlay_style_patches(loss.style_pixels["relu3_1"], loss.patch_index["relu3_1"], rows, (10, 12), 3,
+                                    stride)
+    assert torch.allclose(overlay, overlay_patches(cut[rows], (10, 12), 3, stride), atol=1e-5)
+
+
+def test_shift_patches_stays_inside_its_copy_and_skips_dropped_patches():
+    keep = torch.ones(4, 4, dtype=torch.bool)
+    keep[1, 2] = False
+    index = patch_index([(5, 5), (6, 6)], 3, 1, [None, keep.flatten()])  # grids 3x3 (rows 0-8), 4x4 (rows 9-23)
+    rows = torch.tensor([0, 2, 8, 9, 9])
+    moved = shift_patches(rows, torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 1, 0, 1, 3]), index,
+                          torch.full_like(rows, -1))
+    # (0,0)->(0,1); (0,2)->(0,3) is off the 3x3 grid, not the next copy; (2,2)->(3,2) off; copy 2 (0,0)->(1,1);
+    # copy 2 (0,0)->(0,3)
+    assert moved.tolist() == [1, -1, -1, 9 + 5, 9 + 3]
+    assert shift_patches(torch.tensor([9]), 1, 2, index, torch.tensor([-1])).item() == -1  # (1,2) was dropped
+
+
+def test_patchmatch_converges_to_the_exact_matches_and_never_loses_score():
+    """The synthesis is a shifted crop of the style plus noise: a coherent offset field that PatchMatch must
+    recover from random matches by propagation and random search."""
+    gen = torch.Generator().manual_seed(3)
+    style = torch.randn(1, 16, 40, 44, generator=gen)
+    synthesis = style[..., 5:35, 7:43] + 0.3 * torch.randn(1, 16, 30, 36, generator=gen)
+    rows, _ = ncc_patches(synthesis, 3, 1, mask_scale=0.0)
+    style_rows, _ = ncc_patches(style, 3, 1)
+    exact, best = nearest_patches(rows, style_rows)
+    index = patch_index([(40, 44)], 3, 1, [None])
+    pools = sampling_pools(None, len(rows), len(style_rows))
+    field = torch.randint(len(style_rows), (28, 34), generator=gen)
+    shifts, previous = {}, (rows * style_rows[field.flatten()]).sum(1)
+    for iteration in range(12):
+        field = patchmatch_step(rows, style_rows, field, index, pools, iteration, gen, shifts)
+        score = (rows * style_rows[field.flatten()]).sum(1)
+        assert (score >= previous - 1e-5).all()
+        previous = score
+    assert (field.flatten() == exact).float().mean() > 0.97
+    assert torch.allclose(previous, best, atol=1e-4) or (best - previous).max() < 0.05
+
+
+def test_patchmatch_search_in_the_loss_starts_exact_then_tracks_changing_features():
+    gen = torch.Generator().manual_seed(4)
+    s = torch.rand(1, 8, 52, 56, generator=gen)
+    x = s[..., 4:48, 3:53].clone()  # 42 x 48 synthesis patches, 50 x 54 style patches: above PATCHMATCH_MIN_SCORES
+    sm, xm = _region_masks(52, 56, 0), _region_masks(44, 50, 1.5)
+    exact, fast = (MRFLoss(["relu3_1"], semantic_weight=10.0, search=search) for search in ("exact", "patchmatch"))
+    for loss in (exact, fast):
+        loss.set_style({"relu3_1": s}, sm)
+        loss.set_target_masks(xm)
+    assert torch.equal(fast.match("relu3_1", x), exact.match("relu3_1", x))  # the first search is exact
+    for step in range(10):  # the features drift, as in an optimisation; PatchMatch follows from its last matches
+        x = x + 0.05 * torch.randn(x.shape, generator=gen)
+        found = fast.match("relu3_1", x)
+    assert fast._field["relu3_1"][2] == 10  # ten PatchMatch steps, no new exact search
+    best = exact.match("relu3_1", x)
+    assert (found == best).float().mean() > 0.85  # 0.89 here; the others are near-ties:
+    xp, sp = F.normalize(extract_patches(x, 3), dim=1), F.normalize(extract_patches(s, 3), dim=1)
+    assert (xp * sp[found]).sum(1).mean() > (xp * sp[best]).sum(1).mean() - 0.01
