@@ -174,12 +174,11 @@ def main() -> None:
                                    *(["--set", *[f"{k}={v}" for k, v in overrides.items()]] if overrides else [])],
                                   capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"| {r['size']} | {r['mode']} | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
+            print(f"| {r['size']} | {r['mode']} ({r['search']}) | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
                   f"{r['cpu_ratio41']:.2f} | "
                   f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
                   f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |", flush=True)
-    print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24); "
-          f"search {r['search']}")
+    print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24)")
 
 
 if __name__ == "__main__":
