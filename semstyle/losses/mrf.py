@@ -321,11 +321,10 @@ def patch_index(sizes, patch_size: int, stride: int, keep: list[torch.Tensor | N
                   torch.full_like(y, gw), torch.full_like(y, cell0)]
         parts.append([f if ok is None else f[ok] for f in fields])
         pixel0, cell0 = pixel0 + h * w, cell0 + gh * gw
-    fields = [torch.cat(column) for column in zip(*parts)]
-    cells = fields[6] + fields[2] * fields[5] + fields[3]
+    origin, width, y, x, grid_h, grid_w, first = (torch.cat(column) for column in zip(*parts))
     row_of_cell = torch.full((cell0,), -1, dtype=torch.long, device=device)
-    row_of_cell[cells] = torch.arange(len(cells), device=device)
-    return PatchIndex(*fields, row_of_cell)
+    row_of_cell[first + y * grid_w + x] = torch.arange(len(origin), device=device)
+    return PatchIndex(origin, width, y, x, grid_h, grid_w, first, row_of_cell)
 
 
 def overlay_style_patches(style_pixels: torch.Tensor, index: PatchIndex, rows: torch.Tensor, size,
