@@ -378,20 +378,18 @@ def neighbour_candidates(field: torch.Tensor, dy: int, dx: int, shifted: torch.T
 
 @torch.no_grad()
 def best_candidates(target_rows: torch.Tensor, style_rows: torch.Tensor, candidates: torch.Tensor,
-                    chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+                    chunk: int = 1024) -> torch.Tensor:
     """For each synthesis row ``(L, D)``, the best of its ``candidates`` ``(L, m)`` style rows ``(N, D)`` by dot
-    product: ``(row (L,), score (L,) float32)``. Batched over ``chunk`` positions so the gathered candidate rows
-    ``(chunk, m, D)`` stay in cache."""
+    product: ``(L,)`` style rows. Batched over ``chunk`` positions so the gathered candidate rows ``(chunk, m, D)``
+    stay in cache."""
     best = torch.empty(len(candidates), dtype=torch.long, device=candidates.device)
-    score = torch.empty(len(candidates), device=candidates.device)
     m = candidates.shape[1]
     for start in range(0, len(candidates), chunk):
         cand = candidates[start:start + chunk]
         rows = style_rows.index_select(0, cand.flatten()).view(len(cand), m, -1)
-        value, arg = torch.bmm(rows, target_rows[start:start + chunk, :, None])[..., 0].float().max(1)
+        arg = torch.bmm(rows, target_rows[start:start + chunk, :, None])[..., 0].float().argmax(1)
         best[start:start + chunk] = cand.gather(1, arg[:, None])[:, 0]
-        score[start:start + chunk] = value
-    return best, score
+    return best
 
 
 def sampling_pools(groups: list[PatchGroup] | None, positions: int, patches: int, device=None) -> tuple:
@@ -443,8 +441,7 @@ def patchmatch_step(target_rows: torch.Tensor, style_rows: torch.Tensor, field: 
     pool, start, count = pools
     pick = (torch.rand(len(flat), generator=generator, device=flat.device) * count).long().minimum(count - 1)
     candidates.append(pool[start + pick])
-    best, _ = best_candidates(target_rows, style_rows, torch.stack(candidates, 1))
-    return best.view(field.shape)
+    return best_candidates(target_rows, style_rows, torch.stack(candidates, 1)).view(field.shape)
 
 
 class MRFLoss(nn.Module):
