@@ -52,6 +52,12 @@ def patch_grid(size, patch_size: int, stride: int) -> tuple[int, int]:
     return tuple((n - patch_size) // stride + 1 for n in size)
 
 
+def _positions(offset: int, count: int, stride: int) -> slice:
+    """The ``count`` positions ``offset, offset + stride, ...`` along one side: where a patch's cell ``offset``
+    lies for each of ``count`` patches at ``stride``."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
 def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, dtype: torch.dtype | None = None,
                     out: torch.Tensor | None = None) -> torch.Tensor:
     """All ``patch_size``² patches of ``(1, C, h, w)`` at ``stride`` as rows ``(L, k·k·C)``, row-major positions,
@@ -64,7 +70,7 @@ def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1
     grid = out[:, :k * k * c].view(hp, wp, k, k, c)
     for dy in range(k):  # k² strided copies, each over every position at once
         for dx in range(k):
-            grid[:, :, dy, dx] = x[dy:dy + stride * (hp - 1) + 1:stride, dx:dx + stride * (wp - 1) + 1:stride]
+            grid[:, :, dy, dx] = x[_positions(dy, hp, stride), _positions(dx, wp, stride)]
     return out
 
 
@@ -79,7 +85,7 @@ def overlay_patches(rows: torch.Tensor, size, patch_size: int = 3, stride: int =
     grid = rows.view(hp, wp, k, k, c)
     for dy in range(k):
         for dx in range(k):
-            out[dy:dy + stride * (hp - 1) + 1:stride, dx:dx + stride * (wp - 1) + 1:stride] += grid[:, :, dy, dx]
+            out[_positions(dy, hp, stride), _positions(dx, wp, stride)] += grid[:, :, dy, dx]
     return out.permute(2, 0, 1)[None]
 
 
@@ -343,8 +349,7 @@ def overlay_style_patches(style_pixels: torch.Tensor, index: PatchIndex, rows: t
     table = torch.full((h, w, k, k), len(style_pixels) - 1, dtype=torch.long, device=rows.device)
     for dy in range(k):
         for dx in range(k):
-            table[dy:dy + stride * (hp - 1) + 1:stride, dx:dx + stride * (wp - 1) + 1:stride, dy, dx] = \
-                origin + (dy * width + dx)
+            table[_positions(dy, hp, stride), _positions(dx, wp, stride), dy, dx] = origin + (dy * width + dx)
     summed = F.embedding_bag(table.view(h * w, k * k), style_pixels, mode="sum")  # (h·w, C)
     return summed.view(h, w, -1).permute(2, 0, 1)[None]
 
