@@ -464,9 +464,8 @@ class MRFLoss(nn.Module):
         match_channels: search on this many principal channels of each layer's style features
             (:func:`principal_channels`) instead of all of them; 0, or at least a layer's channel count, searches
             that layer exactly. The matches are then approximate (near-ties may swap) and the loss still reads the
-            full patches. On the Monet doodle at 512 px with strides 1, 64 channels cut the step from ~2.3x to
-            ~1.7x the VGG pass and the run by 20 %, for the same exact MRF loss of the result (32 channels: +2 %;
-            strides 2: +4 % on average).
+            full patches. On the Monet doodle at 512 px with strides 1 and the exact search, 64 channels cut the
+            run by 20 % for the same exact MRF loss of the result (32 channels: +2 %; strides 2: +4 % on average).
         search: ``"exact"`` (every call searches all style patches) or ``"patchmatch"`` (exact on a layer's first
             call at a size, then one :func:`patchmatch_step` per call from the previous matches; searches under
             ``PATCHMATCH_MIN_SCORES`` scores stay exact). With 64 channels it brings the Monet doodle's step at
