@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -109,7 +110,7 @@ def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, ma
     then ``‖x_i‖ · (NCC(features) + w · (NCC(masks) − 1))``: neural-doodle's score minus w (so a patch matched inside
     its own region scores in [−1, 1] and keeps bf16's ~3 significant digits), times ‖x_i‖.
 
-    ``out`` ``(L, D)``: write the feature part into it and leave the rest (a cached mask part).
+    ``out`` ``(L, D)``: a buffer of ``dtype`` to write the rows into (reused between calls).
     """
     norms = patch_norms(features, patch_size, stride)
     ck2 = features.shape[1] * patch_size**2
@@ -382,19 +383,24 @@ def neighbour_candidates(field: torch.Tensor, dy: int, dx: int, shifted: torch.T
 
 
 @torch.no_grad()
-def best_candidates(target_rows: torch.Tensor, style_rows: torch.Tensor, candidates: torch.Tensor,
-                    chunk: int = 1024) -> torch.Tensor:
+def best_candidates(target_rows: torch.Tensor, style_rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """For each synthesis row ``(L, D)``, the best of its ``candidates`` ``(L, m)`` style rows ``(N, D)`` by dot
-    product: ``(L,)`` style rows. Batched over ``chunk`` positions so the gathered candidate rows ``(chunk, m, D)``
-    stay in cache."""
-    best = torch.empty(len(candidates), dtype=torch.long, device=candidates.device)
-    m = candidates.shape[1]
-    for start in range(0, len(candidates), chunk):
-        cand = candidates[start:start + chunk]
-        rows = style_rows.index_select(0, cand.flatten()).view(len(cand), m, -1)
-        arg = torch.bmm(rows, target_rows[start:start + chunk, :, None])[..., 0].float().argmax(1)
-        best[start:start + chunk] = cand.gather(1, arg[:, None])[:, 0]
-    return best
+    product: ``(L,)`` style rows.
+
+    The L·m dot products are one sampled matrix product (``torch.sparse.sampled_addmm``: ``target · styleᵀ`` at the
+    (position, candidate) pairs only), which reads each candidate row in place: gathering the ``(L, m, D)`` candidate
+    rows for a batched GEMM costs 4-5x more on a CPU. Float32 rows (the CPU kernel has no bfloat16).
+    """
+    n, m = candidates.shape
+    crow = torch.arange(0, n * m + 1, m, device=candidates.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        # a candidate listed twice in a row (a coherent region proposes its current match again) is scored twice;
+        # the kernel computes each stored pair on its own, so the pattern needs no sorting or deduplication
+        pattern = torch.sparse_csr_tensor(crow, candidates.flatten(), torch.zeros(n * m, device=candidates.device),
+                                          (n, len(style_rows)), check_invariants=False)
+        scores = torch.sparse.sampled_addmm(pattern, target_rows.float(), style_rows.float().t(), beta=0)
+    return candidates.gather(1, scores.values().view(n, m).argmax(1, keepdim=True))[:, 0]
 
 
 def sampling_pools(groups: list[PatchGroup] | None, positions: int, patches: int, device=None) -> tuple:
@@ -503,10 +509,10 @@ class MRFLoss(nn.Module):
         self.style_units: dict[str, torch.Tensor | None] = {}  # (N, k·k·K) float32 mask rows, for candidate_groups
         self.target_masks: dict[str, torch.Tensor] = {}  # "image": (1, K, H, W)
         self.last_index: dict[str, torch.Tensor] = {}  # matches of the last forward, for inspection and tests
-        # per layer: (size, target mask rows, (L, D) row buffer, [PatchGroup] or None)
+        # per layer: (size, target mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)
         self._target: dict[str, tuple] = {}
         self.search = search
-        # per layer, patchmatch: (size, (h', w') matches, PatchMatch steps done, sampling_pools)
+        # per layer, patchmatch: (size, (h', w') matches, PatchMatch steps done, sampling_pools, float32 style rows)
         self._field: dict[str, tuple] = {}
         self._generator = torch.Generator().manual_seed(seed)
         self._shifts: dict[str, dict] = {}  # per layer: {(dy, dx): (N,) shift_patches table}, patchmatch
@@ -581,30 +587,37 @@ class MRFLoss(nn.Module):
         basis = self.basis[layer]
         search = feature if basis is None else project_channels(feature, basis)
         size = tuple(feature.shape[-2:])
-        if self.guided and style.shape[1] > ck2:
-            unit, buffer, groups = self._target_rows(layer, size, feature.device)
-            rows, _ = ncc_patches(search, self.patch_size, self.stride, unit, self.semantic_weight, self.match_dtype,
-                                  out=buffer)
-        else:
-            rows = extract_patches(search, self.patch_size, self.stride, self.match_dtype)
-            style, groups = style[:, :ck2], None
-        patchmatch = self.search == "patchmatch" and len(rows) * len(style) >= PATCHMATCH_MIN_SCORES
+        grid = patch_grid(size, self.patch_size, self.stride)
+        guided = self.guided and style.shape[1] > ck2
+        if not guided:
+            style = style[:, :ck2]
+        patchmatch = self.search == "patchmatch" and math.prod(grid) * len(style) >= PATCHMATCH_MIN_SCORES
         previous = self._field.get(layer) if patchmatch else None
-        if previous is None or previous[0] != size:
+        exact = previous is None or previous[0] != size
+        # PatchMatch scores its candidates in float32 (best_candidates), the exact search in match_dtype
+        dtype = self.match_dtype if exact else torch.float32
+        if guided:
+            unit, buffers, groups = self._target_rows(layer, size, feature.device)
+            rows, _ = ncc_patches(search, self.patch_size, self.stride, unit, self.semantic_weight, dtype,
+                                  out=buffers.get(dtype))
+            buffers[dtype] = rows
+        else:
+            rows, groups = extract_patches(search, self.patch_size, self.stride, dtype), None
+        if exact:
             index = nearest_patches(rows, style, self.chunk_elements, groups)[0]
             if patchmatch:
                 pools = sampling_pools(groups, len(rows), len(style), rows.device)
-                self._field[layer] = size, index.view(patch_grid(size, self.patch_size, self.stride)), 0, pools
+                self._field[layer] = size, index.view(grid), 0, pools, style.float()
             return index
-        _, field, steps, pools = previous
-        field = patchmatch_step(rows, style, field, self.patch_index[layer], pools, steps, self._generator,
+        _, field, steps, pools, style32 = previous
+        field = patchmatch_step(rows, style32, field, self.patch_index[layer], pools, steps, self._generator,
                                 self._shifts.setdefault(layer, {}))
-        self._field[layer] = size, field, steps + 1, pools
+        self._field[layer] = size, field, steps + 1, pools, style32
         return field.flatten()
 
     def _target_rows(self, layer: str, size: tuple, device) -> tuple:
-        """``(mask rows, (L, D) row buffer, [PatchGroup] or None)`` of the target map at ``layer`` and ``size``: the
-        map does not change, so they are kept per layer and size."""
+        """``(mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)`` of the target map at ``layer`` and
+        ``size``: the map does not change, so they are kept per layer and size."""
         from ..semantic import masks_at
 
         if self._target.get(layer, (None,))[0] != size:
@@ -614,8 +627,7 @@ class MRFLoss(nn.Module):
                                       self.chunk_elements)
             if groups is not None:
                 groups = [PatchGroup(m, c, None if c is None else style.index_select(0, c)) for m, c in groups]
-            buffer = torch.empty(len(unit), style.shape[1], dtype=self.match_dtype, device=device)
-            self._target[layer] = size, unit, buffer, groups
+            self._target[layer] = size, unit, {}, groups
         return self._target[layer][1:]
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
