@@ -167,6 +167,20 @@ def test_masked_gram_equals_per_region_gram_loss():
     assert gram_matrix(f_s).shape == (1, 5, 5)
 
 
+def test_masked_grams_of_few_channels_match_the_masked_copies():
+    """With no more channels than regions (the colour term on pixels) masked_grams weights channel products by the
+    squared masks instead of masking copies: same Grams, same gradient."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 3, 12, 10, generator=gen, dtype=torch.float64).requires_grad_(True)
+    m = torch.rand(1, 5, 12, 10, generator=gen, dtype=torch.float64)
+    grams, area = masked_grams(x, m)
+    ref = gram_matrix(x * m.transpose(0, 1)) / area.view(-1, 1, 1)
+    assert torch.allclose(grams, ref)
+    (grad,) = torch.autograd.grad(grams.square().sum(), x)
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), x)
+    assert torch.allclose(grad, ref_grad)
+
+
 def test_principal_channels_are_orthonormal_strongest_first_and_a_full_basis_keeps_the_nccs():
     gen = torch.Generator().manual_seed(4)
     f = torch.randn(1, 12, 9, 9, generator=gen) * torch.linspace(3, 0.1, 12)[None, :, None, None]

@@ -24,11 +24,20 @@ def masked_grams(features: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Ten
     """Per-region Grams of ``(1, C, h, w)`` features under ``(1, K, h, w)`` masks: ``(grams (K, C, C), area (K,))``.
 
     ``gram_matrix(F·m_r) / mean(m_r²)``: the Gram of the region's features averaged over the region. Memory is
-    K times the layer's activation (the masked copies are batched through :func:`gram_matrix`).
+    K times the layer's activation (the masked copies are batched through :func:`gram_matrix`); with no more
+    channels than regions (the pixels' colours), the C² channel products weighted by the squared masks instead,
+    C/K of that (at 512 px the doodle's colour term takes half the time, forward and backward).
     """
-    masked = features * masks.transpose(0, 1).to(features.dtype)  # (K, C, h, w)
     area = masks[0].float().pow(2).mean(dim=(1, 2))  # (K,)
-    return gram_matrix(masked) / area.clamp_min(MIN_AREA).view(-1, 1, 1), area
+    _, c, h, w = features.shape
+    k = masks.shape[1]
+    if c <= k:
+        flat = features.reshape(c, h * w)
+        products = (flat[:, None] * flat[None]).reshape(c * c, h * w)  # (C², h·w)
+        grams = (masks.reshape(k, h * w).to(features.dtype).square() @ products.t()).view(k, c, c) / (h * w)
+    else:
+        grams = gram_matrix(features * masks.transpose(0, 1).to(features.dtype))  # (K, C, h, w) masked copies
+    return grams / area.clamp_min(MIN_AREA).view(-1, 1, 1), area
 
 
 class MaskedGramLoss(nn.Module):
