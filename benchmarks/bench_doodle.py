@@ -70,7 +70,8 @@ def monet_set(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrides: dict | None = None) -> dict:
     """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process. The step is timed after
-    the first (an exact search at a phase's start, with ``mrf.search=patchmatch``)."""
+    the first (an exact search at a phase's start, with ``mrf.search=patchmatch``); with ``mrf.search_every`` n,
+    n steps (one search, then n - 1 on its matches) are timed together and divided by n."""
     from semstyle.config import load_config
     from semstyle.encoder import vgg19_encoder
     from semstyle.losses.mrf import CHUNK_ELEMENTS
@@ -89,16 +90,23 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     set_targets(objective, terms, cfg, style, s_masks if guided else None, t_masks if guided else None, None)
     mrf = terms["style"]
     image = (16 + torch.rand_like(style) * 224).div(255).requires_grad_(True)
-    step = lbfgs_step(objective, image)
+    one_step = lbfgs_step(objective, image)
+    every = cfg.mrf.search_every  # steps per search: timed together, so that each timing holds one search
 
-    t = interleaved_times({"step": step, "bare41": bare_vgg_step(encoder, style, "relu4_1"),
+    def steps():
+        for _ in range(every):
+            one_step()
+
+    t = interleaved_times({"step": steps, "bare41": bare_vgg_step(encoder, style, "relu4_1"),
                            "bare51": bare_vgg_step(encoder, style, "relu5_1")}, repeats)
     (t_step, c_step), (t_bare4, c_bare4), (t_bare5, _) = t["step"], t["bare41"], t["bare51"]
+    t_step, c_step = t_step / every, c_step / every
     patches = {layer: len(rows) for layer, rows in mrf.style_rows.items()}
     return {"size": f"{style.shape[-1]}x{style.shape[-2]}", "mode": mode, "step_s": t_step, "bare41_s": t_bare4,
             "bare51_s": t_bare5, "ratio41": t_step / t_bare4, "ratio51": t_step / t_bare5,
             "cpu_ratio41": c_step / c_bare4,
-            "search": f"{cfg.mrf.search} on {cfg.mrf.match_channels or 'all'} channels",
+            "search": f"{cfg.mrf.search} on {cfg.mrf.match_channels or 'all'} channels"
+                      + (f", every {every} steps" if every > 1 else ""),
             "peak_rss_mib": peak_rss_mib(), "style_patches": patches, "precision": encoder.precision,
             "chunk_elements": CHUNK_ELEMENTS}
 

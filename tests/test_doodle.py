@@ -54,8 +54,10 @@ def test_doodle_cli_writes_output_sheet_and_palette(tmp_path):
 
 def test_toy_doodle_paints_each_region_with_its_style_region(tmp_path):
     style, smap, tmap = _toy_set(tmp_path)
-    result = doodle.doodle(style, smap, tmap, size=48, steps=30, phases=1, progress=False, precision="fp32")
-    left, right = result[0, :, :, :20].mean((1, 2)), result[0, :, :, 28:].mean((1, 2))
+    # 64 px, not the set's 48: at 48 px relu4_1 is 6x6 cells, the matches change wholesale between L-BFGS steps and
+    # the loss oscillates, so an unlucky seed can end with the colours swapped; at 64 px seeds 0-5 all paint it
+    result = doodle.doodle(style, smap, tmap, size=64, steps=30, phases=1, progress=False, precision="fp32")
+    left, right = result[0, :, :, :26].mean((1, 2)), result[0, :, :, 38:].mean((1, 2))
     # from grey noise: the left region turns red, the right blue (the style's top and bottom)
     assert left[0] > left[2] + 0.05 and right[2] > right[0] + 0.1, (left, right)
 
@@ -167,6 +169,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
                                           "--set", "mrf.match_channels=-4")
     assert "mrf.search" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
                                   "--set", "mrf.search=fast")
+    assert "mrf.search_every" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
+                                        "--set", "mrf.search_every=0")
 
 
 def test_cnnmrf_style_copies_are_rotated_and_scaled_with_valid_areas():

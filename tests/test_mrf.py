@@ -305,3 +305,23 @@ def test_patchmatch_search_in_the_loss_starts_exact_then_tracks_changing_feature
     assert (found == best).float().mean() > 0.85  # 0.89 here; the others are near-ties:
     xp, sp = F.normalize(extract_patches(x, 3), dim=1), F.normalize(extract_patches(s, 3), dim=1)
     assert (xp * sp[found]).sum(1).mean() > (xp * sp[best]).sum(1).mean() - 0.01
+
+
+def test_search_every_keeps_the_matches_between_searches_and_searches_at_a_new_size():
+    gen = torch.Generator().manual_seed(5)
+    s = torch.rand(1, 8, 20, 24, generator=gen)
+    loss = MRFLoss(["relu3_1"], search_every=3)
+    loss.set_style({"relu3_1": s})
+    x = s[..., 2:18, 3:21]  # a crop of the style: its matches are known
+    shifted = s[..., 1:17, 4:22]  # another crop: other matches
+    loss({"relu3_1": x})
+    first = loss.last_index["relu3_1"].clone()
+    values = [loss({"relu3_1": shifted}) for _ in range(2)]  # calls 2 and 3 keep the first call's matches
+    assert torch.equal(loss.last_index["relu3_1"], first)
+    assert values[0].item() > 0  # the crop's own matches no longer fit
+    loss({"relu3_1": shifted})  # call 4 searches again
+    assert not torch.equal(loss.last_index["relu3_1"], first)
+    assert loss({"relu3_1": shifted}).item() == pytest.approx(0.0, abs=1e-5)  # and finds the crop's own patches
+    loss({"relu3_1": s[..., :12, :12]})  # a new size (a new phase) always searches
+    assert len(loss.last_index["relu3_1"]) == 100
+

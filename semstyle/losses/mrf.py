@@ -477,6 +477,10 @@ class MRFLoss(nn.Module):
             call at a size, then one :func:`patchmatch_step` per call from the previous matches; searches under
             ``PATCHMATCH_MIN_SCORES`` scores stay exact). With 64 channels it brings the Monet doodle's step at
             512 px to ~1.4x the VGG pass, for the exact search's result quality.
+        search_every: search on one call in this many at a size and keep the matches in between (1: every call,
+            as both papers do). A phase's first call always searches. Two L-BFGS steps on the same matches see one
+            objective, which the curvature pair between them assumes; on the Monet doodle at 512 px, searching
+            every second step gives the same exact MRF loss of the result (3 seeds).
         seed: seed of PatchMatch's random search.
 
     Call :meth:`set_style` with the style features (one dict per style copy: CNNMRF adds rotated and scaled
@@ -487,7 +491,7 @@ class MRFLoss(nn.Module):
     def __init__(self, layers=("relu3_1", "relu4_1"), weights=None, patch_size: int = 3, style_stride: int = 1,
                  stride: int = 1, semantic_weight: float = 0.0, match_dtype: torch.dtype = torch.float32,
                  chunk_elements: int = CHUNK_ELEMENTS, match_channels: int = 0, search: str = "exact",
-                 seed: int = 0):
+                 search_every: int = 1, seed: int = 0):
         super().__init__()
         layers = list(layers)
         self.weights = layer_weights(layers, [1.0] * len(layers) if weights is None else weights)
@@ -513,6 +517,8 @@ class MRFLoss(nn.Module):
         # per layer: (size, target mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)
         self._target: dict[str, tuple] = {}
         self.search = search
+        self.search_every = int(search_every)
+        self._reused: dict[str, tuple] = {}  # per layer: (size, calls since the last search)
         # per layer, patchmatch: (size, (h', w') matches, PatchMatch steps done, sampling_pools, float32 style rows)
         self._field: dict[str, tuple] = {}
         self._generator = torch.Generator().manual_seed(seed)
@@ -570,12 +576,13 @@ class MRFLoss(nn.Module):
             pixels = [f[0].permute(1, 2, 0).reshape(-1, channels) for f in feats]  # channels-last: views
             self.style_pixels[layer] = torch.cat(pixels + [pixels[0].new_zeros(1, channels)])
             self.patch_index[layer] = patch_index([f.shape[-2:] for f in feats], k, s, keeps, feats[0].device)
-        self._target, self._field, self._shifts = {}, {}, {}  # the groups, matches and shifts index these rows
+        # the groups, matches and shifts index these rows
+        self._target, self._field, self._shifts, self._reused = {}, {}, {}, {}
 
     def set_target_masks(self, masks: torch.Tensor | None) -> None:
         """Target masks ``(1, K, H, W)`` at image resolution (None clears them); pooled to each layer on use."""
         self.target_masks = {} if masks is None else {"image": masks.float()}
-        self._target, self._field = {}, {}
+        self._target, self._field, self._reused = {}, {}, {}
 
     def match(self, layer: str, feature: torch.Tensor) -> torch.Tensor:
         """Nearest style patch index for each synthesis patch of ``feature`` at ``layer``: ``(h'·w',)``.
@@ -638,9 +645,16 @@ class MRFLoss(nn.Module):
         for layer, weight in self.weights.items():
             # one float32 channels-last copy (none from a bf16 encoder), read by both the search and the loss
             feature = features[layer].float().contiguous(memory_format=torch.channels_last)
-            index = self.last_index[layer] = self.match(layer, feature)
-            overlay = overlay_style_patches(self.style_pixels[layer], self.patch_index[layer], index,
-                                            feature.shape[-2:], self.patch_size, self.stride)
+            size = tuple(feature.shape[-2:])
+            size_, calls = self._reused.get(layer, (None, 0))
+            if size_ == size and calls + 1 < self.search_every:  # keep the last matches
+                self._reused[layer] = size, calls + 1
+                index = self.last_index[layer]
+            else:
+                self._reused[layer] = size, 0
+                index = self.last_index[layer] = self.match(layer, feature)
+            overlay = overlay_style_patches(self.style_pixels[layer], self.patch_index[layer], index, size,
+                                            self.patch_size, self.stride)
             loss = patch_distance(feature, overlay, self.style_norms[layer][index].square().sum(), self.patch_size,
                                   self.stride)
             total = total + weight * loss

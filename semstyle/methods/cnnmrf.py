@@ -43,7 +43,8 @@ DEFAULTS["style"] = dict(DEFAULTS["style"], image="assets/styles/monalisa.jpg", 
 DEFAULTS["mrf"] = dict(DEFAULTS["mrf"], patch_size=3,  # mrf_patch_size {3, 3}
                        style_stride=2,  # mrf_sample_stride {2, 2}
                        stride=2,  # mrf_synthesis_stride {2, 2}
-                       search="exact", match_channels=0)  # CNNMRF's search: every style patch, all channels
+                       search="exact", match_channels=0,  # CNNMRF's search: every style patch, all channels,
+                       search_every=1)  # every step
 DEFAULTS["semantic"] = dict(DEFAULTS["semantic"], weight=0.0)  # no maps: pure feature NCC
 
 validate = _doodle.validate
