@@ -518,7 +518,8 @@ class MRFLoss(nn.Module):
         self._target: dict[str, tuple] = {}
         self.search = search
         self.search_every = int(search_every)
-        self._reused: dict[str, tuple] = {}  # per layer: (size, calls since the last search)
+        # per layer: (size, calls since the last search, the matches' overlay, Σ of their squared norms)
+        self._matched: dict[str, tuple] = {}
         # per layer, patchmatch: (size, (h', w') matches, PatchMatch steps done, sampling_pools, float32 style rows)
         self._field: dict[str, tuple] = {}
         self._generator = torch.Generator().manual_seed(seed)
@@ -577,12 +578,12 @@ class MRFLoss(nn.Module):
             self.style_pixels[layer] = torch.cat(pixels + [pixels[0].new_zeros(1, channels)])
             self.patch_index[layer] = patch_index([f.shape[-2:] for f in feats], k, s, keeps, feats[0].device)
         # the groups, matches and shifts index these rows
-        self._target, self._field, self._shifts, self._reused = {}, {}, {}, {}
+        self._target, self._field, self._shifts, self._matched = {}, {}, {}, {}
 
     def set_target_masks(self, masks: torch.Tensor | None) -> None:
         """Target masks ``(1, K, H, W)`` at image resolution (None clears them); pooled to each layer on use."""
         self.target_masks = {} if masks is None else {"image": masks.float()}
-        self._target, self._field, self._reused = {}, {}, {}
+        self._target, self._field, self._matched = {}, {}, {}
 
     def match(self, layer: str, feature: torch.Tensor) -> torch.Tensor:
         """Nearest style patch index for each synthesis patch of ``feature`` at ``layer``: ``(h'·w',)``.
@@ -646,16 +647,15 @@ class MRFLoss(nn.Module):
             # one float32 channels-last copy (none from a bf16 encoder), read by both the search and the loss
             feature = features[layer].float().contiguous(memory_format=torch.channels_last)
             size = tuple(feature.shape[-2:])
-            size_, calls = self._reused.get(layer, (None, 0))
-            if size_ == size and calls + 1 < self.search_every:  # keep the last matches
-                self._reused[layer] = size, calls + 1
-                index = self.last_index[layer]
+            size_, calls, overlay, squares = self._matched.get(layer, (None, 0, None, None))
+            if size_ == size and calls + 1 < self.search_every:  # keep the last matches and their overlay
+                self._matched[layer] = size, calls + 1, overlay, squares
             else:
-                self._reused[layer] = size, 0
                 index = self.last_index[layer] = self.match(layer, feature)
-            overlay = overlay_style_patches(self.style_pixels[layer], self.patch_index[layer], index, size,
-                                            self.patch_size, self.stride)
-            loss = patch_distance(feature, overlay, self.style_norms[layer][index].square().sum(), self.patch_size,
-                                  self.stride)
+                overlay = overlay_style_patches(self.style_pixels[layer], self.patch_index[layer], index, size,
+                                                self.patch_size, self.stride)
+                squares = self.style_norms[layer][index].square().sum()
+                self._matched[layer] = size, 0, overlay, squares
+            loss = patch_distance(feature, overlay, squares, self.patch_size, self.stride)
             total = total + weight * loss
         return total
