@@ -475,8 +475,8 @@ class MRFLoss(nn.Module):
             run by 20 % for the same exact MRF loss of the result (32 channels: +2 %; strides 2: +4 % on average).
         search: ``"exact"`` (every call searches all style patches) or ``"patchmatch"`` (exact on a layer's first
             call at a size, then one :func:`patchmatch_step` per call from the previous matches; searches under
-            ``PATCHMATCH_MIN_SCORES`` scores stay exact). With 64 channels it brings the Monet doodle's step at
-            512 px to ~1.4x the VGG pass, for the exact search's result quality.
+            ``PATCHMATCH_MIN_SCORES`` scores stay exact). With 64 channels, searching every second step, the Monet
+            doodle's step at 512 px costs ~1.25x the VGG pass, for the exact search's result quality.
         search_every: search on one call in this many at a size and keep the matches in between (1: every call,
             as both papers do). A phase's first call always searches. Two L-BFGS steps on the same matches see one
             objective, which the curvature pair between them assumes; on the Monet doodle at 512 px, searching

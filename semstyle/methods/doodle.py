@@ -95,8 +95,8 @@ DEFAULTS = {
         "scaling_step": 1.05,  # CNNMRF target_step_scale
         # semstyle's search (neural-doodle: exact, on all channels, every step): an exact search at each phase's
         # start, then one PatchMatch step every second L-BFGS step on 64 principal channels. On the Monet doodle at
-        # 512 px the results' exact MRF loss is the exact search's (+0.4 % over 3 seeds, which differ by 6 %; every
-        # second step: -0.5 %) for a run 30 % shorter.
+        # 512 px the results' exact MRF loss is the exact search's (+0.5 % over 3 seeds, which differ by up to
+        # 10 %) in 60 % of the time (docs/doodle.md).
         "match_channels": 64,  # > 0: search on this many principal channels (approximate); 0: all
         "search": "patchmatch",  # exact | patchmatch
         "search_every": 2,  # search on every n-th step, keep the matches in between (both papers: 1)
