@@ -1,0 +1,17 @@
+"""The regression runs whose loss curves were recorded before the engine restructure (issue 15).
+
+Each case is a config and overrides, small enough to rerun in the test suite; ``record.py`` writes the curves
+(``<name>.csv``: scale, step, each weighted term, total) and ``test_regression.py`` reruns and compares them.
+"""
+
+from __future__ import annotations
+
+COMMON = ["precision=fp32", "progress=false", "device=cpu"]
+
+CASES = {
+    "gatys": ("configs/default.yaml", ["size=128", "steps=30"], False),
+    "doodle_monet": ("configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True),
+    "strotss": ("configs/strotss/default.yaml", ["size=64", "scales=[32]", "steps=15"], False),
+    "dst_gatys": ("configs/dst/gatys.yaml", ["size=96", "scales=[64]", "steps=15"], True),
+}
+"""name -> (config, overrides, needs ../shared/data)"""
