@@ -12,7 +12,8 @@ import sys
 from .errors import SemstyleError
 
 # Modules that add sub-commands through ``add_cli(subparsers)``; each command sets ``func(args)``.
-COMMAND_MODULES: tuple[str, ...] = ("semstyle.reconstruct_cli", "semstyle.doodle_cli", "semstyle.correspondence.cli")
+COMMAND_MODULES: tuple[str, ...] = ("semstyle.reconstruct_cli", "semstyle.doodle_cli", "semstyle.correspondence.cli",
+                                    "semstyle.studio.cli")
 
 DEFAULT_CONFIG = "configs/default.yaml"
 

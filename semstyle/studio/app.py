@@ -25,6 +25,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -149,6 +150,9 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
             await form.close()
         return JSONResponse(await asyncio.to_thread(store.add_photo, data))
 
+    async def photo_info(request: Request) -> Response:
+        return JSONResponse(store.photo(request.path_params["photo"]))
+
     async def photo_file(request: Request) -> Response:
         info = store.photo(request.path_params["photo"])
         return FileResponse(store.root / "photos" / info["id"] / "photo.png")
@@ -245,6 +249,9 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
     async def http_error(request: Request, exc: HTTPError) -> Response:
         return _error(exc.status, str(exc))
 
+    async def starlette_error(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, f"{request.url.path}: {exc.detail}")
+
     routes = [
         Route("/", page),
         Route("/api/styles", list_styles, methods=["GET"]),
@@ -254,6 +261,7 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
         Route("/api/styles/{style}/names", rename, methods=["PUT"]),
         Route("/api/styles/{style}/{name}", style_file),
         Route("/api/photos", add_photo, methods=["POST"]),
+        Route("/api/photos/{photo}", photo_info),
         Route("/api/photos/{photo}/photo.png", photo_file),
         Route("/api/paint", paint, methods=["POST"]),
         Route("/api/stop", stop, methods=["POST"]),
@@ -263,6 +271,7 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
         Route("/api/runs/{run}/files/{name}", run_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={SemstyleError: semstyle_error, HTTPError: http_error})
+    app = Starlette(routes=routes, exception_handlers={SemstyleError: semstyle_error, HTTPError: http_error,
+                                                          HTTPException: starlette_error})
     app.state.store, app.state.runner = store, runner
     return app
