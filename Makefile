@@ -1,10 +1,11 @@
-# Two commands: `make demo` and `make test`. Both create .venv when missing.
+# Two commands: `make demo` and `make test`. Both create .venv when missing. `make studio` adds the studio extra
+# and starts the doodle studio on http://127.0.0.1:8765.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test
+.PHONY: demo test studio
 
 $(STAMP): setup.cfg constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,3 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+$(VENV)/.studio: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[studio]'
+	touch $(VENV)/.studio
+
+studio: $(VENV)/.studio
+	$(BIN)/semstyle studio
