@@ -341,23 +341,33 @@ def test_a_second_run_is_busy_and_stop_keeps_the_last_frame(server):
     assert (folder / "output.png").is_file() and not folder.with_name(folder.name + ".partial").exists()
     result = client.json("GET", "/api/runs")[1]["results"][0]
     assert result["id"] == answer["run"] and result["state"] == "stopped"
-    # the server is free again
-    status, again = client.json("POST", "/api/paint", data={**form, "steps": "1"},
+    # the server is free again; this time over a photo (doodle-with-content mode): the doodle takes the photo's
+    # size, which the run needs, and the photo is the content
+    status, photo = client.json("POST", "/api/photos", files={"photo": ("p.jpg", _png(np.full((60, 96, 3), 90)),
+                                                                        "image/png")})
+    status, again = client.json("POST", "/api/paint", data={**form, "steps": "1", "photo": photo["id"]},
                                 files={"doodle": ("d.png", _doodle(style), "image/png")})
     assert status == 202, again
     assert _run_to_end(client, again["run"])[-1][1]["state"] == "done"
+    folder = root / "runs" / again["run"]
+    assert Image.open(folder / "doodle_map.png").size == (96, 60) and Image.open(folder / "output.png").size == (64, 40)
+    status, body, _ = client.request("GET", f"/api/runs/{again['run']}/files/config.yaml")
+    assert f"photos/{photo['id']}/photo.png".encode() in body
 
 
 def test_paint_refuses_bad_requests_before_running(server):
     client, root = server
     style = _toy_style(client)
     empty = _png(np.zeros((40, 64, 4)), "RGBA")
+    photo = client.json("POST", "/api/photos", files={"photo": ("sq.png", _png(np.zeros((64, 64, 3))), "image/png")})[1]
     for data, doodle, status_code, message in [
         ({"style": style["id"], "size": "64"}, empty, 400, "doodle: nothing is painted"),
         ({"style": "nope", "size": "64"}, _doodle(style), 404, "style nope: not found"),
         ({"style": style["id"], "size": "5000"}, _doodle(style), 400, "size: must be an integer from 32 to 1024"),
         ({"style": style["id"], "size": "64", "preset": "ultra"}, _doodle(style), 400, "preset: 'ultra' is not one"),
         ({"style": style["id"], "size": "64"}, b"GIF89a broken", 400, "doodle: "),
+        ({"style": style["id"], "size": "64", "photo": photo["id"]}, _doodle(style), 400,
+         "doodle: is 64x40 but the photo is 64x64; the doodle must have the photo's shape"),
     ]:
         status, err = client.json("POST", "/api/paint", data=data, files={"doodle": ("d.png", doodle, "image/png")})
         assert status == status_code and err["error"].startswith(message), (data, err)

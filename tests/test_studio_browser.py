@@ -119,6 +119,12 @@ def test_paint_a_doodle_in_the_browser(browser, studio, tmp_path):
     d.save_screenshot(str(tmp_path / "studio.png"))
 
     run_id = d.find_element(By.ID, "live").get_attribute("data-run")
+    # "reopen doodle" brings back the doodle as it was drawn, after a Clear
+    d.find_element(By.ID, "clear").click()
+    assert d.execute_script(doodle) == "255" * len(before)
+    d.find_element(By.CSS_SELECTOR, f'#results .card[data-run="{run_id}"] button.reopen').click()
+    WebDriverWait(d, 20).until(lambda d: d.execute_script(doodle) == before)
+
     folder = root / "runs" / run_id
     # the strokes reached the map: left quarter region a, right half (the brushed strip, between the strokes'
     # seams) region b
