@@ -224,7 +224,7 @@ function renderPalette() {
     chip.addEventListener("click", () => selectColor(k));
     const name = document.createElement("input");
     name.value = p.name; name.setAttribute("aria-label", `name of region ${k + 1}`); name.maxLength = 40;
-    name.addEventListener("change", () => renameRegion(k, name.value));
+    name.addEventListener("change", () => renameRegion(k, name.value, name));
     const share = document.createElement("span");
     share.className = "share"; share.textContent = `${Math.round(100 * p.share)}%`;
     share.title = "share of the painting";
@@ -235,14 +235,16 @@ function renderPalette() {
   selectColor(Math.min(S.current, Math.max(0, S.palette.length - 1)));
 }
 
-async function renameRegion(k, value) {
+async function renameRegion(k, value, input) {
   const names = S.palette.map((p) => p.name);
   names[k] = value;
   try {
     const style = await api(`/api/styles/${S.style.id}/names`, {
       method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ names }),
     });
-    S.palette = style.palette; S.style = style; renderPalette();
+    // update in place (no re-render: the painter may already be typing the next name)
+    S.palette.forEach((p, i) => { p.name = style.palette[i].name; });
+    input.value = S.palette[k].name;
   } catch (e) { setStatus(e.message, true); }
 }
 
