@@ -9,7 +9,9 @@ import base64
 import importlib.util
 import io
 import json
-import time
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -24,7 +26,7 @@ from semstyle import semantic
 from semstyle.errors import ConfigError, ImageError
 from semstyle.studio import store as st
 
-from conftest import ASSETS
+from conftest import ROOT
 
 
 def _has_engine() -> bool:
@@ -104,6 +106,24 @@ def test_uploads_are_checked_by_decoding(tmp_path, monkeypatch):
         st.decode_upload(png[: len(png) // 2], "photo")  # a truncated PNG
 
 
+def test_the_core_package_never_imports_the_web_server():
+    code = ("import sys, semstyle, semstyle.cli, semstyle.studio, semstyle.studio.store; semstyle.cli.build_parser(); "
+            "bad = [m for m in ('starlette', 'uvicorn', 'python_multipart', 'semstyle.studio.app') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+
+
+def test_studio_command_without_the_extra_says_what_to_install(monkeypatch, capsys):
+    from semstyle.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed: importing it raises ImportError
+    assert main(["studio", "--no-browser"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("semstyle: error: uvicorn not installed; the studio needs its extra: pip install "
+                          "'semstyle[studio]'") and "\n" not in err
+
+
 # ---- the server -------------------------------------------------------------------------------------------------
 
 class Client:
@@ -162,7 +182,7 @@ def _png(arr, mode=None) -> bytes:
 def server(tmp_path):
     pytest.importorskip("starlette", reason="the studio extra is not installed (pip install '.[studio]')")
     pytest.importorskip("uvicorn", reason="the studio extra is not installed (pip install '.[studio]')")
-    pytest.importorskip("multipart", reason="the studio extra is not installed (pip install '.[studio]')")
+    pytest.importorskip("python_multipart", reason="the studio extra is not installed (pip install '.[studio]')")
     from semstyle.studio.app import create_app
     from semstyle.studio.cli import BackgroundServer
 

@@ -49,7 +49,7 @@ def browser():
 
 @pytest.fixture()
 def studio(tmp_path):
-    for module in ("starlette", "uvicorn", "multipart"):
+    for module in ("starlette", "uvicorn", "python_multipart"):
         pytest.importorskip(module, reason="the studio extra is not installed (pip install '.[studio]')")
     from semstyle.studio.app import create_app
     from semstyle.studio.cli import BackgroundServer

@@ -25,11 +25,11 @@ EXTRA_HINT = "the studio needs its extra: pip install 'semstyle[studio]' (or, in
 
 def _require_extra() -> None:
     missing = []
-    for module in ("starlette", "uvicorn", "multipart"):
+    for module, package in (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")):
         try:
             __import__(module)
         except ImportError:
-            missing.append(module if module != "multipart" else "python-multipart")
+            missing.append(package)
     check(not missing, f"{', '.join(missing)} not installed; {EXTRA_HINT}", SemstyleError)
 
 

@@ -19,6 +19,10 @@ from typing import Callable
 from ..errors import SemstyleError
 
 
+# Finished jobs kept in memory (their messages and last frame); older ones are only on disk.
+KEEP_JOBS = 8
+
+
 class Busy(SemstyleError):
     """A run is already going; the message says which and how far it is."""
 
@@ -143,6 +147,8 @@ class Runner:
                 raise Busy(self.busy_message(self.current))
             self.current = job
             self.jobs[job.id] = job
+            for old in list(self.jobs)[:-KEEP_JOBS]:  # finished runs stream their end from studio.json
+                del self.jobs[old]
             job.state = "running"
             job.thread = threading.Thread(target=job.work, name=f"studio-run-{job.id}", daemon=True)
             job.thread.start()
