@@ -372,7 +372,7 @@ def test_a_second_run_is_busy_and_stop_keeps_the_last_frame(server):
     folder = root / "runs" / again["run"]
     assert Image.open(folder / "doodle_map.png").size == (96, 60) and Image.open(folder / "output.png").size == (64, 40)
     status, body, _ = client.request("GET", f"/api/runs/{again['run']}/files/config.yaml")
-    assert f"photos/{photo['id']}/photo.png".encode() in body
+    assert f"photos/{photo['id']}/photo.png".encode() in body and b"init: content" in body
 
 
 def test_paint_refuses_bad_requests_before_running(server):

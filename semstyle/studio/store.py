@@ -444,8 +444,9 @@ class Store:
                "style": {"image": str(style.image_path.resolve()), "map": str(style.map_path.resolve())},
                "target": {"map": str(doodle_map.resolve())}}
         overrides = [o for o in PRESETS[preset] if not o.startswith("phases=")] + [f"phases={phases}"]
-        if photo_id is not None:
+        if photo_id is not None:  # doodle-with-content: start from the photo, as CNNMRF does (init: content)
             cfg["content"] = {"image": str((self.root / "photos" / photo_id / "photo.png").resolve())}
+            overrides = [o for o in overrides if not o.startswith("init=")] + ["init=content"]
         if steps is not None:
             check(isinstance(steps, int) and 1 <= steps <= 1000, f"steps: must be an integer from 1 to 1000, got {steps!r}")
             overrides.append(f"steps={steps}")

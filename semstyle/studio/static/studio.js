@@ -501,6 +501,10 @@ $("photo-file").addEventListener("change", uploadPhoto);
 $("remove-photo").addEventListener("click", () => usePhoto(null));
 $("opacity").addEventListener("input", (e) => { canvas.style.opacity = String(e.target.value / 100); });
 $("upload-style-button").addEventListener("click", uploadStyle);
+$("regions").addEventListener("change", () => {  // a bundled painting gets its automatic map again
+  const m = S.style && /^([a-z0-9_]+)-auto\d+$/.exec(S.style.id);
+  if (m) pickBundled(m[1]);
+});
 $("paint").addEventListener("click", paint);
 $("stop").addEventListener("click", stop);
 document.addEventListener("keydown", (e) => {
