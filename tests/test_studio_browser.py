@@ -126,6 +126,12 @@ def test_paint_a_doodle_in_the_browser(browser, studio, tmp_path):
     WebDriverWait(d, 20).until(lambda d: d.execute_script(doodle) == before)
 
     folder = root / "runs" / run_id
+    # what the browser sent has hard edges: every pixel is a palette colour, opaque, or unpainted (transparent)
+    drawn = np.asarray(Image.open(folder / "doodle.png").convert("RGBA"))
+    assert set(np.unique(drawn[..., 3]).tolist()) <= {0, 255}
+    assert {tuple(c) for c in drawn[drawn[..., 3] == 255][:, :3].tolist()} == {tuple(style["palette"][k]) for k in (a, b)}
+    notes = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#warnings li")]
+    assert not any("snapped" in n or "unpainted" in n for n in notes), notes  # nothing was snapped or filled in
     # the strokes reached the map: left quarter region a, right half (the brushed strip, between the strokes'
     # seams) region b
     mapped = np.asarray(Image.open(folder / "doodle_map.png").convert("RGB"))
