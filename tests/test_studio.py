@@ -391,4 +391,4 @@ def test_paint_refuses_bad_requests_before_running(server):
     ]:
         status, err = client.json("POST", "/api/paint", data=data, files={"doodle": ("d.png", doodle, "image/png")})
         assert status == status_code and err["error"].startswith(message), (data, err)
-    assert not any((root / "runs").iterdir())  # nothing started
+    assert not any((root / "runs").iterdir()) and not any((root / "inputs").iterdir())  # nothing started or kept

@@ -175,8 +175,9 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
             await form.close()
         doodle = await asyncio.to_thread(store.prepare_doodle, data, style, photo)
         run_id = store.new_run_id()
-        _, doodle_map = store.save_inputs(run_id, doodle)
+        _, doodle_map = store.input_paths(run_id)
         config, overrides, notes = store.run_config(run_id, style, doodle, doodle_map, size, preset, photo, steps)
+        store.save_inputs(run_id, doodle)  # only once the request is known to be good
         warnings = doodle.warnings + notes
         info = {"style": style.id, "style_name": style.meta["name"], "photo": photo, "size": size, "preset": preset,
                 "steps": steps, "names": style.meta["names"], "palette": style.meta["palette"],

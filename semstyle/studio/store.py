@@ -415,10 +415,14 @@ class Store:
         mapped, _, notes = snap_doodle(rgba, style.palette, style.meta["names"])
         return Doodle(rgba, mapped, notes)
 
-    def save_inputs(self, run_id: str, doodle: Doodle) -> tuple[Path, Path]:
+    def input_paths(self, run_id: str) -> tuple[Path, Path]:
+        """Where a run's doodle is kept: as drawn, and as the map the run reads."""
         folder = self.root / "inputs" / check_id(run_id, "run", RUN_ID_RE)
-        folder.mkdir(parents=True, exist_ok=True)
-        drawn, mapped = folder / "doodle.png", folder / "doodle_map.png"
+        return folder / "doodle.png", folder / "doodle_map.png"
+
+    def save_inputs(self, run_id: str, doodle: Doodle) -> tuple[Path, Path]:
+        drawn, mapped = self.input_paths(run_id)
+        drawn.parent.mkdir(parents=True, exist_ok=True)
         save_image(Image.fromarray(doodle.drawn, "RGBA"), drawn)
         save_image(Image.fromarray(doodle.map, "RGB"), mapped)
         return drawn, mapped
