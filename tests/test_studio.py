@@ -132,8 +132,8 @@ class Client:
     def __init__(self, base: str):
         self.base = base
 
-    def request(self, method, path, data=None, files=None, json_body=None, timeout=60):
-        headers, body = {}, None
+    def request(self, method, path, data=None, files=None, json_body=None, timeout=60, headers=None):
+        headers, body = dict(headers or {}), None
         if files is not None or data is not None:
             boundary = uuid.uuid4().hex
             parts = []
@@ -288,6 +288,21 @@ def test_bad_uploads_get_clear_answers_and_browser_names_are_never_paths(server,
                  "/api/runs/..%2F..%2Fstyles/files/output.png", "/api/styles/starry_night-auto4/meta.json"):
         status, err = client.json("GET", path)
         assert status in (400, 404) and err["error"], path
+
+
+def test_other_hosts_and_other_origins_are_refused(server):
+    client, root = server
+    port = client.base.rsplit(":", 1)[1]
+    status, _, _ = client.request("GET", "/api/styles", headers={"Host": f"localhost:{port}"})
+    assert status == 200
+    status, body, _ = client.request("GET", "/api/styles", headers={"Host": f"attacker.example:{port}"})
+    assert status == 403 and json.loads(body)["error"].startswith("host 'attacker.example:")
+    form = {"bundled": "starry_night", "regions": "2"}
+    status, body, _ = client.request("POST", "/api/styles", data=form, headers={"Origin": "http://attacker.example"})
+    assert status == 403 and "must come from its own page" in json.loads(body)["error"]
+    assert not any((root / "styles").iterdir())
+    status, _, _ = client.request("POST", "/api/styles", data=form, headers={"Origin": client.base})
+    assert status == 200
 
 
 def _run_to_end(client, run_id, **kw):

@@ -86,14 +86,52 @@ def _int(form, name: str, default: int | None = None) -> int | None:
     return int(value)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _hostname(netloc: str) -> str:
+    """``"127.0.0.1:8765"`` -> ``"127.0.0.1"``, ``"[::1]:8765"`` -> ``"::1"``."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:].split("]", 1)[0]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+class LocalOnly:
+    """ASGI middleware for a server on this machine: a request whose ``Host`` is not one of ``hosts`` is refused
+    (a web page cannot reach the studio by pointing a domain of its own at 127.0.0.1: DNS rebinding), and so is a
+    POST/PUT from a page of another origin (a web page the user visits cannot upload or start runs: CSRF).
+    Scripts that send no ``Origin`` are served."""
+
+    def __init__(self, app, hosts=LOOPBACK_HOSTS):
+        self.app, self.hosts = app, {h.lower() for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+            host = headers.get("host", "")
+            reason = None
+            if _hostname(host) not in self.hosts:
+                reason = f"host {host!r}: the studio answers only as {', '.join(sorted(self.hosts))}"
+            elif scope["method"] not in ("GET", "HEAD", "OPTIONS") and "origin" in headers:
+                origin = headers["origin"]
+                if origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+                    reason = f"origin {origin!r}: requests that change the studio must come from its own page"
+            if reason is not None:
+                await _error(403, reason)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
 def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None = None, frame_every: int = 5,
-               poll: float = 0.1) -> Starlette:
+               poll: float = 0.1, hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> Starlette:
     """The studio app over the folder ``root`` (made if missing); ``styles_dir`` holds the bundled paintings
-    (default the repository's ``assets/styles``); a frame is sent every ``frame_every`` steps."""
+    (default the bundled ``assets/styles``); a frame is sent every ``frame_every`` steps; ``hosts``: the names the
+    server answers to (:class:`LocalOnly`; None: any, for a server deliberately opened to a network)."""
     store = st.Store(root, styles_dir)
     runner = Runner()
 
@@ -272,7 +310,11 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
         Route("/api/runs/{run}/files/{name}", run_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={SemstyleError: semstyle_error, HTTPError: http_error,
-                                                          HTTPException: starlette_error})
+    from starlette.middleware import Middleware
+
+    middleware = [Middleware(LocalOnly, hosts=hosts)] if hosts is not None else []
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={SemstyleError: semstyle_error, HTTPError: http_error,
+                                        HTTPException: starlette_error})
     app.state.store, app.state.runner = store, runner
     return app

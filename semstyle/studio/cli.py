@@ -49,7 +49,7 @@ def serve(root: str = "runs/studio", host: str = "127.0.0.1", port: int = DEFAUL
     _require_extra()
     import uvicorn
 
-    from .app import create_app
+    from .app import LOOPBACK_HOSTS, create_app
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -60,7 +60,7 @@ def serve(root: str = "runs/studio", host: str = "127.0.0.1", port: int = DEFAUL
               "can upload files and start runs", file=sys.stderr)
     check(0 <= port <= 65535, f"--port: must be 0-65535, got {port}")
     _check_port(host, port)
-    app = create_app(root, styles)
+    app = create_app(root, styles, hosts=LOOPBACK_HOSTS if loopback else None)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     print(f"semstyle studio: {url} (results in {app.state.store.root / 'runs'}); Ctrl+C stops it", flush=True)
     if open_browser:
