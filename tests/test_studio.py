@@ -305,6 +305,29 @@ def test_other_hosts_and_other_origins_are_refused(server):
     assert status == 200
 
 
+def test_a_photo_segmented_together_with_the_painting_gives_a_starting_doodle(server):
+    client, root = server
+    tubingen = st.bundled_styles_dir().parent / "content" / "tubingen.jpg"
+    photo_png = _png(np.asarray(Image.open(tubingen).convert("RGB").resize((128, 96))))
+    status, photo = client.json("POST", "/api/photos", files={"photo": ("t.jpg", photo_png, "image/png")})
+    status, style = client.json("POST", "/api/styles", data={"bundled": "starry_night", "regions": "3"})
+    status, joint = client.json("POST", f"/api/photos/{photo['id']}/automap", data={"style": style["id"], "regions": "3"})
+    assert status == 200, joint
+    assert joint["map"] == "joint" and joint["id"] != style["id"] and len(joint["palette"]) == 3
+    # the photo's map is the photo's half of one k-means over both images (semantic.auto_maps), in the palette
+    status, body, _ = client.request("GET", joint["photo_map_url"])
+    photo_map = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+    load = lambda p: torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+    painting_masks, photo_masks = semantic.auto_maps([load(root / "styles" / style["id"] / "style.png"),
+                                                      load(root / "photos" / photo["id"] / "photo.png")], 3)
+    expected = (semantic.masks_to_map(photo_masks)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert photo_map.shape == (96, 128, 3) and np.array_equal(photo_map, expected)
+    palette = {st_hex(p["color"]) for p in joint["palette"]}
+    assert {tuple(c) for c in photo_map.reshape(-1, 3).tolist()} <= palette
+    status, err = client.json("POST", f"/api/photos/{photo['id']}/automap", data={"style": style["id"], "regions": "9"})
+    assert status == 400 and err["error"] == "regions: automatic maps need 2 to 8 regions, got 9"
+
+
 def _run_to_end(client, run_id, **kw):
     events = list(client.events(f"/api/runs/{run_id}/events", **kw))
     assert events[-1][0] == "end", events[-1]

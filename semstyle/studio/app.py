@@ -7,6 +7,8 @@ API (every error is ``{"error": "<one line>"}``: 400 bad input, 404 unknown, 409
   maps, 2-8): makes a style and answers its palette;
 - ``PUT  /api/styles/<id>/names``: ``{"names": [...]}`` renames the palette's regions;
 - ``POST /api/photos``: file ``photo``: an underlay photo (doodle-with-content mode);
+- ``POST /api/photos/<id>/automap``: ``style``, ``regions``: the painting and the photo segmented together (as
+  ``--auto-maps``): a new style whose ``photo_map_url`` is a starting doodle for the photo;
 - ``POST /api/paint``: file ``doodle`` (PNG; transparent = unpainted), ``style``, ``size``, ``preset``
   (fast | balanced | best), optional ``photo``, ``steps``: snaps the doodle to the palette and starts the run
   (202 ``{"run", "warnings"}``), or 409 ``{"error": "busy: ..."}`` while another runs;
@@ -169,7 +171,8 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
     async def style_file(request: Request) -> Response:
         style = store.style(request.path_params["style"])
         name = request.path_params["name"]
-        check(name in ("style.png", "map.png"), f"file: {name!r} is not style.png or map.png")
+        check(name in ("style.png", "map.png", "photo_map.png"), f"file: {name!r} is not one a style offers")
+        check((style.folder / name).is_file(), f"style {style.id}: has no {name}", st.NotFound)
         return FileResponse(style.folder / name)
 
     async def rename(request: Request) -> Response:
@@ -187,6 +190,16 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
         finally:
             await form.close()
         return JSONResponse(await asyncio.to_thread(store.add_photo, data))
+
+    async def joint_map(request: Request) -> Response:
+        form = await _form(request)
+        try:
+            style = store.style(str(form.get("style") or ""))
+            regions = _int(form, "regions", 4)
+        finally:
+            await form.close()
+        joint = await asyncio.to_thread(store.add_joint, style, request.path_params["photo"], regions)
+        return JSONResponse(joint.describe())
 
     async def photo_info(request: Request) -> Response:
         return JSONResponse(store.photo(request.path_params["photo"]))
@@ -301,6 +314,7 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
         Route("/api/styles/{style}/{name}", style_file),
         Route("/api/photos", add_photo, methods=["POST"]),
         Route("/api/photos/{photo}", photo_info),
+        Route("/api/photos/{photo}/automap", joint_map, methods=["POST"]),
         Route("/api/photos/{photo}/photo.png", photo_file),
         Route("/api/paint", paint, methods=["POST"]),
         Route("/api/stop", stop, methods=["POST"]),

@@ -181,7 +181,9 @@ class Style:
                 "palette": [{"color": _hex(np.array(c) / 255), "name": n, "mean": _hex(np.array(mean) / 255),
                              "share": s}
                             for c, n, mean, s in zip(m["palette"], m["names"], m["means"], m["shares"])],
-                "image_url": f"/api/styles/{self.id}/style.png", "map_url": f"/api/styles/{self.id}/map.png"}
+                "image_url": f"/api/styles/{self.id}/style.png", "map_url": f"/api/styles/{self.id}/map.png",
+            "photo_map_url": f"/api/styles/{self.id}/photo_map.png" if (self.folder / "photo_map.png").is_file()
+            else None, "notes": m.get("notes", [])}
 
 
 @dataclass
@@ -287,7 +289,7 @@ class Store:
         return out
 
     def add_style(self, image: torch.Tensor, name: str, source: str, style_id: str,
-                  map_image: torch.Tensor | None = None, regions: int = 4) -> Style:
+                  map_image: torch.Tensor | None = None, regions: int = 4, extra: dict | None = None) -> Style:
         """Store a painting ``(1, 3, H, W)`` with its map: ``map_image`` (same shape up to rounding), or automatic
         maps of ``regions`` regions (``semantic.auto_map``, colour + position, as ``--auto-maps``).
 
@@ -317,13 +319,15 @@ class Store:
         tmp.mkdir(parents=True)
         save_image(image, tmp / "style.png")
         save_image(smap, tmp / "map.png")
-        meta = {"name": name, "source": source, "map": "upload" if map_image is not None else "auto",
-                "regions": None if map_image is not None else regions,
+        kind = "auto" if map_image is None else "joint" if source.startswith("joint:") else "upload"
+        meta = {"name": name, "source": source, "map": kind, "regions": None if kind == "upload" else regions,
                 "width": int(image.shape[-1]), "height": int(image.shape[-2]),
                 "palette": (palette * 255).round().int().tolist(),
                 "means": (means * 255).round().int().clamp(0, 255).tolist(),
                 "shares": [round(float(s), 4) for s in shares],
                 "names": [f"region {i + 1}" for i in range(len(palette))]}
+        for file_name, picture in (extra or {}).items():
+            save_image(picture, tmp / file_name)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             tmp.rename(folder)
@@ -365,6 +369,34 @@ class Store:
             raise ImageError(str(e).replace(f"style map {buf}", "style map")) from None
         finally:
             buf.unlink(missing_ok=True)
+
+    def add_joint(self, style: Style, photo_id: str, regions: int = 4) -> Style:
+        """The painting of ``style`` and the photo segmented together into ``regions`` regions (``auto_maps`` on
+        both, as ``--auto-maps``: region k is the same kind of area in each), stored as a new style whose folder
+        also holds ``photo_map.png``, the photo's map in the same colours: a starting doodle for the photo."""
+        from ..image import load_image
+
+        check(isinstance(regions, int) and 2 <= regions <= MAX_COLORS,
+              f"regions: automatic maps need 2 to {MAX_COLORS} regions, got {regions!r}")
+        photo = self.photo(photo_id)
+        style_id = f"{style.id[:40]}-{photo_id.removeprefix('photo-')[:8]}-joint{regions}"
+        if (self.root / "styles" / style_id / "meta.json").is_file():
+            return self.style(style_id)
+        painting = load_image(style.image_path, what="style image")
+        picture = load_image(self.root / "photos" / photo["id"] / "photo.png", what="photo")
+        style_masks, photo_masks = semantic.auto_maps([painting, picture], regions, "color")
+        joint = self.add_style(painting, f"{style.meta['name']} + photo", f"joint:{style.id}+{photo['id']}",
+                               style_id, semantic.masks_to_map(style_masks), regions,
+                               extra={"photo_map.png": semantic.masks_to_map(photo_masks)})
+        # a region of the photo that the painting hardly has (dropped from its palette) has no patches to take
+        kept = {tuple(c) for c in joint.meta["palette"]}
+        colours = (semantic.AUTO_COLORS[:regions] * 255).round().int().tolist()
+        lost = sum(float(photo_masks[0, k].mean()) for k in range(regions) if tuple(colours[k]) not in kept)
+        if lost > 0:
+            joint.meta["notes"] = [f"{100 * lost:.1f}% of the photo fell in a region the painting hardly has (under "
+                                   f"{100 * MIN_FRACTION:g}% of it): those pixels take the nearest region in colour"]
+            atomic_write(joint.folder / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(joint.meta, indent=1)))
+        return joint
 
     def rename_regions(self, style_id: str, names: list) -> Style:
         style = self.style(style_id)

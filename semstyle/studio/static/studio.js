@@ -252,6 +252,8 @@ async function renameRegion(k, value, input) {
 
 function useStyle(style) {
   S.style = style; S.palette = style.palette;
+  if (style.map !== "joint") S.baseStyle = style.id;
+  setWarnings(style.notes);
   $("style-view").hidden = false;
   $("style-img").src = style.image_url; $("style-map").src = style.map_url;
   $("style-name").textContent = style.name;
@@ -289,6 +291,7 @@ function usePhoto(photo) {
   u.hidden = !photo; $("opacity-group").hidden = !photo; $("remove-photo").hidden = !photo;
   $("aspect").disabled = !!photo;
   if (photo) u.src = photo.url; else u.removeAttribute("src");
+  updateButtons();
   canvas.style.opacity = photo ? String($("opacity").value / 100) : "";
   reshape();
 }
@@ -325,6 +328,7 @@ function updateButtons() {
   const running = !!S.run;
   $("paint").disabled = running || !S.style;
   $("stop").disabled = !running;
+  $("automap").hidden = !(S.photo && S.style);
 }
 
 async function paint() {
@@ -447,35 +451,60 @@ function loadImage(url) {
   });
 }
 
+// Load a doodle or map image as palette indices at W x H (nearest neighbour; transparent = unpainted).
+async function loadDoodle(url, W, H) {
+  const img = await loadImage(`${url}?t=${Date.now()}`);
+  W = W || img.naturalWidth; H = H || img.naturalHeight;
+  const off = document.createElement("canvas");
+  off.width = W; off.height = H;
+  const c = off.getContext("2d");
+  c.imageSmoothingEnabled = false;
+  c.drawImage(img, 0, 0, W, H);
+  const d = c.getImageData(0, 0, W, H).data;
+  const rgb = S.palette.map((p) => hexToRgb(p.color));
+  const labels = new Uint8Array(W * H).fill(UNPAINTED);
+  for (let i = 0; i < labels.length; i++) {
+    if (d[4 * i + 3] < 128) continue;
+    let best = 0, bestD = Infinity;
+    for (let k = 0; k < rgb.length; k++) {
+      const e = (d[4 * i] - rgb[k][0]) ** 2 + (d[4 * i + 1] - rgb[k][1]) ** 2 + (d[4 * i + 2] - rgb[k][2]) ** 2;
+      if (e < bestD) { bestD = e; best = k; }
+    }
+    labels[i] = best;
+  }
+  if (S.labels) { S.undo.push(S.labels); if (S.undo.length > HISTORY) S.undo.shift(); }
+  if (W !== S.W || H !== S.H) { S.undo = []; }
+  S.redo = [];
+  S.labels = labels; S.W = W; S.H = H;
+  canvas.width = W; canvas.height = H;
+  render();
+}
+
 async function reopen(runId) {
   try {
     const info = await api(`/api/runs/${runId}/studio`);
     useStyle(await api(`/api/styles/${info.style}`));
     usePhoto(info.photo ? await api(`/api/photos/${info.photo}`) : null);
-    const img = await loadImage(`${info.doodle_url}?t=${Date.now()}`);
-    const off = document.createElement("canvas");
-    off.width = img.naturalWidth; off.height = img.naturalHeight;
-    const c = off.getContext("2d");
-    c.drawImage(img, 0, 0);
-    const d = c.getImageData(0, 0, off.width, off.height).data;
-    const rgb = S.palette.map((p) => hexToRgb(p.color));
-    const labels = new Uint8Array(off.width * off.height).fill(UNPAINTED);
-    for (let i = 0; i < labels.length; i++) {
-      if (d[4 * i + 3] < 128) continue;
-      let best = 0, bestD = Infinity;
-      for (let k = 0; k < rgb.length; k++) {
-        const e = (d[4 * i] - rgb[k][0]) ** 2 + (d[4 * i + 1] - rgb[k][1]) ** 2 + (d[4 * i + 2] - rgb[k][2]) ** 2;
-        if (e < bestD) { bestD = e; best = k; }
-      }
-      labels[i] = best;
-    }
-    S.labels = labels; S.W = off.width; S.H = off.height;
-    canvas.width = S.W; canvas.height = S.H;
-    S.undo = []; S.redo = [];
+    await loadDoodle(info.doodle_url);
     if (info.size) $("size").value = info.size;
     if (info.preset) $("preset").value = info.preset;
-    render();
     setStatus(`reopened the doodle of run ${runId}`);
+  } catch (e) { setStatus(e.message, true); }
+}
+
+// The painting and the photo segmented together (--auto-maps): a style in joint colours and the photo's map as
+// the starting doodle.
+async function automap() {
+  if (!S.style || !S.photo) return;
+  const form = new FormData();
+  form.append("style", S.style.map === "joint" && S.baseStyle ? S.baseStyle : S.style.id);
+  form.append("regions", $("regions").value);
+  setStatus("segmenting the painting and the photo together...");
+  try {
+    const style = await api(`/api/photos/${S.photo.id}/automap`, { method: "POST", body: form });
+    useStyle(style);
+    await loadDoodle(style.photo_map_url, S.W, S.H);
+    setStatus("the photo's automatic map is the doodle: edit it, then Paint");
   } catch (e) { setStatus(e.message, true); }
 }
 
@@ -501,10 +530,12 @@ $("photo-file").addEventListener("change", uploadPhoto);
 $("remove-photo").addEventListener("click", () => usePhoto(null));
 $("opacity").addEventListener("input", (e) => { canvas.style.opacity = String(e.target.value / 100); });
 $("upload-style-button").addEventListener("click", uploadStyle);
-$("regions").addEventListener("change", () => {  // a bundled painting gets its automatic map again
+$("regions").addEventListener("change", () => {  // the automatic map again, with the new count
+  if (S.style && S.style.map === "joint") { automap(); return; }
   const m = S.style && /^([a-z0-9_]+)-auto\d+$/.exec(S.style.id);
   if (m) pickBundled(m[1]);
 });
+$("automap").addEventListener("click", automap);
 $("paint").addEventListener("click", paint);
 $("stop").addEventListener("click", stop);
 document.addEventListener("keydown", (e) => {
