@@ -373,6 +373,15 @@ def test_paint_a_doodle_with_progress_events_and_a_result(server):
     assert info["style"] == style["id"] and info["state"] == "done" and info["preset"] == "fast"
     status, body, _ = client.request("GET", info["doodle_url"])
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(body))), d)
+    # a later server on the same folder lists the result and answers its events with its end
+    from semstyle.studio.app import create_app
+    from semstyle.studio.cli import BackgroundServer
+
+    with BackgroundServer(create_app(root)) as url:
+        later = Client(url)
+        assert [r["id"] for r in later.json("GET", "/api/runs")[1]["results"]] == [answer["run"]]
+        replay = list(later.events(f"/api/runs/{answer['run']}/events"))
+        assert len(replay) == 1 and replay[0][0] == "end" and replay[0][1]["state"] == "done"
 
 
 @pytest.mark.slow
