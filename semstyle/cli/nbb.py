@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PIL import Image
+from ..conf.dst import DSTConfig
+from ..conf.vocab import PRECISIONS
 
-from ..image import load_image, save_image
-from .clean import MAX_NUM_POINTS, clean_points
-from .io import write_correspondences
-from .nbb import DEFAULT_SIZE, nbb_keypoints
-from .plot import draw_correspondences
+MAX_NUM_POINTS = DSTConfig.max_points  # DST cleanpoints.py via job_example.sh
+DEFAULT_SIZE = DSTConfig.nbb_size  # DST job_example.sh --imageSize 256
 
 
 def _positive_int(text: str) -> int:
@@ -28,7 +26,7 @@ def _positive_int(text: str) -> int:
 
 def _small(picture):
     """256-colour palette (dithered): a third of the PNG size, no visible loss for a keypoint picture."""
-    return picture.quantize(256, dither=Image.Dither.FLOYDSTEINBERG)
+    return picture.quantize(256, dither=1)  # 1 = PIL.Image.Dither.FLOYDSTEINBERG
 
 
 def add_cli(sub) -> None:
@@ -48,7 +46,7 @@ def add_cli(sub) -> None:
     p.add_argument("--levels", action="store_true", help="also draw the pairs found at every level")
     p.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE, help=f"working long side, px ({DEFAULT_SIZE})")
     p.add_argument("--height", type=_positive_int, default=320, help="height of the pictures, px (320)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default runs/nbb-<timestamp>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -56,6 +54,13 @@ def add_cli(sub) -> None:
 
 
 def run_cli(args) -> Path:
+    # torch loads when the command runs: --help and usage errors answer without it
+    from ..correspondence.clean import clean_points
+    from ..correspondence.io import write_correspondences
+    from ..correspondence.nbb import nbb_keypoints
+    from ..correspondence.plot import draw_correspondences
+    from ..image import load_image, save_image
+
     out = Path(args.out or f"runs/nbb-{time.strftime('%Y%m%d-%H%M%S')}")
     image_a = load_image(args.image_a, what="image A")
     image_b = load_image(args.image_b, what="image B")
