@@ -27,6 +27,7 @@ from torch import nn
 from omegaconf import OmegaConf
 
 from .. import semantic
+from ..checks import check_sizes
 from ..config import check_choice, check_number, load_config
 from ..encoder import check_layers, vgg19_encoder
 from ..errors import check
@@ -329,6 +330,10 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
     guided = inputs.style_masks is not None
     has_content = inputs.content is not None
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
+    patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
+    check_sizes({"target map" if guided else "content image": inputs.shape}, phase_sizes(cfg), terms["style"].layers,
+                patch, key=key)
+    check_sizes({"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale, 16, key)
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)
     device = encoder.device

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_sizes
 from ..config import check_choice, check_number, load_config, scale_schedule
 from ..correspondence import read_correspondences, similarity_align, write_correspondences, write_keypoints
 from ..encoder import vgg19_encoder
 from ..errors import SemstyleError, check
+from ..hypercolumn import STROTSS_LAYERS
 from ..image import as_image, load_image, resize
 from ..losses import ContentLoss, GramLoss, tv_loss
 from ..optim import OPTIMIZERS, optimize
@@ -440,6 +442,8 @@ def stylize(content, style, content_keypoints=None, style_keypoints=None, **opti
 def run(cfg, run_dir: RunDir) -> torch.Tensor:
     content = load_image(cfg.content, what="content image")
     style = load_image(cfg.style, what="style image")
+    check_sizes({f"content image {cfg.content}": content, f"style image {cfg.style}": style}, scale_schedule(cfg),
+                GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS)
     content_pts, style_pts, source = get_keypoints(content, style, cfg)
     if source != "files":  # keep what NBB / the landmarks found, in original pixels and DST's format
         write_correspondences(run_dir.path / "correspondences", content_pts, style_pts,

@@ -21,6 +21,7 @@ import os
 import torch
 from omegaconf import ListConfig
 
+from ..checks import check_sizes
 from ..config import check_choice, check_number, load_config, scale_schedule
 from ..encoder import check_layers, vgg19_encoder
 from ..errors import check
@@ -109,6 +110,7 @@ def reconstruct(image: torch.Tensor, cfg, run: RunDir | None = None) -> list[tup
     """All reconstructions the config asks for: ``[(name, (1, 3, H, W) image), ...]``."""
     check(isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
           "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path")
+    check_sizes({"image": image}, scale_schedule(cfg), cfg.layers)
     results = []
     for index, layers in enumerate(layer_sets(cfg)):
         name = layers[0] if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"

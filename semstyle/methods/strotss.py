@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_sizes
 from ..config import check_choice, check_number, load_config, scale_schedule
 from ..encoder import vgg19_encoder
 from ..errors import check
 from ..image import as_image, load_image, resize
+from ..hypercolumn import STROTSS_LAYERS
 from ..losses.strotss import StrotssLoss
 from ..optim import OPTIMIZERS, optimize
 from ..pyramid import LaplacianPyramid, high_pass
@@ -102,6 +104,8 @@ def transfer(content, style, cfg, run: RunDir | None = None, content_map=None, s
         check(content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map")
         content_map, style_map = as_image(content_map, "content_map", load_map), as_image(style_map, "style_map", load_map)
         masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps)
+    check_sizes({"content image": content}, scale_schedule(cfg), STROTSS_LAYERS)
+    check_sizes({"style image": style}, scale_schedule(cfg), STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
     device = encoder.device
     loss = StrotssLoss(encoder, content_weight=cfg.content_weight, moment_weight=cfg.moment_weight,
