@@ -88,7 +88,7 @@ def check_sizes(images: dict, sizes, layers, patch: int = 1, scale: float = 1.0,
     long_side = max(int(floor), round(min(sizes) * float(scale)))
     key = key or ("size" if len(sizes) == 1 else "scales")
     if scale != 1.0:
-        key = f"{key} or the style scale"
+        key = f"{key}, or the style scale"
     for name, image in images.items():
         check_working_size(image, long_side, layers, name, key, patch)
 

@@ -333,7 +333,9 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
     patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
     check_sizes({"target map" if guided else "content image": inputs.shape}, phase_sizes(cfg), terms["style"].layers,
                 patch, key=key)
-    check_sizes({"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale, 16, key)
+    zoom = cfg.mrf.scaling_step ** -cfg.mrf.scalings if cfg.style.loss == "mrf" else 1.0  # smallest style copy
+    check_sizes({"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale * zoom,
+                16, key)
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)
     device = encoder.device
