@@ -65,7 +65,8 @@ def check_image_size(hw, long_side: int, min_side: int, what: str, layer: str, k
         raise ImageError(f"{what}: {w}x{h} px is too elongated for the network: at any size up to {MAX_SIZE} px its "
                          f"short side stays under the {min_side} px that {layer} needs; crop it to an aspect ratio "
                          f"of at most {MAX_SIZE // min_side}:1")
-    raise ImageError(f"{what}: {w}x{h} px becomes {ww}x{hh} px at a working long side of {long_side} px, but {layer} "
+    now = f"is {w}x{h} px" if (hh, ww) == (h, w) else f"{w}x{h} px becomes {ww}x{hh} px"
+    raise ImageError(f"{what}: {now} at a working long side of {long_side} px, but {layer} "
                      f"needs at least {min_side} px per side; the smallest working long side that works is {need} px "
                      f"(raise {key})")
 
@@ -101,6 +102,8 @@ def check_output_path(path, key: str, folder: bool = False) -> None:
     path whose parent is a file, an existing file where a folder is wanted (or the reverse), a read-only or
     pseudo file system such as ``/proc``.
     """
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ConfigError(f"{key}: must be a {'folder' if folder else 'file'} path, got {path!r}")
     p = Path(os.fspath(path)).expanduser()
     if p.name in ("", ".", ".."):
         raise ConfigError(f"{key} {path}: is the current folder or its parent, not a new "

@@ -239,6 +239,7 @@ CASES = [
     run_case("gatys", "out_dir=.", expect="out_dir", xfail=LEAD_OUT, id="gatys-out-dot"),
     run_case("gatys", "out_dir=@IN@/not_a_folder/out", expect="out_dir", xfail=LEAD_OUT, id="gatys-out-under-file"),
     run_case("gatys", "out_dir=@IN@/content.png", expect="content.png", id="gatys-out-is-file"),
+    run_case("gatys", "out_dir=5", expect="out_dir", xfail=LEAD_OUT, id="gatys-out-not-a-path"),
     # --- run, doodle ---
     run_case("doodle", "style.map=@IN@/rgba_map.png", expect="rgba_map.png", id="doodle-rgba-map"),
     run_case("doodle", "style.map=@IN@/grey16_map.png", expect="grey16_map.png", id="doodle-16bit-grey-map"),
@@ -529,6 +530,9 @@ def test_check_output_path(tmp_path, inputs):
         with pytest.raises(ConfigError) as err:
             check_output_path(bad, "out_dir", folder=True)
         assert "out_dir" in str(err.value) and why in str(err.value), str(err.value)
+    for bad in (5, None, ""):
+        with pytest.raises(ConfigError, match="out_dir: must be a folder path"):
+            check_output_path(bad, "out_dir", folder=True)
     check_output_path(tmp_path / "f.png", "--out")  # a file beside existing ones
     with pytest.raises(ConfigError, match="--out"):
         check_output_path(tmp_path, "--out")  # a folder where a file is wanted
