@@ -516,6 +516,23 @@ def test_unicode_path_loads(inputs):
     assert load_image(inputs / "ïmägé_猫.png").shape == (1, 3, 48, 64)
 
 
+@pytest.mark.parametrize("mode", ["CMYK", "I;16", "P", "LA", "1", "unicode"])
+def test_odd_files_work_through_the_cli(mode, inputs, tmp_path, capsys):
+    """What is not bad input must not be refused: odd modes and unicode names go through a command (exit 0)."""
+    picture = Image.fromarray(_picture(24, 32, 9))
+    if mode == "unicode":
+        path = inputs / "ïmägé_猫.png"
+    else:
+        converted = picture.convert("L").convert(mode) if mode == "I;16" else picture.convert(mode)
+        path = tmp_path / f"odd_{mode.replace(';', '')}.{'jpg' if mode == 'CMYK' else 'png'}"
+        converted.save(path)
+    out = tmp_path / "vues_été" / "features.png"
+    code = main(["features", str(path), "--size", "32", "--layers", "conv2_1", "--channels", "2", "--precision", "fp32",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert Image.open(out).size[0] > 0
+
+
 @pytest.mark.parametrize("value", [None, ""])
 def test_empty_path_is_named(value):
     with pytest.raises(ImageError, match="content image: no file given"):
