@@ -43,6 +43,8 @@ def min_long_side(height: int, width: int, min_side: int, max_size: int = MAX_SI
     """Smallest working long side at which an ``height x width`` image, resized as :func:`semstyle.image.resize`
     does (aspect kept, rounded), is at least ``min_side`` px on both sides; None when no long side up to
     ``max_size`` is."""
+    if min_side <= 1:  # resize keeps every side at least 1 px
+        return 1
     short, long = sorted((int(height), int(width)))
     # round(short · L / long) >= min_side needs L >= (min_side - 0.5) · long / short; try the few long sides around
     # that bound (rounding to even at .5) rather than trust float division

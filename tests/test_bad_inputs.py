@@ -437,7 +437,7 @@ def test_bad_input_subprocess(case, sandbox):
 def test_base_arguments_run(base, sandbox, capsys):
     indir, out, work = sandbox
     args = [a.replace("@IN@", str(indir)).replace("@OUT@", str(out)).replace("@CONFIG@", f"{indir}/empty.yaml")
-            for a in BASE[base]]
+            for a in BASE[base]] + (["size=32"] if base == "config" else [])
     code = main(args)
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -468,6 +468,12 @@ def test_min_long_side_and_the_message():
     assert min_long_side(48, 64, 16) == 21  # 21 x round(15.75) = 21x16; at 20: 20x15
     assert min_long_side(100, 100, 16) == 16
     assert min_long_side(3, 20000, 16) is None  # no size up to the maximum makes it 16 px high
+    from semstyle.image import target_size
+
+    rng = np.random.default_rng(0)
+    for h, w, m in zip(rng.integers(1, 3000, 200), rng.integers(1, 3000, 200), rng.choice([1, 2, 8, 16, 24, 32], 200)):
+        brute = next((s for s in range(1, 8193) if min(target_size(int(h), int(w), s)) >= m), None)
+        assert min_long_side(int(h), int(w), int(m)) == brute, (h, w, m)
     with pytest.raises(ImageError) as err:
         check_image_size((48, 64), 20, 16, "content image c.png", "conv5_1")
     message = str(err.value)
