@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .checks import check_sizes
 from .encoder import check_layers, layer_channels, vgg19_encoder
 from .errors import check
 from .image import resize, to_pil
@@ -79,6 +80,7 @@ def feature_view(image: torch.Tensor, layers, channels: int = 16, tile: int = 64
     layers = [layers] if isinstance(layers, str) else list(layers)
     check(len(layers) > 0, "layers: name at least one layer")
     check_layers(layers)
+    check_sizes({"image": image}, [max(image.shape[-2:])], layers, key="--size")
     check(isinstance(tile, int) and 8 <= tile <= 1024, f"tile: must be an integer in [8, 1024], got {tile!r}")
     panels, captions = [], []
     for layer in layers:

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from .. import semantic
+from ..checks import check_sizes
 from ..conf import load
 from ..conf.doodle import CNNMRF, DOODLE
 from ..encoder import vgg19_encoder
@@ -191,6 +192,12 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     guided = inputs.style_masks is not None
     has_content = inputs.content is not None
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
+    patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
+    check_sizes({"target map" if guided else "content image": inputs.shape}, phase_sizes(cfg), terms["style"].layers,
+                patch, key=key)
+    zoom = cfg.mrf.scaling_step ** -cfg.mrf.scalings if cfg.style.loss == "mrf" else 1.0  # smallest style copy
+    check_sizes({"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale * zoom,
+                16, key)
     device = encoder.device
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from ..checks import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.dst import BASE_DEFAULTS, DST
 from ..correspondence import read_correspondences, similarity_align, write_correspondences, write_keypoints
@@ -32,6 +33,7 @@ from ..correspondence.nbb import nbb_keypoints
 from ..encoder import LAYER_NAMES
 from ..engine import Engine, Problem
 from ..errors import SemstyleError
+from ..hypercolumn import STROTSS_LAYERS
 from ..image import as_image, load_image, resize
 from ..landmarks import available as landmarks_available, face_keypoints
 from ..losses import ContentLoss, GramLoss, tv_loss
@@ -328,6 +330,8 @@ def solve(cfg, engine: Engine) -> dict:
     """The method's entry for :func:`semstyle.api.run`: keypoints (files, NBB or faces), then :func:`transfer`."""
     content = load_image(cfg.content, what="content image")
     style = load_image(cfg.style, what="style image")
+    check_sizes({f"content image {cfg.content}": content, f"style image {cfg.style}": style}, scale_schedule(cfg),
+                GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS)
     content_pts, style_pts, source = get_keypoints(content, style, cfg)
     if source != "files" and engine.run_dir is not None:  # keep what NBB / the landmarks found (original pixels)
         write_correspondences(engine.run_dir.path / "correspondences", content_pts, style_pts,

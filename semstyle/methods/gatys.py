@@ -19,6 +19,7 @@ import os
 import torch
 from torch import nn
 
+from ..checks import check_sizes
 from ..color import combine_luminance, luminance, match_color, match_luminance
 from ..conf import load, scale_schedule
 from ..conf.gatys import GATYS, style_paths, style_plan
@@ -95,6 +96,10 @@ def transfer(content: torch.Tensor, style, cfg, engine: Engine | None = None) ->
     content = as_image(content, "content image")
     styles = [as_image(s, "style image") for s in style_paths(style)]
     plan = style_plan(cfg, len(styles))
+    style_layers = [layer for _, layers, _ in plan for layer in layers]  # the output goes through all of them
+    check_sizes({"content image": content}, scale_schedule(cfg), list(cfg.content_layers) + style_layers)
+    check_sizes({f"style image {i + 1}": s for i, s in enumerate(styles)}, scale_schedule(cfg), style_layers,
+                scale=cfg.style_scale, floor=16)
     preserve = cfg.color.preserve
     if preserve == "histogram":  # Gatys et al. 2016 (colour), Sec. 2.2: recolour the style, then transfer
         styles = [match_color(s, content, cfg.color.histogram_method).clamp(0, 1) for s in styles]

@@ -20,6 +20,7 @@ import os
 
 import torch
 
+from ..checks import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.gatys import RECONSTRUCT
 from ..engine import Engine, Objective, Problem
@@ -47,6 +48,7 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
     """
     check(isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
           "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path")
+    check_sizes({"image": image}, scale_schedule(cfg), cfg.layers)
     engine = engine or Engine(cfg)
     encoder = engine.encoder(cfg.pooling)
     image = image.float()

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.strotss import STROTSS
 from ..engine import Engine, Problem
 from ..errors import check
+from ..hypercolumn import STROTSS_LAYERS
 from ..image import as_image, load_image, resize
 from ..losses.strotss import StrotssLoss
 from ..pyramid import LaplacianPyramid, high_pass
@@ -59,6 +61,8 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
         check(content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map")
         content_map, style_map = as_image(content_map, "content_map", load_map), as_image(style_map, "style_map", load_map)
         masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps)
+    check_sizes({"content image": content}, scale_schedule(cfg), STROTSS_LAYERS)
+    check_sizes({"style image": style}, scale_schedule(cfg), STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
     encoder = engine.encoder(cfg.pooling)
     device = encoder.device
     loss = StrotssLoss(encoder, content_weight=cfg.content_weight, moment_weight=cfg.moment_weight,
