@@ -112,9 +112,7 @@ def _lattice_core(hw_a, hw_b, n, seed):
 def _paths(ga, gb, act, size_a, size_b, tmp_path, im_size=256):
     """Clean one raw set three ways; returns the kept rows (indices into the raw set) of each."""
     ra, rb = ga.float(), gb.float()
-    out = {}
-    ca, cb, _ = clean_points(ra, rb, act, _dst_frame(size_a), _dst_frame(size_b), im_size=im_size)
-    out["DST's frame"] = _rows_of(ca, cb, ra, rb)
+    out = {"DST's frame": clean_grid(ga, gb, act, size_a, im_size=im_size)[0].tolist()}  # raw NBB integers
     # the documented path: points in original pixels, mapped the way nbb_keypoints maps them
     oa = _to_original(ra, working_size(size_a, im_size), size_a)
     ob = _to_original(rb, working_size(size_b, im_size), size_b)

@@ -181,8 +181,8 @@ def clean_points(points_a: torch.Tensor, points_b: torch.Tensor, activation: tor
     Args:
         points_a, points_b: ``(N, 2)`` (x, y) in the original pixels of the content (A) and style (B) images.
         activation: ``(N,)`` NBB accumulated activations, or ``None`` (all 1, as DST does without a file).
-        size_a, size_b: ``(H, W)`` of the original images. Passing the working sizes instead (points already in
-            DST's frame) cleans in DST's frame: the mapping is then the identity.
+        size_a, size_b: ``(H, W)`` of the original images. (Points already in DST's working frame, such as DST's
+            raw NBB files, go to :func:`clean_grid` with the original sizes.)
         max_num_points, b, im_size, min_activation: DST's defaults 80, 10, 256, 1; ``im_size`` must be the working
             size NBB ran at (``nbb_keypoints(size=...)``).
 
