@@ -157,6 +157,28 @@ def test_grid_inverts_nbb_mapping_and_files(size, tmp_path):
     assert torch.equal(to_grid(centres, size), half)
 
 
+def test_semstyle_nbb_fast_output_survives_the_files(tmp_path):
+    """semstyle's own NBB (--fast, stride-2 cells) puts its final points on the working grid, so cleaning its raw
+    output in memory or after the integer text files keeps the same rows."""
+    from semstyle.correspondence import nbb_keypoints
+
+    from conftest import ASSETS
+
+    found = nbb_keypoints(ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg", fast=True,
+                          size=96)
+    pa, pb, act = found
+    grid = to_grid(pa, found.size_a, 96)
+    assert torch.allclose(from_grid(grid, found.size_a, 96), pa, atol=1e-3)  # on the grid, mapped as NBB maps
+    assert (grid % 2 == 0).all()  # stride-2 cells: 2 x cell index, as DST's NBB writes them
+    direct = clean_points(pa, pb, act, found.size_a, found.size_b, im_size=96)
+    write_correspondences(tmp_path, pa, pb, act)
+    fa, fb, fact = read_correspondences(tmp_path / "correspondence_A.txt", tmp_path / "correspondence_B.txt",
+                                        tmp_path / "correspondence_activation.txt")
+    via_files = clean_points(fa, fb, fact, found.size_a, found.size_b, im_size=96)
+    assert len(direct[0]) >= 5
+    assert torch.equal(direct[0].round(), via_files[0]) and torch.equal(direct[1].round(), via_files[1])
+
+
 def test_dst_output_rule_truncates_by_long_side():
     """cleanpoints.py: ``int(p / (im_size / max(W, H)))`` on both axes."""
     grid = torch.tensor([[132, 24], [183, 255], [0, 0]])

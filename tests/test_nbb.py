@@ -128,7 +128,7 @@ def test_k_selection_and_border():
     assert [level.layer for level in result.levels] == ["relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"]
     fast = nbb_keypoints(image, partner, fast=True, size=96, k_per_level=50)
     assert fast.levels[-1].layer == "relu2_1" and all(len(level.activation) <= 50 for level in fast.levels)
-    assert (fast.points_a % 2 == 0.5).all()  # relu2_1 cells are 2 px: centres at 0.5, 2.5, ...
+    assert (fast.points_a % 2 == 0).all()  # relu2_1 cells are 2 px: DST's NBB reports 2 x cell index
 
 
 # ---- DST cleaning -------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ maps at relu5_1; at a finer level, for every pair (p, q) found one level up, the
    two points) adds to its parent's.
 
 Both images are resized (aspect kept) to ``size`` on their long side and processed at their own sizes, so
-results come back in each image's original pixel coordinates, (x, y) with pixel centres at integers.
+results come back in each image's original pixel coordinates, (x, y) with pixel centres at integers. The final
+pairs lie on the working pixel grid (stride x cell index, as the reference code writes them), so that the integer
+text files and DST's cleaning (:mod:`.clean`) see them exactly.
 
 Differences from the reference code (kfiraberman/neural_best_buddies): the common appearance is the paper's
 mean/std matching instead of the code's feature inversion of the coarser level (an Adam optimisation per level,
@@ -272,6 +274,10 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
     bar.close()
 
     act = act.cpu()
+    if len(act):  # final points on the working pixel grid, as DST's NBB writes them (stride x cell index: with
+        # --fast the top-left pixel of a 2x2 cell, not its centre), so they survive the integer text files exactly
+        pa, pb = (ca.cpu() % wa * stride, ca.cpu() // wa * stride), (cb.cpu() % wb * stride, cb.cpu() // wb * stride)
+        pa, pb = torch.stack(pa, 1).float(), torch.stack(pb, 1).float()
     keep = inside_border(pa, work_hw_a, border) & inside_border(pb, work_hw_b, border)
     pa, pb, act = pa[keep], pb[keep], act[keep]
     sel = unique_points(pa, act)
