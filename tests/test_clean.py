@@ -14,17 +14,25 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, needs_shared
 from PIL import Image
 
 from semstyle.cli import main
-from semstyle.correspondence import clean_points, read_correspondences, write_correspondences
+from semstyle.correspondence import (
+    clean_points,
+    read_correspondences,
+    write_correspondences,
+)
 from semstyle.correspondence.align import apply_similarity, umeyama
 from semstyle.correspondence.clean import (
-    clean_grid, dst_to_original, from_grid, greedy_select, to_grid, working_size,
+    clean_grid,
+    dst_to_original,
+    from_grid,
+    greedy_select,
+    to_grid,
+    working_size,
 )
 from semstyle.correspondence.nbb import _to_original
-
-from conftest import SHARED, needs_shared
 
 BUNNY = SHARED / "portraits" / "dst_bunny"
 
@@ -157,12 +165,13 @@ def test_grid_inverts_nbb_mapping_and_files(size, tmp_path):
     assert torch.equal(to_grid(centres, size), half)
 
 
+@pytest.mark.slow
 def test_semstyle_nbb_fast_output_survives_the_files(tmp_path):
     """semstyle's own NBB (--fast, stride-2 cells) puts its final points on the working grid, so cleaning its raw
     output in memory or after the integer text files keeps the same rows."""
-    from semstyle.correspondence import nbb_keypoints
-
     from conftest import ASSETS
+
+    from semstyle.correspondence import nbb_keypoints
 
     found = nbb_keypoints(ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg", fast=True,
                           size=96)
@@ -218,7 +227,7 @@ def test_crossing_pair_is_removed_by_crossing_not_spacing():
     ga, gb, act = torch.cat([ga, p[None]]), torch.cat([gb, q[None]]), torch.cat([act, torch.tensor([1.0])])
     keep = torch.nonzero(act >= 1).flatten()
     assert len(act) - 1 in keep[greedy_select(ga[keep], act[keep])].tolist()
-    rows, targets = clean_grid(ga, gb, act, size_a)
+    rows, _ = clean_grid(ga, gb, act, size_a)
     assert len(act) - 1 not in rows.tolist() and rows.tolist() == order.tolist()
 
 
@@ -322,6 +331,7 @@ def test_clean_only_matches_clean_points(small_pair, tmp_path):
                                         out / "correspondence_activation.txt")
     ca, cb, cact = clean_points(pa.float(), pb.float(), act, (128, 96), (100, 128), max_num_points=20, im_size=64)
     assert torch.equal(ra, ca) and torch.equal(rb, cb) and 1 <= len(ra) <= 20
+    assert torch.allclose(ract, cact, atol=1e-6)  # '%f' activations
     assert {p.name for p in out.iterdir()} >= {"correspondences.json", "correspondences.png"}
     assert not out.with_name("out.partial").exists()
 
@@ -342,7 +352,7 @@ def test_write_failure_leaves_no_unmarked_folder(small_pair, tmp_path, capsys, m
     """A full disk while writing (simulated on the second file): one-line error, no DIR, no DIR.partial."""
     import errno
 
-    import semstyle.correspondence.io as io
+    from semstyle.correspondence import io
 
     real, calls = io.atomic_write, []
 
@@ -389,3 +399,21 @@ def test_clean_only_bad_input(small_pair, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert expect in err and "\n" not in err, (argv, err)
     assert not (tmp_path / "never").exists() and not (tmp_path / "never.partial").exists()
+
+
+@pytest.mark.slow
+def test_nbb_clean_equals_raw_files_then_clean_only(tmp_path):
+    """``nbb --clean`` and ``nbb --k <all>`` followed by ``--clean-only`` on its files keep the same pairs."""
+    from conftest import ASSETS
+
+    images = [str(ASSETS / "content" / "astronaut.jpg"), str(ASSETS / "styles" / "monalisa.jpg")]
+    common = ["--fast", "--size", "96", "--quiet"]
+    assert main(["nbb", *images, *common, "--clean", "--out", str(tmp_path / "clean")]) == 0
+    assert main(["nbb", *images, *common, "--k", "100000", "--out", str(tmp_path / "raw")]) == 0
+    raw = tmp_path / "raw"
+    assert main(["nbb", *images, "--size", "96", "--clean-only", str(raw / "correspondence_A.txt"),
+                 str(raw / "correspondence_B.txt"), str(raw / "correspondence_activation.txt"),
+                 "--out", str(tmp_path / "later")]) == 0
+    for name in ("correspondence_A.txt", "correspondence_B.txt", "correspondence_activation.txt"):
+        assert (tmp_path / "clean" / name).read_text() == (tmp_path / "later" / name).read_text(), name
+    assert len((tmp_path / "clean" / "correspondence_A.txt").read_text().splitlines()) >= 5
