@@ -160,12 +160,18 @@ def clean_grid(grid_a: torch.Tensor, grid_b: torch.Tensor, activation: torch.Ten
     return rows, aligned_targets(grid_a[rows], grid_b[rows], hw_a)
 
 
+def _floats(x) -> torch.Tensor:
+    x = torch.as_tensor(x).detach().cpu()
+    return x if x.is_floating_point() else x.float()
+
+
 def _check_pairs(points_a, points_b, activation, name: str = "clean_points"):
-    pa, pb = torch.as_tensor(points_a).float().cpu(), torch.as_tensor(points_b).float().cpu()
+    """The inputs as CPU float tensors of their own precision (kept rows come back exactly as given)."""
+    pa, pb = _floats(points_a), _floats(points_b)
     if pa.shape != pb.shape or pa.ndim != 2 or pa.shape[1:] != (2,):
         raise SemstyleError(f"{name}: points must be two (N, 2) tensors, got {tuple(pa.shape)} and "
                             f"{tuple(pb.shape)}")
-    act = torch.ones(len(pa)) if activation is None else torch.as_tensor(activation).float().cpu().reshape(-1)
+    act = torch.ones(len(pa)) if activation is None else _floats(activation).reshape(-1)
     check(len(act) == len(pa), f"{name}: {len(act)} activations for {len(pa)} pairs", SemstyleError)
     check(bool(torch.isfinite(pa).all() and torch.isfinite(pb).all() and torch.isfinite(act).all()),
           f"{name}: points or activations contain NaN or infinite values", SemstyleError)

@@ -10,10 +10,12 @@ never into an existing non-empty folder.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from ..errors import ConfigError, SemstyleError
@@ -86,7 +88,6 @@ def check_out_dir(out: str | os.PathLike, what: str = "--out") -> None:
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
-    ancestor = ancestor if str(ancestor) else Path(".")
     if not ancestor.is_dir():
         raise ConfigError(f"{what} {out}: {ancestor} is a file, not a folder")
     try:
@@ -136,6 +137,11 @@ def _clean_files(args, image_a, image_b):
         pa, pb = dst_to_original(ga[rows], size_a, args.size), dst_to_original(gb[rows], size_b, args.size)
         act = None if act is None else act[rows]
         found = len(ga)
+        outside = sum(int(((p < 0) | (p >= torch.tensor([hw[1], hw[0]]))).any(1).sum())
+                      for p, hw in ((pa, size_a), (pb, size_b)))
+        if outside:  # DST's NBB frame is square, its cleaning's is not: DST writes such points the same way
+            print(f"semstyle: note: {outside} cleaned points lie outside their image, as DST's cleanpoints.py "
+                  "writes them (its NBB works on a square frame)", file=sys.stderr)
     else:
         pa, pb, act = read_correspondences(files[0], files[1], files[2], size_a=size_a, size_b=size_b)
         found = len(pa)
