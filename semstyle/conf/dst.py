@@ -13,6 +13,7 @@ from typing import List, Optional
 from ..errors import check
 from .checks import check_bool, check_choice, check_number
 from .common import RunConfig, packaged
+from .keypoints import DST_MAX_POINTS, DST_SPACING, DST_WORK_SIZE
 from .loader import Schema
 from .vocab import OPTIMIZERS, POOLINGS
 
@@ -58,9 +59,9 @@ class DSTConfig(RunConfig):
     keypoints: str = "auto"  # auto (files if given, else nbb) | files | nbb | faces
     content_keypoints: Optional[str] = None  # DST-format keypoint files (row, col per line, original pixels)
     style_keypoints: Optional[str] = None
-    nbb_size: int = 256  # NBB working size (DST job_example.sh: --imageSize 256 --fast)
-    max_points: int = 80  # DST cleanpoints.py via job_example.sh: max_num_points 80, b 10 (px at nbb_size)
-    min_point_distance: float = 10
+    nbb_size: int = DST_WORK_SIZE  # NBB working size (DST job_example.sh: --imageSize 256 --fast)
+    max_points: int = DST_MAX_POINTS  # DST cleanpoints.py via job_example.sh: max_num_points 80, b 10 px
+    min_point_distance: float = DST_SPACING
     # null = the base's default (BASE_DEFAULTS)
     content_weight: Optional[float] = None  # α
     style_weight: Optional[float] = None  # weight of each style term (1 in DST's formula)
