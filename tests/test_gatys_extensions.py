@@ -10,7 +10,8 @@ from PIL import Image
 from semstyle.cli import main
 from semstyle.api import load_config
 from semstyle.encoder import vgg19_encoder
-from semstyle.features_view import feature_maps, grid
+from semstyle.viz.features import feature_maps
+from semstyle.viz.layout import grid
 from semstyle.image import load_image
 from semstyle.losses import GramLoss
 from semstyle.methods import gatys, reconstruct

@@ -166,7 +166,7 @@ FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 def _features(args) -> None:
     # torch and matplotlib load when the command runs (see _api)
     from ..errors import check
-    from ..features_view import feature_view
+    from ..viz.features import feature_view
     from ..image import load_image
     from ..runs import RunDir
 

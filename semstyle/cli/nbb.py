@@ -183,7 +183,7 @@ def run_cli(args) -> Path:
 
 def _write(folder: Path, image_a, image_b, pa, pb, act, meta, title, levels, height) -> None:
     from ..correspondence.io import write_correspondences
-    from ..correspondence.plot import draw_correspondences
+    from ..viz.points import draw_correspondences
     from ..image import save_image
 
     write_correspondences(folder, pa, pb, act, meta=meta)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from ..viz.plots import loss_curves
+
 
 class LossLog:
     """Rows of ``(scale, step, term..., total, seconds)``; written as ``losses.csv`` and plotted as ``losses.png``."""
@@ -32,26 +34,5 @@ class LossLog:
         return "\n".join(lines) + "\n"
 
     def plot(self, path) -> None:
-        """Per-term curves on a log scale against the global step, scale boundaries marked."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        terms = [c for c in self.columns if c not in ("scale", "step", "seconds")]
-        x = list(range(len(self.rows)))
-        for term in terms:
-            y = [abs(r.get(term)) if r.get(term) else float("nan") for r in self.rows]
-            ax.plot(x, y, label=term, lw=2.0 if term == "total" else 1.2)
-        for i in range(1, len(self.rows)):
-            if self.rows[i]["scale"] != self.rows[i - 1]["scale"]:
-                ax.axvline(i, color="grey", ls=":", lw=1)
-        ax.set_yscale("log")
-        ax.set_xlabel("step (all scales)")
-        ax.set_ylabel("weighted loss")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, format="png")
-        plt.close(fig)
+        """``losses.png``: see :func:`semstyle.viz.plots.loss_curves`."""
+        loss_curves(self.rows, self.columns, path)

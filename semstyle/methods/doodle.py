@@ -39,6 +39,7 @@ from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
 from ..runs import RunDir
+from ..viz.layout import side_by_side
 
 
 @dataclass
@@ -223,14 +224,6 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     return engine.run(phase_sizes(cfg), scale_fn)
 
 
-def contact_sheet(panels: list[torch.Tensor], height: int = 256, gap: int = 6) -> torch.Tensor:
-    """Images ``(1, 3, H, W)`` resized to ``height`` and laid side by side on white: ``(1, 3, height, ΣW + gaps)``."""
-    resized = [resize(p.float().clamp(0, 1), (height, max(1, round(p.shape[-1] * height / p.shape[-2])))) for p in panels]
-    white = torch.ones(1, 3, height, gap)
-    row = [x for p in resized for x in (p, white)][:-1]
-    return torch.cat(row, dim=3)
-
-
 def save_extras(inputs: Inputs, output: torch.Tensor, run: RunDir) -> None:
     """``sheet.png`` (style, style map, target map, [content,] result) and ``palette.png``."""
     panels = [inputs.style]
@@ -240,7 +233,7 @@ def save_extras(inputs: Inputs, output: torch.Tensor, run: RunDir) -> None:
     if inputs.content is not None:
         panels.append(inputs.content)
     panels.append(output)
-    run.save_image("sheet.png", contact_sheet(panels, height=min(256, output.shape[-2])))
+    run.save_image("sheet.png", side_by_side(panels, height=min(256, output.shape[-2])))
     if inputs.palette is not None:
         run.save_image("palette.png", semantic.palette_strip(inputs.palette))
 

@@ -26,10 +26,10 @@ from ..conf.gatys import RECONSTRUCT
 from ..engine import Engine, Objective, Problem
 from ..engine.start import init_image
 from ..errors import check
-from ..features_view import captioned_row
 from ..image import load_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss
 from ..runs import RunDir
+from ..viz.layout import captioned_row
 
 
 def layer_sets(cfg) -> list[list[str]]:
