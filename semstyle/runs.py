@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import ConfigError, SemstyleError, check
 from .image import atomic_write, save_image
-from .optim import LossLog
+from .engine.losslog import LossLog
 
 CHECKPOINT = "checkpoint.safetensors"
 
