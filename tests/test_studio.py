@@ -1,12 +1,11 @@
 """The doodle studio: the doodle snapping (pure functions), then its HTTP API against a real server on 127.0.0.1
 (styles and palettes, uploads and their limits, a run at 64 px with its progress events, Stop, the busy answer,
 the results list). The server part needs the studio extra (starlette, uvicorn, python-multipart) and skips
-without it; the runs need the engine's run API with callbacks (``semstyle.api.run``)."""
+without it. Runs go through the engine's run API with callbacks (``semstyle.api.run``)."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -28,16 +27,6 @@ from semstyle.studio import store as st
 
 from conftest import ROOT
 
-
-def _has_engine() -> bool:
-    try:
-        return importlib.util.find_spec("semstyle.api") is not None and \
-            importlib.util.find_spec("semstyle.engine.events") is not None
-    except (ImportError, ValueError):  # ValueError: a module set up without a spec
-        return False
-
-
-needs_engine = pytest.mark.xfail(not _has_engine(), reason="needs semstyle.api.run callbacks", strict=False)
 
 RED, BLUE, GREEN = (230, 25, 75), (0, 130, 200), (60, 180, 75)
 PALETTE = torch.tensor([RED, BLUE, GREEN], dtype=torch.float32) / 255
@@ -335,7 +324,6 @@ def _run_to_end(client, run_id, **kw):
 
 
 @pytest.mark.slow
-@needs_engine
 def test_paint_a_doodle_with_progress_events_and_a_result(server):
     client, root = server
     style = _toy_style(client)
@@ -385,7 +373,6 @@ def test_paint_a_doodle_with_progress_events_and_a_result(server):
 
 
 @pytest.mark.slow
-@needs_engine
 def test_a_second_run_is_busy_and_stop_keeps_the_last_frame(server):
     client, root = server
     style = _toy_style(client)

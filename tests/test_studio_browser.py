@@ -18,8 +18,6 @@ from PIL import Image
 
 from semstyle import semantic
 
-from test_studio import needs_engine
-
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).is_file()), None)
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None)
 
@@ -60,7 +58,6 @@ def studio(tmp_path):
 
 
 @pytest.mark.slow
-@needs_engine
 def test_paint_a_doodle_in_the_browser(browser, studio, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
