@@ -11,13 +11,12 @@ it only when the command runs, so the rest of semstyle never needs it.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import socket
 import sys
-import threading
-import webbrowser
 
 from ..errors import SemstyleError, check
+
+# socket, threading, webbrowser and the web server are imported when the command runs: `semstyle --help` and the
+# other commands start without them.
 
 DEFAULT_PORT = 8765
 EXTRA_HINT = "the studio needs its extra: pip install 'semstyle[studio]' (or, in a checkout, make studio)"
@@ -34,6 +33,8 @@ def _require_extra() -> None:
 
 
 def _check_port(host: str, port: int) -> None:
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         try:
@@ -47,6 +48,10 @@ def serve(root: str = "runs/studio", host: str = "127.0.0.1", port: int = DEFAUL
           styles: str | None = None) -> None:
     """Run the studio until interrupted."""
     _require_extra()
+    import ipaddress
+    import threading
+    import webbrowser
+
     import uvicorn
 
     from .app import LOOPBACK_HOSTS, create_app
@@ -76,6 +81,9 @@ class BackgroundServer:
     """
 
     def __init__(self, app, host: str = "127.0.0.1"):
+        import socket
+        import threading
+
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
