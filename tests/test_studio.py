@@ -95,6 +95,7 @@ def test_uploads_are_checked_by_decoding(tmp_path, monkeypatch):
         st.decode_upload(png[: len(png) // 2], "photo")  # a truncated PNG
 
 
+@pytest.mark.slow
 def test_the_core_package_never_imports_the_web_server():
     code = ("import sys, semstyle, semstyle.cli, semstyle.studio, semstyle.studio.store; semstyle.cli.build_parser(); "
             "bad = [m for m in ('starlette', 'uvicorn', 'python_multipart', 'semstyle.studio.app') if m in sys.modules]; "
@@ -109,8 +110,8 @@ def test_studio_command_without_the_extra_says_what_to_install(monkeypatch, caps
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed: importing it raises ImportError
     assert main(["studio", "--no-browser"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("semstyle: error: uvicorn not installed; the studio needs its extra: pip install "
-                          "'semstyle[studio]'") and "\n" not in err
+    assert err.startswith("semstyle: error: ") and "uvicorn" in err and "\n" not in err
+    assert "not installed; the studio needs its extra: pip install 'semstyle[studio]'" in err
 
 
 # ---- the server -------------------------------------------------------------------------------------------------
