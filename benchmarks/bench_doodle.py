@@ -72,7 +72,7 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process. The step is timed after
     the first (an exact search at a phase's start, with ``mrf.search=patchmatch``); with ``mrf.search_every`` n,
     n steps (one search, then n - 1 on its matches) are timed together and divided by n."""
-    from semstyle.config import load_config
+    from semstyle.api import load_config
     from semstyle.encoder import vgg19_encoder
     from semstyle.losses.mrf import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
@@ -118,11 +118,12 @@ def exact_mrf_loss(output: Path, size: int, stride: int) -> float:
     from semstyle.encoder import vgg19_encoder
     from semstyle.image import load_image
     from semstyle.losses.mrf import MRFLoss
-    from semstyle.methods.doodle import DEFAULTS
+    from semstyle.conf.doodle import DoodleConfig
 
-    encoder = vgg19_encoder(DEFAULTS["pooling"], "fp32", "cpu")
+    defaults = DoodleConfig()
+    encoder = vgg19_encoder(defaults.pooling, "fp32", "cpu")
     style, s_masks, t_masks = monet_set(size)
-    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=DEFAULTS["semantic"]["weight"])
+    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=defaults.semantic.weight)
     with torch.no_grad():
         mrf.set_style(encoder(style, mrf.layers), s_masks)
         mrf.set_target_masks(t_masks)
