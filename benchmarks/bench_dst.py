@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, peak_rss_mib  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
-from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.methods import dst  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402
 

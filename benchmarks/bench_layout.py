@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import gatys_step  # noqa: E402
 from common import bare_vgg_step, machine  # noqa: E402
 
-from semstyle.encoder import VGG19Encoder, bf16_is_native  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.core.encoder import VGG19Encoder, bf16_is_native  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = ("channels_first", "channels_last")

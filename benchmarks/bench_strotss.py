@@ -26,15 +26,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.losses.strotss import StrotssLoss  # noqa: E402
 from semstyle.conf.strotss import StrotssConfig  # noqa: E402
 from semstyle.methods.strotss import initial_image  # noqa: E402
 
 DEFAULTS = StrotssConfig()
 from semstyle.engine import make_optimizer  # noqa: E402
-from semstyle.pyramid import LaplacianPyramid  # noqa: E402
+from semstyle.core.pyramid import LaplacianPyramid  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, machine  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
-from semstyle.encoder import VGG19Encoder, vgg19_encoder  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.core.encoder import VGG19Encoder, vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.conf.gatys import style_paths, style_plan
 from semstyle.methods.gatys import build_objective, set_targets  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402

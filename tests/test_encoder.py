@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semstyle import encoder as enc
+from semstyle.core import encoder as enc
 from semstyle.errors import ConfigError, SemstyleError
-from semstyle.image import load_image, resize
+from semstyle.core.image import load_image, resize
 
 
 @pytest.fixture(scope="module")

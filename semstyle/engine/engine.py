@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from ..encoder import VGG19Encoder, vgg19_encoder
+from ..core.encoder import VGG19Encoder, vgg19_encoder
 from .callbacks import standard_callbacks
 from .events import Event, StopRun
 from .loop import Problem, run_steps
