@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import ConfigError, SemstyleError, check
-from .image import atomic_write, save_image
+from .core.image import atomic_write, save_image
 from .engine.losslog import LossLog
 
 CHECKPOINT = "checkpoint.safetensors"
