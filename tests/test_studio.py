@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semstyle import semantic
+from semstyle.core import semantic
 from semstyle.errors import ConfigError, ImageError
 from semstyle.studio import store as st
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semstyle import semantic
+from semstyle.core import semantic
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).is_file()), None)
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None)

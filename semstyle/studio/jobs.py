@@ -28,7 +28,7 @@ class Busy(SemstyleError):
 
 
 def _jpeg(image) -> bytes:
-    from ..image import to_pil
+    from ..core.image import to_pil
 
     buf = io.BytesIO()
     to_pil(image).save(buf, format="JPEG", quality=88)

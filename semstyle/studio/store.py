@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .. import semantic
+from ..core import semantic
 from ..errors import ConfigError, ImageError, SemstyleError, check
-from ..image import atomic_write, resize, save_image
+from ..core.image import atomic_write, resize, save_image
 
 # An upload larger than this is refused before it is decoded (a phone photo is 3-12 MB).
 MAX_UPLOAD_BYTES = 25 * 2**20
@@ -136,7 +136,7 @@ def decode_upload(data: bytes, what: str) -> Image.Image:
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:
-    from ..image import pil_to_array
+    from ..core.image import pil_to_array
 
     return torch.from_numpy(np.ascontiguousarray(pil_to_array(img))).permute(2, 0, 1)[None].contiguous()
 
@@ -336,7 +336,7 @@ class Store:
         return self.style(style_id)
 
     def add_bundled(self, name: str, regions: int = 4) -> Style:
-        from ..image import load_image
+        from ..core.image import load_image
 
         path = self._bundled_file(name)
         style_id = f"{name}-auto{regions}"
@@ -374,7 +374,7 @@ class Store:
         """The painting of ``style`` and the photo segmented together into ``regions`` regions (``auto_maps`` on
         both, as ``--auto-maps``: region k is the same kind of area in each), stored as a new style whose folder
         also holds ``photo_map.png``, the photo's map in the same colours: a starting doodle for the photo."""
-        from ..image import load_image
+        from ..core.image import load_image
 
         check(isinstance(regions, int) and 2 <= regions <= MAX_COLORS,
               f"regions: automatic maps need 2 to {MAX_COLORS} regions, got {regions!r}")
