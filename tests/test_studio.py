@@ -14,25 +14,23 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
 from semstyle.core import semantic
 from semstyle.errors import ConfigError, ImageError
 from semstyle.studio import store as st
 
-from conftest import ROOT
-
-
 RED, BLUE, GREEN = (230, 25, 75), (0, 130, 200), (60, 180, 75)
 PALETTE = torch.tensor([RED, BLUE, GREEN], dtype=torch.float32) / 255
 
 
 # ---- snapping a drawn doodle to the palette (no server) ---------------------------------------------------------
+
 
 def _rgba(h, w, color=None):
     a = np.zeros((h, w, 4), np.uint8)
@@ -97,11 +95,17 @@ def test_uploads_are_checked_by_decoding(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_core_package_never_imports_the_web_server():
-    code = ("import sys, semstyle, semstyle.cli, semstyle.studio, semstyle.studio.store; semstyle.cli.build_parser(); "
-            "bad = [m for m in ('starlette', 'uvicorn', 'python_multipart', 'semstyle.studio.app') if m in sys.modules]; "
-            "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
-                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    code = (
+        "import sys, semstyle, semstyle.cli, semstyle.studio, semstyle.studio.store; semstyle.cli.build_parser(); "
+        "bad = [m for m in ('starlette', 'uvicorn', 'python_multipart', 'semstyle.studio.app') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+    )
 
 
 def test_studio_command_without_the_extra_says_what_to_install(monkeypatch, capsys):
@@ -115,6 +119,7 @@ def test_studio_command_without_the_extra_says_what_to_install(monkeypatch, caps
 
 
 # ---- the server -------------------------------------------------------------------------------------------------
+
 
 class Client:
     """A tiny HTTP client on the standard library (JSON, multipart forms, server-sent events)."""
@@ -130,8 +135,12 @@ class Client:
             for k, v in (data or {}).items():
                 parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
             for k, (filename, content, ctype) in (files or {}).items():
-                parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{filename}"\r\n'
-                             f"Content-Type: {ctype}\r\n\r\n".encode() + content + b"\r\n")
+                parts.append(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{filename}"\r\n'
+                    f"Content-Type: {ctype}\r\n\r\n".encode()
+                    + content
+                    + b"\r\n"
+                )
             body = b"".join(parts) + f"--{boundary}--\r\n".encode()
             headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
         elif json_body is not None:
@@ -189,8 +198,14 @@ def _toy_style(client) -> dict:
     paint = np.clip(paint + rng.uniform(-40, 40, paint.shape), 0, 255)
     smap = np.zeros((64, 96, 3))
     smap[:, :48], smap[:, 48:] = RED, BLUE
-    status, style = client.json("POST", "/api/styles", files={"image": ("painting.png", _png(paint), "image/png"),
-                                                              "map": ("painting_sem.png", _png(smap), "image/png")})
+    status, style = client.json(
+        "POST",
+        "/api/styles",
+        files={
+            "image": ("painting.png", _png(paint), "image/png"),
+            "map": ("painting_sem.png", _png(smap), "image/png"),
+        },
+    )
     assert status == 200, style
     return style
 
@@ -198,12 +213,12 @@ def _toy_style(client) -> dict:
 def _doodle(style, h=40, w=64, left=0, right=1) -> bytes:
     colours = [st_hex(p["color"]) for p in style["palette"]]
     d = np.zeros((h, w, 4), np.uint8)
-    d[:, : w // 2, :3], d[:, w // 2:, :3], d[..., 3] = colours[left], colours[right], 255
+    d[:, : w // 2, :3], d[:, w // 2 :, :3], d[..., 3] = colours[left], colours[right], 255
     return _png(d)
 
 
 def st_hex(h: str) -> tuple[int, int, int]:
-    return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(h[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def test_bundled_style_gets_an_automatic_map_and_its_palette(server):
@@ -218,22 +233,31 @@ def test_bundled_style_gets_an_automatic_map_and_its_palette(server):
     assert status == 200 and ctype == "image/png"
     smap = torch.from_numpy(np.array(Image.open(io.BytesIO(body)).convert("RGB"))).permute(2, 0, 1)[None] / 255
     found = semantic.extract_palette(smap.float(), st.MAX_COLORS, st.MIN_FRACTION)
-    assert [semantic.describe_color(c) for c in found] == \
-        [semantic.describe_color(torch.tensor(st_hex(p["color"])) / 255) for p in style["palette"]]
-    assert all(st_hex(p["color"]) in {tuple(c) for c in (semantic.AUTO_COLORS * 255).round().int().tolist()}
-               for p in style["palette"])
+    assert [semantic.describe_color(c) for c in found] == [
+        semantic.describe_color(torch.tensor(st_hex(p["color"])) / 255) for p in style["palette"]
+    ]
+    assert all(
+        st_hex(p["color"]) in {tuple(c) for c in (semantic.AUTO_COLORS * 255).round().int().tolist()}
+        for p in style["palette"]
+    )
     assert abs(sum(p["share"] for p in style["palette"]) - 1) < 0.01
     # each region's mean colour in the painting, so the painter sees what a swatch stands for
     painting = torch.from_numpy(np.array(Image.open(root / "styles" / style["id"] / "style.png"))).permute(2, 0, 1)
     masks = semantic.map_to_masks(smap.float(), found)
     means = semantic.region_means(painting[None].float() / 255, masks)
-    assert [p["mean"] for p in style["palette"]] == ["#" + "".join(f"{int(round(float(v) * 255)):02x}" for v in m)
-                                                     for m in means]
+    assert [p["mean"] for p in style["palette"]] == [
+        "#" + "".join(f"{int(round(float(v) * 255)):02x}" for v in m) for m in means
+    ]
     # renaming the swatches is kept with the style
-    status, renamed = client.json("PUT", f"/api/styles/{style['id']}/names", json_body={"names": ["sky", " stars ", ""]})
+    status, renamed = client.json(
+        "PUT", f"/api/styles/{style['id']}/names", json_body={"names": ["sky", " stars ", ""]}
+    )
     assert status == 200 and [p["name"] for p in renamed["palette"]] == ["sky", "stars", "region 3"]
-    assert [p["name"] for p in client.json("GET", f"/api/styles/{style['id']}")[1]["palette"]] == ["sky", "stars",
-                                                                                                   "region 3"]
+    assert [p["name"] for p in client.json("GET", f"/api/styles/{style['id']}")[1]["palette"]] == [
+        "sky",
+        "stars",
+        "region 3",
+    ]
     status, err = client.json("POST", "/api/styles", data={"bundled": "../../etc/passwd"})
     assert status == 404 and "no bundled painting named" in err["error"]
 
@@ -245,12 +269,19 @@ def test_uploaded_style_with_its_map(server):
     assert style["width"] == 96 and style["height"] == 64
     # a map of another shape, a greyscale map: one line each
     paint = _png(np.full((64, 96, 3), 128))
-    status, err = client.json("POST", "/api/styles", files={"image": ("a.png", paint, "image/png"),
-                                                            "map": ("m.png", _png(np.zeros((64, 64, 3))), "image/png")})
-    assert status == 400 and err["error"] == ("style map: is 64x64 but the painting is 96x64; a map must have its "
-                                              "painting's shape")
-    status, err = client.json("POST", "/api/styles", files={"image": ("a.png", paint, "image/png"),
-                                                            "map": ("m.png", _png(np.zeros((64, 96)), "L"), "image/png")})
+    status, err = client.json(
+        "POST",
+        "/api/styles",
+        files={"image": ("a.png", paint, "image/png"), "map": ("m.png", _png(np.zeros((64, 64, 3))), "image/png")},
+    )
+    assert status == 400 and err["error"] == (
+        "style map: is 64x64 but the painting is 96x64; a map must have its painting's shape"
+    )
+    status, err = client.json(
+        "POST",
+        "/api/styles",
+        files={"image": ("a.png", paint, "image/png"), "map": ("m.png", _png(np.zeros((64, 96)), "L"), "image/png")},
+    )
     assert status == 400 and err["error"].startswith("style map: is a greyscale image")
 
 
@@ -258,8 +289,9 @@ def test_bad_uploads_get_clear_answers_and_browser_names_are_never_paths(server,
     from semstyle.studio import app as app_module
 
     client, root = server
-    status, err = client.json("POST", "/api/photos", files={"photo": ("photo.png", b"<html>not an image</html>",
-                                                                      "image/png")})
+    status, err = client.json(
+        "POST", "/api/photos", files={"photo": ("photo.png", b"<html>not an image</html>", "image/png")}
+    )
     assert status == 400 and err["error"].startswith("photo: not an image file (accepted: PNG, JPEG")
     monkeypatch.setattr(st, "MAX_UPLOAD_BYTES", 100_000)
     big = _png(np.random.default_rng(0).integers(0, 255, (300, 300, 3)))  # ~270 kB of noise
@@ -270,12 +302,17 @@ def test_bad_uploads_get_clear_answers_and_browser_names_are_never_paths(server,
     assert status == 413 and err["error"].startswith("upload: the request is 0.3 MB")
     monkeypatch.undo()
     # a file name that tries to leave the studio's folder is ignored: the photo is stored under its hash
-    status, photo = client.json("POST", "/api/photos", files={"photo": ("../../escaped.png", _png(np.zeros((40, 64, 3))),
-                                                                        "image/png")})
+    status, photo = client.json(
+        "POST", "/api/photos", files={"photo": ("../../escaped.png", _png(np.zeros((40, 64, 3))), "image/png")}
+    )
     assert status == 200 and photo["width"] == 64 and photo["id"].startswith("photo-")
     assert not list(root.parent.rglob("escaped*"))
-    for path in ("/api/photos/..%2F..%2Fetc", "/api/runs/20260101-000000-abcd/files/..%2Fconfig.yaml",
-                 "/api/runs/..%2F..%2Fstyles/files/output.png", "/api/styles/starry_night-auto4/meta.json"):
+    for path in (
+        "/api/photos/..%2F..%2Fetc",
+        "/api/runs/20260101-000000-abcd/files/..%2Fconfig.yaml",
+        "/api/runs/..%2F..%2Fstyles/files/output.png",
+        "/api/styles/starry_night-auto4/meta.json",
+    ):
         status, err = client.json("GET", path)
         assert status in (400, 404) and err["error"], path
 
@@ -301,15 +338,21 @@ def test_a_photo_segmented_together_with_the_painting_gives_a_starting_doodle(se
     photo_png = _png(np.asarray(Image.open(tubingen).convert("RGB").resize((128, 96))))
     status, photo = client.json("POST", "/api/photos", files={"photo": ("t.jpg", photo_png, "image/png")})
     status, style = client.json("POST", "/api/styles", data={"bundled": "starry_night", "regions": "3"})
-    status, joint = client.json("POST", f"/api/photos/{photo['id']}/automap", data={"style": style["id"], "regions": "3"})
+    status, joint = client.json(
+        "POST", f"/api/photos/{photo['id']}/automap", data={"style": style["id"], "regions": "3"}
+    )
     assert status == 200, joint
     assert joint["map"] == "joint" and joint["id"] != style["id"] and len(joint["palette"]) == 3
     # the photo's map is the photo's half of one k-means over both images (semantic.auto_maps), in the palette
     status, body, _ = client.request("GET", joint["photo_map_url"])
     photo_map = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
-    load = lambda p: torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
-    painting_masks, photo_masks = semantic.auto_maps([load(root / "styles" / style["id"] / "style.png"),
-                                                      load(root / "photos" / photo["id"] / "photo.png")], 3)
+
+    def load(p):
+        return torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+
+    painting_masks, photo_masks = semantic.auto_maps(
+        [load(root / "styles" / style["id"] / "style.png"), load(root / "photos" / photo["id"] / "photo.png")], 3
+    )
     expected = (semantic.masks_to_map(photo_masks)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert photo_map.shape == (96, 128, 3) and np.array_equal(photo_map, expected)
     palette = {st_hex(p["color"]) for p in joint["palette"]}
@@ -331,9 +374,12 @@ def test_paint_a_doodle_with_progress_events_and_a_result(server):
     # an off-palette colour in the doodle: snapped, with a warning shown
     d = np.asarray(Image.open(io.BytesIO(_doodle(style)))).copy()
     d[:8, :8, :3] = (250, 30, 60)
-    status, answer = client.json("POST", "/api/paint", data={"style": style["id"], "size": "64", "preset": "fast",
-                                                             "steps": "6"},
-                                 files={"doodle": ("doodle.png", _png(d), "image/png")})
+    status, answer = client.json(
+        "POST",
+        "/api/paint",
+        data={"style": style["id"], "size": "64", "preset": "fast", "steps": "6"},
+        files={"doodle": ("doodle.png", _png(d), "image/png")},
+    )
     assert status == 202, answer
     assert any("snapped to the nearest palette colour" in w for w in answer["warnings"])
     events = _run_to_end(client, answer["run"])
@@ -378,9 +424,13 @@ def test_a_second_run_is_busy_and_stop_keeps_the_last_frame(server):
     client, root = server
     style = _toy_style(client)
     form = {"style": style["id"], "size": "64", "preset": "fast", "steps": "500"}
-    status, answer = client.json("POST", "/api/paint", data=form, files={"doodle": ("d.png", _doodle(style), "image/png")})
+    status, answer = client.json(
+        "POST", "/api/paint", data=form, files={"doodle": ("d.png", _doodle(style), "image/png")}
+    )
     assert status == 202, answer
-    status, busy = client.json("POST", "/api/paint", data=form, files={"doodle": ("d.png", _doodle(style), "image/png")})
+    status, busy = client.json(
+        "POST", "/api/paint", data=form, files={"doodle": ("d.png", _doodle(style), "image/png")}
+    )
     assert status == 409 and busy["error"].startswith(f"busy: a painting is already running (run {answer['run']}")
     stopped_at = None
     events = []
@@ -398,10 +448,15 @@ def test_a_second_run_is_busy_and_stop_keeps_the_last_frame(server):
     assert result["id"] == answer["run"] and result["state"] == "stopped"
     # the server is free again; this time over a photo (doodle-with-content mode): the doodle takes the photo's
     # size, which the run needs, and the photo is the content
-    status, photo = client.json("POST", "/api/photos", files={"photo": ("p.jpg", _png(np.full((60, 96, 3), 90)),
-                                                                        "image/png")})
-    status, again = client.json("POST", "/api/paint", data={**form, "steps": "1", "photo": photo["id"]},
-                                files={"doodle": ("d.png", _doodle(style), "image/png")})
+    status, photo = client.json(
+        "POST", "/api/photos", files={"photo": ("p.jpg", _png(np.full((60, 96, 3), 90)), "image/png")}
+    )
+    status, again = client.json(
+        "POST",
+        "/api/paint",
+        data={**form, "steps": "1", "photo": photo["id"]},
+        files={"doodle": ("d.png", _doodle(style), "image/png")},
+    )
     assert status == 202, again
     assert _run_to_end(client, again["run"])[-1][1]["state"] == "done"
     folder = root / "runs" / again["run"]
@@ -421,8 +476,12 @@ def test_paint_refuses_bad_requests_before_running(server):
         ({"style": style["id"], "size": "5000"}, _doodle(style), 400, "size: must be an integer from 32 to 1024"),
         ({"style": style["id"], "size": "64", "preset": "ultra"}, _doodle(style), 400, "preset: 'ultra' is not one"),
         ({"style": style["id"], "size": "64"}, b"GIF89a broken", 400, "doodle: "),
-        ({"style": style["id"], "size": "64", "photo": photo["id"]}, _doodle(style), 400,
-         "doodle: is 64x40 but the photo is 64x64; the doodle must have the photo's shape"),
+        (
+            {"style": style["id"], "size": "64", "photo": photo["id"]},
+            _doodle(style),
+            400,
+            "doodle: is 64x40 but the photo is 64x64; the doodle must have the photo's shape",
+        ),
     ]:
         status, err = client.json("POST", "/api/paint", data=data, files={"doodle": ("d.png", doodle, "image/png")})
         assert status == status_code and err["error"].startswith(message), (data, err)

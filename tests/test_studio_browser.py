@@ -19,11 +19,13 @@ from PIL import Image
 from semstyle.core import semantic
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).is_file()), None)
-CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None)
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None
+)
 
 
 def _hex(h: str) -> tuple[int, int, int]:
-    return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(h[i : i + 2], 16) for i in (1, 3, 5))
 
 
 @pytest.fixture()
@@ -36,8 +38,16 @@ def browser():
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or a driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(60)
@@ -107,7 +117,8 @@ def test_paint_a_doodle_in_the_browser(browser, studio, tmp_path):
     d.find_element(By.ID, "steps").send_keys("10")
     d.find_element(By.ID, "paint").click()
     WebDriverWait(d, 300, poll_frequency=0.5).until(
-        lambda d: d.find_element(By.ID, "live").get_attribute("data-state") in ("done", "stopped", "error"))
+        lambda d: d.find_element(By.ID, "live").get_attribute("data-state") in ("done", "stopped", "error")
+    )
     status = d.find_element(By.ID, "status").text
     assert d.find_element(By.ID, "live").get_attribute("data-state") == "done", status
     assert int(d.find_element(By.ID, "live").get_attribute("data-frames") or 0) >= 2  # live frames were shown
@@ -126,7 +137,9 @@ def test_paint_a_doodle_in_the_browser(browser, studio, tmp_path):
     # what the browser sent has hard edges: every pixel is a palette colour, opaque, or unpainted (transparent)
     drawn = np.asarray(Image.open(folder / "doodle.png").convert("RGBA"))
     assert set(np.unique(drawn[..., 3]).tolist()) <= {0, 255}
-    assert {tuple(c) for c in drawn[drawn[..., 3] == 255][:, :3].tolist()} == {tuple(style["palette"][k]) for k in (a, b)}
+    assert {tuple(c) for c in drawn[drawn[..., 3] == 255][:, :3].tolist()} == {
+        tuple(style["palette"][k]) for k in (a, b)
+    }
     notes = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#warnings li")]
     assert not any("snapped" in n or "unpainted" in n for n in notes), notes  # nothing was snapped or filled in
     # the strokes reached the map: left quarter region a, right half (the brushed strip, between the strokes'
@@ -135,7 +148,7 @@ def test_paint_a_doodle_in_the_browser(browser, studio, tmp_path):
     H, W = mapped.shape[:2]
     is_a = (mapped == style["palette"][a]).all(-1)
     is_b = (mapped == style["palette"][b]).all(-1)
-    assert is_a[:, : W // 4].mean() > 0.99 and is_b[:, W // 2 + 8:].mean() > 0.9, (is_a.mean(), is_b.mean())
+    assert is_a[:, : W // 4].mean() > 0.99 and is_b[:, W // 2 + 8 :].mean() > 0.9, (is_a.mean(), is_b.mean())
     # and the result paints each drawn region in its painting region's colours (mean colour per region)
     out = torch.from_numpy(np.array(Image.open(folder / "output.png").convert("RGB"))).permute(2, 0, 1)[None] / 255
     masks = torch.from_numpy(np.stack([is_a, is_b]))[None].float()

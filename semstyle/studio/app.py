@@ -59,9 +59,13 @@ async def _form(request: Request):
     if length is None:
         raise HTTPError(411, "upload: the request has no Content-Length; send the file as a normal form upload")
     if not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
-        raise HTTPError(413, f"upload: the request is {int(length) / 2**20:.1f} MB; the limit is "
-                             f"{st.MAX_UPLOAD_BYTES // 2**20} MB per image" if length.isdigit() else
-                        "upload: bad Content-Length")
+        raise HTTPError(
+            413,
+            f"upload: the request is {int(length) / 2**20:.1f} MB; the limit is "
+            f"{st.MAX_UPLOAD_BYTES // 2**20} MB per image"
+            if length.isdigit()
+            else "upload: bad Content-Length",
+        )
     try:
         return await request.form(max_files=3, max_fields=16, max_part_size=MAX_FIELD_BYTES)
     except Exception as e:  # python-multipart / Starlette parse errors: one line
@@ -129,8 +133,13 @@ def _sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None = None, frame_every: int = 5,
-               poll: float = 0.1, hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> Starlette:
+def create_app(
+    root: str | Path = "runs/studio",
+    styles_dir: str | Path | None = None,
+    frame_every: int = 5,
+    poll: float = 0.1,
+    hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
+) -> Starlette:
     """The studio app over the folder ``root`` (made if missing); ``styles_dir`` holds the bundled paintings
     (default the bundled ``assets/styles``); a frame is sent every ``frame_every`` steps; ``hosts``: the names the
     server answers to (:class:`LocalOnly`; None: any, for a server deliberately opened to a network)."""
@@ -138,13 +147,20 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
     runner = Runner()
 
     async def page(request: Request) -> Response:
-        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"),
-                            headers={"Cache-Control": "no-store"})
+        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
     async def list_styles(request: Request) -> Response:
         bundled = [{"name": n, "label": n.replace("_", " "), "url": f"/api/bundled/{n}"} for n in store.bundled_names()]
-        return JSONResponse({"bundled": bundled, "styles": store.styles(), "presets": list(st.PRESETS),
-                             "max_size": st.MAX_SIZE, "min_size": st.MIN_SIZE, "canvas": st.CANVAS_LONG_SIDE})
+        return JSONResponse(
+            {
+                "bundled": bundled,
+                "styles": store.styles(),
+                "presets": list(st.PRESETS),
+                "max_size": st.MAX_SIZE,
+                "min_size": st.MIN_SIZE,
+                "canvas": st.CANVAS_LONG_SIDE,
+            }
+        )
 
     async def bundled_file(request: Request) -> Response:
         return FileResponse(store._bundled_file(request.path_params["name"]))
@@ -180,7 +196,7 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
             body = await request.json()
         except ValueError:
             raise HTTPError(400, "names: the body is not JSON") from None
-        check(isinstance(body, dict), "names: expected {\"names\": [...]}")
+        check(isinstance(body, dict), 'names: expected {"names": [...]}')
         return JSONResponse(store.rename_regions(request.path_params["style"], body.get("names")).describe())
 
     async def add_photo(request: Request) -> Response:
@@ -230,16 +246,25 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
         config, overrides, notes = store.run_config(run_id, style, doodle, doodle_map, size, preset, photo, steps)
         store.save_inputs(run_id, doodle)  # only once the request is known to be good
         warnings = doodle.warnings + notes
-        info = {"style": style.id, "style_name": style.meta["name"], "photo": photo, "size": size, "preset": preset,
-                "steps": steps, "names": style.meta["names"], "palette": style.meta["palette"],
-                "warnings": warnings}
+        info = {
+            "style": style.id,
+            "style_name": style.meta["name"],
+            "photo": photo,
+            "size": size,
+            "preset": preset,
+            "steps": steps,
+            "names": style.meta["names"],
+            "palette": style.meta["palette"],
+            "warnings": warnings,
+        }
 
         def finish(job: Job, state: str) -> None:
             store.finish_run(job.id, {**info, "state": state, "seconds": job.seconds})
 
         job = runner.start(Job(run_id, config, overrides, on_finish=finish, frame_every=frame_every))
-        return JSONResponse({"run": job.id, "warnings": warnings,
-                             "events": f"/api/runs/{job.id}/events"}, status_code=202)
+        return JSONResponse(
+            {"run": job.id, "warnings": warnings, "events": f"/api/runs/{job.id}/events"}, status_code=202
+        )
 
     async def stop(request: Request) -> Response:
         job = runner.stop()
@@ -275,15 +300,23 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
                 if frame is not None and frame[0] != sent_frame:
                     sent_frame = frame[0]
                     last = job.last
-                    yield _sse("frame", {"n": frame[0], "scale": last.get("scale"), "step": last.get("step"),
-                                         "image": "data:image/jpeg;base64," + base64.b64encode(frame[1]).decode()})
+                    yield _sse(
+                        "frame",
+                        {
+                            "n": frame[0],
+                            "scale": last.get("scale"),
+                            "step": last.get("step"),
+                            "image": "data:image/jpeg;base64," + base64.b64encode(frame[1]).decode(),
+                        },
+                    )
                 if finished:
                     yield _sse("end", job.end_message())
                     return
                 await asyncio.sleep(poll)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def run_file(request: Request) -> Response:
         run_id = st.check_id(request.path_params["run"], "run", st.RUN_ID_RE)
@@ -327,8 +360,10 @@ def create_app(root: str | Path = "runs/studio", styles_dir: str | Path | None =
     from starlette.middleware import Middleware
 
     middleware = [Middleware(LocalOnly, hosts=hosts)] if hosts is not None else []
-    app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={SemstyleError: semstyle_error, HTTPError: http_error,
-                                        HTTPException: starlette_error})
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={SemstyleError: semstyle_error, HTTPError: http_error, HTTPException: starlette_error},
+    )
     app.state.store, app.state.runner = store, runner
     return app

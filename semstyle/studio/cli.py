@@ -24,7 +24,11 @@ EXTRA_HINT = "the studio needs its extra: pip install 'semstyle[studio]' (or, in
 
 def _require_extra() -> None:
     missing = []
-    for module, package in (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")):
+    for module, package in (
+        ("starlette", "starlette"),
+        ("uvicorn", "uvicorn"),
+        ("python_multipart", "python-multipart"),
+    ):
         try:
             __import__(module)
         except ImportError:
@@ -40,12 +44,19 @@ def _check_port(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise SemstyleError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); "
-                                "another program uses it: pick another with --port") from None
+            raise SemstyleError(
+                f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); "
+                "another program uses it: pick another with --port"
+            ) from None
 
 
-def serve(root: str = "runs/studio", host: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool = True,
-          styles: str | None = None) -> None:
+def serve(
+    root: str = "runs/studio",
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    open_browser: bool = True,
+    styles: str | None = None,
+) -> None:
     """Run the studio until interrupted."""
     _require_extra()
     import ipaddress
@@ -61,8 +72,11 @@ def serve(root: str = "runs/studio", host: str = "127.0.0.1", port: int = DEFAUL
     except ValueError:
         loopback = host == "localhost"
     if not loopback:
-        print(f"semstyle studio: warning: listening on {host}, not on this machine only: anyone who can reach it "
-              "can upload files and start runs", file=sys.stderr)
+        print(
+            f"semstyle studio: warning: listening on {host}, not on this machine only: anyone who can reach it "
+            "can upload files and start runs",
+            file=sys.stderr,
+        )
     check(0 <= port <= 65535, f"--port: must be 0-65535, got {port}")
     _check_port(host, port)
     app = create_app(root, styles, hosts=LOOPBACK_HOSTS if loopback else None)
@@ -74,11 +88,8 @@ def serve(root: str = "runs/studio", host: str = "127.0.0.1", port: int = DEFAUL
 
 
 class BackgroundServer:
-    """Serve an ASGI app from a thread on ``host`` and a free port (tests, scripts)::
-
-        with BackgroundServer(create_app(root)) as url:   # "http://127.0.0.1:PORT"
-            ...
-    """
+    """Serve an ASGI app from a thread on ``host`` and a free port (tests, scripts): ``with
+    BackgroundServer(create_app(root)) as url:`` gives ``url = "http://127.0.0.1:PORT"`` while the block runs."""
 
     def __init__(self, app, host: str = "127.0.0.1"):
         import socket
@@ -100,8 +111,11 @@ class BackgroundServer:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
-            check(self.thread.is_alive() and time.monotonic() < deadline, "studio: the server did not start",
-                  SemstyleError)
+            check(
+                self.thread.is_alive() and time.monotonic() < deadline,
+                "studio: the server did not start",
+                SemstyleError,
+            )
             time.sleep(0.02)
         return self.url
 
@@ -116,8 +130,11 @@ def _studio(args) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", default="runs/studio", help="the studio's folder: styles, doodles and run folders "
-                                                         "(default runs/studio)")
+    p.add_argument(
+        "--root",
+        default="runs/studio",
+        help="the studio's folder: styles, doodles and run folders (default runs/studio)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
@@ -125,8 +142,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("studio", help="paint a doodle in the browser and watch it become a painting "
-                                             "(needs the studio extra)")
+    p = subparsers.add_parser(
+        "studio", help="paint a doodle in the browser and watch it become a painting (needs the studio extra)"
+    )
     add_arguments(p)
     p.set_defaults(func=_studio)
 

@@ -18,7 +18,6 @@ from typing import Callable
 
 from ..errors import SemstyleError
 
-
 # Finished jobs kept in memory (their messages and last frame); older ones are only on disk.
 KEEP_JOBS = 8
 
@@ -66,14 +65,21 @@ class Job:
         from ..engine.events import StopRun
 
         loss = float(event.loss)
-        msg = {"kind": event.kind, "scale": event.scale, "scales": event.scales,
-               "size": list(event.size) if event.size is not None else None, "step": event.step,
-               "steps": event.steps, "loss": loss if math.isfinite(loss) else None,
-               "terms": {k: float(v) for k, v in (event.terms or {}).items() if math.isfinite(float(v))},
-               "elapsed": round(time.time() - self.started, 2)}
+        msg = {
+            "kind": event.kind,
+            "scale": event.scale,
+            "scales": event.scales,
+            "size": list(event.size) if event.size is not None else None,
+            "step": event.step,
+            "steps": event.steps,
+            "loss": loss if math.isfinite(loss) else None,
+            "terms": {k: float(v) for k, v in (event.terms or {}).items() if math.isfinite(float(v))},
+            "elapsed": round(time.time() - self.started, 2),
+        }
         frame = None
-        if event.kind == "step" and (event.step % self.frame_every == 0 or event.step == event.steps
-                                     or self.stop_requested.is_set()):
+        if event.kind == "step" and (
+            event.step % self.frame_every == 0 or event.step == event.steps or self.stop_requested.is_set()
+        ):
             image = event.current_image()
             if image is not None:
                 frame = _jpeg(image)
@@ -138,8 +144,10 @@ class Runner:
         self.current: Job | None = None
 
     def busy_message(self, job: Job) -> str:
-        return (f"busy: a painting is already running (run {job.id}, {job.progress_line()}, "
-                f"{time.time() - job.started:.0f} s); wait for it to finish or press Stop")
+        return (
+            f"busy: a painting is already running (run {job.id}, {job.progress_line()}, "
+            f"{time.time() - job.started:.0f} s); wait for it to finish or press Stop"
+        )
 
     def start(self, job: Job) -> Job:
         with self.lock:

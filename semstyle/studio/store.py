@@ -31,8 +31,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..core import semantic
-from ..errors import ConfigError, ImageError, SemstyleError, check
 from ..core.image import atomic_write, resize, save_image
+from ..errors import ConfigError, ImageError, SemstyleError, check
 
 # An upload larger than this is refused before it is decoded (a phone photo is 3-12 MB).
 MAX_UPLOAD_BYTES = 25 * 2**20
@@ -61,8 +61,17 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 # Run-folder files the page may download (names fixed here; the rest of a run folder is not served).
-RUN_FILES = ("output.png", "config.yaml", "doodle.png", "doodle_map.png", "sheet.png", "palette.png",
-             "losses.csv", "losses.png", "studio.json")
+RUN_FILES = (
+    "output.png",
+    "config.yaml",
+    "doodle.png",
+    "doodle_map.png",
+    "sheet.png",
+    "palette.png",
+    "losses.csv",
+    "losses.png",
+    "studio.json",
+)
 
 # Quality presets: what one Paint button runs. Phases and steps per phase; "fast" also takes CNNMRF's strides
 # (every second patch on both sides, ~1.6x faster per step: docs/doodle.md) and every preset starts each region
@@ -109,8 +118,11 @@ def decode_upload(data: bytes, what: str) -> Image.Image:
     Returns the Pillow image, EXIF-rotated. Every failure is one :class:`ImageError` line naming ``what``.
     """
     check(len(data) > 0, f"{what}: the file is empty", ImageError)
-    check(len(data) <= MAX_UPLOAD_BYTES,
-          f"{what}: the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB", ImageError)
+    check(
+        len(data) <= MAX_UPLOAD_BYTES,
+        f"{what}: the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB",
+        ImageError,
+    )
     kinds = ", ".join(FORMATS.values())
     try:
         with warnings.catch_warnings():
@@ -118,13 +130,20 @@ def decode_upload(data: bytes, what: str) -> Image.Image:
             img = Image.open(io.BytesIO(data))
             check(img.format in FORMATS, f"{what}: a {img.format} file is not accepted; use {kinds}", ImageError)
             w, h = img.size
-            check(w * h <= MAX_PIXELS, f"{what}: {w}x{h} is too many pixels (limit {MAX_PIXELS // 10**6} MP)",
-                  ImageError)
+            check(
+                w * h <= MAX_PIXELS, f"{what}: {w}x{h} is too many pixels (limit {MAX_PIXELS // 10**6} MP)", ImageError
+            )
             img.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as e:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as e:
         if isinstance(e, UnidentifiedImageError):
             raise ImageError(f"{what}: not an image file (accepted: {kinds})") from None
         raise ImageError(f"{what}: the image could not be decoded ({e.__class__.__name__}: {e})") from None
@@ -176,14 +195,24 @@ class Style:
 
     def describe(self) -> dict:
         m = self.meta
-        return {"id": self.id, "name": m["name"], "width": m["width"], "height": m["height"],
-                "map": m["map"], "regions": m.get("regions"),
-                "palette": [{"color": _hex(np.array(c) / 255), "name": n, "mean": _hex(np.array(mean) / 255),
-                             "share": s}
-                            for c, n, mean, s in zip(m["palette"], m["names"], m["means"], m["shares"])],
-                "image_url": f"/api/styles/{self.id}/style.png", "map_url": f"/api/styles/{self.id}/map.png",
-            "photo_map_url": f"/api/styles/{self.id}/photo_map.png" if (self.folder / "photo_map.png").is_file()
-            else None, "notes": m.get("notes", [])}
+        return {
+            "id": self.id,
+            "name": m["name"],
+            "width": m["width"],
+            "height": m["height"],
+            "map": m["map"],
+            "regions": m.get("regions"),
+            "palette": [
+                {"color": _hex(np.array(c) / 255), "name": n, "mean": _hex(np.array(mean) / 255), "share": s}
+                for c, n, mean, s in zip(m["palette"], m["names"], m["means"], m["shares"])
+            ],
+            "image_url": f"/api/styles/{self.id}/style.png",
+            "map_url": f"/api/styles/{self.id}/map.png",
+            "photo_map_url": f"/api/styles/{self.id}/photo_map.png"
+            if (self.folder / "photo_map.png").is_file()
+            else None,
+            "notes": m.get("notes", []),
+        }
 
 
 @dataclass
@@ -195,8 +224,9 @@ class Doodle:
     warnings: list[str]
 
 
-def snap_doodle(rgba: np.ndarray, palette: torch.Tensor, names: list[str] | None = None,
-                min_fraction: float = MIN_FRACTION) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def snap_doodle(
+    rgba: np.ndarray, palette: torch.Tensor, names: list[str] | None = None, min_fraction: float = MIN_FRACTION
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Turn a drawn doodle into a map the run reads exactly as it was meant.
 
     Args:
@@ -227,9 +257,11 @@ def snap_doodle(rgba: np.ndarray, palette: torch.Tensor, names: list[str] | None
     if bool(off.any()):
         codes = np.unique(colors[off].numpy().astype(np.int64) @ np.array([65536, 256, 1]))
         example = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in codes[:3])
-        out.append(f"{int(off.sum())} painted pixels ({100 * float(off.float().mean()):.1f}%) in "
-                   f"{len(codes)} colour(s) not in the palette (e.g. {example}) were snapped to the nearest "
-                   "palette colour")
+        out.append(
+            f"{int(off.sum())} painted pixels ({100 * float(off.float().mean()):.1f}%) in "
+            f"{len(codes)} colour(s) not in the palette (e.g. {example}) were snapped to the nearest "
+            "palette colour"
+        )
     labels = np.full((h, w), -1, dtype=np.int64)
     labels[painted] = nearest.numpy()
     counts = np.bincount(labels[painted], minlength=len(palette))
@@ -237,8 +269,10 @@ def snap_doodle(rgba: np.ndarray, palette: torch.Tensor, names: list[str] | None
     if tiny:
         labels[np.isin(labels, tiny)] = -1
         which = ", ".join(f"{names[k]!r} ({100 * counts[k] / (h * w):.2f}%)" for k in tiny)
-        out.append(f"region(s) {which} cover less than {100 * min_fraction:g}% of the doodle, which the map reader "
-                   "takes for edge noise: their pixels join the nearest painted region")
+        out.append(
+            f"region(s) {which} cover less than {100 * min_fraction:g}% of the doodle, which the map reader "
+            "takes for edge noise: their pixels join the nearest painted region"
+        )
     empty = labels < 0
     check(not bool(empty.all()), "doodle: what is painted is too small to be a region; paint larger areas")
     if bool(empty.any()):
@@ -246,8 +280,10 @@ def snap_doodle(rgba: np.ndarray, palette: torch.Tensor, names: list[str] | None
 
         unpainted = float((~painted).mean())
         if unpainted > 0:
-            out.append(f"{100 * unpainted:.1f}% of the canvas was left unpainted: each such pixel takes the region "
-                       "of the nearest painted pixel")
+            out.append(
+                f"{100 * unpainted:.1f}% of the canvas was left unpainted: each such pixel takes the region "
+                "of the nearest painted pixel"
+            )
         _, (iy, ix) = distance_transform_edt(empty, return_indices=True)
         labels = labels[iy, ix]
     return pal8.numpy().astype(np.uint8)[labels], labels, out
@@ -271,8 +307,11 @@ class Store:
         return sorted(p.stem for p in self.bundled.iterdir() if p.suffix.lower() in exts and ID_RE.match(p.stem))
 
     def _bundled_file(self, name: str) -> Path:
-        check(name in self.bundled_names(), f"style: no bundled painting named {name!r}; "
-                                            f"available: {', '.join(self.bundled_names()) or 'none'}", NotFound)
+        check(
+            name in self.bundled_names(),
+            f"style: no bundled painting named {name!r}; available: {', '.join(self.bundled_names()) or 'none'}",
+            NotFound,
+        )
         return next(p for p in self.bundled.iterdir() if p.stem == name)
 
     def style(self, style_id: str) -> Style:
@@ -288,8 +327,16 @@ class Store:
                 out.append(self.style(folder.name).describe())
         return out
 
-    def add_style(self, image: torch.Tensor, name: str, source: str, style_id: str,
-                  map_image: torch.Tensor | None = None, regions: int = 4, extra: dict | None = None) -> Style:
+    def add_style(
+        self,
+        image: torch.Tensor,
+        name: str,
+        source: str,
+        style_id: str,
+        map_image: torch.Tensor | None = None,
+        regions: int = 4,
+        extra: dict | None = None,
+    ) -> Style:
         """Store a painting ``(1, 3, H, W)`` with its map: ``map_image`` (same shape up to rounding), or automatic
         maps of ``regions`` regions (``semantic.auto_map``, colour + position, as ``--auto-maps``).
 
@@ -300,16 +347,20 @@ class Store:
             return self.style(style_id)
         image = _fit(image)
         if map_image is None:
-            check(isinstance(regions, int) and 2 <= regions <= MAX_COLORS,
-                  f"regions: automatic maps need 2 to {MAX_COLORS} regions, got {regions!r}")
+            check(
+                isinstance(regions, int) and 2 <= regions <= MAX_COLORS,
+                f"regions: automatic maps need 2 to {MAX_COLORS} regions, got {regions!r}",
+            )
             masks = semantic.auto_map(image, regions, "color")
             smap = semantic.masks_to_map(masks)
         else:
             ih, iw = image.shape[-2:]
             mh, mw = map_image.shape[-2:]
-            check(_same_aspect((mh, mw), (ih, iw)),
-                  f"style map: is {mw}x{mh} but the painting is {iw}x{ih}; a map must have its painting's shape",
-                  ImageError)
+            check(
+                _same_aspect((mh, mw), (ih, iw)),
+                f"style map: is {mw}x{mh} but the painting is {iw}x{ih}; a map must have its painting's shape",
+                ImageError,
+            )
             smap = resize(map_image, (ih, iw), mode="nearest")
         palette = semantic.extract_palette(smap, MAX_COLORS, MIN_FRACTION)
         masks = semantic.map_to_masks(smap, palette)
@@ -320,12 +371,18 @@ class Store:
         save_image(image, tmp / "style.png")
         save_image(smap, tmp / "map.png")
         kind = "auto" if map_image is None else "joint" if source.startswith("joint:") else "upload"
-        meta = {"name": name, "source": source, "map": kind, "regions": None if kind == "upload" else regions,
-                "width": int(image.shape[-1]), "height": int(image.shape[-2]),
-                "palette": (palette * 255).round().int().tolist(),
-                "means": (means * 255).round().int().clamp(0, 255).tolist(),
-                "shares": [round(float(s), 4) for s in shares],
-                "names": [f"region {i + 1}" for i in range(len(palette))]}
+        meta = {
+            "name": name,
+            "source": source,
+            "map": kind,
+            "regions": None if kind == "upload" else regions,
+            "width": int(image.shape[-1]),
+            "height": int(image.shape[-2]),
+            "palette": (palette * 255).round().int().tolist(),
+            "means": (means * 255).round().int().clamp(0, 255).tolist(),
+            "shares": [round(float(s), 4) for s in shares],
+            "names": [f"region {i + 1}" for i in range(len(palette))],
+        }
         for file_name, picture in (extra or {}).items():
             save_image(picture, tmp / file_name)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -376,8 +433,10 @@ class Store:
         also holds ``photo_map.png``, the photo's map in the same colours: a starting doodle for the photo."""
         from ..core.image import load_image
 
-        check(isinstance(regions, int) and 2 <= regions <= MAX_COLORS,
-              f"regions: automatic maps need 2 to {MAX_COLORS} regions, got {regions!r}")
+        check(
+            isinstance(regions, int) and 2 <= regions <= MAX_COLORS,
+            f"regions: automatic maps need 2 to {MAX_COLORS} regions, got {regions!r}",
+        )
         photo = self.photo(photo_id)
         style_id = f"{style.id[:40]}-{photo_id.removeprefix('photo-')[:8]}-joint{regions}"
         if (self.root / "styles" / style_id / "meta.json").is_file():
@@ -385,24 +444,34 @@ class Store:
         painting = load_image(style.image_path, what="style image")
         picture = load_image(self.root / "photos" / photo["id"] / "photo.png", what="photo")
         style_masks, photo_masks = semantic.auto_maps([painting, picture], regions, "color")
-        joint = self.add_style(painting, f"{style.meta['name']} + photo", f"joint:{style.id}+{photo['id']}",
-                               style_id, semantic.masks_to_map(style_masks), regions,
-                               extra={"photo_map.png": semantic.masks_to_map(photo_masks)})
+        joint = self.add_style(
+            painting,
+            f"{style.meta['name']} + photo",
+            f"joint:{style.id}+{photo['id']}",
+            style_id,
+            semantic.masks_to_map(style_masks),
+            regions,
+            extra={"photo_map.png": semantic.masks_to_map(photo_masks)},
+        )
         # a region of the photo that the painting hardly has (dropped from its palette) has no patches to take
         kept = {tuple(c) for c in joint.meta["palette"]}
         colours = (semantic.AUTO_COLORS[:regions] * 255).round().int().tolist()
         lost = sum(float(photo_masks[0, k].mean()) for k in range(regions) if tuple(colours[k]) not in kept)
         if lost > 0:
-            joint.meta["notes"] = [f"{100 * lost:.1f}% of the photo fell in a region the painting hardly has (under "
-                                   f"{100 * MIN_FRACTION:g}% of it): those pixels take the nearest region in colour"]
+            joint.meta["notes"] = [
+                f"{100 * lost:.1f}% of the photo fell in a region the painting hardly has (under "
+                f"{100 * MIN_FRACTION:g}% of it): those pixels take the nearest region in colour"
+            ]
             atomic_write(joint.folder / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(joint.meta, indent=1)))
         return joint
 
     def rename_regions(self, style_id: str, names: list) -> Style:
         style = self.style(style_id)
         k = len(style.meta["palette"])
-        check(isinstance(names, list) and len(names) == k and all(isinstance(n, str) for n in names),
-              f"names: expected a list of {k} region names")
+        check(
+            isinstance(names, list) and len(names) == k and all(isinstance(n, str) for n in names),
+            f"names: expected a list of {k} region names",
+        )
         style.meta["names"] = [" ".join(n.split())[:40] or f"region {i + 1}" for i, n in enumerate(names)]
         atomic_write(style.folder / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(style.meta, indent=1)))
         return style
@@ -435,14 +504,20 @@ class Store:
         image's size)."""
         img = decode_upload(data, "doodle")
         w, h = img.size
-        check(max(w, h) <= MAX_CANVAS_SIDE and min(w, h) >= 16,
-              f"doodle: {w}x{h}; a doodle's sides must be 16 to {MAX_CANVAS_SIDE} px", ImageError)
+        check(
+            max(w, h) <= MAX_CANVAS_SIDE and min(w, h) >= 16,
+            f"doodle: {w}x{h}; a doodle's sides must be 16 to {MAX_CANVAS_SIDE} px",
+            ImageError,
+        )
         rgba = np.asarray(img.convert("RGBA"))
         if photo_id is not None:
             p = self.photo(photo_id)
-            check(_same_aspect((h, w), (p["height"], p["width"])),
-                  f"doodle: is {w}x{h} but the photo is {p['width']}x{p['height']}; the doodle must have the "
-                  "photo's shape", ImageError)
+            check(
+                _same_aspect((h, w), (p["height"], p["width"])),
+                f"doodle: is {w}x{h} but the photo is {p['width']}x{p['height']}; the doodle must have the "
+                "photo's shape",
+                ImageError,
+            )
             rgba = np.asarray(Image.fromarray(rgba).resize((p["width"], p["height"]), Image.NEAREST))
         mapped, _, notes = snap_doodle(rgba, style.palette, style.meta["names"])
         return Doodle(rgba, mapped, notes)
@@ -459,32 +534,55 @@ class Store:
         save_image(Image.fromarray(doodle.map, "RGB"), mapped)
         return drawn, mapped
 
-    def run_config(self, run_id: str, style: Style, doodle: Doodle, doodle_map: Path, size: int, preset: str,
-                   photo_id: str | None = None, steps: int | None = None) -> tuple[dict, list[str], list[str]]:
+    def run_config(
+        self,
+        run_id: str,
+        style: Style,
+        doodle: Doodle,
+        doodle_map: Path,
+        size: int,
+        preset: str,
+        photo_id: str | None = None,
+        steps: int | None = None,
+    ) -> tuple[dict, list[str], list[str]]:
         """The config, overrides and notes of a studio run: the doodle method with the preset's schedule, with
         fewer phases where the preset's coarsest phase would be under :data:`MIN_PHASE_SIDE` (a note says so)."""
-        check(isinstance(size, int) and MIN_SIZE <= size <= MAX_SIZE,
-              f"size: must be an integer from {MIN_SIZE} to {MAX_SIZE} px, got {size!r}")
+        check(
+            isinstance(size, int) and MIN_SIZE <= size <= MAX_SIZE,
+            f"size: must be an integer from {MIN_SIZE} to {MAX_SIZE} px, got {size!r}",
+        )
         check(preset in PRESETS, f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
-        aspect = min(min(style.meta["width"], style.meta["height"]) / max(style.meta["width"], style.meta["height"]),
-                     min(doodle.map.shape[:2]) / max(doodle.map.shape[:2]))
+        aspect = min(
+            min(style.meta["width"], style.meta["height"]) / max(style.meta["width"], style.meta["height"]),
+            min(doodle.map.shape[:2]) / max(doodle.map.shape[:2]),
+        )
         wanted = int(next(o for o in PRESETS[preset] if o.startswith("phases=")).split("=")[1])
         phases = wanted
         while phases > 1 and size * aspect / 2 ** (phases - 1) < MIN_PHASE_SIDE:
             phases -= 1
-        notes = [] if phases == wanted else [
-            f"at {size} px the run has {phases} phase(s) instead of {wanted}: a phase's short side must be at least "
-            f"{MIN_PHASE_SIDE} px"]
-        cfg = {"method": "doodle", "size": size, "progress": False,
-               "out_dir": str(self.run_dir(run_id).resolve()),
-               "style": {"image": str(style.image_path.resolve()), "map": str(style.map_path.resolve())},
-               "target": {"map": str(doodle_map.resolve())}}
+        notes = []
+        if phases != wanted:
+            notes.append(
+                f"at {size} px the run has {phases} phase(s) instead of {wanted}: a phase's short side must "
+                f"be at least {MIN_PHASE_SIDE} px"
+            )
+        cfg = {
+            "method": "doodle",
+            "size": size,
+            "progress": False,
+            "out_dir": str(self.run_dir(run_id).resolve()),
+            "style": {"image": str(style.image_path.resolve()), "map": str(style.map_path.resolve())},
+            "target": {"map": str(doodle_map.resolve())},
+        }
         overrides = [o for o in PRESETS[preset] if not o.startswith("phases=")] + [f"phases={phases}"]
         if photo_id is not None:  # doodle-with-content: start from the photo, as CNNMRF does (init: content)
             cfg["content"] = {"image": str((self.root / "photos" / photo_id / "photo.png").resolve())}
             overrides = [o for o in overrides if not o.startswith("init=")] + ["init=content"]
         if steps is not None:
-            check(isinstance(steps, int) and 1 <= steps <= 1000, f"steps: must be an integer from 1 to 1000, got {steps!r}")
+            check(
+                isinstance(steps, int) and 1 <= steps <= 1000,
+                f"steps: must be an integer from 1 to 1000, got {steps!r}",
+            )
             overrides.append(f"steps={steps}")
         return cfg, overrides, notes
 
@@ -514,9 +612,18 @@ class Store:
                 except ValueError:
                     info = {}
             files = {name: f"/api/runs/{folder.name}/files/{name}" for name in RUN_FILES if (folder / name).is_file()}
-            out.append({"id": folder.name, "state": info.get("state", "done"), "style": info.get("style_name"),
-                        "size": info.get("size"), "preset": info.get("preset"), "seconds": info.get("seconds"),
-                        "files": files, "reopen": "doodle.png" in files and "style" in info})
+            out.append(
+                {
+                    "id": folder.name,
+                    "state": info.get("state", "done"),
+                    "style": info.get("style_name"),
+                    "size": info.get("size"),
+                    "preset": info.get("preset"),
+                    "seconds": info.get("seconds"),
+                    "files": files,
+                    "reopen": "doodle.png" in files and "style" in info,
+                }
+            )
         return out
 
     def run_file(self, run_id: str, name: str) -> Path:
