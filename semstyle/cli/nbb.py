@@ -177,7 +177,9 @@ def run_cli(args) -> Path:
         raise SemstyleError(f"--out {run.final}: could not finish the folder ({e.strerror or e}); the incomplete "
                             f"files are in {run.path}") from None
     what = "cleaning" if args.clean_only is not None or args.clean else "selection"
-    print(f"{len(pa)} pairs ({found} before {what}) in {seconds:.1f} s -> {run.final}")
+    print(f"{len(pa)} pairs ({found} before {what}) in {seconds:.1f} s")
+    print(f"result: {run.final / 'correspondences.png'}")  # the closing lines of every command
+    print(f"run folder: {run.final}")
     return run.final
 
 

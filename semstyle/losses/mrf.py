@@ -39,9 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.search import CHUNK_ENTRIES, nearest_rows
 from .base import layer_weights
 
-CHUNK_ELEMENTS = 1 << 24  # scores per chunk of the NCC search: 16.8 M (32 MiB bf16) -> ~1400 style patches at 512 px
+CHUNK_ELEMENTS = CHUNK_ENTRIES  # scores per chunk of the NCC search: 16.8 M (32 MiB bf16) -> ~1400 style patches at 512 px
 EPS = 1e-8
 # below this many scores (synthesis × style patches) the exact search costs less than a PatchMatch step's dozens of
 # small operations: relu4_1 of a 256 px doodle (660 × 660) is searched exactly, its relu3_1 (2852 × 2852) is not
@@ -219,8 +220,8 @@ def nearest_patches(target_rows: torch.Tensor, style_rows: torch.Tensor, chunk_e
 
     ``target_rows`` ``(L, D)`` and ``style_rows`` ``(N, D)`` come from :func:`ncc_patches`. The scores are the
     convolution of the synthesis features with the normalised style patches as filters, written as one GEMM per
-    chunk of ``chunk_elements // L`` style patches, keeping a running best, so memory stays at one ``(L, chunk)``
-    score block. ``groups`` (:class:`PatchGroup`, from :func:`candidate_groups`): search each group's members
+    chunk of ``chunk_elements // L`` style patches (:func:`semstyle.core.search.nearest_rows`), so memory stays at
+    one ``(L, chunk)`` score block. ``groups`` (:class:`PatchGroup`, from :func:`candidate_groups`): search each group's members
     among its candidates only.
     """
     if groups is not None:
@@ -232,16 +233,7 @@ def nearest_patches(target_rows: torch.Tensor, style_rows: torch.Tensor, chunk_e
             index[members] = i if candidates is None else candidates[i]
             best[members] = b
         return index, best
-    positions = len(target_rows)
-    chunk = max(1, chunk_elements // positions)
-    best = torch.full((positions,), -float("inf"), device=target_rows.device)
-    index = torch.zeros(positions, dtype=torch.long, device=target_rows.device)
-    for start in range(0, len(style_rows), chunk):  # chunks of style patches, not single patches
-        value, arg = (target_rows @ style_rows[start:start + chunk].t()).max(dim=1)
-        value = value.float()
-        better = value > best
-        best = torch.where(better, value, best)
-        index = torch.where(better, arg + start, index)
+    index, best, _ = nearest_rows(target_rows, style_rows, "dot", chunk_elements)
     return index, best
 
 

@@ -32,11 +32,8 @@ from torch import nn
 
 from ..errors import ImageError, check
 from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
+from ..core.search import CHUNK_ENTRIES, nearest_rows
 from .gram import symmetric_gram
-
-# Distance-matrix entries computed at once (rows are chunked beyond this): 2^24 floats = 64 MiB.
-CHUNK_ENTRIES = 1 << 24
-
 
 def _paired_l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """RMS distance of row ``i`` of ``x`` to row ``i`` of ``y`` (``(N, C)`` each); returns ``(N,)``.
@@ -50,28 +47,14 @@ def nearest_neighbours(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", b
                        chunk_entries: int = CHUNK_ENTRIES) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of each row's nearest ``y`` (``(N,)``) and of each ``y``'s nearest row of ``x`` (``(M,)``).
 
-    No gradient. ``cost="cosine"`` expects unit rows (see :func:`relaxed_emd`). The ``(N, M)`` matrix is built in
-    row chunks of at most ``chunk_entries`` entries. ``bf16`` runs the similarity matmul in bfloat16 (~7x faster on
-    AMX CPUs); its output is rounded to ~0.004, so a neighbour within 0.004 of the nearest may be picked instead.
+    No gradient. ``cost="cosine"`` expects unit rows (see :func:`relaxed_emd`); the search is
+    :func:`semstyle.core.search.nearest_rows`. ``bf16`` runs the similarity matmul in bfloat16 (~7x faster on AMX
+    CPUs); its output is rounded to ~0.004, so a neighbour within 0.004 of the nearest may be picked instead.
     """
     check(cost in ("cosine", "l2"), f"cost must be cosine or l2, got {cost!r}")
-    with torch.no_grad():
-        if cost == "cosine" and bf16:
-            x, y = x.bfloat16(), y.bfloat16()
-        n, m = x.shape[0], y.shape[0]
-        rows = max(1, chunk_entries // max(m, 1))
-        row_idx = torch.empty(n, dtype=torch.long, device=x.device)
-        col_best = torch.full((m,), float("inf"), device=x.device)
-        col_idx = torch.zeros(m, dtype=torch.long, device=x.device)
-        for start in range(0, n, rows):
-            xs = x[start:start + rows]
-            # score: lower is nearer (−cos orders like 1 − cos); best along both axes of one chunk
-            score = -(xs @ y.T).float() if cost == "cosine" else torch.cdist(xs, y)
-            row_idx[start:start + rows] = score.argmin(dim=1)
-            cbest, carg = score.min(dim=0)
-            better = cbest < col_best
-            col_best = torch.where(better, cbest, col_best)
-            col_idx = torch.where(better, carg + start, col_idx)
+    if cost == "cosine" and bf16:
+        x, y = x.bfloat16(), y.bfloat16()
+    row_idx, _, col_idx = nearest_rows(x, y, "dot" if cost == "cosine" else "l2", chunk_entries, columns=True)
     return row_idx, col_idx
 
 

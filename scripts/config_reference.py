@@ -1,0 +1,92 @@
+"""Write docs/config.md, every method's config keys with their types and defaults, from the schemas themselves.
+
+    python scripts/config_reference.py            # rewrite docs/config.md
+    python scripts/config_reference.py --check    # exit 1 if docs/config.md is out of date (the test suite runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+from semstyle.conf import SCHEMAS
+from semstyle.conf.common import RunConfig
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+
+
+def _type(field) -> str:
+    return getattr(field.type, "__name__", None) or str(field.type).replace("typing.", "")
+
+
+def _default(value) -> str:
+    if isinstance(value, str) and "/semstyle/assets/" in value:
+        return "`(bundled) " + value.split("/semstyle/assets/", 1)[1] + "`"
+    return f"`{value!r}`" if value is not None else "`null`"
+
+
+def _rows(node, prefix: str = "", skip=()) -> list[str]:
+    """Table rows of a config node; ``skip`` maps keys to the value at which they are left out."""
+    rows = []
+    for f in fields(node):
+        if f.name in skip and skip[f.name] == getattr(node, f.name):
+            continue
+        value = getattr(node, f.name)
+        if is_dataclass(value):
+            rows += _rows(value, f"{prefix}{f.name}.")
+        else:
+            rows.append(f"| `{prefix}{f.name}` | {_type(f)} | {_default(value)} |")
+    return rows
+
+
+def _apply(node, preset: dict):
+    for key, value in preset.items():
+        if isinstance(value, dict):
+            _apply(getattr(node, key), value)
+        else:
+            setattr(node, key, value)
+    return node
+
+
+def render() -> str:
+    base = RunConfig()
+    common = {f.name: getattr(base, f.name) for f in fields(RunConfig)}  # shown per method only where it differs
+    parts = ["# Config keys", "",
+             "Generated from the schemas in `semstyle/conf/` by `python scripts/config_reference.py`: every key, its "
+             "type and its default. The comments beside each default in `semstyle/conf/*.py` give its source. "
+             "`null` keys of a config group (dst `base`, doodle `style.loss`) are filled from the group's table when "
+             "a run starts, and `config.yaml` in the run folder shows the values that ran.", "",
+             "## Keys of every method", "", "| key | type | default |", "|---|---|---|",
+             *_rows(base, skip={"method": base.method}), ""]
+    for name, schema in SCHEMAS.items():
+        node = _apply(schema.config(), schema.preset)
+        parts += [f"## `{name}`", "", schema.summary + ".", ""]
+        if schema.groups:
+            for key, table in schema.groups.items():
+                parts.append(f"Config group `{key}`: " + "; ".join(
+                    f"`{choice}` fills " + ", ".join(f"`{k}`={v!r}" for k, v in values.items())
+                    for choice, values in table.items()) + ".")
+            parts.append("")
+        parts += ["| key | type | default |", "|---|---|---|", *_rows(node, skip={**common, "method": node.method}), ""]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUT.is_file() or OUT.read_text() != text:
+            print(f"{OUT} is out of date: run python scripts/config_reference.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(OUT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
