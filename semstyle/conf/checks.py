@@ -47,14 +47,3 @@ def numbers(values, key: str) -> list[float]:
         check(isinstance(v, (int, float)) and not isinstance(v, bool), f"{key}: must be numbers, got {v!r}")
         check(v >= 0, f"{key}: must be >= 0, got {v}")
     return [float(v) for v in values]
-
-
-def check_file(cfg, key: str, what: str = "file") -> None:
-    """``cfg[key]`` names an existing file (checked before any heavy work)."""
-    from pathlib import Path
-
-    value = OmegaConf.select(cfg, key)
-    check(isinstance(value, str) and value != "", f"{key}: needs a {what} path, got {value!r}")
-    path = Path(value)
-    check(path.exists(), f"{key}: {what} {value}: file not found")
-    check(path.is_file(), f"{key}: {what} {value}: is a folder, not a file")

@@ -27,6 +27,10 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, ImageError, SemstyleError, check
 from .image import _open, pil_to_array, resize
+from .sizes import check_sizes
+from .encoder import vgg19_encoder
+import kornia
+from sklearn.cluster import KMeans
 
 # Distinct colours used to draw automatic maps (and any masks without a palette of their own).
 AUTO_COLORS = torch.tensor([
@@ -82,8 +86,6 @@ def extract_palette(semantic: torch.Tensor, max_colors: int = 8, min_fraction: f
     palette entry is the most frequent exact colour of its cluster, so a clean colour like ``(255, 51, 31)`` comes
     back exactly instead of a centroid pulled by its noisy edge pixels.
     """
-    from sklearn.cluster import KMeans
-
     check(isinstance(max_colors, int) and max_colors >= 1, f"max_colors: must be an integer >= 1, got {max_colors!r}")
     check(0 <= min_fraction < 1, f"min_fraction: must be in [0, 1), got {min_fraction!r}")
     rgb8 = (_pixels(semantic) * 255).round().to(torch.int64).clamp(0, 255)
@@ -209,8 +211,6 @@ def check_map_size(semantic: torch.Tensor, image: torch.Tensor, map_name: str, i
 
 def _color_position_features(image: torch.Tensor, position_weight: float) -> torch.Tensor:
     """``(H·W, 5)``: CIE Lab colour scaled to ~[0, 1] plus the pixel's (y, x) in [0, 1] × ``position_weight``."""
-    import kornia
-
     h, w = image.shape[-2:]
     lab = kornia.color.rgb_to_lab(image.float().clamp(0, 1))[0] / torch.tensor([100.0, 128.0, 128.0]).view(3, 1, 1)
     ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
@@ -231,8 +231,6 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
     Returns masks ``(1, K, H, W)`` per image, same order. Clustering all images together makes region ``k``
     the same kind of area (sky, foliage...) in each, which is what a doodle pairing needs.
     """
-    from sklearn.cluster import KMeans
-
     check(features in ("color", "vgg"), f"semantic.auto_features: {features!r} is not one of color, vgg")
     check(isinstance(n_regions, int) and n_regions >= 2, f"auto maps: need an integer number of regions >= 2, got {n_regions!r}")
 
@@ -242,7 +240,6 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
             return _color_position_features(small, position_weight), tuple(small.shape[-2:])
         enc = encoder
         if enc is None:
-            from .encoder import vgg19_encoder
             enc = vgg19_encoder("max", "fp32", "cpu")
         with torch.no_grad():
             f = enc(small.to(enc.device), [layer])[layer].float().cpu()[0]
@@ -253,7 +250,6 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
         return f.reshape(f.shape[0], -1).t(), (hf, wf)
 
     if features == "vgg":
-        from .sizes import check_sizes
         check_sizes({f"auto-map image {i + 1}": img for i, img in enumerate(images)}, [work_size], [layer],
                     key="semantic.auto_features=color, or a less elongated image")
     fit = [feats_of(img, work_size)[0] for img in images]

@@ -16,6 +16,7 @@ from torch import nn
 
 from .base import layer_weights
 from .gram import gram_loss, gram_matrix
+from ..core.semantic import masks_at
 
 MIN_AREA = 1e-3  # a region covering less of a layer than this has no meaningful Gram there
 
@@ -58,8 +59,6 @@ class MaskedGramLoss(nn.Module):
     @torch.no_grad()
     def set_style(self, features: dict[str, torch.Tensor], masks: torch.Tensor) -> None:
         """Style features ``{layer: (1, C, h, w)}`` and image-resolution masks ``(1, K, H, W)``."""
-        from ..core.semantic import masks_at
-
         self.targets = {layer: masked_grams(features[layer].detach().float(),
                                             masks_at(masks.float().to(features[layer].device), features[layer].shape[-2:]))
                         for layer in self.layers}
@@ -69,8 +68,6 @@ class MaskedGramLoss(nn.Module):
         self.target_masks = {"image": masks.float()}
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        from ..core.semantic import masks_at
-
         if not self.targets or not self.target_masks:
             raise RuntimeError("MaskedGramLoss: set_style() and set_target_masks() must be called first")
         total = 0.0

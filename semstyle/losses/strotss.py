@@ -34,6 +34,7 @@ from ..errors import ImageError, check
 from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from ..core.search import CHUNK_ENTRIES, nearest_rows
 from .gram import symmetric_gram
+from ..core.encoder import check_layers
 
 def _paired_l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """RMS distance of row ``i`` of ``x`` to row ``i`` of ``y`` (``(N, C)`` each); returns ``(N,)``.
@@ -223,8 +224,6 @@ class StrotssLoss(nn.Module):
     def __init__(self, encoder, layers=STROTSS_LAYERS, content_weight: float = 16.0, moment_weight: float = 1.0,
                  samples: int = 1024, style_samples: int = 5000, seed: int = 0, feature_scale: float = FEATURE_SCALE):
         super().__init__()
-        from ..core.encoder import check_layers
-
         check_layers(layers)
         check(samples >= 2 and style_samples >= 1, f"samples must be >= 2 and style_samples >= 1, got {samples}, {style_samples}")
         self.encoder = encoder

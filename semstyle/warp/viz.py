@@ -12,12 +12,11 @@ from PIL import Image, ImageDraw
 from ..errors import SemstyleError
 from ..core.image import atomic_write, to_pil
 from .tps import warp_image
+import colorsys
 
 
 def point_colors(n: int) -> list[tuple[int, int, int]]:
     """``n`` distinct RGB colours (golden-angle hues), the same for the same ``n`` so pictures can be compared."""
-    import colorsys
-
     return [tuple(int(255 * c) for c in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.85, 1.0)) for i in range(n)]
 
 
