@@ -65,13 +65,17 @@ def face_landmarks(image: torch.Tensor) -> torch.Tensor | None:
 
 
 def face_keypoints(content: torch.Tensor, style: torch.Tensor, max_points: int = 80, b: float = 10,
-                   im_size: int = 256) -> tuple[torch.Tensor, torch.Tensor] | None:
+                   im_size: int = 256, landmarks=face_landmarks, indices: list[int] | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Portrait-mode keypoint pairs ``(content (N, 2), style (N, 2))`` in original pixels, or None when either
-    image has no detectable face. ``max_points``, ``b``, ``im_size``: DST's cleaning (80, 10 px at 256 px)."""
-    marks_a, marks_b = face_landmarks(content), face_landmarks(style)
+    image has no detectable face. ``max_points``, ``b``, ``im_size``: DST's cleaning (80, 10 px at 256 px).
+
+    ``landmarks(image) -> (L, 2) or None`` finds the landmarks (MediaPipe's Face Mesh by default) and ``indices``
+    picks the ones kept (default :func:`portrait_indices`): another landmark source plugs in here."""
+    marks_a, marks_b = landmarks(content), landmarks(style)
     if marks_a is None or marks_b is None:
         return None
-    idx = torch.tensor(portrait_indices())
+    idx = torch.tensor(portrait_indices() if indices is None else indices)
     pa, pb = marks_a[idx], marks_b[idx]
     # landmarks of a face near the edge can fall just outside the frame
     for pts, img in ((pa, content), (pb, style)):
