@@ -28,11 +28,11 @@ from ..correspondence import read_correspondences, similarity_align, write_corre
 from ..encoder import vgg19_encoder
 from ..errors import SemstyleError, check
 from ..image import as_image, load_image, resize
-from ..losses import ContentLoss, GramLoss, tv_loss
+from ..losses import ContentLoss, GramLoss
 from ..optim import OPTIMIZERS, optimize
 from ..runs import RunDir
 from ..schedule import coarse_to_fine
-from ..warp import draw_points, flow_picture, save_flow, tps_flow, warp_image
+from ..warp import draw_points, flow_picture, flow_tv, save_flow, tps_flow, warp_image
 
 BASES = ("strotss", "gram")
 KEYPOINT_SOURCES = ("auto", "files", "nbb", "faces")
@@ -61,6 +61,7 @@ DEFAULTS = {
     "momentum": None,  # SGD only
     "warp_lr": None,  # learning rate of θ (px at the final size)
     "warp_sgd": None,  # with optimizer adam: θ still takes DST's momentum-SGD steps (lr warp_lr, momentum 0.9)
+    "warp_optimizer": None,  # adam: θ on its own Adam, steps of ~warp_lr px whatever the pull's scale | sgd: as DST
     "scale_content_weight": None,  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
     "border_points": 80,  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
     "warp_grid": 64,  # side of the lattice the spline is evaluated on during the optimisation (semstyle.warp)
@@ -82,7 +83,7 @@ BASE_DEFAULTS = {
     "strotss": {
         "content_weight": 8.0, "style_weight": 1.0, "warp_weight": 0.5, "reg_weight": 50.0,
         "optimizer": "sgd", "lr": 0.075, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
-        "warp_lr": 0.3, "warp_sgd": False,
+        "warp_lr": 0.3, "warp_sgd": False, "warp_optimizer": "adam",
     },
     # No public reference (docs/dst.md has the experiments). The image: Gatys's content/style ratio (1e-3 / 1e-6,
     # semstyle.methods.gatys) with Adam, which is blind to the loss scale. The scale itself sets how hard the warped
@@ -92,13 +93,18 @@ BASE_DEFAULTS = {
     "gram": {
         "content_weight": 5.0e-7, "style_weight": 5.0e-10, "warp_weight": 0.5, "reg_weight": 50.0,
         "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
-        "warp_lr": 0.3, "warp_sgd": True,
+        "warp_lr": 0.3, "warp_sgd": True, "warp_optimizer": "adam",
     },
 }
 
 # Adam's step is lr·m̂/(√v̂ + eps); with eps far above any gradient of θ it becomes (lr/eps)·m̂, a gradient step with
 # momentum. m̂ (Adam's moving average, β1 = 0.9) is 1/10 of SGD's momentum sum at steady state, hence lr = 10·eps·lr_sgd.
 SGD_EPS = 1.0e4
+
+# DST's STROTSS units (see _StrotssBase): Caffe VGG activations / 58 = torchvision's; the palette term's scale.
+DST_FEATURE_SCALE = 1.0 / 58.0
+DST_COLOR_SCALE = 6.8
+DST_SIZE = 256  # β is for L_warp in px at DST's im_size 256 (job_example.sh)
 
 GRAM_CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016
 GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -126,6 +132,8 @@ def validate(cfg) -> None:
             check_number(cfg, key, lo=0, lo_open=True)
     if cfg.optimizer is not None:
         check_choice(cfg, "optimizer", OPTIMIZERS)
+    if cfg.warp_optimizer is not None:
+        check_choice(cfg, "warp_optimizer", ("adam", "sgd"))
     if cfg.pooling is not None:
         check_choice(cfg, "pooling", ("max", "avg"))
     check_number(cfg, "border_points", lo=0, hi=1000, integer=True)
@@ -240,7 +248,11 @@ class _StrotssBase:
     def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int):
         from ..losses.strotss import StrotssLoss
 
-        self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed)
+        # DST runs STROTSS's losses on torchvision's VGG-16 with ImageNet-normalised input (vggfeatures.py), i.e.
+        # Caffe activations / 58, not the paper-era 1/255 of semstyle.hypercolumn: its moment term is ~4x (means)
+        # and ~20x (covariances) the paper-era one, and its weights (α 8) were set for that balance.
+        self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed,
+                                feature_scale=DST_FEATURE_SCALE)
         self.levels = levels
         self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
 
@@ -262,7 +274,9 @@ class _StrotssBase:
         return list(pyramid.parameters()), pyramid, None
 
     def _style(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        return terms["remd"] + terms["moment"] + terms["color"] / max(self.content_weight, 1.0)
+        # DST's palette term is on ImageNet-normalised RGB (÷ std ~0.226) in an orthonormal YUV (RGB distances);
+        # semstyle's on [0, 1] RGB in BT.601 YUV, whose distances are ~0.65 of RGB's: 1 / (0.226 · 0.65) ≈ 6.8.
+        return terms["remd"] + terms["moment"] + DST_COLOR_SCALE * terms["color"] / max(self.content_weight, 1.0)
 
     def losses(self, x, warped):
         points = self.loss.draw_points()
@@ -308,7 +322,21 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
     params, image_fn, project = base.parameterise(start)
     theta = theta0.clone().requires_grad_(use_warp)
     groups = [{"params": params}]
-    if use_warp:
+    warp_opt = None
+    if use_warp and opt["warp_optimizer"] == "adam" and opt["optimizer"] != "lbfgs":
+        # θ on its own Adam, stepped after the image's step. DST's momentum SGD moves a keypoint by lr·β/N per step
+        # (N keypoints): ~0.05 px at lr 0.3 on its 32-point example, so 3 x 150 steps end far short of where
+        # β·L_warp and γ·R_TV balance (and twice as far with 71 points). Adam steps ~warp_lr px whatever N and
+        # the weights, and reaches that balance within the first scale.
+        warp_opt = torch.optim.Adam([theta], lr=opt["warp_lr"])
+        image_project = project
+
+        def project():
+            warp_opt.step()
+            warp_opt.zero_grad(set_to_none=True)
+            if image_project is not None:
+                image_project()
+    elif use_warp:
         group = {"params": [theta]} if opt["warp_lr"] is None else {"params": [theta], "lr": opt["warp_lr"]}
         if opt["warp_sgd"] and opt["optimizer"] == "adam":
             group.update(lr=10 * SGD_EPS * (opt["warp_lr"] or opt["lr"]), eps=SGD_EPS)
@@ -330,8 +358,10 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
         terms = {"content": alpha * l_content, "style": opt["style_weight"] * l_style}
         if use_warp:
             terms["style_warped"] = opt["style_weight"] * l_style_w
-            terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets)
-            terms["warp_tv"] = opt["reg_weight"] * tv_loss(flow)
+            # px at DST's 256: R_TV is unit-free (a squared Jacobian), so L_warp in px of cfg.size would shift the
+            # balance with the image size (at 64 px the warp would stop 4x earlier)
+            terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets) * (DST_SIZE / cfg.size)
+            terms["warp_tv"] = opt["reg_weight"] * flow_tv(flow)  # DST's four-direction TV, for which γ = 50 was set
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
