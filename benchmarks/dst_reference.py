@@ -89,10 +89,12 @@ def standin_vgg16() -> torch.nn.Sequential:
 
 # -- the reference -----------------------------------------------------------------------------------------------
 
-def import_reference(path: Path):
+def import_reference(path: Path, samples: int = 2048, style_samples: int = 5000):
     """Import DST's ``styletransfer``/``vggfeatures``/``utils_misc`` from ``path`` with the shims today's libraries
     need: ``torch.solve`` (removed in torch 2) -> ``torch.linalg.solve``, ``np.float`` (removed in numpy 1.24), and
-    an empty ``torchvision`` (the stand-in replaces its VGG-16)."""
+    an empty ``torchvision`` (the stand-in replaces its VGG-16). ``samples`` < 2048 and ``style_samples`` < 5000
+    thin out the output locations per step and the style locations per scale (DST: n = 2048, 5 × 1000), where the
+    CPU cannot afford DST's counts: DST's ``sample_indices`` then returns a random subset."""
     torch.solve = lambda b, a: (torch.linalg.solve(a, b), None)  # torch 2 keeps a stub that raises
     if not hasattr(np, "float"):
         np.float = float
@@ -111,12 +113,26 @@ def import_reference(path: Path):
             self.vgg_layers = standin_vgg16()
             self.capture_layers = [1, 3, 6, 8, 11, 13, 15, 22, 29]
 
+        def forward_samples_hypercolumn(self, x, samps=100):  # styletransfer.py draws 5 x 1000 per scale
+            return super().forward_samples_hypercolumn(x, samps=round(samps * style_samples / 5000))
+
+    if not hasattr(styletransfer, "_full_sample_indices"):
+        styletransfer._full_sample_indices = styletransfer.sample_indices
+
+    def sample_indices(feat_content, feat_style):
+        xx, xy = styletransfer._full_sample_indices(feat_content, feat_style)
+        keep = np.random.permutation(len(xx))[:samples] if samples < 2048 else slice(None)
+        return xx[keep], xy[keep]
+
+    styletransfer.sample_indices = sample_indices
+
     return styletransfer, utils_misc, StandIn
 
 
-def run_reference(path: Path, pair: Path, size: int, steps: int, seed: int) -> dict:
+def run_reference(path: Path, pair: Path, size: int, steps: int, seed: int, samples: int = 2048,
+                  style_samples: int = 5000) -> dict:
     """DST's ``main.py`` with its job_example.sh settings (α 8, β 0.5, γ 50, SGD lr 0.3), stand-in VGG-16."""
-    styletransfer, um, StandIn = import_reference(path)
+    styletransfer, um, StandIn = import_reference(path, samples, style_samples)
     torch.manual_seed(seed)
     np.random.seed(seed)
     content_pil, style_pil = um.pil_loader(str(pair / "content.jpg")), um.pil_loader(str(pair / "style.jpg"))
@@ -148,6 +164,94 @@ def run_reference(path: Path, pair: Path, size: int, steps: int, seed: int) -> d
     xy = lambda rc: rc.flip(1)  # DST's (row, col) -> semstyle's (x, y)
     return {"output": ((out.detach() + 1) / 2).clamp(0, 1), "points": xy(p), "theta": xy(theta),
             "targets": xy(targets), "content": (content + 1) / 2, "style": (style + 1) / 2, "seconds": wall}
+
+
+def reference_warp_only(path: Path, pair: Path, size: int, steps: int, seed: int) -> list[float]:
+    """DST's θ dynamics without the style terms (their pull on θ is < 4 % of β·L_warp's, measured): DST's keypoint
+    targets, TPS, ``TV`` and SGD (lr 0.3, momentum 0.9, one optimiser for all scales) at 64, 128 and 256 px.
+    Returns the alignment error (px at ``size``) at the start and after each scale."""
+    styletransfer, um, _ = import_reference(path)
+    import loss as ref_loss
+    import warp as ref_warp
+
+    torch.manual_seed(seed)
+    content_pil, style_pil = um.pil_loader(str(pair / "content.jpg")), um.pil_loader(str(pair / "style.jpg"))
+    p = torch.from_numpy(np.loadtxt(pair / "correspondence_A.txt", delimiter=",") * (size / max(content_pil.size)))
+    q = torch.from_numpy(np.loadtxt(pair / "correspondence_B.txt", delimiter=",") * (size / max(style_pil.size)))
+    content = um.pil_to_tensor(um.pil_resize_long_edge_to(content_pil, size))
+    src, targets, border, no_flow = styletransfer.init_keypoint_params(content, "", p.float(), q.float(), "cpu")
+    targets[:, 0] = targets[:, 0].clamp(5, content.size(2) - 5)
+    targets[:, 1] = targets[:, 1].clamp(5, content.size(3) - 5)
+    theta = (torch.rand_like(src) * 1e-4).requires_grad_(True)
+    opt = torch.optim.SGD([theta], lr=0.3, momentum=0.9)
+    errors = [float((targets - src).norm(dim=1).mean())]
+    for down in (4, 2, 1):
+        blank = torch.zeros(1, 3, content.size(2) // down, content.size(3) // down)
+        for _ in range(steps):
+            opt.zero_grad()
+            src_aug, dst_aug, _ = styletransfer.gen_dst_pts_keypoints(src, theta, no_flow, border)
+            ell_warp = torch.norm(targets - dst_aug[:len(src)], dim=1).mean()
+            src_aug = src_aug / src_aug.max(0, keepdim=True)[0]
+            dst_aug = (dst_aug / dst_aug.max(0, keepdim=True)[0]).clamp(0, 1)
+            _, _, field = ref_warp.apply_warp(blank, [src_aug], [dst_aug], "cpu", im2=blank)
+            (0.5 * ell_warp + 50 * ref_loss.TV(field)).backward()
+            opt.step()
+        errors.append(float((targets - src - theta.detach()).norm(dim=1).mean()))
+    return errors
+
+
+def semstyle_warp_only(pair: Path, size: int, steps: int, tv: str = "dst", optimizer: str = "adam",
+                       px_at_256: bool = True) -> list[float]:
+    """semstyle's θ dynamics without the style terms, as :func:`semstyle.methods.dst.scale_problem` sets them up:
+    ``tv`` dst (:func:`semstyle.warp.flow_tv`) or two (:func:`semstyle.losses.tv_loss`, before this change),
+    ``optimizer`` adam (lr 0.3 px, a new one per scale) or sgd (lr 0.3, momentum 0.9, a new one per scale)."""
+    from semstyle.losses import tv_loss
+    from semstyle.methods import dst
+    from semstyle.warp import flow_tv
+
+    content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
+    pa, pb, _ = read_correspondences(pair / "correspondence_A.txt", pair / "correspondence_B.txt",
+                                     size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+    points = pa * (size / max(content.shape[-2:]))
+    h, w = resize(content, size).shape[-2:]
+    margin = 5 * size / 256
+    targets = similarity_align(pb * (size / max(style.shape[-2:])), points)
+    targets = torch.stack([targets[:, 0].clamp(margin, w - 1 - margin), targets[:, 1].clamp(margin, h - 1 - margin)], 1)
+    theta = torch.zeros_like(points, requires_grad=True)
+    regulariser = flow_tv if tv == "dst" else tv_loss
+    errors = [float(dst.alignment_error(points, theta, targets))]
+    for down in (4, 2, 1):
+        hs, ws = h // down, w // down
+        opt = (torch.optim.Adam([theta], lr=0.3) if optimizer == "adam"
+               else torch.optim.SGD([theta], lr=0.3, momentum=0.9))
+        for _ in range(steps):
+            opt.zero_grad()
+            flow = tps_flow(points / down, theta / down, (hs, ws))
+            unit = 256 / size if px_at_256 else 1.0
+            (0.5 * dst.alignment_error(points, theta, targets) * unit + 50 * regulariser(flow)).backward()
+            opt.step()
+        errors.append(float(dst.alignment_error(points, theta.detach(), targets)))
+    return errors
+
+
+def warp_only(args) -> None:
+    """``--warp-only``: the alignment error after each scale of DST's full schedule, θ alone."""
+    rows = {}
+    if args.reference is not None:
+        rows["reference (SGD 0.3, DST's TV)"] = reference_warp_only(args.reference, args.pair, args.size, args.steps,
+                                                                    args.seed)
+    rows["semstyle before (SGD 0.3 per scale, two-direction TV)"] = semstyle_warp_only(
+        args.pair, args.size, args.steps, "two", "sgd")
+    rows["semstyle SGD 0.3 per scale, DST's TV"] = semstyle_warp_only(args.pair, args.size, args.steps, "dst", "sgd")
+    rows["semstyle now (Adam 0.3, DST's TV)"] = semstyle_warp_only(args.pair, args.size, args.steps, "dst", "adam")
+    lines = [f"{machine()}; θ alone, {args.steps} steps per scale, 64/128/{args.size} px", "",
+             "| θ dynamics | start | after 64 px | after 128 px | after 256 px | reduction |", "|---|---|---|---|---|---|"]
+    for name, e in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in e) + f" | {100 * (1 - e[-1] / e[0]):.0f} % |")
+    text = "\n".join(lines)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "warp_only.md").write_text(text + "\n")
+    print(text)
 
 
 # -- semstyle ----------------------------------------------------------------------------------------------------
@@ -234,10 +338,15 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--samples", type=int, default=2048, help="output locations per step, both codes (DST: 2048)")
+    ap.add_argument("--style-samples", type=int, default=5000, help="style locations per scale (DST: 5000)")
     ap.add_argument("--out", type=Path, default=Path("dst_reference_out"))
-    ap.add_argument("--only", nargs="+", default=["reference", "semstyle-strotss", "semstyle-gram"])
+    ap.add_argument("--only", nargs="*", default=["reference", "semstyle-strotss", "semstyle-gram"])
+    ap.add_argument("--warp-only", action="store_true", help="θ dynamics alone (no style terms), both codes")
     ap.add_argument("overrides", nargs="*", help="k=v config overrides for the semstyle runs")
     args = ap.parse_args(argv)
+    if args.warp_only:
+        return warp_only(args)
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -246,10 +355,14 @@ def main(argv=None) -> None:
         if name == "reference":
             if args.reference is None:
                 ap.error("--reference DIR is needed to run the reference")
-            r = run_reference(args.reference, args.pair, args.size, args.steps, args.seed)
+            r = run_reference(args.reference, args.pair, args.size, args.steps, args.seed, args.samples,
+                              args.style_samples)
         else:
-            r = run_semstyle(args.pair, name.split("-", 1)[1], args.size, args.steps, args.seed, args.overrides)
-        results[name] = {**measure(r), "steps": args.steps, "size": args.size,
+            sampling = [f"samples={args.samples}", f"style_samples={args.style_samples}"] if name.endswith("strotss") else []
+            r = run_semstyle(args.pair, name.split("-", 1)[1], args.size, args.steps, args.seed,
+                             sampling + args.overrides)
+        results[name] = {**measure(r), "steps": args.steps, "size": args.size, "samples": args.samples,
+                         "style_samples": args.style_samples,
                          "overrides": [] if name == "reference" else args.overrides}
         images[name] = r["output"]
         from semstyle.image import save_image
