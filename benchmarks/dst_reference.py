@@ -38,10 +38,27 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
-from semstyle.correspondence import read_correspondences, similarity_align  # noqa: E402
-from semstyle.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+try:  # the package layout before and after the core/ + geometry/ restructure
+    from semstyle.correspondence import read_correspondences, similarity_align  # noqa: E402
+    from semstyle.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
+    from semstyle.image import load_image, resize, save_image, to_pil  # noqa: E402
+except ImportError:
+    from semstyle.core.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
+    from semstyle.core.image import load_image, resize, save_image, to_pil  # noqa: E402
+    from semstyle.geometry.keypoints import read_correspondences, similarity_align  # noqa: E402
 from semstyle.warp import tps_flow, warp_image  # noqa: E402
+
+
+def dst_config(options: dict):
+    """A resolved DST config from ``options`` in either config layout."""
+    try:
+        from semstyle.config import load_config
+    except ImportError:
+        from semstyle.conf import load
+        from semstyle.conf.dst import DST
+
+        return load(DST, {"method": "dst", **options})
+    return load_config({"method": "dst", **options})
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAIR = ROOT.parent / "shared" / "data" / "portraits" / "dst_bunny"
@@ -219,7 +236,7 @@ def semstyle_warp_only(pair: Path, size: int, steps: int, tv: str = "dst", optim
     targets = torch.stack([targets[:, 0].clamp(margin, w - 1 - margin), targets[:, 1].clamp(margin, h - 1 - margin)], 1)
     theta = torch.zeros_like(points, requires_grad=True)
     regulariser = flow_tv if tv == "dst" else tv_loss
-    errors = [float(dst.alignment_error(points, theta, targets))]
+    errors = [float(dst.alignment_error(points, theta.detach(), targets))]
     for down in (4, 2, 1):
         hs, ws = h // down, w // down
         opt = (torch.optim.Adam([theta], lr=0.3) if optimizer == "adam"
@@ -259,15 +276,13 @@ def warp_only(args) -> None:
 def run_semstyle(pair: Path, base: str, size: int, steps: int, seed: int, overrides: list[str]) -> dict:
     from omegaconf import OmegaConf
 
-    from semstyle.config import load_config
     from semstyle.methods import dst
 
     content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
     pa, pb, _ = read_correspondences(pair / "correspondence_A.txt", pair / "correspondence_B.txt",
                                      size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
     extra = OmegaConf.to_container(OmegaConf.from_dotlist(overrides)) if overrides else {}
-    cfg = load_config({"method": "dst", "base": base, "size": size, "steps": steps, "seed": seed, "progress": False,
-                       **extra})
+    cfg = dst_config({"base": base, "size": size, "steps": steps, "seed": seed, "progress": False, **extra})
     t = time.perf_counter()
     result = dst.transfer(content, style, pa, pb, cfg)
     result["seconds"] = time.perf_counter() - t
@@ -317,8 +332,6 @@ def measure(r: dict) -> dict:
 def side_by_side(columns: list[tuple[str, torch.Tensor]], path: Path, height: int = 256) -> None:
     from PIL import Image, ImageDraw
 
-    from semstyle.image import to_pil
-
     tiles = [(name, to_pil(resize(img, (height, round(img.shape[-1] * height / img.shape[-2])))))
              for name, img in columns]
     width = sum(t.width for _, t in tiles) + 4 * (len(tiles) - 1)
@@ -365,11 +378,8 @@ def main(argv=None) -> None:
                          "style_samples": args.style_samples,
                          "overrides": [] if name == "reference" else args.overrides}
         images[name] = r["output"]
-        from semstyle.image import save_image
-
         save_image(r["output"], args.out / f"{name}.png")
         print(name, json.dumps(results[name]), flush=True)
-        content, style = r["content"], r["style"]
     results["machine"] = machine()
     results_path.write_text(json.dumps(results, indent=1))
     rows = ["| run | alignment error (px) | reduction | largest displacement (px) | histogram distance to style "
@@ -384,6 +394,8 @@ def main(argv=None) -> None:
     table = "\n".join(rows)
     (args.out / "table.md").write_text(f"{results['machine']}\n\n{table}\n")
     print(table)
+    content = resize(load_image(args.pair / "content.jpg"), args.size)
+    style = resize(load_image(args.pair / "style.jpg"), args.size)
     columns = [("content", content), ("style", style)]
     for name in results:
         png = args.out / f"{name}.png"

@@ -90,8 +90,11 @@ BASE_DEFAULTS = {
     # style term pulls θ: 5e-10 makes that pull as weak relative to the keypoint term as STROTSS's is in DST
     # (measured per point on the DST example: 0.0006 vs β·L_warp's 0.016), so θ keeps all of DST's warp settings:
     # β 0.5, γ 50 and momentum-SGD steps of 0.3 (at Gatys's 1e-6 the Gram term pulls ~20x harder and folds the warp).
+    # style_weight 5e-11, not 5e-10 (Gatys's 1e3 ratio): on portraits the Gram term turned eyes, nose and mouth into a
+    # dark blotchy mask (issue 16; astronaut / Mona Lisa and CNNMRF portrait at 128 px: blotches at 1e3, fewer at
+    # 3e3, none at 1e4 content : style), and the warped Gram term then pulls θ 10x less.
     "gram": {
-        "content_weight": 5.0e-7, "style_weight": 5.0e-10, "warp_weight": 0.5, "reg_weight": 50.0,
+        "content_weight": 5.0e-7, "style_weight": 5.0e-11, "warp_weight": 0.5, "reg_weight": 50.0,
         "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
         "warp_lr": 0.3, "warp_sgd": True, "warp_optimizer": "adam",
     },
