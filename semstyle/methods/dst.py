@@ -330,7 +330,7 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
         # θ on its own Adam, stepped after the image's step. DST's momentum SGD moves a keypoint by lr·β/N per step
         # (N keypoints): ~0.05 px at lr 0.3 on its 32-point example, so 3 x 150 steps end far short of where
         # β·L_warp and γ·R_TV balance (and twice as far with 71 points). Adam steps ~warp_lr px whatever N and
-        # the weights, and reaches that balance within the first scale.
+        # the weights (docs/dst.md, *Against the reference*).
         warp_opt = torch.optim.Adam([theta], lr=opt["warp_lr"])
         image_project = project
 
