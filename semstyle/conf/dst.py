@@ -31,17 +31,20 @@ BASE_DEFAULTS = {
     "strotss": {
         "content_weight": 8.0, "style_weight": 1.0, "warp_weight": 0.5, "warp_tv_weight": 50.0,
         "optimizer": "sgd", "lr": 0.075, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
-        "warp_sgd": False,
+        "warp_sgd": False, "warp_optimizer": "adam",
     },
     # No public reference (docs/dst.md has the experiments). The image: Gatys's content/style ratio (1e-3 / 1e-6,
     # semstyle.conf.gatys) with Adam, which is blind to the loss scale. The scale itself sets how hard the warped
     # style term pulls θ: 5e-10 makes that pull as weak relative to the keypoint term as STROTSS's is in DST
     # (measured per point on the DST example: 0.0006 vs β·L_warp's 0.016), so θ keeps all of DST's warp settings:
     # β 0.5, γ 50 and momentum-SGD steps of 0.3 (at Gatys's 1e-6 the Gram term pulls ~20x harder and folds the warp).
+    # style_weight 5e-11, not 5e-10 (Gatys's 1e3 ratio): on portraits the Gram term turned eyes, nose and mouth into a
+    # dark blotchy mask (issue 16; astronaut / Mona Lisa and CNNMRF portrait at 128 px: blotches at 1e3, fewer at
+    # 3e3, none at 1e4 content : style), and the warped Gram term then pulls θ 10x less.
     "gram": {
-        "content_weight": 5.0e-7, "style_weight": 5.0e-10, "warp_weight": 0.5, "warp_tv_weight": 50.0,
+        "content_weight": 5.0e-7, "style_weight": 5.0e-11, "warp_weight": 0.5, "warp_tv_weight": 50.0,
         "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
-        "warp_sgd": True,
+        "warp_sgd": True, "warp_optimizer": "adam",
     },
 }
 
@@ -72,6 +75,7 @@ class DSTConfig(RunConfig):
     momentum: Optional[float] = None  # SGD only
     warp_lr: Optional[float] = None  # learning rate of θ (px at the final size); null with lbfgs: one step size
     warp_sgd: Optional[bool] = None  # with optimizer adam: θ still takes DST's momentum-SGD steps (lr warp_lr, 0.9)
+    warp_optimizer: Optional[str] = None  # adam: θ on its own Adam, steps of ~warp_lr px | sgd: as DST (see docs)
     scale_content_weight: Optional[bool] = None  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
     border_points: int = 80  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
     warp_grid: int = 64  # side of the lattice the spline is evaluated on during the optimisation (semstyle.warp)
@@ -98,6 +102,7 @@ def validate_dst(cfg) -> None:
         check_number(cfg, "warp_lr", lo=0, lo_open=True)
     check_choice(cfg, "pooling", POOLINGS)
     check_bool(cfg, "warp_sgd")
+    check_choice(cfg, "warp_optimizer", ("adam", "sgd"))
     check_bool(cfg, "scale_content_weight")
     check_number(cfg, "border_points", lo=0, hi=1000, integer=True)
     check_number(cfg, "warp_grid", lo=2, integer=True)

@@ -7,7 +7,7 @@ is the warped image ``W(X, θ)`` (:mod:`semstyle.warp`, thin-plate spline with a
 
 ``L_warp = mean_i ‖(p_i + θ_i) − p'_i‖₂`` (px at the final size), where the targets ``P'`` are the style keypoints
 brought into the content frame by a least-squares similarity (Umeyama), and ``R_TV`` is the size-normalised total
-variation of the warp's flow field (:func:`semstyle.losses.tv_loss`, squared differences of the per-pixel flow,
+variation of the warp's flow field (:func:`semstyle.warp.flow_tv`, DST's squared differences of the per-pixel flow,
 which do not change with the scale). The base losses are STROTSS's (``base: strotss``, as the paper) or Gatys's
 Gram losses (``base: gram``). ``warp_weight = 0`` runs the base method alone, as DST's ``styletransfer.py`` does.
 
@@ -36,15 +36,20 @@ from ..errors import SemstyleError
 from ..core.hypercolumn import STROTSS_LAYERS
 from ..core.image import as_image, load_image, resize
 from ..geometry.keypoints.landmarks import available as landmarks_available, face_keypoints
-from ..losses import ContentLoss, GramLoss, tv_loss
+from ..losses import ContentLoss, GramLoss
 from ..losses.strotss import StrotssLoss
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..runs import RunDir
-from ..warp import draw_points, flow_picture, save_flow, tps_flow, warp_image
+from ..warp import draw_points, flow_picture, flow_tv, save_flow, tps_flow, warp_image
 
 # Adam's step is lr·m̂/(√v̂ + eps); with eps far above any gradient of θ it becomes (lr/eps)·m̂, a gradient step with
 # momentum. m̂ (Adam's moving average, β1 = 0.9) is 1/10 of SGD's momentum sum at steady state, hence lr = 10·eps·lr_sgd.
 SGD_EPS = 1.0e4
+
+# DST's STROTSS units (see _StrotssBase): Caffe VGG activations / 58 = torchvision's; the palette term's scale.
+DST_FEATURE_SCALE = 1.0 / 58.0
+DST_COLOR_SCALE = 6.8
+DST_SIZE = 256  # β is for L_warp in px at DST's im_size 256 (job_example.sh)
 
 GRAM_CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016
 GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -144,7 +149,11 @@ class _StrotssBase:
     a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
 
     def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int):
-        self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed)
+        # DST runs STROTSS's losses on torchvision's VGG-16 with ImageNet-normalised input (vggfeatures.py), i.e.
+        # Caffe activations / 58, not the paper-era 1/255 of semstyle.core.hypercolumn: its moment term is ~4x
+        # (means) and ~20x (covariances) the paper-era one, and its weights (α 8) were set for that balance.
+        self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed,
+                                feature_scale=DST_FEATURE_SCALE)
         self.levels = levels
         self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
 
@@ -162,7 +171,9 @@ class _StrotssBase:
         return list(pyramid.parameters()), pyramid, None
 
     def _style(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        return terms["remd"] + terms["moment"] + terms["color"] / max(self.content_weight, 1.0)
+        # DST's palette term is on ImageNet-normalised RGB (÷ std ~0.226) in an orthonormal YUV (RGB distances);
+        # semstyle's on [0, 1] RGB in BT.601 YUV, whose distances are ~0.65 of RGB's: 1 / (0.226 · 0.65) ≈ 6.8.
+        return terms["remd"] + terms["moment"] + DST_COLOR_SCALE * terms["color"] / max(self.content_weight, 1.0)
 
     def losses(self, x, warped):
         points = self.loss.draw_points()
@@ -206,7 +217,20 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
     params, image_fn, project = base.parameterise(start)
     theta = theta0.clone().requires_grad_(use_warp)
     groups = [{"params": params}]
-    if use_warp:
+    if use_warp and opt["warp_optimizer"] == "adam" and opt["optimizer"] != "lbfgs":
+        # θ on its own Adam, stepped after the image's step. DST's momentum SGD moves a keypoint by lr·β/N per step
+        # (N keypoints): ~0.05 px at lr 0.3 on its 32-point example, so 3 x 150 steps end far short of where
+        # β·L_warp and γ·R_TV balance (and twice as far with 71 points). Adam steps ~warp_lr px whatever N and
+        # the weights (docs/dst.md, *Against the reference*).
+        warp_opt = torch.optim.Adam([theta], lr=opt["warp_lr"])
+        image_project = project
+
+        def project():
+            warp_opt.step()
+            warp_opt.zero_grad(set_to_none=True)
+            if image_project is not None:
+                image_project()
+    elif use_warp:
         group = {"params": [theta]} if opt["warp_lr"] is None else {"params": [theta], "lr": opt["warp_lr"]}
         if opt["warp_sgd"] and opt["optimizer"] == "adam":
             group.update(lr=10 * SGD_EPS * (opt["warp_lr"] or opt["lr"]), eps=SGD_EPS)
@@ -228,8 +252,10 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
         terms = {"content": alpha * l_content, "style": opt["style_weight"] * l_style}
         if use_warp:
             terms["style_warped"] = opt["style_weight"] * l_style_w
-            terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets)
-            terms["warp_tv"] = opt["warp_tv_weight"] * tv_loss(flow)
+            # px at DST's 256: R_TV is unit-free (a squared Jacobian), so L_warp in px of cfg.size would shift the
+            # balance with the image size (at 64 px the warp would stop 4x earlier)
+            terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets) * (DST_SIZE / cfg.size)
+            terms["warp_tv"] = opt["warp_tv_weight"] * flow_tv(flow)  # DST's four-direction TV, for which γ = 50 was set
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
