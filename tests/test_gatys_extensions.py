@@ -165,7 +165,7 @@ def test_bad_gatys_option_is_one_line_exit_2(tmp_path, capsys, override, message
 BAD_RECONSTRUCT = [
     (["run", "configs/gatys/reconstruct_content.yaml", "target=texture"], "target: 'texture' is not one of content, style"),
     (["run", "configs/gatys/reconstruct_content.yaml", "layers=[]"], "layers: name at least one layer"),
-    (["run", "configs/gatys/reconstruct_content.yaml", "layers=conv1_1"], "layers: must be a list of layers"),
+    (["run", "configs/gatys/reconstruct_content.yaml", "layers=conv1_1"], "layers: must be a list"),
     (["run", "configs/gatys/reconstruct_style.yaml", "growing=sometimes"], "growing: must be true or false"),
     (["run", "configs/gatys/reconstruct_style.yaml", "init=style"], "init: style is not available"),
     (["run", "configs/gatys/reconstruct_style.yaml", "style_weight=-1"], "style_weight: must be >= 0"),

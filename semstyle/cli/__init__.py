@@ -39,11 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, taking ``key=value`` overrides wherever they stand: argparse alone drops positionals that follow
+    options once the command's other positionals are filled (``reconstruct content IMG --size 32 steps=2``)."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if "=" in item and not item.startswith("-")]
+    unknown = [item for item in extra if item not in overrides]
+    if unknown or (overrides and not hasattr(args, "overrides")):
+        raise SemstyleError(f"semstyle: unrecognized arguments: {' '.join(unknown or overrides)}")
+    if overrides:
+        args.overrides = list(args.overrides) + overrides
+    return args
+
+
 def main(argv=None) -> int:
     # Ctrl-C ends every command the same way, also while torch is still being imported
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(build_parser(), argv)
         args.func(args)
     except SemstyleError as e:
         print(f"semstyle: error: {e}", file=sys.stderr)

@@ -120,6 +120,8 @@ def _validation_message(e: ValidationError) -> str:
     if match:
         kind = {"Integer": "an integer", "Float": "a number", "String": "a string"}.get(match[3], match[3])
         return f"{key}: must be {kind}, got {match[1]!r}"
+    if "is not a ListConfig, list or tuple" in msg:
+        return f"{key}: must be a list, e.g. [a, b]"
     if "is not a valid bool" in msg:
         value = re.search(r"Value '(.*)' is not", msg)
         return f"{key}: must be true or false, got {value[1] if value else '?'!r}"

@@ -76,7 +76,7 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
 
         def result() -> torch.Tensor:
             if i == len(sizes) - 1:
-                done[f"reconstruction_{k}"] = x.detach().cpu()
+                done[f"reconstruction_{k}"] = x.detach().cpu().clone()  # kept apart from the image a checkpoint saves
             return x.detach().cpu()
 
         return Problem([x], lambda: objective(x), image=lambda: x.detach(), optimizer=cfg.optimizer, lr=cfg.lr,
