@@ -46,7 +46,7 @@ except ImportError:
     from semstyle.core.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
     from semstyle.core.image import load_image, resize, save_image, to_pil  # noqa: E402
     from semstyle.geometry.keypoints import read_correspondences, similarity_align  # noqa: E402
-from semstyle.warp import tps_flow, warp_image  # noqa: E402
+from semstyle.geometry import tps_flow, warp_image  # noqa: E402
 
 
 def dst_config(options: dict):
@@ -220,11 +220,11 @@ def reference_warp_only(path: Path, pair: Path, size: int, steps: int, seed: int
 def semstyle_warp_only(pair: Path, size: int, steps: int, tv: str = "dst", optimizer: str = "adam",
                        px_at_256: bool = True) -> list[float]:
     """semstyle's θ dynamics without the style terms, as :func:`semstyle.methods.dst.scale_problem` sets them up:
-    ``tv`` dst (:func:`semstyle.warp.flow_tv`) or two (:func:`semstyle.losses.tv_loss`, before this change),
+    ``tv`` dst (:func:`semstyle.losses.flow_tv.flow_tv`) or two (:func:`semstyle.losses.tv_loss`, before this change),
     ``optimizer`` adam (lr 0.3 px, a new one per scale) or sgd (lr 0.3, momentum 0.9, a new one per scale)."""
     from semstyle.losses import tv_loss
     from semstyle.methods import dst
-    from semstyle.warp import flow_tv
+    from semstyle.losses.flow_tv import flow_tv
 
     content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
     pa, pb, _ = read_correspondences(pair / "correspondence_A.txt", pair / "correspondence_B.txt",

@@ -148,7 +148,7 @@ def test_face_keypoints_pair_the_same_features(assets_dir):
 
 
 def test_min_jacobian_flags_folds():
-    from semstyle.warp import tps_flow
+    from semstyle.geometry import tps_flow
 
     points = torch.tensor([[20.0, 32.0], [30.0, 32.0], [44.0, 32.0]])
     assert abs(dst.min_jacobian(tps_flow(points, torch.zeros_like(points), (64, 64))) - 1) < 1e-3
@@ -162,7 +162,8 @@ def test_flow_tv_is_dsts_four_direction_total_variation():
     """DST's R_TV (loss.py TV): for a linear flow it is exactly 3/4 of the two-direction tv_loss, and it is unit-free:
     the same warp evaluated at 48 and at 96 px gives the same value."""
     from semstyle.losses import tv_loss
-    from semstyle.warp import flow_tv, tps_flow
+    from semstyle.geometry import tps_flow
+    from semstyle.losses.flow_tv import flow_tv
 
     ys, xs = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")
     linear = torch.stack([0.3 * xs - 0.2 * ys, 0.1 * xs + 0.5 * ys])[None]

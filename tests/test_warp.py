@@ -1,4 +1,4 @@
-"""Thin-plate-spline warp (semstyle.warp): identity, fixed border, point motion, coarse vs exact, gradients."""
+"""Thin-plate-spline warp (semstyle.geometry.tps): identity, fixed border, point motion, coarse vs exact, gradients."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from semstyle.errors import SemstyleError
-from semstyle.warp import border_points, flow_picture, load_flow, save_flow, tps_flow, tps_warp, warp_image
+from semstyle.geometry import border_points, load_flow, save_flow, tps_flow, tps_warp, warp_image
+from semstyle.viz.points import flow_picture
 
 
 def _separated_points(n: int, h: int, w: int, margin: float, min_dist: float, seed: int = 0) -> torch.Tensor:

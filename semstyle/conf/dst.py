@@ -78,7 +78,7 @@ class DSTConfig(RunConfig):
     warp_optimizer: Optional[str] = None  # adam: θ on its own Adam, steps of ~warp_lr px | sgd: as DST (see docs)
     scale_content_weight: Optional[bool] = None  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
     border_points: int = 80  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
-    warp_grid: int = 64  # side of the lattice the spline is evaluated on during the optimisation (semstyle.warp)
+    warp_grid: int = 64  # side of the lattice the spline is evaluated on during the optimisation (semstyle.geometry.tps)
     target_margin: float = 5  # targets are clamped this many px (at 256) inside the image (DST styletransfer.py)
     naive_baseline: bool = False  # also stylise the keypoint-warped content with the base method alone
     pooling: Optional[str] = None  # VGG pooling; null = the base's

@@ -141,11 +141,12 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it over ``path``."""
+def atomic_write(path: str | os.PathLike, write, suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it over ``path``. ``suffix`` ends the
+    temp file's name, for writers that choose the format by the name (OpenCV's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

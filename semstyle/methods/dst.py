@@ -1,13 +1,13 @@
 """Deformable Style Transfer (Kim, Kolkin, Salavon & Shakhnarovich, ECCV 2020).
 
 The stylised image ``X`` and the displacements ``θ`` of content keypoints ``P`` are optimised together; the output
-is the warped image ``W(X, θ)`` (:mod:`semstyle.warp`, thin-plate spline with a fixed border):
+is the warped image ``W(X, θ)`` (:mod:`semstyle.geometry.tps`, thin-plate spline with a fixed border):
 
     L = α·L_content(X, C) + L_style(X, S) + L_style(W(X, θ), S) + β·L_warp(P, P', θ) + γ·R_TV(f_θ)
 
 ``L_warp = mean_i ‖(p_i + θ_i) − p'_i‖₂`` (px at the final size), where the targets ``P'`` are the style keypoints
 brought into the content frame by a least-squares similarity (Umeyama), and ``R_TV`` is the size-normalised total
-variation of the warp's flow field (:func:`semstyle.warp.flow_tv`, DST's squared differences of the per-pixel flow,
+variation of the warp's flow field (:func:`semstyle.losses.flow_tv.flow_tv`, DST's squared differences of the per-pixel flow,
 which do not change with the scale). The base losses are STROTSS's (``base: strotss``, as the paper) or Gatys's
 Gram losses (``base: gram``). ``warp_weight = 0`` runs the base method alone, as DST's ``styletransfer.py`` does.
 
@@ -40,7 +40,9 @@ from ..losses import ContentLoss, GramLoss
 from ..losses.strotss import StrotssLoss
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..runs import RunDir
-from ..warp import draw_points, flow_picture, flow_tv, save_flow, tps_flow, warp_image
+from ..geometry import save_flow, tps_flow, warp_image
+from ..losses.flow_tv import flow_tv
+from ..viz.points import draw_points, flow_picture
 
 # Adam's step is lr·m̂/(√v̂ + eps); with eps far above any gradient of θ it becomes (lr/eps)·m̂, a gradient step with
 # momentum. m̂ (Adam's moving average, β1 = 0.9) is 1/10 of SGD's momentum sum at steady state, hence lr = 10·eps·lr_sgd.
