@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from .config import load_config, method_module, to_yaml
+from .fingerprint import fingerprint
+from .resources import check_memory
 from .runs import RunDir
 
 
@@ -16,7 +20,9 @@ def run(config=None, overrides=(), **options) -> Path:
     overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
     cfg = load_config(config, overrides)
     module = method_module(cfg.method)
-    with RunDir(cfg.out_dir, cfg.method, resume=cfg.resume) as run_dir:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    check_memory(container)  # refuse a size that clearly cannot fit before any folder or heavy work
+    with RunDir(cfg.out_dir, cfg.method, resume=cfg.resume, fingerprint=fingerprint(container)) as run_dir:
         run_dir.save_config(to_yaml(cfg))
         module.run(cfg, run_dir)
     return run_dir.path

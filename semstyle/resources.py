@@ -1,0 +1,177 @@
+"""How much memory a run needs, how much the machine has, and a refusal before the heavy work when it clearly
+does not fit.
+
+Peak resident memory (RSS) of a CPU run is modelled as ``base + per_pixel * H * W`` for the final scale's content
+size ``H x W`` (coarser scales are smaller and freed before the next one). Gatys fp32 anchors (issue 21, peak RSS of
+``semstyle run configs/default.yaml`` at three sizes): 1.09 GiB at 512x384, 2.33 GiB at 1024x768, 6.93 GiB at
+2048x1536; a least-squares line through them gives :data:`MODELS` ``["gatys"]`` (within 4 % of each anchor). The
+other methods' per-pixel cost is scaled from measurements at 256-512 px (see :data:`MODELS`). CUDA runs are not
+checked (GPU memory is another budget; torch reports it on failure).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from .errors import ResourceError
+
+GIB = 1024 ** 3
+
+# (base bytes, bytes per content pixel at the final scale), fp32 on a CPU. See the module docstring and
+# tests/test_run_safety.py::test_memory_model_matches_a_measured_peak for the check on another method.
+MODELS: dict[str, tuple[float, float]] = {}
+
+# Refuse only when the estimate exceeds what is available by this factor: the model is a few-% fit for Gatys but
+# coarser for the other methods, and a refusal of a run that would have fitted is worse than a late failure.
+CLEARLY = 1.25
+
+
+def _fit(anchors: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares ``(base, per_pixel)`` through ``(pixels, GiB)`` anchors, in bytes."""
+    n = len(anchors)
+    mx = sum(p for p, _ in anchors) / n
+    my = sum(g for _, g in anchors) / n
+    slope = sum((p - mx) * (g - my) for p, g in anchors) / sum((p - mx) ** 2 for p, _ in anchors)
+    return (my - slope * mx) * GIB, slope * GIB
+
+
+MODELS["gatys"] = _fit([(512 * 384, 1.09), (1024 * 768, 2.33), (2048 * 1536, 6.93)])
+
+
+def content_shape(cfg: dict) -> tuple[int, int]:
+    """``(H, W)`` of the final scale: the content image's aspect at long side ``size`` (4:3 when there is no file)."""
+    size = int(cfg.get("size", 512))
+    aspect = 0.75
+    content = cfg.get("content")
+    if isinstance(content, str) and os.path.isfile(content):
+        try:
+            from PIL import Image
+
+            with Image.open(content) as im:  # reads the header only
+                w, h = im.size
+            aspect = min(w, h) / max(w, h)
+        except Exception:  # an unreadable image is reported by the method, with its own message
+            pass
+    short = max(1, round(size * aspect))
+    return (short, size)
+
+
+def estimate_bytes(method: str, height: int, width: int) -> float:
+    """Estimated peak RSS in bytes of a CPU run of ``method`` whose final scale is ``height x width``."""
+    base, per_pixel = MODELS.get(method, MODELS["gatys"])
+    return base + per_pixel * height * width
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cgroup_free() -> int | None:
+    """Bytes the cgroup limit leaves (v2 or v1), or None without a limit."""
+    for limit_file, usage_file, stat_file, inactive in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+         "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+    ):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is None or usage is None or limit >= 1 << 60:  # "max" or v1's "no limit" (~2^63)
+            continue
+        cache = 0
+        try:  # page cache the kernel drops under pressure does not count against a run
+            for line in Path(stat_file).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == inactive:
+                    cache = int(value)
+        except (OSError, ValueError):
+            pass
+        return max(0, limit - usage + cache)
+    return None
+
+
+def _own_rss() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def available_bytes() -> int | None:
+    """Memory this process could reach: what it holds plus ``MemAvailable`` (or the cgroup's headroom if smaller).
+
+    None when neither can be read (not Linux).
+    """
+    meminfo = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                meminfo = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    free = [b for b in (meminfo, _cgroup_free()) if b is not None]
+    return min(free) + _own_rss() if free else None
+
+
+def fitting_size(method: str, cfg: dict, budget: float) -> int | None:
+    """The largest long side, a multiple of 64, whose estimate fits in ``budget`` bytes (None below 64 px)."""
+    h, w = content_shape(cfg)
+    aspect = h / w
+    base, per_pixel = MODELS.get(method, MODELS["gatys"])
+    if budget <= base:
+        return None
+    side = math.sqrt((budget - base) / (per_pixel * aspect))
+    side = int(side // 64 * 64)
+    return side if side >= 64 else None
+
+
+def _hint(cfg: dict, budget: float | None) -> str:
+    method = str(cfg.get("method", "gatys"))
+    size = fitting_size(method, cfg, budget * 0.8) if budget else None  # 20 % headroom for the model's error
+    hints = [f"size={size}"] if size and size < int(cfg.get("size", 0)) else []
+    if cfg.get("scales"):
+        hints.append("fewer scales")
+    return "try " + " or ".join(hints) if hints else "close other programs or use a machine with more memory"
+
+
+def _on_cpu(cfg: dict) -> bool:
+    device = str(cfg.get("device", "auto"))
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device.startswith("cpu")
+
+
+def check_memory(cfg: dict, available: int | None = None) -> None:
+    """Refuse (:class:`ResourceError`) a CPU run whose estimated peak clearly exceeds the available memory.
+
+    ``cfg`` is the resolved config as a plain dict; ``available`` defaults to :func:`available_bytes`.
+    """
+    if not _on_cpu(cfg):
+        return
+    available = available_bytes() if available is None else available
+    if available is None:
+        return
+    h, w = content_shape(cfg)
+    need = estimate_bytes(str(cfg.get("method", "gatys")), h, w)
+    if need > CLEARLY * available:
+        raise ResourceError(f"size={cfg.get('size')}: a {w}x{h} px {cfg.get('method')} run needs about "
+                            f"{need / GIB:.1f} GiB of memory, {available / GIB:.1f} GiB is available; {_hint(cfg, available)}")
+
+
+def out_of_memory_message(cfg: dict) -> str:
+    """The one line for a run that ran out of memory part way, with the estimate and what would fit."""
+    if not cfg:
+        return "out of memory; try a smaller size"
+    h, w = content_shape(cfg)
+    need = estimate_bytes(str(cfg.get("method", "gatys")), h, w)
+    available = available_bytes()
+    have = f" ({available / GIB:.1f} GiB available)" if available else ""
+    return f"out of memory at {cfg.get('size')} px: about {need / GIB:.1f} GiB needed{have}; {_hint(cfg, available)}"
