@@ -55,9 +55,11 @@ def fingerprint(cfg_container: dict) -> dict[str, Any]:
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The keys whose values differ between two fingerprints (a key missing on one side differs), sorted."""
+    """The keys whose values differ between two fingerprints (a key missing on one side differs): config keys in
+    alphabetical order, then file hashes, then the version."""
     missing = object()
-    return sorted(k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing))
+    keys = (k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing))
+    return sorted(keys, key=lambda k: (k == VERSION_KEY, k.startswith("sha256("), k))
 
 
 def show(value: Any) -> str:

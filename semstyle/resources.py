@@ -5,7 +5,7 @@ Peak resident memory (RSS) of a CPU run is modelled as ``base + per_pixel * H * 
 size ``H x W`` (coarser scales are smaller and freed before the next one). Gatys fp32 anchors (issue 21, peak RSS of
 ``semstyle run configs/default.yaml`` at three sizes): 1.09 GiB at 512x384, 2.33 GiB at 1024x768, 6.93 GiB at
 2048x1536; a least-squares line through them gives :data:`MODELS` ``["gatys"]`` (within 4 % of each anchor). The
-other methods' per-pixel cost is scaled from measurements at 256-512 px (see :data:`MODELS`). CUDA runs are not
+other methods' models are scaled from measurements at 256-512 px (see :data:`MODELS`). CUDA runs are not
 checked (GPU memory is another budget; torch reports it on failure).
 """
 
@@ -40,11 +40,33 @@ def _fit(anchors: list[tuple[int, float]]) -> tuple[float, float]:
 MODELS["gatys"] = _fit([(512 * 384, 1.09), (1024 * 768, 2.33), (2048 * 1536, 6.93)])
 
 
+def _relative(extra_base_gib: float, per_pixel_ratio: float) -> tuple[float, float]:
+    base, per_pixel = MODELS["gatys"]
+    return base + extra_base_gib * GIB, per_pixel * per_pixel_ratio
+
+
+# Measured against Gatys in one sitting (fp32, scales=[] steps=2, OMP_NUM_THREADS=1, AMD EPYC, shared machine), peak
+# RSS at long side 256 / 384 / 512 px of the bundled configs: Gatys 0.73 / 0.87 / 1.05 GiB, STROTSS 0.91 / 1.15 /
+# 1.44 GiB (a line 1.66x as steep, 0.11 GiB higher), the Monet doodle 0.78 / 0.94 GiB at 256 / 384 (1.22x as
+# steep). Patch matching (doodle, CNNMRF) may grow faster than linearly at large sizes: not measured.
+MODELS["strotss"] = _relative(0.11, 1.66)
+MODELS["doodle"] = _relative(0.02, 1.22)
+MODELS["cnnmrf"] = MODELS["doodle"]
+
+
+def method_model(cfg: dict) -> tuple[float, float]:
+    """``(base bytes, bytes per pixel)`` for a config: DST costs what its base method does; others as Gatys."""
+    method = str(cfg.get("method", "gatys"))
+    if method == "dst":
+        method = "strotss" if cfg.get("base") == "strotss" else "gatys"
+    return MODELS.get(method, MODELS["gatys"])
+
+
 def content_shape(cfg: dict) -> tuple[int, int]:
     """``(H, W)`` of the final scale: the content image's aspect at long side ``size`` (4:3 when there is no file)."""
     size = int(cfg.get("size", 512))
     aspect = 0.75
-    content = cfg.get("content")
+    content = cfg.get("content") or (cfg.get("target") or {}).get("map")  # doodle: the target map sets the shape
     if isinstance(content, str) and os.path.isfile(content):
         try:
             from PIL import Image
@@ -58,9 +80,10 @@ def content_shape(cfg: dict) -> tuple[int, int]:
     return (short, size)
 
 
-def estimate_bytes(method: str, height: int, width: int) -> float:
-    """Estimated peak RSS in bytes of a CPU run of ``method`` whose final scale is ``height x width``."""
-    base, per_pixel = MODELS.get(method, MODELS["gatys"])
+def estimate_bytes(method: str | dict, height: int, width: int) -> float:
+    """Estimated peak RSS in bytes of a CPU run of ``method`` (a name or a config) whose final scale is ``height x
+    width``."""
+    base, per_pixel = method_model(method if isinstance(method, dict) else {"method": method})
     return base + per_pixel * height * width
 
 
@@ -119,11 +142,11 @@ def available_bytes() -> int | None:
     return min(free) + _own_rss() if free else None
 
 
-def fitting_size(method: str, cfg: dict, budget: float) -> int | None:
+def fitting_size(cfg: dict, budget: float) -> int | None:
     """The largest long side, a multiple of 64, whose estimate fits in ``budget`` bytes (None below 64 px)."""
     h, w = content_shape(cfg)
     aspect = h / w
-    base, per_pixel = MODELS.get(method, MODELS["gatys"])
+    base, per_pixel = method_model(cfg)
     if budget <= base:
         return None
     side = math.sqrt((budget - base) / (per_pixel * aspect))
@@ -132,11 +155,8 @@ def fitting_size(method: str, cfg: dict, budget: float) -> int | None:
 
 
 def _hint(cfg: dict, budget: float | None) -> str:
-    method = str(cfg.get("method", "gatys"))
-    size = fitting_size(method, cfg, budget * 0.8) if budget else None  # 20 % headroom for the model's error
+    size = fitting_size(cfg, budget * 0.8) if budget else None  # 20 % headroom for the model's error
     hints = [f"size={size}"] if size and size < int(cfg.get("size", 0)) else []
-    if cfg.get("scales"):
-        hints.append("fewer scales")
     return "try " + " or ".join(hints) if hints else "close other programs or use a machine with more memory"
 
 
@@ -160,7 +180,7 @@ def check_memory(cfg: dict, available: int | None = None) -> None:
     if available is None:
         return
     h, w = content_shape(cfg)
-    need = estimate_bytes(str(cfg.get("method", "gatys")), h, w)
+    need = estimate_bytes(cfg, h, w)
     if need > CLEARLY * available:
         raise ResourceError(f"size={cfg.get('size')}: a {w}x{h} px {cfg.get('method')} run needs about "
                             f"{need / GIB:.1f} GiB of memory, {available / GIB:.1f} GiB is available; {_hint(cfg, available)}")
@@ -171,7 +191,7 @@ def out_of_memory_message(cfg: dict) -> str:
     if not cfg:
         return "out of memory; try a smaller size"
     h, w = content_shape(cfg)
-    need = estimate_bytes(str(cfg.get("method", "gatys")), h, w)
+    need = estimate_bytes(cfg, h, w)
     available = available_bytes()
     have = f" ({available / GIB:.1f} GiB available)" if available else ""
     return f"out of memory at {cfg.get('size')} px: about {need / GIB:.1f} GiB needed{have}; {_hint(cfg, available)}"

@@ -265,7 +265,7 @@ class RunDir:
         reason = divergence.diagnose(losses, image, start)
         if reason:
             lr = (self.fingerprint or {}).get("lr")
-            now = f" (now {lr})" if lr is not None else ""
+            now = f" (now {lr:g})" if isinstance(lr, (int, float)) else ""
             self.warn(f"the optimisation diverged at scale {scale} ({image.shape[-1]}x{image.shape[-2]} px): {reason}; "
                       f"try a smaller lr{now}")
         self._previous_image = image
