@@ -2,7 +2,8 @@
 
 A fingerprint is a flat ``{key: value}`` dict: every config key (dotted for nested ones) except the cosmetic
 :data:`COSMETIC` keys, ``sha256(KEY)`` for every config value that names an existing file (its contents, so an
-image edited in place is noticed too), and ``semstyle version``. All values are JSON-serialisable, so a fingerprint
+image edited in place is noticed too), what ``device``/``precision`` resolve to on this machine, and ``semstyle
+version``. All values are JSON-serialisable, so a fingerprint
 travels in a checkpoint's metadata as one JSON string.
 """
 
@@ -51,7 +52,22 @@ def fingerprint(cfg_container: dict) -> dict[str, Any]:
     for key, value in flat.items():
         _files(key, value, hashes)
     # a JSON round trip, so a fresh fingerprint compares equal to one read back from a checkpoint (tuples -> lists)
-    return json.loads(json.dumps({**flat, **hashes, VERSION_KEY: __version__}))
+    return json.loads(json.dumps({**flat, **hashes, **_resolved(flat), VERSION_KEY: __version__}))
+
+
+def _resolved(flat: dict[str, Any]) -> dict[str, str]:
+    """What ``device=auto`` and ``precision=auto`` mean on this machine: a checkpoint made in bf16 must not be
+    finished in fp32 on another CPU."""
+    if "device" not in flat or "precision" not in flat:
+        return {}
+    from .encoder import resolve_device, resolve_precision
+    from .errors import SemstyleError
+
+    try:
+        device = resolve_device(str(flat["device"]))
+        return {"device (resolved)": device.type, "precision (resolved)": resolve_precision(str(flat["precision"]), device)}
+    except SemstyleError:  # a bad value is reported where the run uses it
+        return {}
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -61,9 +61,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
         check(path.stat().st_size > 0, "it is empty")
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-        tensors = load_file(str(path))
-        check("image" in tensors and "scale" in meta, "it holds no image or scale index")
-        int(meta["scale"])
+        tensors = load_file(str(path))  # reads every tensor: a truncated body fails here, not half way into the run
+        int(meta.get("scale", 0))
         json.loads(meta.get("log", "[]"))
     except ConfigError as e:
         raise ConfigError(str(e)) from None
@@ -97,6 +96,7 @@ class RunDir:
         self.log = LossLog()
         self.warnings: list[str] = []
         self._lock: int | None = None
+        self._created = False  # this run made the partial folder (so may remove it when it fails to start)
         self._saved: tuple[dict[str, torch.Tensor], dict[str, str]] | None = None
         self._previous_image: torch.Tensor | None = None
         self._check_final()
@@ -110,7 +110,11 @@ class RunDir:
         """flock ``.lock`` in the partial folder (making the folder if needed), or say which process holds it."""
         lock = self.path / LOCK
         for _ in range(100):
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True)
+                self._created = True
+            except FileExistsError:
+                pass
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # the folder was renamed away by a run finishing right now
@@ -176,10 +180,10 @@ class RunDir:
                                 f"{fp.describe(self.fingerprint, keys)}", mismatch=True)
 
     def __enter__(self) -> "RunDir":
-        existed = self.path.exists()
         try:
             self._acquire_lock()
             self._check_final()  # a run on this out_dir may have finished since __init__
+            existed = not self._created
             try:
                 if existed or self.resume:
                     self._check_resumable()
@@ -197,7 +201,7 @@ class RunDir:
             if self.fingerprint is not None:
                 atomic_write(self.path / FINGERPRINT, lambda tmp: Path(tmp).write_text(fp.dumps(self.fingerprint) + "\n"))
         except BaseException:
-            if not existed:
+            if self._lock is not None and self._created:  # never a folder another process made or holds
                 shutil.rmtree(self.path, ignore_errors=True)
             self._release_lock()
             raise

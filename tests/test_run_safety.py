@@ -160,6 +160,43 @@ def test_a_second_process_on_a_live_run_folder_is_refused(tmp_path):
     assert third.returncode == 2 and "steps=100000; this run has steps=2" in third.stderr, third.stderr
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """``output.png`` bytes of an uninterrupted run of :data:`SIGNAL_RUN`."""
+    out = tmp_path_factory.mktemp("ref") / "ref"
+    subprocess.run(SIGNAL_RUN + [f"out_dir={out}"], cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=600)
+    return (out / "output.png").read_bytes()
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+SIGNAL_RUN = [sys.executable, "-m", "semstyle", "run", "configs/default.yaml", "size=64", "scales=[32]", "steps=150",
+              "progress=false"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "sigterm"])
+def test_a_killed_run_resumes_to_the_same_bytes_under_the_lock_and_fingerprint(tmp_path, uninterrupted, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(SIGNAL_RUN + [f"out_dir={out}"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "run.partial" / runs.CHECKPOINT
+    deadline = time.time() + 300
+    while not checkpoint.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert not out.exists(), "the run finished before the signal; raise steps"
+    resumed = subprocess.run(SIGNAL_RUN + [f"out_dir={out}", "resume=true"], cwd=ROOT, env=_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "output.png").read_bytes() == uninterrupted
+    assert not (out / runs.LOCK).exists() and not (tmp_path / "run.partial").exists()
+
+
 # --- 3. divergence is reported ---------------------------------------------------------------------------------------
 def test_divergence_with_a_huge_adam_lr_is_warned_and_recorded(tmp_path, capsys):
     out = tmp_path / "div"
