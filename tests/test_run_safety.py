@@ -245,7 +245,7 @@ def test_a_size_that_clearly_cannot_fit_is_refused_before_any_work(tmp_path, mon
     monkeypatch.setattr(resources, "available_bytes", lambda: 2 * resources.GIB)
     monkeypatch.setattr(gatys, "transfer", lambda *a, **k: pytest.fail("heavy work started"))
     out = tmp_path / "big"
-    assert _run(out, "size=4096", "device=cpu") == 2
+    assert _run(out, "size=4096", "device=cpu", "precision=fp32") == 2
     err = _one_line_error(capsys)
     assert "size=4096: a 4096x3072 px gatys run needs about 25.5 GiB" in err and "2.0 GiB is available" in err, err
     size = int(err.rsplit("try size=", 1)[1].split()[0])
