@@ -45,8 +45,10 @@ def _relative(extra_base_gib: float, per_pixel_ratio: float) -> tuple[float, flo
     return base + extra_base_gib * GIB, per_pixel * per_pixel_ratio
 
 
-# Measured against Gatys in one sitting (fp32, scales=[] steps=2, OMP_NUM_THREADS=1, AMD EPYC, shared machine), peak
-# RSS at long side 256 / 384 / 512 px of the bundled configs: Gatys 0.73 / 0.87 / 1.05 GiB, STROTSS 0.91 / 1.15 /
+# Measured against Gatys in one sitting (AMD EPYC with AVX-512/avx512_bf16, 2 cores shared with other sessions,
+# torch 2.13 CPU; `OMP_NUM_THREADS=1 /usr/bin/time -f %M semstyle run CONFIG size=S scales=[] steps=2 precision=fp32
+# progress=false`), peak RSS at long side 256 / 384 / 512 px of configs/default.yaml, configs/strotss/default.yaml
+# and configs/doodle/monet.yaml: Gatys 0.73 / 0.87 / 1.05 GiB, STROTSS 0.91 / 1.15 /
 # 1.44 GiB (a line 1.66x as steep, 0.11 GiB higher), the Monet doodle 0.78 / 0.94 GiB at 256 / 384 (1.22x as
 # steep). Patch matching (doodle, CNNMRF) may grow faster than linearly at large sizes: not measured.
 MODELS["strotss"] = _relative(0.11, 1.66)
@@ -203,7 +205,8 @@ def check_memory(cfg: dict, available: int | None = None) -> None:
     need = estimate_bytes(cfg, h, w)
     if need > CLEARLY * available:
         raise ResourceError(f"size={cfg.get('size')}: a {w}x{h} px {cfg.get('method')} run needs about "
-                            f"{need / GIB:.1f} GiB of memory, {available / GIB:.1f} GiB is available; {_hint(cfg, available)}")
+                            f"{need / GIB:.1f} GiB of memory, {available / GIB:.1f} GiB is available; "
+                            f"{_hint(cfg, available)}")
 
 
 def out_of_memory_message(cfg: dict) -> str:

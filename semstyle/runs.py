@@ -122,6 +122,11 @@ class RunDir:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
+                if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # e.g. some NFS mounts
+                    print(f"semstyle: warning: cannot lock {lock} ({os.strerror(e.errno)}): make sure no other process "
+                          "uses this out_dir", file=sys.stderr)
+                    self._lock = fd
+                    return
                 if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     os.close(fd)
                     raise

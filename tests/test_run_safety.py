@@ -160,6 +160,17 @@ def test_a_second_process_on_a_live_run_folder_is_refused(tmp_path):
     assert third.returncode == 2 and "steps=100000; this run has steps=2" in third.stderr, third.stderr
 
 
+def test_a_filesystem_without_locks_warns_and_runs(tmp_path, monkeypatch, capsys):
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(runs.fcntl, "flock", no_locks)
+    out = tmp_path / "nfs"
+    assert _run(out, "size=32", "scales=[]", "steps=1") == 0
+    assert f"semstyle: warning: cannot lock {tmp_path}/nfs.partial/{runs.LOCK}" in capsys.readouterr().err
+    assert (out / "output.png").exists() and not (out / runs.LOCK).exists()
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """``output.png`` bytes of an uninterrupted run of :data:`SIGNAL_RUN`."""
