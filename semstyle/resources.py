@@ -82,7 +82,9 @@ def content_shape(cfg: dict) -> tuple[int, int]:
     """``(H, W)`` of the final scale: the content image's aspect at long side ``size`` (4:3 when there is no file)."""
     size = int(cfg.get("size", 512))
     aspect = 0.75
-    content = cfg.get("content") or (cfg.get("target") or {}).get("map")  # doodle: the target map sets the shape
+    target = cfg.get("target")
+    # the doodle's target map sets its shape; reconstruct optimises towards `image`
+    content = cfg.get("content") or (target.get("map") if isinstance(target, dict) else None) or cfg.get("image")
     if isinstance(content, str) and os.path.isfile(content):
         try:
             from PIL import Image
