@@ -112,8 +112,8 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def _cgroup_free() -> int | None:
-    """Bytes the cgroup limit leaves (v2 or v1), or None without a limit."""
+def _cgroup() -> tuple[int, int] | None:
+    """``(limit, headroom)`` in bytes of this cgroup's memory limit (v2 or v1), or None without a limit."""
     for limit_file, usage_file, stat_file, inactive in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
@@ -130,7 +130,17 @@ def _cgroup_free() -> int | None:
                     cache = int(value)
         except (OSError, ValueError):
             pass
-        return max(0, limit - usage + cache)
+        return limit, max(0, limit - usage + cache)
+    return None
+
+
+def _meminfo(key: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return None
 
 
@@ -149,15 +159,16 @@ def available_bytes() -> int | None:
 
     None when neither can be read (not Linux).
     """
-    meminfo = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                meminfo = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    free = [b for b in (meminfo, _cgroup_free()) if b is not None]
+    cgroup = _cgroup()
+    free = [b for b in (_meminfo("MemAvailable"), cgroup[1] if cgroup else None) if b is not None]
     return min(free) + _own_rss() if free else None
+
+
+def total_bytes() -> int | None:
+    """The most memory a process here could ever have: ``MemTotal`` or the cgroup limit if smaller (None if unknown)."""
+    cgroup = _cgroup()
+    sizes = [b for b in (_meminfo("MemTotal"), cgroup[0] if cgroup else None) if b is not None]
+    return min(sizes) if sizes else None
 
 
 def fitting_size(cfg: dict, budget: float) -> int | None:
@@ -211,16 +222,23 @@ def check_memory(cfg: dict, available: int | None = None) -> None:
                             f"{_hint(cfg, available)}")
 
 
-def out_of_memory_message(cfg: dict) -> str:
-    """The one line for a run that ran out of memory part way, with the estimate and what would fit."""
+def out_of_memory(cfg: dict) -> tuple[str, bool]:
+    """The one line for a run that ran out of memory part way, and whether resuming it can succeed: only when the
+    estimate fits the machine's total memory (other programs held the rest); otherwise the same settings would run
+    out again, and the line says what would fit."""
     if not cfg:
-        return "out of memory; try a smaller size"
+        return "out of memory; try a smaller size", False
     h, w = content_shape(cfg)
     need = estimate_bytes(cfg, h, w)
-    available = available_bytes()
-    if available is None or available >= need:  # a limit this process cannot see (ulimit, another process grew)
-        have = f", though {available / GIB:.1f} GiB seemed available" if available else ""
-        budget = need
-    else:
-        have, budget = f" ({available / GIB:.1f} GiB available)", available
-    return f"out of memory at {cfg.get('size')} px: about {need / GIB:.1f} GiB needed{have}; {_hint(cfg, budget)}"
+    total, available = total_bytes(), available_bytes()
+    head = f"out of memory at {cfg.get('size')} px: about {need / GIB:.1f} GiB needed"
+    if total is not None and need <= 0.8 * total:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        who = f"a ulimit -v of {limit / GIB:.1f} GiB or other programs" if limit != resource.RLIM_INFINITY else "other programs"
+        return (f"{head} of the machine's {total / GIB:.1f} GiB, so {who} held the rest; free some memory, "
+                "then resume=true continues"), True
+    budget = min(b for b in (available, total, need) if b is not None)
+    have = f" ({total / GIB:.1f} GiB in this machine)" if total is not None else ""
+    return f"{head}{have}; {_hint(cfg, budget)}", False

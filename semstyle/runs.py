@@ -227,7 +227,6 @@ class RunDir:
                     shutil.rmtree(self.path, ignore_errors=True)
                 return False
             if is_out_of_memory(exc):
-                shutil.rmtree(self.path, ignore_errors=True)  # the same settings would run out again
                 raise ResourceError(self._out_of_memory_message()) from None
             if is_disk_full(exc):
                 raise ResourceError(self._disk_full_message(exc)) from None
@@ -237,9 +236,13 @@ class RunDir:
             self._release_lock()
 
     def _out_of_memory_message(self) -> str:
-        from .resources import out_of_memory_message
+        from .resources import out_of_memory
 
-        return out_of_memory_message(self.fingerprint or {}) + f" (removed {self.path})"
+        message, resumable = out_of_memory(self.fingerprint or {})
+        if resumable and (self.path / CHECKPOINT).exists():
+            return message + f" (from the last finished scale, kept in {self.path})"
+        shutil.rmtree(self.path, ignore_errors=True)  # the same settings would run out again, or nothing to resume
+        return message.replace("then resume=true continues", "then run again") + f" (removed {self.path})"
 
     def _disk_full_message(self, exc: BaseException) -> str:
         where = getattr(exc, "filename", None)

@@ -288,7 +288,7 @@ def test_memory_model_matches_a_measured_peak(tmp_path):
     assert abs(estimate - peak) < 0.2 * peak, (estimate / resources.GIB, peak / resources.GIB)
 
 
-def test_out_of_memory_is_one_line_without_resume_advice(tmp_path, monkeypatch, capsys):
+def _out_of_memory_in_scale_1(monkeypatch):
     original = gatys.optimize
     calls = {"n": 0}
 
@@ -300,12 +300,30 @@ def test_out_of_memory_is_one_line_without_resume_advice(tmp_path, monkeypatch, 
         return original(*args, **kwargs)
 
     monkeypatch.setattr(gatys, "optimize", oom)
+    return calls
+
+
+def test_out_of_memory_beyond_the_machine_is_one_line_without_resume_advice(tmp_path, monkeypatch, capsys):
+    _out_of_memory_in_scale_1(monkeypatch)
+    monkeypatch.setattr(resources, "total_bytes", lambda: resources.GIB // 2)  # the run's 0.7 GiB can never fit
+    out = tmp_path / "oom"
+    assert _run(out, *BASE, "precision=fp32") == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("semstyle: error: out of memory at 64 px: about 0.7 GiB needed (0.5 GiB in this machine)")
+    assert "resume" not in err and "partial results kept" not in err, err
+    assert not (tmp_path / "oom.partial").exists() and not out.exists()  # the same settings would run out again
+
+
+def test_out_of_memory_that_other_programs_caused_keeps_the_checkpoint(tmp_path, monkeypatch, capsys):
+    calls = _out_of_memory_in_scale_1(monkeypatch)
+    monkeypatch.setattr(resources, "total_bytes", lambda: 16 * resources.GIB)
     out = tmp_path / "oom"
     assert _run(out, *BASE) == 2
     err = _one_line_error(capsys)
-    assert err.startswith("semstyle: error: out of memory at 64 px: about ") and "GiB needed" in err, err
-    assert "resume" not in err and "partial results kept" not in err
-    assert not (tmp_path / "oom.partial").exists() and not out.exists()  # the same settings would run out again
+    assert "of the machine's 16.0 GiB" in err and f"then resume=true continues (from the last finished scale, kept in " \
+        f"{tmp_path}/oom.partial)" in err, err
+    calls["n"] = 100
+    assert _run(out, *BASE, "resume=true") == 0 and (out / "output.png").exists()
 
 
 def _disk_full_at(monkeypatch, nth: int):
