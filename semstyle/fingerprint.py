@@ -65,7 +65,8 @@ def _resolved(flat: dict[str, Any]) -> dict[str, str]:
 
     try:
         device = resolve_device(str(flat["device"]))
-        return {"device (resolved)": device.type, "precision (resolved)": resolve_precision(str(flat["precision"]), device)}
+        precision = resolve_precision(str(flat["precision"]), device)
+        return {"device (resolved)": device.type, "precision (resolved)": precision}
     except SemstyleError:  # a bad value is reported where the run uses it
         return {}
 

@@ -236,7 +236,8 @@ def out_of_memory(cfg: dict) -> tuple[str, bool]:
         import resource
 
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-        who = f"a ulimit -v of {limit / GIB:.1f} GiB or other programs" if limit != resource.RLIM_INFINITY else "other programs"
+        who = ("other programs" if limit == resource.RLIM_INFINITY
+               else f"a ulimit -v of {limit / GIB:.1f} GiB or other programs")
         return (f"{head} of the machine's {total / GIB:.1f} GiB, so {who} held the rest; free some memory, "
                 "then resume=true continues"), True
     budget = min(b for b in (available, total, need) if b is not None)

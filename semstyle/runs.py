@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -53,6 +54,17 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
 
 
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors``: safetensors has no checksum of its own, so a
+    flipped byte in the data would otherwise resume silently."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint file, or a :class:`ConfigError` saying why it cannot be read."""
     from safetensors import safe_open
@@ -62,6 +74,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
         tensors = load_file(str(path))  # reads every tensor: a truncated body fails here, not half way into the run
+        check(meta.get("sha256", tensors_digest(tensors)) == tensors_digest(tensors), "its data do not match its checksum")
         int(meta.get("scale", 0))
         json.loads(meta.get("log", "[]"))
     except ConfigError as e:
@@ -295,6 +308,7 @@ class RunDir:
         meta["warnings"] = json.dumps(self.warnings)
         if self.fingerprint is not None:
             meta["fingerprint"] = fp.dumps(self.fingerprint)
+        meta["sha256"] = tensors_digest(tensors)
         atomic_write(self.path / CHECKPOINT,
                      lambda tmp: save_file(tensors, tmp, metadata={k: str(v) for k, v in meta.items()}))
 
@@ -307,6 +321,7 @@ class RunDir:
         self.log.rows = json.loads(meta.pop("log", "[]"))
         self.warnings = json.loads(meta.pop("warnings", "[]"))
         meta.pop("fingerprint", None)
+        meta.pop("sha256", None)
         self._previous_image = tensors.get("image")
         return dict(tensors), meta
 

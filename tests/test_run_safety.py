@@ -102,12 +102,14 @@ def test_cosmetic_keys_do_not_block_a_resume(tmp_path, monkeypatch):
     assert _run(out, *BASE, "resume=true", "save_every=1") == 0  # progress, save_every, resume are not results
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped byte"])
 def test_unreadable_checkpoint_is_one_line_and_not_advertised_as_resumable(tmp_path, monkeypatch, capsys, damage):
     out = _interrupted(tmp_path, monkeypatch)
     checkpoint = tmp_path / "run.partial" / runs.CHECKPOINT
     data = checkpoint.read_bytes()
-    checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    if damage == "flipped byte":  # in the image data at the end: the header still parses
+        data = data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:]
+    checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"" if damage == "empty" else data)
     capsys.readouterr()
     assert _run(out, *BASE, "resume=true") == 2
     err = _one_line_error(capsys)
