@@ -194,7 +194,8 @@ class RunDir:
             return
         keys = fp.diff(old, self.fingerprint)
         if keys:
-            raise _NotResumable(f"the checkpoint in {self.path} was made with {fp.describe(old, keys)}; this run has "
+            what = "the checkpoint" if self._saved is not None else "the unfinished run"
+            raise _NotResumable(f"{what} in {self.path} was made with {fp.describe(old, keys)}; this run has "
                                 f"{fp.describe(self.fingerprint, keys)}", mismatch=True)
 
     def __enter__(self) -> "RunDir":

@@ -159,7 +159,8 @@ def test_a_second_process_on_a_live_run_folder_is_refused(tmp_path):
     # a dead owner leaves no lock behind (the kernel drops a flock with its process): the fingerprint check answers
     third = subprocess.run(cmd + ["steps=2", "resume=true"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=120)
-    assert third.returncode == 2 and "steps=100000; this run has steps=2" in third.stderr, third.stderr
+    assert third.returncode == 2 and f"the unfinished run in {out}.partial was made with steps=100000; this run has " \
+        "steps=2" in third.stderr, third.stderr
 
 
 def test_a_filesystem_without_locks_warns_and_runs(tmp_path, monkeypatch, capsys):
