@@ -212,9 +212,10 @@ def test_a_killed_run_resumes_to_the_same_bytes_under_the_lock_and_fingerprint(t
 
 
 # --- 3. divergence is reported ---------------------------------------------------------------------------------------
-def test_divergence_with_a_huge_adam_lr_is_warned_and_recorded(tmp_path, capsys):
+@pytest.mark.parametrize("optimizer", ["adam", pytest.param("lbfgs", marks=pytest.mark.slow)])
+def test_divergence_with_a_huge_lr_is_warned_and_recorded(tmp_path, capsys, optimizer):
     out = tmp_path / "div"
-    assert _run(out, "size=64", "scales=[]", "steps=30", "optimizer=adam", "lr=1e9") == 0
+    assert _run(out, "size=64", "scales=[]", "steps=30", f"optimizer={optimizer}", "lr=1e9") == 0
     err = capsys.readouterr().err.strip().splitlines()
     warnings = [line for line in err if line.startswith("semstyle: warning:")]
     assert len(warnings) == 1 and "diverged at scale 0" in warnings[0] and "try a smaller lr (now 1e+09)" in warnings[0]
