@@ -1,8 +1,19 @@
-"""semstyle: semantic and deformable neural style transfer."""
+"""semstyle: semantic and deformable neural style transfer.
+
+``semstyle.run`` (:func:`semstyle.api.run`) is imported on first use, so that the command line answers
+``--help`` and config errors without loading torch.
+"""
 
 __version__ = "0.1.0"
 
 from .errors import ConfigError, ImageError, SemstyleError  # noqa: E402
-from .runner import run  # noqa: E402
 
 __all__ = ["run", "SemstyleError", "ConfigError", "ImageError", "__version__"]
+
+
+def __getattr__(name):
+    if name == "run":
+        from .api import run
+
+        return run
+    raise AttributeError(f"module 'semstyle' has no attribute {name!r}")

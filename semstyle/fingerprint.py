@@ -3,8 +3,7 @@
 A fingerprint is a flat ``{key: value}`` dict: every config key (dotted for nested ones) except the cosmetic
 :data:`COSMETIC` keys, ``sha256(KEY)`` for every config value that names an existing file (its contents, so an
 image edited in place is noticed too), what ``device``/``precision`` resolve to on this machine, and ``semstyle
-version``. All values are JSON-serialisable, so a fingerprint
-travels in a checkpoint's metadata as one JSON string.
+version``. All values are JSON-serialisable, so a fingerprint travels in a checkpoint's metadata as one JSON string.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ import json
 import os
 from typing import Any
 
-# Keys that change how a run is shown or where it is written, never its result.
-COSMETIC = frozenset({"progress", "out_dir", "resume", "save_every"})
+from .conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
+
 VERSION_KEY = "semstyle version"
 
 

@@ -30,7 +30,7 @@ from . import divergence
 from . import fingerprint as fp
 from .errors import ConfigError, ResourceError, SemstyleError, check
 from .image import atomic_write, save_image
-from .optim import LossLog
+from .engine.losslog import LossLog
 
 CHECKPOINT = "checkpoint.safetensors"
 FINGERPRINT = "fingerprint.json"  # the run's fingerprint, written at the start (also inside each checkpoint)

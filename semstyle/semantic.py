@@ -252,6 +252,10 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
         f = torch.cat([f, position_weight * torch.stack([ys, xs])], 0)
         return f.reshape(f.shape[0], -1).t(), (hf, wf)
 
+    if features == "vgg":
+        from .checks import check_sizes
+        check_sizes({f"auto-map image {i + 1}": img for i, img in enumerate(images)}, [work_size], [layer],
+                    key="semantic.auto_features=color, or a less elongated image")
     fit = [feats_of(img, work_size)[0] for img in images]
     km = KMeans(n_clusters=n_regions, n_init=4, random_state=seed).fit(torch.cat(fit).numpy())
     centers = torch.from_numpy(km.cluster_centers_).float()

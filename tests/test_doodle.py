@@ -8,7 +8,7 @@ from PIL import Image
 
 from semstyle import semantic
 from semstyle.cli import main
-from semstyle.config import load_config
+from semstyle.api import load_config
 from semstyle.image import load_image
 from semstyle.methods import doodle
 

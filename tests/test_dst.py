@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from semstyle.config import load_config
+from semstyle.api import load_config
 from semstyle.errors import SemstyleError
 from semstyle.image import load_image, save_image
 from semstyle.methods import dst, gatys
-from semstyle.runner import run
+from semstyle.api import run
 
 FAST = {"size": 64, "scales": [], "steps": 40, "progress": False, "precision": "bf16"}
 

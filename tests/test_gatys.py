@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from semstyle.cli import main
-from semstyle.config import load_config, scale_schedule
+from semstyle.api import load_config, run
+from semstyle.conf import scale_schedule
 from semstyle.errors import ConfigError
 from semstyle.image import load_image
 from semstyle.methods import gatys
@@ -86,27 +87,27 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     out = tmp_path / "resume"
-    calls = {"n": 0}
-    original = gatys.optimize
+    config = [str(ROOT / "configs/default.yaml"), [f"content={CONTENT}", f"style={STYLE}", "size=64", "scales=[32]",
+                                                   "steps=2", "progress=false", f"out_dir={out}"]]
+    steps = []
 
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("simulated crash in scale 1")
-        return original(*args, **kwargs)
+    def crash_in_scale_1(event):  # a callback on the engine's event stream
+        if event.kind == "step":
+            steps.append(event.scale)
+            if event.scale == 1:
+                raise RuntimeError("simulated crash in scale 1")
 
-    monkeypatch.setattr(gatys, "optimize", flaky)
     with pytest.raises(RuntimeError):
-        _run_cli(tmp_path, "size=64", "scales=[32]", "steps=2", f"out_dir={out}")
+        run(*config, callbacks=[crash_in_scale_1])
     assert (tmp_path / "resume.partial" / "checkpoint.safetensors").exists()
-    calls["n"] = 10  # no more crashes
     assert _run_cli(tmp_path, "size=64", "scales=[32]", "steps=2", f"out_dir={out}") == 2  # needs resume=true
-    assert _run_cli(tmp_path, "size=64", "scales=[32]", "steps=2", f"out_dir={out}", "resume=true") == 0
+    steps.clear()
+    run(config[0], config[1] + ["resume=true"], callbacks=[lambda e: steps.append(e.scale) if e.kind == "step" else None])
     rows = list(csv.DictReader(open(out / "losses.csv")))
     assert [int(r["scale"]) for r in rows] == [0, 0, 1, 1]  # scale 0 restored from the checkpoint, not redone
-    assert calls["n"] == 11
+    assert steps == [1, 1]
 
 
 def test_config_api_rejects_bad_values():

@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 from semstyle.cli import main
-from semstyle.config import load_config
+from semstyle.api import load_config
 from semstyle.encoder import vgg19_encoder
-from semstyle.features_view import feature_maps, grid
+from semstyle.viz.features import feature_maps
+from semstyle.viz.layout import grid
 from semstyle.image import load_image
 from semstyle.losses import GramLoss
 from semstyle.methods import gatys, reconstruct
@@ -96,12 +97,14 @@ def test_reconstruct_style_config_runs_growing_subsets(tmp_path, monkeypatch):
 def test_reconstruct_and_features_commands(tmp_path, capsys):
     out = tmp_path / "rc"
     assert main(["reconstruct", "content", str(CONTENT), "--layer", "conv4_2", "--size", "32", "--steps", "2",
-                 "--precision", "bf16", "--out", str(out), "--set", "progress=false"]) == 0
+                 "--precision", "bf16", "--out", str(out), "progress=false"]) == 0
     assert (out / "content_conv4_2.png").exists() and load_config(out / "config.yaml").target == "content"
-    fig = tmp_path / "features.png"
+    folder = tmp_path / "features"
     assert main(["features", str(CONTENT), "--layers", "conv1_1", "conv3_1", "--channels", "4", "--size", "64",
-                 "--tile", "16", "--out", str(fig)]) == 0
+                 "--tile", "16", "--out", str(folder)]) == 0
+    fig = folder / "features.png"
     assert Image.open(fig).mode == "RGB" and f"result: {fig}" in capsys.readouterr().out
+    assert main(["features", str(CONTENT), "--out", str(folder)]) == 2  # a run folder is never overwritten
 
 
 def test_feature_maps_and_grid():

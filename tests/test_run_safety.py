@@ -16,8 +16,8 @@ from PIL import Image
 
 from semstyle import divergence, resources, runs
 from semstyle.cli import main
+from semstyle.engine import engine as engine_module
 from semstyle.fingerprint import diff, fingerprint
-from semstyle.methods import gatys
 
 from conftest import ASSETS, ROOT, SHARED
 
@@ -40,7 +40,7 @@ def _one_line_error(capsys) -> str:
 def _crash_in_scale_1(monkeypatch):
     """Make the run fail after scale 0 was checkpointed, as a kill -9 would; returns a switch to stop crashing."""
     calls = {"n": 0, "crash": True}
-    original = gatys.optimize
+    original = engine_module.run_steps
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -48,7 +48,7 @@ def _crash_in_scale_1(monkeypatch):
             raise RuntimeError("simulated crash in scale 1")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(gatys, "optimize", flaky)
+    monkeypatch.setattr(engine_module, "run_steps", flaky)
     return calls
 
 
@@ -258,7 +258,7 @@ def test_divergence_rules():
 # --- 4. faults a resume cannot fix -------------------------------------------------------------------------------------
 def test_a_size_that_clearly_cannot_fit_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(resources, "available_bytes", lambda: 2 * resources.GIB)
-    monkeypatch.setattr(gatys, "transfer", lambda *a, **k: pytest.fail("heavy work started"))
+    monkeypatch.setattr(engine_module, "run_steps", lambda *a, **k: pytest.fail("heavy work started"))
     out = tmp_path / "big"
     assert _run(out, "size=4096", "device=cpu", "precision=fp32") == 2
     err = _one_line_error(capsys)
@@ -293,7 +293,7 @@ def test_memory_model_matches_a_measured_peak(tmp_path):
 
 
 def _out_of_memory_in_scale_1(monkeypatch):
-    original = gatys.optimize
+    original = engine_module.run_steps
     calls = {"n": 0}
 
     def oom(*args, **kwargs):
@@ -303,7 +303,7 @@ def _out_of_memory_in_scale_1(monkeypatch):
                                "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(gatys, "optimize", oom)
+    monkeypatch.setattr(engine_module, "run_steps", oom)
     return calls
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from conftest import ASSETS, ROOT
 
-from semstyle.config import load_config
+from semstyle.api import load_config
 from semstyle.encoder import vgg19_encoder
 from semstyle.errors import ConfigError, ImageError
 from semstyle.hypercolumn import STROTSS_LAYERS, pixel_points, sample_hypercolumns
@@ -246,7 +246,7 @@ def _totals(path):
 
 
 def test_two_scale_run_lowers_the_loss(tmp_path):
-    from semstyle.runner import run
+    from semstyle.api import run
 
     out = run(str(ROOT / "configs/strotss/default.yaml"), [
         f"content={ASSETS / 'content/tubingen.jpg'}", f"style={ASSETS / 'styles/starry_night.jpg'}",

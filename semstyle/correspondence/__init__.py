@@ -8,12 +8,11 @@ from .align import apply_similarity, similarity_align, umeyama
 from .clean import aligned_targets, clean_points
 from .io import read_correspondences, read_keypoints, write_correspondences, write_keypoints
 from .nbb import Correspondences, LevelMatches, nbb_keypoints
-from .plot import draw_correspondences
 from .select import kmeans_select
 
 __all__ = [
     "read_keypoints", "write_keypoints", "read_correspondences", "write_correspondences",
     "umeyama", "similarity_align", "apply_similarity",
     "nbb_keypoints", "Correspondences", "LevelMatches", "kmeans_select",
-    "clean_points", "aligned_targets", "draw_correspondences",
+    "clean_points", "aligned_targets",
 ]

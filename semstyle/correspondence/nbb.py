@@ -13,7 +13,9 @@ maps at relu5_1; at a finer level, for every pair (p, q) found one level up, the
    two points) adds to its parent's.
 
 Both images are resized (aspect kept) to ``size`` on their long side and processed at their own sizes, so
-results come back in each image's original pixel coordinates, (x, y) with pixel centres at integers.
+results come back in each image's original pixel coordinates, (x, y) with pixel centres at integers. The final
+pairs lie on the working pixel grid (stride x cell index, as the reference code writes them), so that the integer
+text files and DST's cleaning (:mod:`.clean`) see them exactly.
 
 Differences from the reference code (kfiraberman/neural_best_buddies): the common appearance is the paper's
 mean/std matching instead of the code's feature inversion of the coarser level (an Adam optimisation per level,
@@ -31,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..conf.keypoints import NBB_SIZE
 from ..encoder import layer_stride, vgg19_encoder
 from ..errors import ConfigError, check
 from ..image import as_image, resize
@@ -43,7 +46,7 @@ SEARCH_RADII = (3, 3, 2, 2, 2)
 TAU = 0.05
 BORDER = 7  # px at the working size
 FAST_LEVELS = 4  # --fast stops at relu2_1 (L_final = 2), as DST runs it
-DEFAULT_SIZE = 224  # NBB's imageSize for its demo; DST uses 256
+DEFAULT_SIZE = NBB_SIZE
 CHUNK_BYTES = 64 * 2**20  # bound on the working tensors of one group of region pairs
 
 
@@ -272,6 +275,10 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
     bar.close()
 
     act = act.cpu()
+    if len(act):  # final points on the working pixel grid, as DST's NBB writes them (stride x cell index: with
+        # --fast the top-left pixel of a 2x2 cell, not its centre), so they survive the integer text files exactly
+        pa, pb = (ca.cpu() % wa * stride, ca.cpu() // wa * stride), (cb.cpu() % wb * stride, cb.cpu() // wb * stride)
+        pa, pb = torch.stack(pa, 1).float(), torch.stack(pb, 1).float()
     keep = inside_border(pa, work_hw_a, border) & inside_border(pb, work_hw_b, border)
     pa, pb, act = pa[keep], pb[keep], act[keep]
     sel = unique_points(pa, act)

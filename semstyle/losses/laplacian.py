@@ -22,12 +22,12 @@ LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0
 def laplacian(image: torch.Tensor, pool: int = 1) -> torch.Tensor:
     """``D_p``: ``(B, C, H, W)`` -> ``(B, 1, H//p − 2, W//p − 2)``, the Laplacian of the channel sum of the
     ``p × p``-average-pooled image (the filter is linear, so summing the channels first is the same and 3x cheaper)."""
-    if pool > 1:
-        image = F.avg_pool2d(image, pool)
-    h, w = image.shape[-2:]
+    h, w = (n // pool for n in image.shape[-2:])  # checked before pooling, which fails on a side under `pool`
     if h < 3 or w < 3:
         raise ConfigError(f"laplacian.pool_sizes: pool size {pool} leaves a {h}x{w} image, too small for the 3x3 "
                           f"Laplacian; use images of at least {3 * pool} px per side or smaller pool sizes")
+    if pool > 1:
+        image = F.avg_pool2d(image, pool)
     kernel = LAPLACIAN_KERNEL.to(device=image.device, dtype=image.dtype)[None]
     return filter2d(image.sum(dim=1, keepdim=True), kernel, padding="valid")
 

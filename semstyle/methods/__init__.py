@@ -1,22 +1,9 @@
-"""Style-transfer methods. Each is a module ``semstyle.methods.<name>`` with:
+"""Style-transfer methods. Each module composes shared parts (encoder, losses, engine) and offers:
 
-- ``DEFAULTS``: its config keys and default values (on top of :data:`semstyle.config.COMMON`);
-- ``validate(cfg)``: raises :class:`semstyle.errors.ConfigError` for bad values (optional);
-- ``run(cfg, run_dir) -> Tensor``: runs from a resolved config, writing into a :class:`semstyle.runs.RunDir`;
+- ``solve(cfg, engine) -> dict``: builds the problem from a resolved config and runs it on the engine; the dict
+  holds ``"output"`` (the result image) and whatever ``save`` needs;
+- ``save(result, cfg, run_dir)`` (optional): the method's extra files;
 - a Python entry point such as ``stylize(...)``.
 
-Methods are found by module name, so adding one needs no registry edit.
+The registry that names them is :data:`semstyle.api.METHODS`; their configs are in :mod:`semstyle.conf`.
 """
-
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
-
-def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
-
-
-def load(name: str):
-    return importlib.import_module(f"{__name__}.{name}")

@@ -23,160 +23,23 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from omegaconf import OmegaConf
+from torch import nn
 
 from .. import semantic
-from ..config import check_choice, check_number, load_config
-from ..encoder import check_layers, vgg19_encoder
+from ..checks import check_sizes
+from ..conf import load
+from ..conf.doodle import CNNMRF, DOODLE
+from ..encoder import vgg19_encoder
+from ..engine import Engine, Objective, Problem
+from ..engine.start import init_image
 from ..errors import check
 from ..image import as_image, resize, target_size
 from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
-from ..objective import Objective
-from ..optim import OPTIMIZERS, optimize
 from ..runs import RunDir
-from ..schedule import INITS, coarse_to_fine, frame_saver, init_image
-
-STYLE_LOSSES = ("mrf", "gram_masked")
-
-# Per-loss defaults used when style.layers / style.weight are null.
-LOSS_DEFAULTS = {
-    # neural-doodle doodle.py: --style-layers 3_1,4_1 (Lasagne convs include the ReLU), --style-weight 25,
-    # each layer's loss a mean over patch elements, as mrf_loss is.
-    "mrf": {"layers": ["relu3_1", "relu4_1"], "weight": 25.0},
-    # fast-neural-doodle uses neural-style's layers relu1_1..relu5_1; the weight keeps this toolkit's Gatys
-    # style/content balance (gatys: 1e-6 / 1e-3) relative to content.weight 10 (maps only: it just sets the
-    # balance with TV, which stays ~10 % of the loss on the Monet doodle).
-    "gram_masked": {"layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "weight": 1.0e-2},
-}
-
-DEFAULTS = {
-    "size": 512,  # neural-doodle samples are 512 px wide
-    "steps": 100,  # per phase: neural-doodle --iterations 100
-    "phases": 3,  # neural-doodle --phases 3: 1/4, 1/2, 1 of size (ignored when `scales` is set)
-    "style": {
-        "image": None,
-        "map": None,
-        "loss": "mrf",  # mrf | gram_masked
-        "weight": None,  # null: 25 for mrf (neural-doodle --style-weight), 1e-2 for gram_masked
-        "layers": None,  # null: relu3_1, relu4_1 for mrf; relu1_1..relu5_1 for gram_masked
-        "layer_weights": None,  # null: 1 per layer (neural-doodle sums its layers)
-        "scale": 1.0,  # style long side = phase long side × scale
-    },
-    "target": {"map": None},  # the doodle to paint (or the content image's map)
-    "content": {
-        "image": None,  # optional photo whose map is target.map
-        "weight": 10.0,  # neural-doodle --content-weight 10 (mean squared error, as ContentLoss is)
-        "layers": ["relu4_2"],  # neural-doodle --content-layers 4_2 (post-ReLU in Lasagne)
-    },
-    "semantic": {
-        "weight": 10.0,  # neural-doodle --semantic-weight 10: score = NCC(features) + 10 · NCC(map)
-        "max_colors": 8,  # k-means clusters fitted to a map's colours
-        "min_fraction": 0.005,  # clusters under 0.5 % of the pixels are anti-aliasing/JPEG noise
-        "unmatched": "error",  # error | ignore: a target colour with no style counterpart
-        "auto_maps": 0,  # N > 0: segment style and content into N regions by k-means instead of maps
-        "auto_features": "color",  # color (Lab + position) | vgg (relu3_1 features + position)
-        "resize_maps": False,  # resize a map whose size differs from its image instead of failing
-        # semstyle's addition to neural-doodle (0 = its objective): a masked Gram loss on the RGB pixels in [0, 1]
-        # gives each target region the colour statistics of its style region. The patch losses alone left thin or
-        # dark regions too light (the Renoir tree: mean colour 0.3-0.4 from the painting's, nearer the grass);
-        # at 1e9 the term sets the colours in the first steps and is < 1 % of the loss by the end.
-        "color_weight": 1.0e9,
-    },
-    "mrf": {
-        "patch_size": 3,  # both papers: 3x3 patches
-        "style_stride": 1,  # neural-doodle: every style patch (CNNMRF: 2)
-        "stride": 1,  # neural-doodle: every synthesis patch (CNNMRF: 2)
-        "rotations": 0,  # CNNMRF: ±n rotated style copies (its examples use 1)
-        "rotation_step": 7.5,  # degrees; CNNMRF target_step_rotation = pi/24
-        "scalings": 0,  # CNNMRF: ±n scaled style copies
-        "scaling_step": 1.05,  # CNNMRF target_step_scale
-        # semstyle's search (neural-doodle: exact, on all channels, every step): an exact search at each phase's
-        # start, then one PatchMatch step every second L-BFGS step on 64 principal channels. On the Monet doodle at
-        # 512 px the results' exact MRF loss is the exact search's (+0.5 % over 3 seeds, which differ by up to
-        # 10 %) in 60 % of the time (docs/doodle.md).
-        "match_channels": 64,  # > 0: search on this many principal channels (approximate); 0: all
-        "search": "patchmatch",  # exact | patchmatch
-        "search_every": 2,  # search on every n-th step, keep the matches in between (both papers: 1)
-    },
-    # neural-doodle --smoothness 1: mean(((dx² + dy²)·255²)^1.25) on 0-255 pixels. TVLoss(p=2.5) on [0, 1] pixels
-    # is mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
-    "tv_weight": 1.24e6,
-    "tv_power": 2.5,
-    "init": "noise",  # neural-doodle --seed noise (uniform in --seed-range 16:240); "regions": see region_colors
-    "optimizer": "lbfgs",
-    "lr": None,
-    "pooling": "avg",  # neural-doodle builds VGG-19 with average pooling
-}
-
-
-def validate(cfg) -> None:
-    check_choice(cfg, "style.loss", STYLE_LOSSES)
-    check_number(cfg, "phases", lo=1, hi=8, integer=True)
-    check_number(cfg, "style.scale", lo=0, lo_open=True)
-    if cfg.style.weight is not None:
-        check_number(cfg, "style.weight", lo=0)
-    if cfg.style.layers is not None:
-        check(len(cfg.style.layers) > 0, "style.layers: must name at least one layer")
-        check_layers(cfg.style.layers)
-    check_number(cfg, "content.weight", lo=0)
-    check_layers(cfg.content.layers)
-    check_number(cfg, "semantic.weight", lo=0)
-    check_number(cfg, "semantic.color_weight", lo=0)
-    check_number(cfg, "semantic.max_colors", lo=1, hi=64, integer=True)
-    check_number(cfg, "semantic.min_fraction", lo=0, hi=0.5)
-    check_choice(cfg, "semantic.unmatched", ("error", "ignore"))
-    check_number(cfg, "semantic.auto_maps", lo=0, hi=16, integer=True)
-    check(cfg.semantic.auto_maps != 1, "semantic.auto_maps: one region is no segmentation; use 0 (off) or >= 2")
-    check_choice(cfg, "semantic.auto_features", ("color", "vgg"))
-    check_number(cfg, "mrf.patch_size", lo=1, hi=7, integer=True)
-    check(cfg.mrf.patch_size % 2 == 1, f"mrf.patch_size: must be odd, got {cfg.mrf.patch_size}")
-    check_number(cfg, "mrf.style_stride", lo=1, hi=4, integer=True)
-    check_number(cfg, "mrf.stride", lo=1, hi=4, integer=True)
-    check_number(cfg, "mrf.rotations", lo=0, hi=4, integer=True)
-    check_number(cfg, "mrf.scalings", lo=0, hi=4, integer=True)
-    check_number(cfg, "mrf.rotation_step", lo=0, hi=90)
-    check_number(cfg, "mrf.scaling_step", lo=1, hi=2, lo_open=True)
-    check_number(cfg, "mrf.match_channels", lo=0, hi=512, integer=True)
-    check_choice(cfg, "mrf.search", ("exact", "patchmatch"))
-    check_number(cfg, "mrf.search_every", lo=1, hi=100, integer=True)
-    check_number(cfg, "tv_weight", lo=0)
-    check_number(cfg, "tv_power", lo=1, hi=4)
-    check_choice(cfg, "optimizer", OPTIMIZERS)
-    check_choice(cfg, "pooling", ("max", "avg"))
-    if cfg.lr is not None:
-        check_number(cfg, "lr", lo=0, lo_open=True)
-    check(cfg.init in INITS + ("regions",) or isinstance(cfg.init, str),
-          f"init: {cfg.init!r} is not noise, regions, content, style or a file")
-    check(cfg.style.image is not None, "style.image: required (the painting whose patches are used)")
-    auto = cfg.semantic.auto_maps > 0
-    if auto:
-        check(cfg.content.image is not None,
-              "semantic.auto_maps: needs content.image (the target's regions are found in it)")
-        check(cfg.style.map is None and cfg.target.map is None,
-              "semantic.auto_maps: computes both maps; remove style.map / target.map, or set semantic.auto_maps=0")
-    elif cfg.style.loss == "gram_masked" or cfg.target.map is not None or cfg.style.map is not None:
-        check(cfg.style.map is not None, "style.map: required with target.map or style.loss=gram_masked "
-                                         "(or use semantic.auto_maps=N)")
-        check(cfg.target.map is not None, "target.map: required (the doodle to paint, same colours as style.map)")
-    else:
-        check(cfg.content.image is not None,
-              "content.image: required when there are no maps (give target.map to paint a doodle)")
-    if cfg.init == "content":
-        check(cfg.content.image is not None, "init: content needs content.image")
-    if cfg.init == "regions":
-        check(auto or cfg.target.map is not None,
-              "init: regions needs maps (style.map + target.map, or semantic.auto_maps)")
-
-
-def loss_defaults(cfg) -> tuple[list[str], float]:
-    """Style layers and weight, with nulls resolved per ``style.loss``."""
-    d = LOSS_DEFAULTS[cfg.style.loss]
-    layers = list(cfg.style.layers) if cfg.style.layers is not None else d["layers"]
-    weight = float(cfg.style.weight) if cfg.style.weight is not None else d["weight"]
-    return layers, weight
+from ..viz.layout import side_by_side
 
 
 @dataclass
@@ -272,7 +135,7 @@ def region_colors(style: torch.Tensor, style_masks: torch.Tensor, target_masks: 
 def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, nn.Module]]:
     """The doodle objective for a resolved config: content, style (``mrf`` or ``gram_masked``), region colour and TV
     terms. Returns it with every term by name, weightless ones included (their targets are set all the same)."""
-    style_layers, style_weight = loss_defaults(cfg)
+    style_layers, style_weight = list(cfg.style.layers), float(cfg.style.weight)
     if cfg.style.loss == "mrf":
         style_term = MRFLoss(
             style_layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
@@ -323,17 +186,22 @@ def set_targets(objective: Objective, terms: dict[str, nn.Module], cfg, style: t
         terms["color"].set_target_masks(target_masks.to(device))
 
 
-def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
+def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     """Optimise the output image for a resolved config; returns ``(1, 3, H, W)`` in [0, 1]."""
-    encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
+    engine = engine or Engine(cfg)
+    encoder = engine.encoder(cfg.pooling)
     guided = inputs.style_masks is not None
     has_content = inputs.content is not None
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
-    log = run.log if run is not None else None
-    torch.manual_seed(cfg.seed)
+    patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
+    check_sizes({"target map" if guided else "content image": inputs.shape}, phase_sizes(cfg), terms["style"].layers,
+                patch, key=key)
+    zoom = cfg.mrf.scaling_step ** -cfg.mrf.scalings if cfg.style.loss == "mrf" else 1.0  # smallest style copy
+    check_sizes({"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale * zoom,
+                16, key)
     device = encoder.device
 
-    def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> torch.Tensor:
+    def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
         shape = target_size(*inputs.shape, long_side)
         style_s = resize(inputs.style, max(16, round(long_side * cfg.style.scale)))
         style_masks = semantic.masks_at(inputs.style_masks, style_s.shape[-2:]) if guided else None
@@ -349,23 +217,11 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
         else:
             start = resize(previous, shape)
         image = start.to(device).requires_grad_(True)
-        optimize(
-            [image], lambda: objective(image), cfg.steps, cfg.optimizer, cfg.lr,
-            project=lambda: image.clamp_(0, 1), log=log, scale=index,
-            on_step=frame_saver(run, cfg.save_every, index, image),
-            desc=f"doodle {shape[1]}x{shape[0]}", progress=cfg.progress,
-        )
-        return image.detach().cpu()
+        return Problem([image], lambda: objective(image), image=lambda: image.detach(), optimizer=cfg.optimizer,
+                       lr=cfg.lr, project=lambda: image.clamp_(0, 1), result=lambda: image.detach().cpu(),
+                       label=f"doodle {shape[1]}x{shape[0]}")
 
-    return coarse_to_fine(phase_sizes(cfg), scale_fn, run)
-
-
-def contact_sheet(panels: list[torch.Tensor], height: int = 256, gap: int = 6) -> torch.Tensor:
-    """Images ``(1, 3, H, W)`` resized to ``height`` and laid side by side on white: ``(1, 3, height, ΣW + gaps)``."""
-    resized = [resize(p.float().clamp(0, 1), (height, max(1, round(p.shape[-1] * height / p.shape[-2])))) for p in panels]
-    white = torch.ones(1, 3, height, gap)
-    row = [x for p in resized for x in (p, white)][:-1]
-    return torch.cat(row, dim=3)
+    return engine.run(phase_sizes(cfg), scale_fn)
 
 
 def save_extras(inputs: Inputs, output: torch.Tensor, run: RunDir) -> None:
@@ -377,9 +233,20 @@ def save_extras(inputs: Inputs, output: torch.Tensor, run: RunDir) -> None:
     if inputs.content is not None:
         panels.append(inputs.content)
     panels.append(output)
-    run.save_image("sheet.png", contact_sheet(panels, height=min(256, output.shape[-2])))
+    run.save_image("sheet.png", side_by_side(panels, height=min(256, output.shape[-2])))
     if inputs.palette is not None:
         run.save_image("palette.png", semantic.palette_strip(inputs.palette))
+
+
+def _config(schema, options: dict, images: dict):
+    """A resolved config from keyword options (nested keys dotted) and images given as paths or tensors."""
+    user = OmegaConf.create({})
+    for key, value in options.items():
+        OmegaConf.update(user, key, value, force_add=True)
+    for key, value in images.items():
+        if value is not None:  # tensors are passed on directly; validation only needs to know they exist
+            OmegaConf.update(user, key, "<tensor>" if isinstance(value, torch.Tensor) else str(value), force_add=True)
+    return load(schema, user)
 
 
 def doodle(style, style_map=None, target_map=None, content=None, **options) -> torch.Tensor:
@@ -388,20 +255,22 @@ def doodle(style, style_map=None, target_map=None, content=None, **options) -> t
     Images and maps are paths or ``(1, 3, H, W)`` tensors in [0, 1]; ``options`` are config keys, nested ones
     dotted (``doodle(s, sm, tm, size=256, **{"semantic.weight": 0})``). Returns the result tensor.
     """
-    user = OmegaConf.create({"method": "doodle"})
-    for key, value in options.items():
-        OmegaConf.update(user, key, value, force_add=True)
-    for key, value in (("style.image", style), ("style.map", style_map), ("target.map", target_map),
-                       ("content.image", content)):
-        if value is not None:  # tensors are passed on directly; validation only needs to know they exist
-            OmegaConf.update(user, key, "<tensor>" if isinstance(value, torch.Tensor) else str(value), force_add=True)
-    cfg = load_config(user)
+    cfg = _config(DOODLE, options, {"style.image": style, "style.map": style_map, "target.map": target_map,
+                                    "content.image": content})
     return paint(prepare(cfg, style, style_map, target_map, content), cfg)
 
 
-def run(cfg, run_dir: RunDir) -> torch.Tensor:
+def cnnmrf(content, style, **options) -> torch.Tensor:
+    """Python API of CNNMRF (Li & Wand 2016), the ``cnnmrf`` preset: ``cnnmrf(content, style, size=256, ...)``."""
+    cfg = _config(CNNMRF, options, {"content.image": content, "style.image": style})
+    return paint(prepare(cfg, style=style, content=content), cfg)
+
+
+def solve(cfg, engine: Engine) -> dict:
+    """The method's entry for :func:`semstyle.api.run` (``doodle`` and ``cnnmrf``)."""
     inputs = prepare(cfg)
-    output = paint(inputs, cfg, run_dir)
-    run_dir.save_image("output.png", output)
-    save_extras(inputs, output, run_dir)
-    return output
+    return {"output": paint(inputs, cfg, engine), "inputs": inputs}
+
+
+def save(result: dict, cfg, run_dir: RunDir) -> None:
+    save_extras(result["inputs"], result["output"], run_dir)

@@ -22,79 +22,25 @@ import warnings
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
-from ..config import check_choice, check_number, load_config, scale_schedule
+from ..checks import check_sizes
+from ..conf import load, scale_schedule
+from ..conf.dst import BASE_DEFAULTS, DST
 from ..correspondence import read_correspondences, similarity_align, write_correspondences, write_keypoints
-from ..encoder import vgg19_encoder
-from ..errors import SemstyleError, check
+from ..correspondence.clean import clean_points
+from ..correspondence.nbb import nbb_keypoints
+from ..encoder import LAYER_NAMES
+from ..engine import Engine, Problem
+from ..errors import SemstyleError
+from ..hypercolumn import STROTSS_LAYERS
 from ..image import as_image, load_image, resize
+from ..landmarks import available as landmarks_available, face_keypoints
 from ..losses import ContentLoss, GramLoss, tv_loss
-from ..optim import OPTIMIZERS, optimize
+from ..losses.strotss import StrotssLoss
+from ..pyramid import LaplacianPyramid, high_pass
 from ..runs import RunDir
-from ..schedule import coarse_to_fine
 from ..warp import draw_points, flow_picture, save_flow, tps_flow, warp_image
-
-BASES = ("strotss", "gram")
-KEYPOINT_SOURCES = ("auto", "files", "nbb", "faces")
-
-DEFAULTS = {
-    "content": "assets/content/astronaut.jpg",
-    "style": "assets/styles/monalisa.jpg",
-    "base": "strotss",  # strotss (the paper) | gram (Gatys et al. 2016 losses)
-    # DST job_example.sh: im_size 256 and 3 scales (styletransfer.py: 64, 128, 256), max_iter 150 per scale
-    "size": 256,
-    "scales": [64, 128],
-    "steps": 150,
-    "keypoints": "auto",  # auto (files if given, else nbb) | files | nbb | faces
-    "content_keypoints": None,  # DST-format keypoint files (row, col per line, original pixels)
-    "style_keypoints": None,
-    "nbb_size": 256,  # NBB working size (DST job_example.sh: --imageSize 256 --fast)
-    "max_points": 80,  # DST cleanpoints.py via job_example.sh: max_num_points 80, b 10 (px at nbb_size)
-    "min_point_distance": 10,
-    # None = the base's default (BASE_DEFAULTS below)
-    "content_weight": None,  # α
-    "style_weight": None,  # weight of each style term (1 in DST's formula)
-    "warp_weight": None,  # β
-    "reg_weight": None,  # γ
-    "optimizer": None,
-    "lr": None,
-    "momentum": None,  # SGD only
-    "warp_lr": None,  # learning rate of θ (px at the final size)
-    "warp_sgd": None,  # with optimizer adam: θ still takes DST's momentum-SGD steps (lr warp_lr, momentum 0.9)
-    "scale_content_weight": None,  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
-    "border_points": 80,  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
-    "warp_grid": 64,  # side of the lattice the spline is evaluated on during the optimisation (semstyle.warp)
-    "target_margin": 5,  # targets are clamped this many px (at 256) inside the image (DST styletransfer.py)
-    "naive_baseline": False,  # also stylise the keypoint-warped content with the base method alone
-    "pooling": None,  # VGG pooling; None = the base's
-    "pyramid_levels": 5,  # strotss base: Laplacian pyramid levels (STROTSS/DST utils_pyr: pyr_levs 5)
-    "samples": 2048,  # strotss base: output locations per step (DST styletransfer.py: n = 2048)
-    "style_samples": 5000,  # strotss base: style locations per scale (DST: 5 draws of 1000)
-}
-
-# Per-base defaults for the keys left at None above.
-BASE_DEFAULTS = {
-    # DST README / job_example.sh: "We like using 8, 0.5, and 50" (alpha, beta, gamma); optim sgd, lr 0.3;
-    # styletransfer.py: SGD momentum 0.9, content weight × 2^(scales-1-scale), i.e. 32/16/8 at 64/128/256 px,
-    # the same lr for θ (warp_lr_fac 1). DST's images are in [-1, 1] (utils_misc.pil_to_tensor), ours in [0, 1]:
-    # the gradient doubles and a step moves half as far, so its lr 0.3 on the pyramid is 0.3 / 4 here; θ is in
-    # pixels in both, so it keeps 0.3.
-    "strotss": {
-        "content_weight": 8.0, "style_weight": 1.0, "warp_weight": 0.5, "reg_weight": 50.0,
-        "optimizer": "sgd", "lr": 0.075, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
-        "warp_lr": 0.3, "warp_sgd": False,
-    },
-    # No public reference (docs/dst.md has the experiments). The image: Gatys's content/style ratio (1e-3 / 1e-6,
-    # semstyle.methods.gatys) with Adam, which is blind to the loss scale. The scale itself sets how hard the warped
-    # style term pulls θ: 5e-10 makes that pull as weak relative to the keypoint term as STROTSS's is in DST
-    # (measured per point on the DST example: 0.0006 vs β·L_warp's 0.016), so θ keeps all of DST's warp settings:
-    # β 0.5, γ 50 and momentum-SGD steps of 0.3 (at Gatys's 1e-6 the Gram term pulls ~20x harder and folds the warp).
-    "gram": {
-        "content_weight": 5.0e-7, "style_weight": 5.0e-10, "warp_weight": 0.5, "reg_weight": 50.0,
-        "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
-        "warp_lr": 0.3, "warp_sgd": True,
-    },
-}
 
 # Adam's step is lr·m̂/(√v̂ + eps); with eps far above any gradient of θ it becomes (lr/eps)·m̂, a gradient step with
 # momentum. m̂ (Adam's moving average, β1 = 0.9) is 1/10 of SGD's momentum sum at steady state, hence lr = 10·eps·lr_sgd.
@@ -104,44 +50,9 @@ GRAM_CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016
 GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 
-def resolved(cfg) -> dict:
-    """The config's optimisation settings with the base's defaults filled in for the keys left at None."""
-    out = dict(BASE_DEFAULTS[cfg.base])
-    for key in out:
-        if cfg.get(key) is not None:
-            out[key] = cfg[key]
-    if out["optimizer"] == "lbfgs" and cfg.warp_lr is None:  # one step size for every parameter
-        out["warp_lr"] = None
-    return out
-
-
-def validate(cfg) -> None:
-    check_choice(cfg, "base", BASES)
-    check_choice(cfg, "keypoints", KEYPOINT_SOURCES)
-    for key in ("content_weight", "style_weight", "warp_weight", "reg_weight", "momentum"):
-        if cfg[key] is not None:
-            check_number(cfg, key, lo=0)
-    for key in ("lr", "warp_lr"):
-        if cfg[key] is not None:
-            check_number(cfg, key, lo=0, lo_open=True)
-    if cfg.optimizer is not None:
-        check_choice(cfg, "optimizer", OPTIMIZERS)
-    if cfg.pooling is not None:
-        check_choice(cfg, "pooling", ("max", "avg"))
-    check_number(cfg, "border_points", lo=0, hi=1000, integer=True)
-    check_number(cfg, "warp_grid", lo=2, integer=True)
-    check_number(cfg, "target_margin", lo=0)
-    check_number(cfg, "nbb_size", lo=32, hi=2048, integer=True)
-    check_number(cfg, "max_points", lo=3, integer=True)
-    check_number(cfg, "min_point_distance", lo=0)
-    check_number(cfg, "pyramid_levels", lo=0, hi=10, integer=True)
-    check_number(cfg, "samples", lo=2, integer=True)
-    check_number(cfg, "style_samples", lo=1, integer=True)
-    has_a, has_b = cfg.content_keypoints is not None, cfg.style_keypoints is not None
-    check(has_a == has_b, "content_keypoints and style_keypoints: give both keypoint files or neither")
-    check(cfg.keypoints != "files" or has_a, "keypoints=files needs content_keypoints and style_keypoints")
-    check(resolved(cfg)["optimizer"] != "lbfgs" or cfg.warp_lr is None,
-          "warp_lr: L-BFGS has one step size for all parameters; set optimizer to adam or sgd, or warp_lr to null")
+def settings(cfg) -> dict:
+    """The optimisation settings of a resolved config (the keys its base fills), by name."""
+    return {**{key: cfg[key] for key in BASE_DEFAULTS[cfg.base]}, "warp_lr": cfg.warp_lr}
 
 
 # -- keypoints ---------------------------------------------------------------------------------------------------
@@ -164,9 +75,6 @@ def check_keypoints(content_pts: torch.Tensor, style_pts: torch.Tensor, where: s
 def _nbb_pairs(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inline Neural Best-Buddies (``--fast``, as DST's job_example.sh) + DST's cleaning -> points in original
     pixels and activations."""
-    from ..correspondence.clean import clean_points
-    from ..correspondence.nbb import nbb_keypoints
-
     found = nbb_keypoints(content, style, fast=True, size=cfg.nbb_size, precision=cfg.precision, device=cfg.device,
                           progress=cfg.progress)
     return clean_points(found.points_a, found.points_b, found.activation, tuple(content.shape[-2:]),
@@ -185,9 +93,7 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
         check_keypoints(pa, pb, f"keypoint files {cfg.content_keypoints}, {cfg.style_keypoints}")
         return pa, pb, "files"
     if source == "faces":
-        from ..landmarks import available, face_keypoints
-
-        if not available():
+        if not landmarks_available():
             warnings.warn("keypoints=faces: MediaPipe is not installed (the faces extra, docs/dst.md); using NBB",
                           stacklevel=2)
         else:
@@ -238,8 +144,6 @@ class _StrotssBase:
     a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
 
     def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int):
-        from ..losses.strotss import StrotssLoss
-
         self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed)
         self.levels = levels
         self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
@@ -251,13 +155,9 @@ class _StrotssBase:
         """The previous scale's result plus the content's detail band it could not hold: DST keeps one pyramid of
         the content for all scales and uses only its coarser levels at first, so a new scale starts with the
         content's finest band (styletransfer.py: ``syn_lap_pyr(s_pyr[begin_ind:])``)."""
-        from ..pyramid import high_pass
-
         return resize(previous, tuple(content.shape[-2:]), mode="bilinear") + high_pass(content)
 
     def parameterise(self, image: torch.Tensor):
-        from ..pyramid import LaplacianPyramid
-
         pyramid = LaplacianPyramid(image, self.levels).to(image.device)
         return list(pyramid.parameters()), pyramid, None
 
@@ -273,8 +173,6 @@ class _StrotssBase:
 
 
 def _ordered(layers) -> list[str]:
-    from ..encoder import LAYER_NAMES
-
     return [l for l in LAYER_NAMES if l in set(layers)]
 
 
@@ -331,7 +229,7 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
         if use_warp:
             terms["style_warped"] = opt["style_weight"] * l_style_w
             terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets)
-            terms["warp_tv"] = opt["reg_weight"] * tv_loss(flow)
+            terms["warp_tv"] = opt["warp_tv_weight"] * tv_loss(flow)
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -346,13 +244,14 @@ def make_base(cfg, encoder):
 
 
 def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tensor, style_pts: torch.Tensor, cfg,
-             run: RunDir | None = None) -> dict[str, torch.Tensor]:
+             engine: Engine | None = None) -> dict[str, torch.Tensor]:
     """DST with a resolved config. Images ``(1, 3, H, W)`` in [0, 1]; keypoints ``(N, 2)`` (x, y) in each image's
     own pixels. Returns ``{"output", "stylized", "content_warped", "theta", "points", "targets", "flow"}`` at the
     final size (points in its pixels)."""
     check_keypoints(content_pts, style_pts, "keypoints")
-    opt = resolved(cfg)
-    encoder = vgg19_encoder(opt["pooling"], cfg.precision, cfg.device)
+    engine = engine or Engine(cfg)
+    opt = settings(cfg)
+    encoder = engine.encoder(opt["pooling"])
     device = encoder.device
     size = int(cfg.size)
     content_f = resize(content, size)
@@ -368,10 +267,8 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
     use_warp = opt["warp_weight"] > 0
     base = make_base(cfg, encoder)
     state = {"theta": torch.zeros_like(points)}
-    log = run.log if run is not None else None
-    torch.manual_seed(cfg.seed)
 
-    def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> torch.Tensor:
+    def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
         content_s = resize(content_f, long_side).to(device)
         style_s = resize(style_f, long_side).to(device)
         alpha = opt["content_weight"] * (size / long_side if opt["scale_content_weight"] else 1.0)
@@ -379,18 +276,15 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
         problem = scale_problem(base, content_s, style_s, start, state["theta"], points, targets, w, alpha, opt, cfg)
         groups, objective, image_fn, project, theta = problem
 
-        def save_frame(step: int) -> None:
-            if run is not None and cfg.save_every > 0 and (step + 1) % cfg.save_every == 0:
-                with torch.no_grad():
-                    run.save_image(f"frames/s{index}_{step + 1:05d}.png", image_fn().clamp(0, 1))
+        def result() -> torch.Tensor:
+            state["theta"] = theta.detach()
+            with torch.no_grad():
+                return image_fn().clamp(0, 1).detach().cpu()
 
-        optimize(groups, objective, cfg.steps, opt["optimizer"], opt["lr"], project=project, log=log, scale=index,
-                 on_step=save_frame, desc=f"dst/{cfg.base} {long_side}px", progress=cfg.progress)
-        state["theta"] = theta.detach()
-        with torch.no_grad():
-            return image_fn().clamp(0, 1).detach().cpu()
+        return Problem(groups, objective, image=lambda: image_fn().clamp(0, 1), optimizer=opt["optimizer"],
+                       lr=opt["lr"], project=project, result=result, label=f"dst/{cfg.base} {long_side}px")
 
-    stylized = coarse_to_fine(scale_schedule(cfg), scale_fn, run, state)
+    stylized = engine.run(scale_schedule(cfg), scale_fn, state)
     theta = state["theta"]
     with torch.no_grad():
         # the final warp is evaluated at every pixel (exact spline) and sampled bicubically
@@ -412,14 +306,9 @@ def _naive_baseline(result: dict, cfg) -> torch.Tensor:
     with torch.no_grad():
         flow = tps_flow(points, targets - points, tuple(content_f.shape[-2:]), cfg.border_points, grid=None)
         warped_content = warp_image(content_f, flow, mode="bicubic")
-    plain = load_config({**_container(cfg), "warp_weight": 0.0, "naive_baseline": False, "out_dir": None})
+    plain = load(DST, {**OmegaConf.to_container(cfg, resolve=True), "warp_weight": 0.0, "naive_baseline": False,
+                       "out_dir": None, "progress": cfg.progress})
     return transfer(warped_content, result["style"], targets, result["style_points"], plain)["output"]
-
-
-def _container(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def stylize(content, style, content_keypoints=None, style_keypoints=None, **options) -> torch.Tensor:
@@ -429,7 +318,7 @@ def stylize(content, style, content_keypoints=None, style_keypoints=None, **opti
     (x, y) tensors in each image's pixels, or None (NBB). Returns the warped stylised image ``W(X, θ)``.
     """
     files = isinstance(content_keypoints, (str, Path))
-    cfg = load_config({"method": "dst", **options, **({"content_keypoints": str(content_keypoints),
+    cfg = load(DST, {**options, **({"content_keypoints": str(content_keypoints),
                                                       "style_keypoints": str(style_keypoints)} if files else {})})
     content, style = as_image(content, "content image"), as_image(style, "style image")
     if content_keypoints is None or files:
@@ -437,16 +326,22 @@ def stylize(content, style, content_keypoints=None, style_keypoints=None, **opti
     return transfer(content, style, torch.as_tensor(content_keypoints), torch.as_tensor(style_keypoints), cfg)["output"]
 
 
-def run(cfg, run_dir: RunDir) -> torch.Tensor:
+def solve(cfg, engine: Engine) -> dict:
+    """The method's entry for :func:`semstyle.api.run`: keypoints (files, NBB or faces), then :func:`transfer`."""
     content = load_image(cfg.content, what="content image")
     style = load_image(cfg.style, what="style image")
+    check_sizes({f"content image {cfg.content}": content, f"style image {cfg.style}": style}, scale_schedule(cfg),
+                GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS)
     content_pts, style_pts, source = get_keypoints(content, style, cfg)
-    if source != "files":  # keep what NBB / the landmarks found, in original pixels and DST's format
-        write_correspondences(run_dir.path / "correspondences", content_pts, style_pts,
+    if source != "files" and engine.run_dir is not None:  # keep what NBB / the landmarks found (original pixels)
+        write_correspondences(engine.run_dir.path / "correspondences", content_pts, style_pts,
                               meta={"source": source, "content": str(cfg.content), "style": str(cfg.style)})
-    result = transfer(content, style, content_pts, style_pts, cfg, run_dir)
-    points, targets, theta = result["points"], result["targets"], result["theta"]
-    run_dir.save_image("output.png", result["output"])
+    return {**transfer(content, style, content_pts, style_pts, cfg, engine), "source": source}
+
+
+def save(result: dict, cfg, run_dir: RunDir) -> None:
+    """The unwarped result, the warped content, keypoint and flow pictures, ``flow.flo``, ``dst.json``."""
+    points, targets, theta, source = result["points"], result["targets"], result["theta"], result["source"]
     run_dir.save_image("stylized_unwarped.png", result["stylized"])
     run_dir.save_image("content_warped.png", result["content_warped"])
     run_dir.save_image("content_keypoints.png", draw_points(result["content"], points, targets))
@@ -456,17 +351,16 @@ def run(cfg, run_dir: RunDir) -> torch.Tensor:
     save_flow(run_dir.path / "flow.flo", result["flow"])
     for name, pts in (("src", points), ("dst", points + theta), ("target", targets)):
         write_keypoints(run_dir.path / f"keypoints_{name}.txt", pts)  # DST save_points: final-size px, row, col
-    if cfg.naive_baseline and resolved(cfg)["warp_weight"] > 0:
+    if cfg.naive_baseline and cfg.warp_weight > 0:
         run_dir.save_image("naive_baseline.png", _naive_baseline(result, cfg))
     fold = min_jacobian(result["flow"])
     if fold < 0:
         warnings.warn(f"dst: the warp folds the image over itself (smallest Jacobian determinant {fold:.2f}): the "
-                      "keypoint pairs disagree; raise reg_weight or give cleaner keypoints (see flow.png)", stacklevel=2)
+                      "keypoint pairs disagree; raise warp_tv_weight or give cleaner keypoints (see flow.png)", stacklevel=2)
     start = float(alignment_error(points, torch.zeros_like(theta), targets))
     end = float(alignment_error(points, theta, targets))
-    summary = {"keypoints": source, "pairs": len(points), "base": cfg.base, **resolved(cfg),
+    summary = {"keypoints": source, "pairs": len(points), "base": cfg.base, **settings(cfg),
                "alignment_error_px": {"start": round(start, 3), "end": round(end, 3)},
                "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0,
                "min_jacobian": round(fold, 3)}
     (run_dir.path / "dst.json").write_text(json.dumps(summary, indent=1))
-    return result["output"]

@@ -19,55 +19,17 @@ from __future__ import annotations
 import os
 
 import torch
-from omegaconf import ListConfig
 
-from ..config import check_choice, check_number, load_config, scale_schedule
-from ..encoder import check_layers, vgg19_encoder
+from ..checks import check_sizes
+from ..conf import load, scale_schedule
+from ..conf.gatys import RECONSTRUCT
+from ..engine import Engine, Objective, Problem
+from ..engine.start import init_image
 from ..errors import check
-from ..features_view import captioned_row
 from ..image import load_image, resize
-from .gatys import DEFAULTS as GATYS
 from ..losses import ContentLoss, GramLoss, TVLoss
-from ..objective import Objective
-from ..optim import OPTIMIZERS, optimize
 from ..runs import RunDir
-from ..schedule import coarse_to_fine, frame_saver, init_image
-
-TARGETS = ("content", "style")
-
-DEFAULTS = {
-    "image": "assets/content/tubingen.jpg",
-    "target": "content",  # content | style
-    "layers": ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"],  # the layers of Gatys et al. 2016, Fig. 1
-    "growing": True,  # style: subsets [l1], [l1, l2], ... (Fig. 1); false: one reconstruction from all layers
-    "size": 256,
-    "steps": 200,
-    "init": "noise",  # white noise, as in the paper; or content (the image itself) | <image file>
-    "optimizer": "lbfgs",  # Gatys et al. 2016, Sec. 2.1: L-BFGS works best for image synthesis
-    "lr": None,
-    # The Gatys α and β: the loss is the same whatever its scale mathematically, but L-BFGS in float32 stalls or
-    # diverges on the raw Caffe-unit Gram loss (~1e8 at conv2_1), so keep it in the range transfer works in.
-    "content_weight": GATYS["content_weight"],
-    "style_weight": GATYS["style_weight"],
-    "tv_weight": 0.0,
-    "pooling": "avg",  # Gatys et al. 2016: average pooling for image synthesis
-}
-
-
-def validate(cfg) -> None:
-    check_choice(cfg, "target", TARGETS)
-    check(isinstance(cfg.layers, ListConfig), f"layers: must be a list of layers, got {cfg.layers!r}")
-    check(len(cfg.layers) > 0, "layers: name at least one layer, e.g. [conv4_2]")
-    check_layers(cfg.layers)
-    check(isinstance(cfg.growing, bool), f"growing: must be true or false, got {cfg.growing!r}")
-    for key in ("content_weight", "style_weight", "tv_weight"):
-        check_number(cfg, key, lo=0)
-    check_choice(cfg, "optimizer", OPTIMIZERS)
-    check_choice(cfg, "pooling", ("max", "avg"))
-    if cfg.lr is not None:
-        check_number(cfg, "lr", lo=0, lo_open=True)
-    check(cfg.init != "style", "init: style is not available for reconstructions; use noise, content or a file")
-    check(isinstance(cfg.init, str) and cfg.init != "", f"init: {cfg.init!r} is not noise, content or a file")
+from ..viz.layout import captioned_row
 
 
 def layer_sets(cfg) -> list[list[str]]:
@@ -78,47 +40,60 @@ def layer_sets(cfg) -> list[list[str]]:
     return [layers[: i + 1] for i in range(len(layers))] if cfg.growing else [layers]
 
 
-def reconstruct_one(image: torch.Tensor, target: str, layers, cfg, run: RunDir | None = None, index: int = 0,
-                    ) -> torch.Tensor:
-    """One reconstruction of ``image`` ``(1, 3, H, W)`` from its ``target`` (content|style) features on ``layers``."""
-    encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
-    term = ContentLoss(layers) if target == "content" else GramLoss(layers)
-    weight = cfg.content_weight if target == "content" else cfg.style_weight
-    check(weight > 0, f"{target}_weight: must be > 0 for a {target} reconstruction")
-    objective = Objective(encoder, {target: (term, weight), "tv": (TVLoss(), cfg.tv_weight)})
-    torch.manual_seed(cfg.seed)
+def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[tuple[str, torch.Tensor]]:
+    """All reconstructions the config asks for: ``[(name, (1, 3, H, W) image), ...]``.
 
-    def scale_fn(_, long_side: int, previous: torch.Tensor | None) -> torch.Tensor:
+    They run as one schedule (each reconstruction's scales in turn, started afresh from ``init``), so a
+    resumed run keeps the finished ones.
+    """
+    check(isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
+          "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path")
+    check_sizes({"image": image}, scale_schedule(cfg), cfg.layers)
+    engine = engine or Engine(cfg)
+    encoder = engine.encoder(cfg.pooling)
+    image = image.float()
+    sets = layer_sets(cfg)
+    sizes = scale_schedule(cfg)
+    schedule = [(k, i) for k in range(len(sets)) for i in range(len(sizes))]
+    done: dict[str, torch.Tensor] = {}
+
+    def scale_fn(index: int, _, previous: torch.Tensor | None) -> Problem:
+        k, i = schedule[index]
+        layers, long_side = sets[k], sizes[i]
+        term = ContentLoss(layers) if cfg.target == "content" else GramLoss(layers)
+        weight = cfg.content_weight if cfg.target == "content" else cfg.style_weight
+        objective = Objective(encoder, {cfg.target: (term, weight), "tv": (TVLoss(), cfg.tv_weight)})
         image_s = resize(image, long_side).to(encoder.device)
         with torch.no_grad():
             term.set_target(objective.features(image_s, term.layers))
         shape = image_s.shape[-2:]
-        start = init_image(cfg.init, image_s, None, shape, cfg.seed) if previous is None else resize(previous, tuple(shape))
+        if i == 0:  # a new reconstruction starts from its own init, seeded as if it ran alone
+            torch.manual_seed(cfg.seed)
+            start = init_image(cfg.init, image_s, None, shape, cfg.seed)
+        else:
+            start = resize(previous, tuple(shape))
         x = start.to(encoder.device).contiguous().requires_grad_(True)
-        optimize([x], lambda: objective(x), cfg.steps, cfg.optimizer, cfg.lr, project=lambda: x.clamp_(0, 1),
-                 log=run.log if run is not None else None, scale=index,
-                 on_step=frame_saver(run, cfg.save_every, index, x.detach()),
-                 desc=f"{target} {'+'.join(layers)} {long_side}px", progress=cfg.progress)
-        return x.detach().cpu()
 
-    # No per-scale checkpoints: the reconstructions are independent and short; a resumed run redoes them.
-    return coarse_to_fine(scale_schedule(cfg), scale_fn)
+        def result() -> torch.Tensor:
+            if i == len(sizes) - 1:
+                done[f"reconstruction_{k}"] = x.detach().cpu()
+            return x.detach().cpu()
+
+        return Problem([x], lambda: objective(x), image=lambda: x.detach(), optimizer=cfg.optimizer, lr=cfg.lr,
+                       project=lambda: x.clamp_(0, 1), result=result,
+                       label=f"{cfg.target} {'+'.join(layers)} {long_side}px")
+
+    engine.run([sizes[i] for _, i in schedule], scale_fn, done)
+    return [(_name(layers), done[f"reconstruction_{k}"]) for k, layers in enumerate(sets)]
 
 
-def reconstruct(image: torch.Tensor, cfg, run: RunDir | None = None) -> list[tuple[str, torch.Tensor]]:
-    """All reconstructions the config asks for: ``[(name, (1, 3, H, W) image), ...]``."""
-    check(isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
-          "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path")
-    results = []
-    for index, layers in enumerate(layer_sets(cfg)):
-        name = layers[0] if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"
-        results.append((name, reconstruct_one(image.float(), cfg.target, layers, cfg, run, index)))
-    return results
+def _name(layers: list[str]) -> str:
+    return layers[0] if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"
 
 
 def _config(image, target: str, layers, options):
     entry = os.fspath(image) if isinstance(image, (str, os.PathLike)) else "<tensor>"
-    cfg = load_config({"method": "reconstruct", "image": entry, "target": target, "layers": list(layers), **options})
+    cfg = load(RECONSTRUCT, {"image": entry, "target": target, "layers": list(layers), **options})
     return cfg, (image if isinstance(image, torch.Tensor) else load_image(image, what="image"))
 
 
@@ -134,12 +109,15 @@ def reconstruct_style(image, layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1",
     return reconstruct(image, cfg)[0][1]
 
 
-def run(cfg, run_dir: RunDir) -> torch.Tensor:
+def solve(cfg, engine: Engine) -> dict:
+    """The method's entry for :func:`semstyle.api.run`: every reconstruction, and the input beside them."""
     image = load_image(cfg.image, what="image")
-    results = reconstruct(image, cfg, run_dir)
-    for name, result in results:
-        run_dir.save_image(f"{cfg.target}_{name}.png", result)
+    results = reconstruct(image, cfg, engine)
     shown = resize(image, tuple(results[0][1].shape[-2:]))
     figure = captioned_row([shown] + [r for _, r in results], ["input"] + [n for n, _ in results])
-    run_dir.save_image("output.png", figure)
-    return results[-1][1]
+    return {"output": figure, "reconstructions": results}
+
+
+def save(result: dict, cfg, run_dir: RunDir) -> None:
+    for name, image in result["reconstructions"]:
+        run_dir.save_image(f"{cfg.target}_{name}.png", image)

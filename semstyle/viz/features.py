@@ -10,45 +10,17 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib import colormaps
+from PIL import Image
 
-from .encoder import check_layers, layer_channels, vgg19_encoder
-from .errors import check
-from .image import resize, to_pil
-
-CAPTION_PX = 14  # height of a caption line
-
-
-def grid(tiles: torch.Tensor, ncols: int, pad: int = 2, background: float = 1.0) -> torch.Tensor:
-    """``(N, 3, h, w)`` tiles -> one ``(1, 3, H, W)`` image, row-major with ``ncols`` columns and ``pad`` px gaps."""
-    n, c, h, w = tiles.shape
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    canvas = torch.full((nrows * ncols, c, h + pad, w + pad), background, dtype=tiles.dtype)
-    canvas[:n, :, :h, :w] = tiles
-    out = canvas.reshape(nrows, ncols, c, h + pad, w + pad).permute(2, 0, 3, 1, 4)
-    return out.reshape(1, c, nrows * (h + pad), ncols * (w + pad))[..., : -pad or None, : -pad or None]
-
-
-def captioned_row(panels, captions, pad: int = 6) -> Image.Image:
-    """Images (tensors ``(1, 3, H, W)`` or Pillow) side by side, top-aligned on white, each with a caption above."""
-    pils = [p if isinstance(p, Image.Image) else to_pil(p) for p in panels]
-    width = sum(p.width for p in pils) + pad * (len(pils) - 1)
-    height = max(p.height for p in pils) + CAPTION_PX
-    canvas = Image.new("RGB", (width, height), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
-    x = 0
-    for pil, caption in zip(pils, captions):
-        canvas.paste(pil, (x, CAPTION_PX))
-        draw.text((x + 1, 1), str(caption), fill="black", font=font)
-        x += pil.width + pad
-    return canvas
-
+from ..checks import check_sizes
+from ..encoder import check_layers, layer_channels, vgg19_encoder
+from ..errors import check
+from ..image import resize
+from .layout import captioned_row, grid
 
 def colorize(maps: torch.Tensor, cmap: str = "viridis") -> torch.Tensor:
     """``(N, h, w)`` maps in [0, 1] -> ``(N, 3, h, w)`` RGB through a matplotlib colour map (``gray`` for grey)."""
-    from matplotlib import colormaps
-
     check(cmap in colormaps, f"cmap: {cmap!r} is not a matplotlib colour map (e.g. viridis, gray, magma)")
     rgba = colormaps[cmap](maps.clamp(0, 1).numpy())  # vectorised lookup, (N, h, w, 4) float64
     return torch.from_numpy(np.ascontiguousarray(rgba[..., :3], dtype=np.float32)).permute(0, 3, 1, 2)
@@ -79,6 +51,7 @@ def feature_view(image: torch.Tensor, layers, channels: int = 16, tile: int = 64
     layers = [layers] if isinstance(layers, str) else list(layers)
     check(len(layers) > 0, "layers: name at least one layer")
     check_layers(layers)
+    check_sizes({"image": image}, [max(image.shape[-2:])], layers, key="--size")
     check(isinstance(tile, int) and 8 <= tile <= 1024, f"tile: must be an integer in [8, 1024], got {tile!r}")
     panels, captions = [], []
     for layer in layers:

@@ -1,0 +1,99 @@
+"""The Python API and the method registry: ``run(config, overrides, callbacks)``.
+
+    >>> from semstyle.api import run
+    >>> folder = run("configs/default.yaml", ["size=64", "steps=2"], progress=False)  # doctest: +SKIP
+
+Every method is registered here, and only here: its config schema (:mod:`semstyle.conf`), the function that
+builds and solves its problem on the engine, and what it saves beside ``output.png``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import OmegaConf
+
+from . import __version__
+from .conf import SCHEMAS, Schema, load, to_yaml
+from .conf.loader import method_of, parse_overrides, user_config
+from .engine import Engine
+from .errors import check
+from .methods import doodle, dst, gatys, reconstruct, strotss
+from .fingerprint import fingerprint
+from .resources import check_memory
+from .runs import RunDir
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method: its config schema, ``solve(cfg, engine) -> {"output": image, ...}`` and ``save(result, cfg,
+    run_dir)`` for its extra files."""
+
+    schema: Schema
+    solve: Callable
+    save: Callable | None = None
+
+
+METHODS: dict[str, Method] = {
+    "gatys": Method(SCHEMAS["gatys"], gatys.solve),
+    "doodle": Method(SCHEMAS["doodle"], doodle.solve, doodle.save),
+    "cnnmrf": Method(SCHEMAS["cnnmrf"], doodle.solve, doodle.save),
+    "strotss": Method(SCHEMAS["strotss"], strotss.solve),
+    "dst": Method(SCHEMAS["dst"], dst.solve, dst.save),
+    "reconstruct": Method(SCHEMAS["reconstruct"], reconstruct.solve, reconstruct.save),
+}
+
+
+def load_config(config=None, overrides=(), default_method: str = "gatys"):
+    """A resolved config: the method named in the overrides, else in the config, else ``default_method``."""
+    user, _ = user_config(config)
+    method = method_of(user, parse_overrides(overrides), default_method)
+    check(isinstance(method, str) and method in METHODS,
+          f"method: unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    return load(METHODS[method].schema, config, overrides)
+
+
+def _provenance() -> str:
+    """What made a run: the command line, the package version and, in a git checkout, the commit."""
+    lines = [f"semstyle {__version__}", f"command: {shlex.join(['semstyle'] + sys.argv[1:])}"]
+    try:
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5)
+        if commit.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            lines.append(f"git commit: {commit.stdout.strip()}{' (with uncommitted changes)' if dirty else ''}")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "\n".join(lines)
+
+
+def run(config=None, overrides=(), callbacks=(), **options) -> Path:
+    """Run a method from a config file, dict or DictConfig, with ``key=value`` overrides and keyword options.
+
+    ``callbacks`` receive every :class:`~semstyle.engine.events.Event` of the run; one may raise
+    :class:`~semstyle.engine.events.StopRun` to end it early with the current image. Returns the finished run
+    folder (``config.yaml``, ``output.png``, ``losses.csv``, ``losses.png``, and the method's extras).
+    """
+    overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
+    cfg = load_config(config, overrides)
+    method = METHODS[cfg.method]
+    container = OmegaConf.to_container(cfg, resolve=True)
+    check_memory(container)  # refuse a size that clearly cannot fit before any folder or heavy work
+    with RunDir(cfg.out_dir, cfg.method, resume=cfg.resume, fingerprint=fingerprint(container)) as run_dir:
+        run_dir.save_config(to_yaml(cfg, _provenance()))
+        engine = Engine(cfg, run_dir, callbacks)
+        result = method.solve(cfg, engine)
+        run_dir.save_image("output.png", result["output"])
+        if method.save is not None:
+            method.save(result, cfg, run_dir)
+    return run_dir.path
+
+
+__all__ = ["run", "load_config", "METHODS", "Method"]

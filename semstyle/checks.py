@@ -1,0 +1,154 @@
+"""Checks run before any heavy work: is every image big enough for the encoder layers it goes through at its
+working size, and can an output location be written?
+
+Every 2x2 pooling of VGG-19 halves a side, rounding down, so a side of fewer than ``2^k`` px reaches a layer after
+``k`` poolings as 0 px, and torch stops deep inside pooling ("Output size is too small"). These functions say, in
+one line, which image, at which working size, and the smallest size that works.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import torch
+
+from .encoder import LAYER_NAMES, check_layers
+from .errors import ConfigError, ImageError
+from .image import target_size
+
+MAX_SIZE = 8192  # the largest `size` the configs accept (semstyle.config.check_common)
+
+
+def deepest_layer(layers) -> str:
+    """The layer of ``layers`` furthest down VGG-19."""
+    layers = list(layers)
+    check_layers(layers)
+    return max(layers, key=LAYER_NAMES.index)
+
+
+def min_side_for(layers, patch: int = 1) -> int:
+    """Smallest image side (px) for which every layer of ``layers`` is at least ``patch`` cells wide and high.
+
+    A layer after ``k`` poolings has ``⌊s / 2^k⌋`` cells along a side of ``s`` px, hence ``patch · 2^k``: 16 px for
+    ``conv5_1``, 32 for ``pool5``, 24 for 3x3 patches on ``relu4_1`` (CNNMRF, neural doodle).
+    """
+    deepest = LAYER_NAMES.index(deepest_layer(layers))
+    pools = sum(name.startswith("pool") for name in LAYER_NAMES[: deepest + 1])
+    return int(patch) * 2**pools
+
+
+def min_long_side(height: int, width: int, min_side: int, max_size: int = MAX_SIZE) -> int | None:
+    """Smallest working long side at which an ``height x width`` image, resized as :func:`semstyle.image.resize`
+    does (aspect kept, rounded), is at least ``min_side`` px on both sides; None when no long side up to
+    ``max_size`` is."""
+    if min_side <= 1:  # resize keeps every side at least 1 px
+        return 1
+    short, long = sorted((int(height), int(width)))
+    # round(short · L / long) >= min_side needs L >= (min_side - 0.5) · long / short; try the few long sides around
+    # that bound (rounding to even at .5) rather than trust float division
+    start = max(int(min_side), int((min_side - 0.5) * long / max(short, 1)) - 1)
+    for side in range(start, min(start + 4, max_size) + 1):
+        if min(target_size(height, width, side)) >= min_side:
+            return side
+    return None
+
+
+def check_image_size(hw, long_side: int, min_side: int, what: str, layer: str, key: str = "size") -> None:
+    """An :class:`ImageError` unless an image of original size ``hw = (H, W)``, resized to ``long_side``, is at
+    least ``min_side`` px on both sides. The message names ``what``, ``layer`` and the smallest ``key`` that works."""
+    h, w = (int(v) for v in hw)
+    hh, ww = target_size(h, w, int(long_side))
+    if min(hh, ww) >= min_side:
+        return
+    need = min_long_side(h, w, min_side)
+    if need is None:
+        raise ImageError(f"{what}: {w}x{h} px is too elongated for the network: at any size up to {MAX_SIZE} px its "
+                         f"short side stays under the {min_side} px that {layer} needs; crop it to an aspect ratio "
+                         f"of at most {MAX_SIZE // min_side}:1")
+    now = f"is {w}x{h} px" if (hh, ww) == (h, w) else f"{w}x{h} px becomes {ww}x{hh} px"
+    raise ImageError(f"{what}: {now} at a working long side of {long_side} px, but {layer} "
+                     f"needs at least {min_side} px per side; the smallest working long side that works is {need} px "
+                     f"(raise {key})")
+
+
+def check_working_size(image: torch.Tensor | tuple[int, int], long_side: int, layers, what: str, key: str = "size",
+                       patch: int = 1) -> None:
+    """:func:`check_image_size` for an image ``(1, C, H, W)`` (or its ``(H, W)``) that goes through ``layers``
+    (with ``patch`` x ``patch`` patches on them) at a working long side of ``long_side`` px."""
+    hw = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) else tuple(image)
+    check_image_size(hw, long_side, min_side_for(layers, patch), what, deepest_layer(layers), key)
+
+
+def check_sizes(images: dict, sizes, layers, patch: int = 1, scale: float = 1.0, floor: int = 1,
+                key: str | None = None) -> None:
+    """Before any work: every image of ``images`` (``{name: (1, C, H, W) tensor or (H, W)}``), resized to the
+    smallest long side of the schedule ``sizes`` times ``scale`` (at least ``floor`` px, as the methods size their
+    style images), can go through ``layers`` with ``patch`` x ``patch`` patches. ``key`` names the setting to
+    raise (default: ``size`` for one scale, else ``scales``)."""
+    sizes = [int(s) for s in sizes]
+    long_side = max(int(floor), round(min(sizes) * float(scale)))
+    key = key or ("size" if len(sizes) == 1 else "scales")
+    if scale != 1.0:
+        key = f"{key}, or the style scale"
+    for name, image in images.items():
+        check_working_size(image, long_side, layers, name, key, patch)
+
+
+def check_output_path(path, key: str, folder: bool = False) -> None:
+    """A :class:`ConfigError` naming ``key`` unless ``path`` can be created: a new folder (``folder=True``, made
+    with its parents) or a file (replaced if it exists). Nothing is created.
+
+    Catches what would otherwise fail after the work is done, or in a traceback: the current folder (``.``), a
+    path whose parent is a file, an existing file where a folder is wanted (or the reverse), a read-only or
+    pseudo file system such as ``/proc``.
+    """
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ConfigError(f"{key}: must be a {'folder' if folder else 'file'} path, got {path!r}")
+    p = Path(os.fspath(path)).expanduser()
+    if p.name in ("", ".", ".."):
+        raise ConfigError(f"{key} {path}: is the current folder or its parent, not a new "
+                          f"{'folder' if folder else 'file'}; name one")
+    if p.exists() or p.is_symlink():
+        if folder and not p.is_dir():
+            raise ConfigError(f"{key} {path}: is a file; a run folder is wanted there")
+        if not folder and p.is_dir():
+            raise ConfigError(f"{key} {path}: is a folder; name a file")
+    parent = p.absolute().parent
+    while not parent.exists():  # the nearest existing ancestor is where a folder would be made
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{key} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key} {path}: cannot write in {parent} (permission denied)")
+    try:
+        stat = os.statvfs(parent)
+    except OSError:
+        return
+    if stat.f_flag & os.ST_RDONLY:
+        raise ConfigError(f"{key} {path}: cannot write in {parent} ({os.strerror(errno.EROFS).lower()})")
+    if _pseudo_fs(parent):
+        raise ConfigError(f"{key} {path}: cannot write in {parent} (a {_pseudo_fs(parent)} pseudo file system)")
+
+
+_PSEUDO = {"proc", "sysfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs", "pstore", "bpf", "tracefs"}
+
+
+def _pseudo_fs(path: Path) -> str | None:
+    """The type of the pseudo file system (proc, sysfs, ...) ``path`` lies on, from /proc/mounts; None otherwise."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    best, kind = "", None
+    resolved = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind if kind in _PSEUDO else None

@@ -1,0 +1,52 @@
+"""Command line: ``semstyle <command> [CONFIG.yaml] [key=value ...] [options]``.
+
+Every command that runs a method takes the same ``key=value`` overrides (any config key), ``--device``,
+``--precision`` and ``--out``, writes one run folder (atomic, never overwriting) and ends with the same lines:
+``result: …``, its extra files, ``run folder: …``. Exit codes: 0 success, 2 bad input or config (one line on
+stderr), 1 internal error, 130 interrupted.
+
+Start-up stays light: torch and the methods are imported only when a command runs, so ``--help`` and config errors
+answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from .. import __version__
+from ..errors import SemstyleError
+from . import commands, nbb
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors are bad input: one line, exit 2
+        raise SemstyleError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="semstyle", description="Semantic and deformable neural style transfer.")
+    parser.add_argument("--version", action="version", version=f"semstyle {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_run(sub)
+    commands.add_doodle(sub)
+    commands.add_reconstruct(sub)
+    commands.add_features(sub)
+    nbb.add_cli(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    # Ctrl-C ends every command the same way, also while torch is still being imported
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+    except SemstyleError as e:
+        print(f"semstyle: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semstyle: interrupted", file=sys.stderr)
+        return 130
+    return 0

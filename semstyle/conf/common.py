@@ -1,0 +1,53 @@
+"""The run keys every method shares, and where the bundled images live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import List, Optional
+
+from ..errors import check
+from .checks import check_bool, check_choice, check_number
+from .vocab import PRECISIONS
+
+COSMETIC_KEYS = ("progress", "out_dir", "resume", "save_every")
+"""Keys that change how a run reports, not what it computes."""
+
+
+def packaged(name: str) -> str:
+    """Path of a bundled image, e.g. ``packaged("content/tubingen.jpg")``: the defaults work from any folder."""
+    return str(files("semstyle") / "assets" / name)
+
+
+@dataclass
+class RunConfig:
+    """Keys of every run. Each method's config extends this dataclass."""
+
+    method: str = "gatys"
+    size: int = 512  # final long side in px
+    steps: int = 100  # optimisation steps per scale
+    scales: List[int] = field(default_factory=list)  # long sides of a coarse-to-fine schedule; [] = one scale
+    seed: int = 0
+    precision: str = "auto"  # auto (bf16 where the CPU/GPU has native bf16 units, else fp32) | fp32 | bf16
+    device: str = "auto"  # auto | cpu | cuda
+    out_dir: Optional[str] = None  # run folder; default runs/<method>-<timestamp>
+    save_every: int = 0  # write an intermediate frame every N steps (0 = never)
+    resume: bool = False  # continue an interrupted run from <out_dir>.partial
+    progress: bool = True  # progress bar
+
+
+def check_common(cfg) -> None:
+    check_number(cfg, "size", lo=16, hi=8192, integer=True)
+    check_number(cfg, "steps", lo=0, integer=True)
+    check_number(cfg, "seed", integer=True)
+    check_number(cfg, "save_every", lo=0, integer=True)
+    check_choice(cfg, "precision", PRECISIONS)
+    check_bool(cfg, "resume")
+    check_bool(cfg, "progress")
+    for s in cfg.scales:
+        check(isinstance(s, int) and 16 <= s <= 8192, f"scales: each entry must be an integer in [16, 8192], got {s!r}")
+
+
+def scale_schedule(cfg) -> list[int]:
+    """Long sides to optimise at: the ``scales`` below ``size``, then ``size`` itself."""
+    return sorted({int(s) for s in cfg.scales if s < cfg.size}) + [int(cfg.size)]

@@ -1,0 +1,34 @@
+"""The words a config may use: VGG-19 layer names, optimisers, precisions, poolings.
+
+Torch-free, so that the config can be checked (and the CLI can answer) before the network is loaded.
+"""
+
+from __future__ import annotations
+
+from ..errors import check
+
+# (block, number of convs, channels) of VGG-19 (Simonyan & Zisserman 2015, Table 1, column E).
+VGG19_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+
+
+def _layer_names() -> tuple[str, ...]:
+    names = []
+    for block, convs, _ in VGG19_BLOCKS:
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES: tuple[str, ...] = _layer_names()
+"""All addressable layers in forward order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, ..., pool5``."""
+
+OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop")
+PRECISIONS = ("auto", "fp32", "bf16")
+POOLINGS = ("max", "avg")
+
+
+def check_layers(layers) -> None:
+    """Raise a :class:`~semstyle.errors.ConfigError` naming the first unknown layer name."""
+    for layer in layers:
+        check(layer in LAYER_NAMES, f"unknown VGG-19 layer {layer!r}; valid layers look like conv4_2, relu3_1, pool2")

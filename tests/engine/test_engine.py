@@ -1,0 +1,130 @@
+"""The engine: one event stream for every method, callbacks that can stop a run, resolved configs, light start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from semstyle.api import METHODS, load_config, run
+from semstyle.conf import SCHEMAS, load
+from semstyle.engine import Engine, Problem, StopRun
+from semstyle.errors import ConfigError
+
+from conftest import ASSETS, ROOT
+
+SMALL = ["size=48", "steps=3", "progress=false", "precision=fp32",
+         f"content={ASSETS / 'content/tubingen.jpg'}", f"style={ASSETS / 'styles/starry_night.jpg'}"]
+
+
+def test_events_arrive_in_order_with_losses_and_images(tmp_path):
+    events = []
+    run(None, SMALL + ["scales=[32]", f"out_dir={tmp_path / 'r'}"], callbacks=[events.append])
+    kinds = [e.kind for e in events]
+    assert kinds == ["run_start", "scale_start", "step", "step", "step", "scale_end",
+                     "scale_start", "step", "step", "step", "scale_end", "run_end"]
+    steps = [e for e in events if e.kind == "step"]
+    assert [(e.scale, e.step) for e in steps] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+    assert all(e.scales == 2 and e.steps == 3 and e.loss > 0 and set(e.terms) >= {"content", "style"} for e in steps)
+    image = steps[-1].current_image()
+    assert image.shape[:2] == (1, 3) and max(image.shape[-2:]) == 48 and 0 <= image.min() and image.max() <= 1
+    assert steps[0].size == (24, 32) and steps[-1].size == (36, 48)
+
+
+def test_a_callback_can_stop_the_run_and_the_folder_is_finished(tmp_path):
+    def stop_after_two(event):
+        if event.kind == "step" and event.step == 2:
+            raise StopRun
+
+    out = tmp_path / "stopped"
+    path = run(None, SMALL + ["steps=50", f"out_dir={out}"], callbacks=[stop_after_two])
+    assert path == out and (out / "output.png").is_file() and not (tmp_path / "stopped.partial").exists()
+    assert len((out / "losses.csv").read_text().splitlines()) == 1 + 2  # header + the two steps that ran
+
+
+def test_model_parameters_optimise_through_the_same_loop():
+    """The engine optimises any parameters: here a 1x1 convolution (a model) towards a target image."""
+    cfg = OmegaConf.create({"method": "test", "seed": 0, "steps": 40, "progress": False, "save_every": 0,
+                            "precision": "fp32", "device": "cpu"})
+    torch.manual_seed(0)
+    source, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    model = torch.nn.Conv2d(3, 3, 1)
+    losses = []
+
+    def problem(index, size, previous):
+        def loss():
+            value = (model(source) - target).pow(2).mean()
+            return value, {"mse": float(value.detach())}
+        return Problem(list(model.parameters()), loss, image=lambda: model(source), optimizer="adam", lr=0.05)
+
+    Engine(cfg, callbacks=[lambda e: losses.append(e.loss) if e.kind == "step" else None]).run([8], problem)
+    assert len(losses) == 40 and losses[-1] < 0.5 * losses[0]
+
+
+def test_every_method_is_registered_with_its_schema():
+    assert set(METHODS) == set(SCHEMAS) == {"gatys", "doodle", "cnnmrf", "strotss", "dst", "reconstruct"}
+    for name, method in METHODS.items():
+        assert method.schema.name == name and callable(method.solve)
+
+
+def test_config_yaml_is_fully_resolved_with_provenance(tmp_path):
+    cfg = load(SCHEMAS["dst"], {"base": "gram"})
+    assert cfg.warp_tv_weight == 50.0 and cfg.optimizer == "adam" and cfg.warp_lr == 0.3 and cfg.pooling == "avg"
+    assert load(SCHEMAS["dst"]).optimizer == "sgd"
+    doodle = load(SCHEMAS["doodle"], {"style": {"image": "a.jpg", "loss": "gram_masked", "map": "m.png"},
+                                      "target": {"map": "t.png"}})
+    assert doodle.style.weight == 1e-2 and len(doodle.style.layers) == 5
+    path = run(None, SMALL + [f"out_dir={tmp_path / 'r'}"])
+    text = (path / "config.yaml").read_text()
+    assert text.startswith("# semstyle ") and "# command: " in text
+    assert load_config(path / "config.yaml").size == 48  # a run folder's config runs again as it is
+
+
+def test_cnnmrf_is_a_preset_of_doodle():
+    cnnmrf = load_config({"method": "cnnmrf"})
+    doodle = load_config({"method": "doodle", "style": {"image": "a.jpg"}, "content": {"image": "b.jpg"}})
+    assert cnnmrf.mrf.stride == 2 and cnnmrf.mrf.search == "exact" and cnnmrf.style.layer_weights == [88.0, 44.0]
+    assert doodle.mrf.stride == 1 and doodle.mrf.search == "patchmatch"
+    assert set(OmegaConf.to_container(cnnmrf)) == set(OmegaConf.to_container(doodle))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("resume=maybe", "resume: must be true or false, got 'maybe'"),
+    ("size=abc", "size: must be an integer, got 'abc'"),
+    ("content=${nowhere}", "content: "),
+    ("reg_weight=1", "unknown config key 'reg_weight' for method gatys"),
+])
+def test_config_errors_are_one_line(override, message):
+    with pytest.raises(ConfigError, match=message.replace("$", r"\$").replace("{", r"\{")) as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_a_config_for_another_method_says_so():
+    with pytest.raises(ConfigError, match="was written for method gatys, not doodle"):
+        load_config(ROOT / "configs/default.yaml", ["method=doodle"])
+
+
+def test_old_spellings_still_work_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="'reg_weight' is now spelled 'warp_tv_weight'"):
+        cfg = load_config({"method": "dst", "reg_weight": 7.0})
+    assert cfg.warp_tv_weight == 7.0
+
+
+def test_the_command_line_starts_without_torch():
+    code = ("import sys; from semstyle.cli import build_parser; build_parser(); "
+            "from semstyle.conf import SCHEMAS, load; load(SCHEMAS['gatys']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_run_works_from_any_folder(tmp_path):
+    """The default config and its images ship inside the package."""
+    env_code = ("import sys; from semstyle.cli import main; "
+                "sys.exit(main(['run', 'size=32', 'steps=1', 'progress=false', 'out_dir=out']))")
+    done = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "output.png").is_file()
