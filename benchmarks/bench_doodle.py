@@ -60,8 +60,8 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
 
 def monet_set(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Monet painting ``(1, 3, h, w)`` at ``size`` with its masks and the doodle's, ``(1, K, h, w)`` each."""
-    from semstyle import semantic
-    from semstyle.image import load_image
+    from semstyle.core import semantic
+    from semstyle.core.image import load_image
 
     style_masks, target_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
                                                            semantic.load_map(MONET / "target_sem.png", size))
@@ -72,8 +72,8 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     """Median seconds of a doodle step and of bare VGG steps at ``size``, in this process. The step is timed after
     the first (an exact search at a phase's start, with ``mrf.search=patchmatch``); with ``mrf.search_every`` n,
     n steps (one search, then n - 1 on its matches) are timed together and divided by n."""
-    from semstyle.config import load_config
-    from semstyle.encoder import vgg19_encoder
+    from semstyle.api import load_config
+    from semstyle.core.encoder import vgg19_encoder
     from semstyle.losses.mrf import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
 
@@ -115,14 +115,15 @@ def exact_mrf_loss(output: Path, size: int, stride: int) -> float:
     """The MRF style loss of a Monet result (the doodle's default layers, pooling and semantic weight; strides
     ``stride``), with the exact search in float32: the yardstick for runs whose own search was approximate
     (``mrf.match_channels``)."""
-    from semstyle.encoder import vgg19_encoder
-    from semstyle.image import load_image
+    from semstyle.core.encoder import vgg19_encoder
+    from semstyle.core.image import load_image
     from semstyle.losses.mrf import MRFLoss
-    from semstyle.methods.doodle import DEFAULTS
+    from semstyle.conf.doodle import DoodleConfig
 
-    encoder = vgg19_encoder(DEFAULTS["pooling"], "fp32", "cpu")
+    defaults = DoodleConfig()
+    encoder = vgg19_encoder(defaults.pooling, "fp32", "cpu")
     style, s_masks, t_masks = monet_set(size)
-    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=DEFAULTS["semantic"]["weight"])
+    mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=defaults.semantic.weight)
     with torch.no_grad():
         mrf.set_style(encoder(style, mrf.layers), s_masks)
         mrf.set_target_masks(t_masks)

@@ -22,11 +22,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.config import load_config  # noqa: E402
-from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.api import load_config  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.methods import dst  # noqa: E402
-from semstyle.optim import make_optimizer  # noqa: E402
+from semstyle.engine import make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT, STYLE = ROOT / "assets/content/astronaut.jpg", ROOT / "assets/styles/monalisa.jpg"
@@ -38,7 +38,7 @@ def cpu_seconds() -> float:
 
 
 def pipeline(args) -> None:
-    from semstyle.runner import run
+    from semstyle.api import run
 
     overrides = [f"base={args.base}", f"size={args.size}", "progress=false", *args.overrides]
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +58,7 @@ def dst_step(base_name: str, size: int, warp: bool, device: str):
     """One optimisation step of DST (``warp``) or of its base alone at ``size`` px, as :func:`dst.transfer` runs it."""
     cfg = load_config({"method": "dst", "base": base_name, "size": size, "scales": [], "device": device,
                        **({} if warp else {"warp_weight": 0})})
-    opt = dst.resolved(cfg)
+    opt = dst.settings(cfg)
     encoder = vgg19_encoder(opt["pooling"], cfg.precision, cfg.device)
     content = resize(load_image(CONTENT), size).to(encoder.device)
     style = resize(load_image(STYLE), size).to(encoder.device)

@@ -18,11 +18,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, lbfgs_step, machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.color import luminance  # noqa: E402
-from semstyle.config import load_config  # noqa: E402
-from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
-from semstyle.methods.gatys import build_objective, set_targets, style_plan  # noqa: E402
+from semstyle.core.color import luminance  # noqa: E402
+from semstyle.api import load_config  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
+from semstyle.conf.gatys import style_plan
+from semstyle.methods.gatys import build_objective, set_targets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLES = ["assets/styles/starry_night.jpg", "assets/styles/shipwreck.jpg"]
@@ -49,9 +50,10 @@ def ext_step(encoder, content, styles, options):
 
 def term_costs(content, repeats: int) -> None:
     """Forward+backward time of the extension terms alone, on features of the shapes VGG gives at this size."""
-    from semstyle.encoder import layer_channels, layer_stride
+    from semstyle.core.encoder import layer_channels, layer_stride
     from semstyle.losses.laplacian import LaplacianLoss
-    from semstyle.methods.gatys import GATYS_STYLE_LAYERS, BlendedStyleLoss
+    from semstyle.conf.gatys import GATYS_STYLE_LAYERS
+    from semstyle.methods.gatys import BlendedStyleLoss
 
     h, w = content.shape[-2:]
     feats = {layer: torch.rand(1, layer_channels(layer), h // layer_stride(layer), w // layer_stride(layer))

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.correspondence import nbb_keypoints  # noqa: E402
-from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.image import load_image  # noqa: E402
+from semstyle.geometry.keypoints import nbb_keypoints  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -26,19 +26,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.encoder import vgg19_encoder  # noqa: E402
-from semstyle.image import load_image, resize  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.losses.strotss import StrotssLoss  # noqa: E402
-from semstyle.methods.strotss import DEFAULTS, initial_image  # noqa: E402
-from semstyle.optim import make_optimizer  # noqa: E402
-from semstyle.pyramid import LaplacianPyramid  # noqa: E402
+from semstyle.conf.strotss import StrotssConfig  # noqa: E402
+from semstyle.methods.strotss import initial_image  # noqa: E402
+
+DEFAULTS = StrotssConfig()
+from semstyle.engine import make_optimizer  # noqa: E402
+from semstyle.core.pyramid import LaplacianPyramid  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def strotss_step(loss: StrotssLoss, start: torch.Tensor):
-    pyramid = LaplacianPyramid(start, DEFAULTS["pyramid_levels"])
-    opt = make_optimizer("rmsprop", pyramid.parameters(), DEFAULTS["lr"])
+    pyramid = LaplacianPyramid(start, DEFAULTS.pyramid_levels)
+    opt = make_optimizer("rmsprop", pyramid.parameters(), DEFAULTS.lr)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -64,13 +67,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--schedule", type=int, nargs="*", default=[64, 128, 256, 512],
                    help="long sides of the schedule to time (empty: skip)")
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="steps per scale of the timed schedule")
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help="steps per scale of the timed schedule")
     p.add_argument("--schedule-precision", default="auto")
     p.add_argument("--full", action="store_true", help="run the schedule end to end instead of extrapolating")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
-    content_full = load_image(ROOT / DEFAULTS["content"])
-    style_full = load_image(ROOT / DEFAULTS["style"])
+    content_full = load_image(DEFAULTS.content)
+    style_full = load_image(DEFAULTS.style)
     print(f"# {machine()}")
     if args.sizes:
         print("| size | precision | bare VGG to relu5_1 (s) | bare to relu5_3 (s) | STROTSS step (s) | ratio vs relu5_1 | vs relu5_3 |")

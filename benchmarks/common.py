@@ -58,7 +58,7 @@ def lbfgs_step(objective, image: torch.Tensor, view=None):
 
     ``image`` must be a leaf with ``requires_grad``; ``view`` (default identity) maps it to what the objective reads.
     """
-    from semstyle.optim import make_optimizer
+    from semstyle.engine import make_optimizer
 
     view = view or (lambda x: x)
     opt = make_optimizer("lbfgs", [image])

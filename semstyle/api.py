@@ -23,8 +23,8 @@ from .conf import SCHEMAS, Schema, load, to_yaml
 from .conf.loader import method_of, parse_overrides, user_config
 from .engine import Engine
 from .errors import check
-from .methods import doodle, dst, gatys, reconstruct, strotss
 from .fingerprint import fingerprint
+from .methods import doodle, dst, gatys, reconstruct, strotss
 from .resources import check_memory
 from .runs import RunDir
 

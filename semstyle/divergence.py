@@ -55,7 +55,9 @@ def image_saturated(image: torch.Tensor, start: torch.Tensor | None = None) -> s
     return None
 
 
-def diagnose(losses: Sequence[float], image: torch.Tensor | None = None, start: torch.Tensor | None = None) -> str | None:
+def diagnose(
+    losses: Sequence[float], image: torch.Tensor | None = None, start: torch.Tensor | None = None
+) -> str | None:
     """All reasons to call one optimisation diverged, joined with ``; ``, or None."""
     reasons = [loss_diverged(losses)]
     if image is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import warnings
 from typing import Any
 
 from .conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
@@ -43,8 +45,9 @@ def fingerprint(cfg_container: dict) -> dict[str, Any]:
 
     Relative file paths are read from the current directory, as the run reads them.
     """
-    from . import __version__
-
+    # the package is always imported before its submodules; reading it from sys.modules keeps this low-level
+    # module from importing the package's top (which imports the API: .importlinter's layers)
+    __version__ = sys.modules[__package__].__version__
     flat: dict[str, Any] = {}
     _flatten({k: v for k, v in cfg_container.items() if k not in COSMETIC}, "", flat)
     hashes: dict[str, str] = {}
@@ -59,12 +62,14 @@ def _resolved(flat: dict[str, Any]) -> dict[str, str]:
     finished in fp32 on another CPU."""
     if "device" not in flat or "precision" not in flat:
         return {}
-    from .encoder import resolve_device, resolve_precision
+    from .core.encoder import resolve_device, resolve_precision
     from .errors import SemstyleError
 
     try:
         device = resolve_device(str(flat["device"]))
-        precision = resolve_precision(str(flat["precision"]), device)
+        with warnings.catch_warnings():  # the bf16 fallback warning is the encoder's to give, once
+            warnings.simplefilter("ignore")
+            precision = resolve_precision(str(flat["precision"]), device)
         return {"device (resolved)": device.type, "precision (resolved)": precision}
     except SemstyleError:  # a bad value is reported where the run uses it
         return {}

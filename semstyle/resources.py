@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 from .errors import ResourceError
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 # (base bytes, bytes per content pixel at the final scale), fp32 on a CPU. See the module docstring and
 # tests/test_run_safety.py::test_memory_model_matches_a_measured_peak for the check on another method.
@@ -63,10 +64,14 @@ BF16_PER_PIXEL = 0.75
 
 def run_precision(cfg: dict) -> str:
     """``fp32`` or ``bf16``: what the config's ``precision`` means on this CPU."""
-    from .encoder import resolve_precision
+    from .core.encoder import resolve_precision
 
     precision = str(cfg.get("precision", "fp32"))
-    return resolve_precision(precision, "cpu") if precision in ("auto", "fp32", "bf16") else "fp32"
+    if precision not in ("auto", "fp32", "bf16"):
+        return "fp32"
+    with warnings.catch_warnings():  # the bf16 fallback warning is the encoder's to give, once
+        warnings.simplefilter("ignore")
+        return resolve_precision(precision, "cpu")
 
 
 def method_model(cfg: dict) -> tuple[float, float]:
@@ -116,8 +121,12 @@ def _cgroup() -> tuple[int, int] | None:
     """``(limit, headroom)`` in bytes of this cgroup's memory limit (v2 or v1), or None without a limit."""
     for limit_file, usage_file, stat_file, inactive in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-         "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "/sys/fs/cgroup/memory/memory.stat",
+            "total_inactive_file",
+        ),
     ):
         limit, usage = _read_int(limit_file), _read_int(usage_file)
         if limit is None or usage is None or limit >= 1 << 60:  # "max" or v1's "no limit" (~2^63)
@@ -186,7 +195,7 @@ def fitting_size(cfg: dict, budget: float) -> int | None:
 def _hint(cfg: dict, budget: float | None) -> str:
     size = fitting_size(cfg, budget * 0.8) if budget else None  # 20 % headroom for the model's error
     hints = [f"size={size}"] if size and size < int(cfg.get("size", 0)) else []
-    from .encoder import cpu_supports_bf16
+    from .core.encoder import cpu_supports_bf16
 
     if budget and run_precision(cfg) == "fp32" and cpu_supports_bf16():  # never suggest bf16 where it crawls
         h, w = content_shape(cfg)
@@ -217,9 +226,11 @@ def check_memory(cfg: dict, available: int | None = None) -> None:
     h, w = content_shape(cfg)
     need = estimate_bytes(cfg, h, w)
     if need > CLEARLY * available:
-        raise ResourceError(f"size={cfg.get('size')}: a {w}x{h} px {cfg.get('method')} run needs about "
-                            f"{need / GIB:.1f} GiB of memory, {available / GIB:.1f} GiB is available; "
-                            f"{_hint(cfg, available)}")
+        raise ResourceError(
+            f"size={cfg.get('size')}: a {w}x{h} px {cfg.get('method')} run needs about "
+            f"{need / GIB:.1f} GiB of memory, {available / GIB:.1f} GiB is available; "
+            f"{_hint(cfg, available)}"
+        )
 
 
 def out_of_memory(cfg: dict) -> tuple[str, bool]:
@@ -236,10 +247,15 @@ def out_of_memory(cfg: dict) -> tuple[str, bool]:
         import resource
 
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-        who = ("other programs" if limit == resource.RLIM_INFINITY
-               else f"a ulimit -v of {limit / GIB:.1f} GiB or other programs")
-        return (f"{head} of the machine's {total / GIB:.1f} GiB, so {who} held the rest; free some memory, "
-                "then resume=true continues"), True
+        who = (
+            "other programs"
+            if limit == resource.RLIM_INFINITY
+            else f"a ulimit -v of {limit / GIB:.1f} GiB or other programs"
+        )
+        return (
+            f"{head} of the machine's {total / GIB:.1f} GiB, so {who} held the rest; free some memory, "
+            "then resume=true continues"
+        ), True
     budget = min(b for b in (available, total, need) if b is not None)
     have = f" ({total / GIB:.1f} GiB in this machine)" if total is not None else ""
     return f"{head}{have}; {_hint(cfg, budget)}", False

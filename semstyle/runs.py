@@ -28,9 +28,9 @@ from safetensors.torch import load_file, save_file
 
 from . import divergence
 from . import fingerprint as fp
-from .errors import ConfigError, ResourceError, SemstyleError, check
-from .image import atomic_write, save_image
+from .core.image import atomic_write, save_image
 from .engine.losslog import LossLog
+from .errors import ConfigError, ResourceError, SemstyleError, check
 
 CHECKPOINT = "checkpoint.safetensors"
 FINGERPRINT = "fingerprint.json"  # the run's fingerprint, written at the start (also inside each checkpoint)
@@ -74,7 +74,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
         tensors = load_file(str(path))  # reads every tensor: a truncated body fails here, not half way into the run
-        check(meta.get("sha256", tensors_digest(tensors)) == tensors_digest(tensors), "its data do not match its checksum")
+        check(
+            meta.get("sha256", tensors_digest(tensors)) == tensors_digest(tensors), "its data do not match its checksum"
+        )
         int(meta.get("scale", 0))
         json.loads(meta.get("log", "[]"))
     except ConfigError as e:
@@ -115,8 +117,11 @@ class RunDir:
         self._check_final()
 
     def _check_final(self) -> None:
-        check(not (self.final.exists() and any(self.final.iterdir()) if self.final.is_dir() else self.final.exists()),
-              f"out_dir {self.final}: already exists and is not empty; choose another out_dir (runs are never overwritten)")
+        check(
+            not (self.final.exists() and any(self.final.iterdir()) if self.final.is_dir() else self.final.exists()),
+            f"out_dir {self.final}: already exists and is not empty; choose another out_dir "
+            "(runs are never overwritten)",
+        )
 
     # --- the lock -------------------------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -136,8 +141,11 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # e.g. some NFS mounts
-                    print(f"semstyle: warning: cannot lock {lock} ({os.strerror(e.errno)}): make sure no other process "
-                          "uses this out_dir", file=sys.stderr)
+                    print(
+                        f"semstyle: warning: cannot lock {lock} ({os.strerror(e.errno)}): make sure no other process "
+                        "uses this out_dir",
+                        file=sys.stderr,
+                    )
                     self._lock = fd
                     return
                 if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -145,8 +153,10 @@ class RunDir:
                     raise
                 owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
                 os.close(fd)
-                raise ConfigError(f"out_dir {self.final} is in use by process {owner}; wait for it to finish "
-                                  "or choose another out_dir") from None
+                raise ConfigError(
+                    f"out_dir {self.final} is in use by process {owner}; wait for it to finish "
+                    "or choose another out_dir"
+                ) from None
             try:  # a finishing run renames the folder and unlinks its lock file: ours must still be the live one
                 live = os.stat(lock).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -173,8 +183,10 @@ class RunDir:
         if self._saved is not None:
             text = self._saved[1].get("fingerprint")
             if text is None:
-                raise _NotResumable(f"the checkpoint in {self.path} was written by an older semstyle without a "
-                                    "fingerprint, so it cannot be checked against this run")
+                raise _NotResumable(
+                    f"the checkpoint in {self.path} was written by an older semstyle without a "
+                    "fingerprint, so it cannot be checked against this run"
+                )
             return json.loads(text)
         try:
             return json.loads((self.path / FINGERPRINT).read_text())
@@ -195,8 +207,11 @@ class RunDir:
         keys = fp.diff(old, self.fingerprint)
         if keys:
             what = "the checkpoint" if self._saved is not None else "the unfinished run"
-            raise _NotResumable(f"{what} in {self.path} was made with {fp.describe(old, keys)}; this run has "
-                                f"{fp.describe(self.fingerprint, keys)}", mismatch=True)
+            raise _NotResumable(
+                f"{what} in {self.path} was made with {fp.describe(old, keys)}; this run has "
+                f"{fp.describe(self.fingerprint, keys)}",
+                mismatch=True,
+            )
 
     def __enter__(self) -> "RunDir":
         try:
@@ -208,17 +223,26 @@ class RunDir:
                     self._check_resumable()
             except _NotResumable as e:
                 if self.resume:
-                    fix = ("start a new out_dir or restore those values" if e.mismatch
-                           else f"remove {self.path} or choose another out_dir")
+                    fix = (
+                        "start a new out_dir or restore those values"
+                        if e.mismatch
+                        else f"remove {self.path} or choose another out_dir"
+                    )
                     raise ConfigError(f"resume: {e} — {fix}") from None
                 # no resume advice for a folder that cannot be resumed
-                raise ConfigError(f"out_dir {self.final}: the unfinished run in {self.path} cannot be resumed: {e}; "
-                                  "remove that folder or choose another out_dir") from None
+                raise ConfigError(
+                    f"out_dir {self.final}: the unfinished run in {self.path} cannot be resumed: {e}; "
+                    "remove that folder or choose another out_dir"
+                ) from None
             if existed and not self.resume:
-                raise ConfigError(f"out_dir {self.final}: an unfinished run is in {self.path}; "
-                                  "pass resume=true to continue it, or remove that folder")
+                raise ConfigError(
+                    f"out_dir {self.final}: an unfinished run is in {self.path}; "
+                    "pass resume=true to continue it, or remove that folder"
+                )
             if self.fingerprint is not None:
-                atomic_write(self.path / FINGERPRINT, lambda tmp: Path(tmp).write_text(fp.dumps(self.fingerprint) + "\n"))
+                atomic_write(
+                    self.path / FINGERPRINT, lambda tmp: Path(tmp).write_text(fp.dumps(self.fingerprint) + "\n")
+                )
         except BaseException:
             if self._lock is not None and self._created:  # never a folder another process made or holds
                 shutil.rmtree(self.path, ignore_errors=True)
@@ -244,7 +268,10 @@ class RunDir:
                 raise ResourceError(self._out_of_memory_message()) from None
             if is_disk_full(exc):
                 raise ResourceError(self._disk_full_message(exc)) from None
-            print(f"semstyle: run interrupted; partial results kept in {self.path} (resume=true continues)", file=sys.stderr)
+            print(
+                f"semstyle: run interrupted; partial results kept in {self.path} (resume=true continues)",
+                file=sys.stderr,
+            )
             return False
         finally:
             self._release_lock()
@@ -268,8 +295,10 @@ class RunDir:
         except ConfigError:  # nothing a resume could start from: free the space this run took
             shutil.rmtree(self.path, ignore_errors=True)
             return f"no space left on device{where}; removed {self.path}; free some space and run again"
-        return (f"no space left on device{where}; the last checkpoint in {self.path} is intact: free some space, "
-                "then resume=true continues")
+        return (
+            f"no space left on device{where}; the last checkpoint in {self.path} is intact: free some space, "
+            "then resume=true continues"
+        )
 
     # --- files ----------------------------------------------------------------------------------------------------
     def save_config(self, yaml_text: str) -> None:
@@ -292,8 +321,10 @@ class RunDir:
         if reason:
             lr = (self.fingerprint or {}).get("lr")
             now = f" (now {lr:g})" if isinstance(lr, (int, float)) else ""
-            self.warn(f"the optimisation diverged at scale {scale} ({image.shape[-1]}x{image.shape[-2]} px): {reason}; "
-                      f"try a smaller lr{now}")
+            self.warn(
+                f"the optimisation diverged at scale {scale} ({image.shape[-1]}x{image.shape[-2]} px): {reason}; "
+                f"try a smaller lr{now}"
+            )
         self._previous_image = image
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], **meta) -> None:
@@ -310,8 +341,9 @@ class RunDir:
         if self.fingerprint is not None:
             meta["fingerprint"] = fp.dumps(self.fingerprint)
         meta["sha256"] = tensors_digest(tensors)
-        atomic_write(self.path / CHECKPOINT,
-                     lambda tmp: save_file(tensors, tmp, metadata={k: str(v) for k, v in meta.items()}))
+        atomic_write(
+            self.path / CHECKPOINT, lambda tmp: save_file(tensors, tmp, metadata={k: str(v) for k, v in meta.items()})
+        )
 
     def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
         """The saved checkpoint when resuming (read and checked on entering), else None."""
@@ -331,7 +363,9 @@ class RunDir:
         if self.log.rows:
             atomic_write(self.path / "losses.png", lambda tmp: self.log.plot(tmp))
         if self.warnings:
-            atomic_write(self.path / WARNINGS, lambda tmp: Path(tmp).write_text("".join(w + "\n" for w in self.warnings)))
+            atomic_write(
+                self.path / WARNINGS, lambda tmp: Path(tmp).write_text("".join(w + "\n" for w in self.warnings))
+            )
         (self.path / CHECKPOINT).unlink(missing_ok=True)
         if self.final.is_dir():  # an empty folder the user made beforehand
             self.final.rmdir()

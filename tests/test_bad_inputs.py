@@ -26,10 +26,10 @@ import pytest
 import torch
 from PIL import Image
 
-from semstyle.checks import check_image_size, check_output_path, min_long_side, min_side_for
+from semstyle.core.sizes import check_image_size, check_output_path, min_long_side, min_side_for
 from semstyle.cli import main
 from semstyle.errors import ConfigError, ImageError
-from semstyle.image import load_image
+from semstyle.core.image import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -455,7 +455,7 @@ def test_base_arguments_run(base, sandbox, capsys):
 
 def test_min_side_matches_the_encoder():
     """The smallest side ``min_side_for`` gives runs through the real encoder; one pixel less fails in pooling."""
-    from semstyle.encoder import vgg19_encoder
+    from semstyle.core.encoder import vgg19_encoder
 
     encoder = vgg19_encoder("avg", "fp32", "cpu")
     for layers in (["conv1_1"], ["relu2_1"], ["pool2"], ["conv3_1", "conv4_2"], ["conv5_1"], ["relu5_4"]):
@@ -474,7 +474,7 @@ def test_min_long_side_and_the_message():
     assert min_long_side(48, 64, 16) == 21  # 21 x round(15.75) = 21x16; at 20: 20x15
     assert min_long_side(100, 100, 16) == 16
     assert min_long_side(3, 20000, 16) is None  # no size up to the maximum makes it 16 px high
-    from semstyle.image import target_size
+    from semstyle.core.image import target_size
 
     rng = np.random.default_rng(0)
     for h, w, m in zip(rng.integers(1, 3000, 200), rng.integers(1, 3000, 200), rng.choice([1, 2, 8, 16, 24, 32], 200)):
@@ -664,9 +664,6 @@ def test_two_runs_on_one_out_dir(sandbox):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="lead (issue 21, item 5): a full disk while writing the checkpoint ends in a "
-                                        "SafetensorError traceback; say it in one line (no space left on device, "
-                                        "which file) and keep the .partial only where a resume can succeed")
 def test_full_disk_is_one_line(sandbox):
     indir, out, work = sandbox
     disk = work.parent / "disk"

@@ -18,13 +18,13 @@ from conftest import SHARED, needs_shared
 from PIL import Image
 
 from semstyle.cli import main
-from semstyle.correspondence import (
+from semstyle.geometry.keypoints import (
     clean_points,
     read_correspondences,
     write_correspondences,
 )
-from semstyle.correspondence.align import apply_similarity, umeyama
-from semstyle.correspondence.clean import (
+from semstyle.geometry.keypoints.align import apply_similarity, umeyama
+from semstyle.geometry.keypoints.clean import (
     clean_grid,
     dst_to_original,
     from_grid,
@@ -32,7 +32,7 @@ from semstyle.correspondence.clean import (
     to_grid,
     working_size,
 )
-from semstyle.correspondence.nbb import _to_original
+from semstyle.geometry.keypoints.nbb import _to_original
 
 BUNNY = SHARED / "portraits" / "dst_bunny"
 
@@ -171,7 +171,7 @@ def test_semstyle_nbb_fast_output_survives_the_files(tmp_path):
     output in memory or after the integer text files keeps the same rows."""
     from conftest import ASSETS
 
-    from semstyle.correspondence import nbb_keypoints
+    from semstyle.geometry.keypoints import nbb_keypoints
 
     found = nbb_keypoints(ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg", fast=True,
                           size=96)
@@ -352,7 +352,7 @@ def test_write_failure_leaves_no_unmarked_folder(small_pair, tmp_path, capsys, m
     """A full disk while writing (simulated on the second file): one-line error, no DIR, no DIR.partial."""
     import errno
 
-    from semstyle.correspondence import io
+    from semstyle.geometry.keypoints import io
 
     real, calls = io.atomic_write, []
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from kornia.color import rgb_to_yuv
 
-from semstyle.color import color_transform, combine_luminance, luminance, match_color, match_luminance
+from semstyle.core.color import color_transform, combine_luminance, luminance, match_color, match_luminance
 from semstyle.errors import ConfigError
-from semstyle.image import load_image
+from semstyle.core.image import load_image
 from semstyle.methods import gatys
 
 from conftest import ASSETS

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from semstyle import semantic
+from semstyle.core import semantic
 from semstyle.cli import main
 from semstyle.api import load_config
-from semstyle.image import load_image
+from semstyle.core.image import load_image
 from semstyle.methods import doodle
 
 from conftest import ASSETS, ROOT, SHARED, needs_shared

@@ -10,7 +10,7 @@ import torch
 
 from semstyle.api import load_config
 from semstyle.errors import SemstyleError
-from semstyle.image import load_image, save_image
+from semstyle.core.image import load_image, save_image
 from semstyle.methods import dst, gatys
 from semstyle.api import run
 
@@ -20,7 +20,7 @@ FAST = {"size": 64, "scales": [], "steps": 40, "progress": False, "precision": "
 def _bunny(shared: Path):
     d = shared / "portraits" / "dst_bunny"
     content, style = load_image(d / "content.jpg"), load_image(d / "style.jpg")
-    from semstyle.correspondence import read_correspondences
+    from semstyle.geometry.keypoints import read_correspondences
 
     pa, pb, _ = read_correspondences(d / "correspondence_A.txt", d / "correspondence_B.txt",
                                      size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
@@ -45,7 +45,7 @@ def test_alignment_error_halves_on_the_dst_example(shared_data):
 
     base_cfg = load_config({"method": "dst", "base": "gram", **FAST, "warp_weight": 0})
     base = dst.transfer(content, style, pa, pb, base_cfg)
-    from semstyle.encoder import vgg19_encoder
+    from semstyle.core.encoder import vgg19_encoder
     from semstyle.losses import ContentLoss
 
     enc = vgg19_encoder("avg", "bf16")
@@ -122,7 +122,7 @@ def test_inline_nbb_keypoints(assets_dir):
 
 
 def test_face_keypoints_pair_the_same_features(assets_dir):
-    from semstyle import landmarks as lm
+    from semstyle.geometry.keypoints import landmarks as lm
 
     if not lm.available():
         pytest.skip("the faces extra (mediapipe 0.10.21) is not installed")
@@ -131,7 +131,7 @@ def test_face_keypoints_pair_the_same_features(assets_dir):
     pa, pb = lm.face_keypoints(content, style, b=5)
     assert len(pa) >= 20
     # both faces are upright: after the similarity alignment the pairs agree to a fraction of the face size
-    from semstyle.correspondence import similarity_align
+    from semstyle.geometry.keypoints import similarity_align
 
     aligned = similarity_align(pb, pa)
     face = (pa.max(0).values - pa.min(0).values).max()

@@ -10,7 +10,7 @@ from semstyle.cli import main
 from semstyle.api import load_config, run
 from semstyle.conf import scale_schedule
 from semstyle.errors import ConfigError
-from semstyle.image import load_image
+from semstyle.core.image import load_image
 from semstyle.methods import gatys
 
 from conftest import ASSETS, ROOT

@@ -9,10 +9,10 @@ from PIL import Image
 
 from semstyle.cli import main
 from semstyle.api import load_config
-from semstyle.encoder import vgg19_encoder
+from semstyle.core.encoder import vgg19_encoder
 from semstyle.viz.features import feature_maps
 from semstyle.viz.layout import grid
-from semstyle.image import load_image
+from semstyle.core.image import load_image
 from semstyle.losses import GramLoss
 from semstyle.methods import gatys, reconstruct
 

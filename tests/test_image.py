@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from semstyle.errors import ImageError
-from semstyle.image import load_image, resize, save_image, target_size
+from semstyle.core.image import load_image, resize, save_image, target_size
 
 
 def _check_rgb(t, h, w):
@@ -75,7 +75,7 @@ def test_resize_and_atomic_save(tmp_path):
 
 
 def test_as_image_takes_paths_and_checks_tensors(tmp_path):
-    from semstyle.image import as_image
+    from semstyle.core.image import as_image
 
     save_image(torch.rand(1, 3, 4, 5), tmp_path / "a.png")
     assert as_image(tmp_path / "a.png").shape == (1, 3, 4, 5)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from semstyle.correspondence import (
+from semstyle.geometry.keypoints import (
     read_correspondences, read_keypoints, similarity_align, umeyama, write_correspondences, write_keypoints,
 )
 from semstyle.errors import SemstyleError

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from semstyle.errors import ConfigError
-from semstyle.image import load_image
+from semstyle.core.image import load_image
 from semstyle.losses.laplacian import LaplacianLoss, laplacian, laplacian_loss
 from semstyle.methods import gatys
 

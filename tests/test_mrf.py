@@ -198,8 +198,8 @@ def test_principal_channels_are_orthonormal_strongest_first_and_a_full_basis_kee
 @pytest.fixture(scope="module")
 def painting_features():
     """relu3_1 of two paintings at 128 px: real VGG features, whose channels are far from independent."""
-    from semstyle.encoder import vgg19_encoder
-    from semstyle.image import load_image
+    from semstyle.core.encoder import vgg19_encoder
+    from semstyle.core.image import load_image
 
     encoder = vgg19_encoder("avg", "fp32", "cpu")
     with torch.no_grad():

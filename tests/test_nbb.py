@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from semstyle.cli import main
-from semstyle.correspondence import (
+from semstyle.geometry.keypoints import (
     clean_points, kmeans_select, nbb_keypoints, read_correspondences, similarity_align,
 )
-from semstyle.correspondence.clean import crossing_matrix, greedy_select, remove_crossing, to_grid
+from semstyle.geometry.keypoints.clean import crossing_matrix, greedy_select, remove_crossing, to_grid
 from semstyle.errors import ConfigError, ImageError, SemstyleError
-from semstyle.image import load_image, resize
+from semstyle.core.image import load_image, resize
 
 from conftest import ASSETS, SHARED, needs_shared
 
@@ -108,7 +108,7 @@ def test_aspect_ratio_mapping_is_exact():
 
 def test_coordinate_mapping_is_exact():
     """Cell centres and working -> original pixels: pixel edges map to pixel edges on each axis."""
-    from semstyle.correspondence.nbb import _cells_to_pixels, _to_original
+    from semstyle.geometry.keypoints.nbb import _cells_to_pixels, _to_original
 
     cells = torch.tensor([0, 5, 3 * 10 + 9])  # a 10-wide map with stride 4: cells (0,0), (5,0), (9,3)
     assert _cells_to_pixels(cells, 10, 4).tolist() == [[1.5, 1.5], [21.5, 1.5], [37.5, 13.5]]

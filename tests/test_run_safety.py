@@ -12,14 +12,13 @@ import time
 
 import pytest
 import torch
+from conftest import ASSETS, ROOT, SHARED
 from PIL import Image
 
 from semstyle import divergence, resources, runs
 from semstyle.cli import main
 from semstyle.engine import engine as engine_module
 from semstyle.fingerprint import diff, fingerprint
-
-from conftest import ASSETS, ROOT, SHARED
 
 CONTENT, STYLE = ASSETS / "content/tubingen.jpg", ASSETS / "styles/starry_night.jpg"
 OTHER_STYLE = next(p for p in sorted((ASSETS / "styles").iterdir()) if p != STYLE)
@@ -120,8 +119,17 @@ def test_unreadable_checkpoint_is_one_line_and_not_advertised_as_resumable(tmp_p
 
 
 def test_fingerprint_diff_names_the_keys_that_differ(tmp_path):
-    cfg = {"method": "gatys", "size": 64, "scales": [32], "style": str(STYLE), "progress": True, "out_dir": "a",
-           "resume": False, "save_every": 0, "color": {"preserve": "none"}}
+    cfg = {
+        "method": "gatys",
+        "size": 64,
+        "scales": [32],
+        "style": str(STYLE),
+        "progress": True,
+        "out_dir": "a",
+        "resume": False,
+        "save_every": 0,
+        "color": {"preserve": "none"},
+    }
     a = fingerprint(cfg)
     assert "sha256(style)" in a and "progress" not in a and a["color.preserve"] == "none"
     assert diff(a, fingerprint({**cfg, "progress": False, "out_dir": "b", "resume": True, "save_every": 5})) == []
@@ -133,10 +141,20 @@ def test_fingerprint_diff_names_the_keys_that_differ(tmp_path):
 def test_a_second_process_on_a_live_run_folder_is_refused(tmp_path):
     out = tmp_path / "live"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "semstyle", "run", "configs/default.yaml", "size=64", "scales=[]", "progress=false",
-           f"out_dir={out}"]
-    first = subprocess.Popen(cmd + ["steps=100000"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "semstyle",
+        "run",
+        "configs/default.yaml",
+        "size=64",
+        "scales=[]",
+        "progress=false",
+        f"out_dir={out}",
+    ]
+    first = subprocess.Popen(
+        cmd + ["steps=100000"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         lock = tmp_path / "live.partial" / runs.LOCK
         deadline = time.time() + 120
@@ -146,21 +164,27 @@ def test_a_second_process_on_a_live_run_folder_is_refused(tmp_path):
             assert time.time() < deadline, "the first run did not start within 120 s"
             time.sleep(0.2)
         config = config.read_text()
-        second = subprocess.run(cmd + ["steps=100000", "resume=true"], cwd=ROOT, env=env, capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(
+            cmd + ["steps=100000", "resume=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 2, second.stderr
-        assert second.stderr.strip() == (f"semstyle: error: out_dir {out} is in use by process {first.pid}; "
-                                         "wait for it to finish or choose another out_dir")
+        assert second.stderr.strip() == (
+            f"semstyle: error: out_dir {out} is in use by process {first.pid}; "
+            "wait for it to finish or choose another out_dir"
+        )
         assert first.poll() is None  # the first run goes on, its folder untouched
         assert (tmp_path / "live.partial" / "config.yaml").read_text() == config
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
     # a dead owner leaves no lock behind (the kernel drops a flock with its process): the fingerprint check answers
-    third = subprocess.run(cmd + ["steps=2", "resume=true"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=120)
-    assert third.returncode == 2 and f"the unfinished run in {out}.partial was made with steps=100000; this run has " \
-        "steps=2" in third.stderr, third.stderr
+    third = subprocess.run(
+        cmd + ["steps=2", "resume=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (
+        third.returncode == 2
+        and f"the unfinished run in {out}.partial was made with steps=100000; this run has steps=2" in third.stderr
+    ), third.stderr
 
 
 def test_a_filesystem_without_locks_warns_and_runs(tmp_path, monkeypatch, capsys):
@@ -186,16 +210,31 @@ def _env():
     return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
 
-SIGNAL_RUN = [sys.executable, "-m", "semstyle", "run", "configs/default.yaml", "size=64", "scales=[32]", "steps=150",
-              "progress=false"]
+SIGNAL_RUN = [
+    sys.executable,
+    "-m",
+    "semstyle",
+    "run",
+    "configs/default.yaml",
+    "size=64",
+    "scales=[32]",
+    "steps=150",
+    "progress=false",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "sigterm"])
 def test_a_killed_run_resumes_to_the_same_bytes_under_the_lock_and_fingerprint(tmp_path, uninterrupted, sig):
     out = tmp_path / "run"
-    proc = subprocess.Popen(SIGNAL_RUN + [f"out_dir={out}"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        SIGNAL_RUN + [f"out_dir={out}"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     checkpoint = tmp_path / "run.partial" / runs.CHECKPOINT
     deadline = time.time() + 300
     while not checkpoint.exists():
@@ -204,8 +243,14 @@ def test_a_killed_run_resumes_to_the_same_bytes_under_the_lock_and_fingerprint(t
     proc.send_signal(sig)
     proc.wait(timeout=120)
     assert not out.exists(), "the run finished before the signal; raise steps"
-    resumed = subprocess.run(SIGNAL_RUN + [f"out_dir={out}", "resume=true"], cwd=ROOT, env=_env(),
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        SIGNAL_RUN + [f"out_dir={out}", "resume=true"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "output.png").read_bytes() == uninterrupted
     assert not (out / runs.LOCK).exists() and not (tmp_path / "run.partial").exists()
@@ -224,12 +269,19 @@ def test_divergence_with_a_huge_lr_is_warned_and_recorded(tmp_path, capsys, opti
 
 NORMAL = [  # the regression cases' sizes (tests/regression/cases.py)
     pytest.param("configs/default.yaml", ["size=64", "scales=[32]", "steps=20"], False, id="gatys"),
-    pytest.param("configs/strotss/default.yaml", ["size=64", "scales=[32]", "steps=15"], False, id="strotss",
-                 marks=pytest.mark.slow),
-    pytest.param("configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True, id="doodle",
-                 marks=pytest.mark.slow),
-    pytest.param("configs/dst/gatys.yaml", ["size=96", "scales=[64]", "steps=15"], True, id="dst",
-                 marks=pytest.mark.slow),
+    pytest.param(
+        "configs/strotss/default.yaml",
+        ["size=64", "scales=[32]", "steps=15"],
+        False,
+        id="strotss",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        "configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True, id="doodle", marks=pytest.mark.slow
+    ),
+    pytest.param(
+        "configs/dst/gatys.yaml", ["size=96", "scales=[64]", "steps=15"], True, id="dst", marks=pytest.mark.slow
+    ),
 ]
 
 
@@ -255,7 +307,7 @@ def test_divergence_rules():
     assert divergence.diagnose([1.0, 0.5], torch.rand(1, 3, 16, 16)) is None
 
 
-# --- 4. faults a resume cannot fix -------------------------------------------------------------------------------------
+# --- 4. faults a resume cannot fix ------------------------------------------------------------------------------
 def test_a_size_that_clearly_cannot_fit_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(resources, "available_bytes", lambda: 2 * resources.GIB)
     monkeypatch.setattr(engine_module, "run_steps", lambda *a, **k: pytest.fail("heavy work started"))
@@ -279,12 +331,30 @@ def test_memory_estimate_is_quiet_when_the_run_fits(monkeypatch):
 def test_memory_model_matches_a_measured_peak(tmp_path):
     """The model, fitted to Gatys at 512-2048 px and STROTSS at 256-512 px, against a fresh STROTSS peak at 320 px."""
     out = tmp_path / "peak"
-    code = ("import resource, sys; from semstyle.cli import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "run", "configs/strotss/default.yaml", "size=320", "scales=[]",
-                           "steps=2", "precision=fp32", "progress=false", f"out_dir={out}"],
-                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True, timeout=300)
+    code = (
+        "import resource, sys; from semstyle.cli import main; rc = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "configs/strotss/default.yaml",
+            "size=320",
+            "scales=[]",
+            "steps=2",
+            "precision=fp32",
+            "progress=false",
+            f"out_dir={out}",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     peak = int(proc.stdout.strip().splitlines()[-1]) * 1024
     h, w = resources.content_shape({"size": 320, "content": str(CONTENT)})
@@ -299,8 +369,10 @@ def _out_of_memory_in_scale_1(monkeypatch):
     def oom(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
-                               "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)"
+            )
         return original(*args, **kwargs)
 
     monkeypatch.setattr(engine_module, "run_steps", oom)
@@ -324,8 +396,10 @@ def test_out_of_memory_that_other_programs_caused_keeps_the_checkpoint(tmp_path,
     out = tmp_path / "oom"
     assert _run(out, *BASE) == 2
     err = _one_line_error(capsys)
-    assert "of the machine's 16.0 GiB" in err and f"then resume=true continues (from the last finished scale, kept in " \
-        f"{tmp_path}/oom.partial)" in err, err
+    assert (
+        "of the machine's 16.0 GiB" in err
+        and f"then resume=true continues (from the last finished scale, kept in {tmp_path}/oom.partial)" in err
+    ), err
     calls["n"] = 100
     assert _run(out, *BASE, "resume=true") == 0 and (out / "output.png").exists()
 
@@ -349,8 +423,10 @@ def test_disk_full_before_any_checkpoint_is_one_line_and_frees_the_folder(tmp_pa
     out = tmp_path / "full"
     assert _run(out, *BASE) == 2
     err = _one_line_error(capsys)
-    assert err == (f"semstyle: error: no space left on device while writing {tmp_path}/full.partial/"
-                   f"{runs.CHECKPOINT}; removed {tmp_path}/full.partial; free some space and run again")
+    assert err == (
+        f"semstyle: error: no space left on device while writing {tmp_path}/full.partial/"
+        f"{runs.CHECKPOINT}; removed {tmp_path}/full.partial; free some space and run again"
+    )
     assert not (tmp_path / "full.partial").exists()
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semstyle import semantic
+from semstyle.core import semantic
 from semstyle.errors import ConfigError, ImageError
 
 from conftest import needs_shared, SHARED

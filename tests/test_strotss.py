@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from conftest import ASSETS, ROOT
 
 from semstyle.api import load_config
-from semstyle.encoder import vgg19_encoder
+from semstyle.core.encoder import vgg19_encoder
 from semstyle.errors import ConfigError, ImageError
-from semstyle.hypercolumn import STROTSS_LAYERS, pixel_points, sample_hypercolumns
-from semstyle.image import load_image, resize
+from semstyle.core.hypercolumn import STROTSS_LAYERS, pixel_points, sample_hypercolumns
+from semstyle.core.image import load_image, resize
 from semstyle.losses.strotss import (
     StrotssLoss, color_emd, feature_moments, moment_loss, nearest_neighbours, relaxed_emd, self_similarity_loss,
 )
-from semstyle.pyramid import LaplacianPyramid, high_pass, laplacian_pyramid, reconstruct
+from semstyle.core.pyramid import LaplacianPyramid, high_pass, laplacian_pyramid, reconstruct
 
 
 # -- pyramid ----------------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def _region_error(image, masks, style, style_masks):
 @pytest.mark.shared_data
 def test_guidance_beats_unguided_on_region_fidelity(shared_data):
     from semstyle.methods.strotss import guidance_masks, stylize
-    from semstyle.semantic import load_map
+    from semstyle.core.semantic import load_map
 
     d = shared_data / "doodle/strotss_bouquet"
     content, style = load_image(d / "content.jpg"), load_image(d / "style.jpg", 512)

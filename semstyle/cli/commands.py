@@ -167,7 +167,7 @@ def _features(args) -> None:
     # torch and matplotlib load when the command runs (see _api)
     from ..errors import check
     from ..viz.features import feature_view
-    from ..image import load_image
+    from ..core.image import load_image
     from ..runs import RunDir
 
     check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")

@@ -72,7 +72,7 @@ def add_cli(sub) -> None:
 
 
 def _run_dir(out: str | None):
-    from ..checks import check_output_path
+    from ..core.sizes import check_output_path
     from ..runs import RunDir
 
     if out is not None:
@@ -102,8 +102,8 @@ def _clean_files(args, image_a, image_b):
     """``(points_a, points_b, activation, meta)`` of DST's cleaning of the --clean-only files, original pixels."""
     import torch
 
-    from ..correspondence.clean import clean_grid, clean_points, dst_to_original
-    from ..correspondence.io import read_correspondences
+    from ..geometry.keypoints.clean import clean_grid, clean_points, dst_to_original
+    from ..geometry.keypoints.io import read_correspondences
 
     size_a, size_b = tuple(image_a.shape[-2:]), tuple(image_b.shape[-2:])
     files = list(args.clean_only) + [None] * (3 - len(args.clean_only))
@@ -136,9 +136,9 @@ def _clean_files(args, image_a, image_b):
 
 def run_cli(args) -> Path:
     # torch loads when the command runs: --help and usage errors answer without it
-    from ..correspondence.clean import clean_points
-    from ..correspondence.nbb import nbb_keypoints
-    from ..image import load_image
+    from ..geometry.keypoints.clean import clean_points
+    from ..geometry.keypoints.nbb import nbb_keypoints
+    from ..core.image import load_image
 
     _check_options(args)
     if args.size is None:
@@ -182,9 +182,9 @@ def run_cli(args) -> Path:
 
 
 def _write(folder: Path, image_a, image_b, pa, pb, act, meta, title, levels, height) -> None:
-    from ..correspondence.io import write_correspondences
+    from ..geometry.keypoints.io import write_correspondences
     from ..viz.points import draw_correspondences
-    from ..image import save_image
+    from ..core.image import save_image
 
     write_correspondences(folder, pa, pb, act, meta=meta)
     picture = draw_correspondences(image_a, image_b, pa, pb, height=height, title=title)

@@ -19,6 +19,19 @@ def packaged(name: str) -> str:
     return str(files("semstyle") / "assets" / name)
 
 
+STOP_RULES = ("none", "rel_improvement")
+
+
+@dataclass
+class StopConfig:
+    """When a scale ends before its ``steps`` (:mod:`semstyle.engine.stopping`); measured in docs/benchmarks.md."""
+
+    rule: str = "none"  # none: every configured step runs | rel_improvement: stop when the loss stops falling
+    threshold: float = 1e-3  # relative improvement per step (0.1 %) below which the scale ends
+    window: int = 10  # steps averaged over: the L-BFGS history length, so one curvature update
+    min_steps: int = 20  # the first steps after a rescale fall fast and unevenly; never stop inside them
+
+
 @dataclass
 class RunConfig:
     """Keys of every run. Each method's config extends this dataclass."""
@@ -34,6 +47,7 @@ class RunConfig:
     save_every: int = 0  # write an intermediate frame every N steps (0 = never)
     resume: bool = False  # continue an interrupted run from <out_dir>.partial
     progress: bool = True  # progress bar
+    stop: StopConfig = field(default_factory=StopConfig)
 
 
 def check_common(cfg) -> None:
@@ -44,6 +58,10 @@ def check_common(cfg) -> None:
     check_choice(cfg, "precision", PRECISIONS)
     check_bool(cfg, "resume")
     check_bool(cfg, "progress")
+    check_choice(cfg, "stop.rule", STOP_RULES)
+    check_number(cfg, "stop.threshold", lo=0)
+    check_number(cfg, "stop.window", lo=1, integer=True)
+    check_number(cfg, "stop.min_steps", lo=0, integer=True)
     for s in cfg.scales:
         check(isinstance(s, int) and 16 <= s <= 8192, f"scales: each entry must be an integer in [16, 8192], got {s!r}")
 

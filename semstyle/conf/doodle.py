@@ -113,6 +113,7 @@ def validate_doodle(cfg) -> None:
     check(len(cfg.style.layers) > 0, "style.layers: must name at least one layer")
     check_layers(cfg.style.layers)
     check_number(cfg, "content.weight", lo=0)
+    check(len(cfg.content.layers) > 0, "content.layers: name at least one layer, e.g. [relu4_2]")
     check_layers(cfg.content.layers)
     check_number(cfg, "semantic.weight", lo=0)
     check_number(cfg, "semantic.color_weight", lo=0)

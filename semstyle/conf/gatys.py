@@ -122,6 +122,7 @@ def validate_gatys(cfg) -> None:
     check_choice(cfg, "pooling", POOLINGS)
     check_choice(cfg, "color.preserve", PRESERVE_MODES)
     check_choice(cfg, "color.histogram_method", HISTOGRAM_METHODS)
+    check(len(cfg.content_layers) > 0, "content_layers: name at least one layer, e.g. [conv4_2]")
     check_layers(cfg.content_layers)
     check(cfg.content != "", "content: needs an image path, got an empty value")
     styles = style_paths(cfg.style)

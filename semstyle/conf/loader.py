@@ -53,12 +53,15 @@ def _load_yaml(path) -> DictConfig:
 
 
 def parse_overrides(overrides) -> DictConfig:
+    """``key=value`` strings (values in YAML) as a config; each bad one is a one-line error naming it."""
+    merged = OmegaConf.create({})
     for item in overrides:
-        check("=" in item, f"override {item!r}: expected key=value")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"overrides: {' '.join(str(e).split())}") from None
+        check(isinstance(item, str) and "=" in item, f"override {item!r}: expected key=value")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except Exception as e:  # OmegaConf's and YAML's parse errors alike: say which override, on one line
+            raise ConfigError(f"override {item!r}: {' '.join(str(e).split(chr(10))[0].split())}") from None
+    return merged
 
 
 def user_config(config=None) -> tuple[DictConfig, str]:

@@ -14,10 +14,11 @@ from typing import Callable
 
 import torch
 
-from ..encoder import VGG19Encoder, vgg19_encoder
+from ..core.encoder import VGG19Encoder, vgg19_encoder
 from .callbacks import standard_callbacks
 from .events import Event, StopRun
 from .loop import Problem, run_steps
+from .stopping import StopRule
 
 ScaleFn = Callable[[int, int, "torch.Tensor | None"], Problem]
 
@@ -73,8 +74,11 @@ class Engine:
             context = dict(scale=index, scales=len(sizes), size=shape, steps=steps, label=problem.label)
             self.emit("scale_start", **context, _image=problem.image)
 
-            def on_step(step, total, terms):
+            rule = StopRule.from_config(self.cfg.get("stop"))
+
+            def on_step(step, total, terms) -> bool:
                 self.emit("step", **context, step=step, loss=total, terms=terms, _image=problem.image)
+                return rule.update(total)
 
             try:
                 run_steps(problem, steps, on_step, where=f" of scale {index}")

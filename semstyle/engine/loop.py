@@ -71,9 +71,10 @@ class Problem:
             return self.image().detach().cpu()
 
 
-def run_steps(problem: Problem, steps: int, on_step: Callable[[int, float, dict[str, float]], None],
+def run_steps(problem: Problem, steps: int, on_step: Callable[[int, float, dict[str, float]], bool | None],
               where: str = "") -> tuple[float, dict[str, float]]:
-    """Minimise ``problem.loss()`` for ``steps`` steps, calling ``on_step(step, total, terms)`` after each.
+    """Minimise ``problem.loss()`` for up to ``steps`` steps, calling ``on_step(step, total, terms)`` after each;
+    a true answer ends the loop early (the stopping rule).
 
     A non-finite loss raises :class:`SemstyleError` naming the step. Returns the last ``(total, terms)``.
     """
@@ -96,5 +97,6 @@ def run_steps(problem: Problem, steps: int, on_step: Callable[[int, float, dict[
         if problem.project is not None:
             with torch.no_grad():
                 problem.project()
-        on_step(step + 1, total, terms)
+        if on_step(step + 1, total, terms):
+            break
     return last[0], last[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..encoder import LAYER_NAMES, VGG19Encoder
+from ..core.encoder import LAYER_NAMES, VGG19Encoder
 
 
 class Objective(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..image import load_image, resize
+from ..core.image import load_image, resize
 
 
 def init_image(init: str, content: torch.Tensor | None, style: torch.Tensor | None, shape, seed: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..encoder import check_layers
+from ..core.encoder import check_layers
 from ..errors import check
 
 

@@ -58,7 +58,7 @@ class MaskedGramLoss(nn.Module):
     @torch.no_grad()
     def set_style(self, features: dict[str, torch.Tensor], masks: torch.Tensor) -> None:
         """Style features ``{layer: (1, C, h, w)}`` and image-resolution masks ``(1, K, H, W)``."""
-        from ..semantic import masks_at
+        from ..core.semantic import masks_at
 
         self.targets = {layer: masked_grams(features[layer].detach().float(),
                                             masks_at(masks.float().to(features[layer].device), features[layer].shape[-2:]))
@@ -69,7 +69,7 @@ class MaskedGramLoss(nn.Module):
         self.target_masks = {"image": masks.float()}
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        from ..semantic import masks_at
+        from ..core.semantic import masks_at
 
         if not self.targets or not self.target_masks:
             raise RuntimeError("MaskedGramLoss: set_style() and set_target_masks() must be called first")

@@ -539,7 +539,7 @@ class MRFLoss(nn.Module):
             valid: ``(1, 1, H, W)`` per copy, 1 where the copy has image content (rotated copies have empty
                 corners); patches touching invalid pixels are dropped.
         """
-        from ..semantic import masks_at
+        from ..core.semantic import masks_at
 
         features = [features] if isinstance(features, dict) else list(features)
         masks = [None] * len(features) if masks is None else ([masks] if torch.is_tensor(masks) else list(masks))
@@ -627,7 +627,7 @@ class MRFLoss(nn.Module):
     def _target_rows(self, layer: str, size: tuple, device) -> tuple:
         """``(mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)`` of the target map at ``layer`` and
         ``size``: the map does not change, so they are kept per layer and size."""
-        from ..semantic import masks_at
+        from ..core.semantic import masks_at
 
         if self._target.get(layer, (None,))[0] != size:
             style = self.style_rows[layer]

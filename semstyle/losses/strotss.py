@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ImageError, check
-from ..hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
+from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from .gram import symmetric_gram
 
 # Distance-matrix entries computed at once (rows are chunked beyond this): 2^24 floats = 64 MiB.
@@ -240,7 +240,7 @@ class StrotssLoss(nn.Module):
     def __init__(self, encoder, layers=STROTSS_LAYERS, content_weight: float = 16.0, moment_weight: float = 1.0,
                  samples: int = 1024, style_samples: int = 5000, seed: int = 0, feature_scale: float = FEATURE_SCALE):
         super().__init__()
-        from ..encoder import check_layers
+        from ..core.encoder import check_layers
 
         check_layers(layers)
         check(samples >= 2 and style_samples >= 1, f"samples must be >= 2 and style_samples >= 1, got {samples}, {style_samples}")

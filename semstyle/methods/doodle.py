@@ -26,15 +26,15 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from .. import semantic
-from ..checks import check_sizes
+from ..core import semantic
+from ..core.sizes import check_sizes
 from ..conf import load
 from ..conf.doodle import CNNMRF, DOODLE
-from ..encoder import vgg19_encoder
+from ..core.encoder import vgg19_encoder
 from ..engine import Engine, Objective, Problem
 from ..engine.start import init_image
 from ..errors import check
-from ..image import as_image, resize, target_size
+from ..core.image import as_image, resize, target_size
 from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss

@@ -24,21 +24,21 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..checks import check_sizes
+from ..core.sizes import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.dst import BASE_DEFAULTS, DST
-from ..correspondence import read_correspondences, similarity_align, write_correspondences, write_keypoints
-from ..correspondence.clean import clean_points
-from ..correspondence.nbb import nbb_keypoints
-from ..encoder import LAYER_NAMES
+from ..geometry.keypoints import read_correspondences, similarity_align, write_correspondences, write_keypoints
+from ..geometry.keypoints.clean import clean_points
+from ..geometry.keypoints.nbb import nbb_keypoints
+from ..core.encoder import LAYER_NAMES
 from ..engine import Engine, Problem
 from ..errors import SemstyleError
-from ..hypercolumn import STROTSS_LAYERS
-from ..image import as_image, load_image, resize
-from ..landmarks import available as landmarks_available, face_keypoints
+from ..core.hypercolumn import STROTSS_LAYERS
+from ..core.image import as_image, load_image, resize
+from ..geometry.keypoints.landmarks import available as landmarks_available, face_keypoints
 from ..losses import ContentLoss, GramLoss, tv_loss
 from ..losses.strotss import StrotssLoss
-from ..pyramid import LaplacianPyramid, high_pass
+from ..core.pyramid import LaplacianPyramid, high_pass
 from ..runs import RunDir
 from ..warp import draw_points, flow_picture, save_flow, tps_flow, warp_image
 

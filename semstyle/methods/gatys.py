@@ -19,14 +19,14 @@ import os
 import torch
 from torch import nn
 
-from ..checks import check_sizes
-from ..color import combine_luminance, luminance, match_color, match_luminance
+from ..core.sizes import check_sizes
+from ..core.color import combine_luminance, luminance, match_color, match_luminance
 from ..conf import load, scale_schedule
 from ..conf.gatys import GATYS, style_paths, style_plan
-from ..encoder import LAYER_NAMES
+from ..core.encoder import LAYER_NAMES
 from ..engine import Engine, Objective, Problem
 from ..engine.start import init_image
-from ..image import as_image, resize
+from ..core.image import as_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss, gram_loss, gram_matrix
 from ..losses.laplacian import LaplacianLoss
 

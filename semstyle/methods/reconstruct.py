@@ -20,13 +20,13 @@ import os
 
 import torch
 
-from ..checks import check_sizes
+from ..core.sizes import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.gatys import RECONSTRUCT
 from ..engine import Engine, Objective, Problem
 from ..engine.start import init_image
 from ..errors import check
-from ..image import load_image, resize
+from ..core.image import load_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss
 from ..runs import RunDir
 from ..viz.layout import captioned_row

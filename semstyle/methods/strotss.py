@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_sizes
+from ..core.sizes import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.strotss import STROTSS
 from ..engine import Engine, Problem
 from ..errors import check
-from ..hypercolumn import STROTSS_LAYERS
-from ..image import as_image, load_image, resize
+from ..core.hypercolumn import STROTSS_LAYERS
+from ..core.image import as_image, load_image, resize
 from ..losses.strotss import StrotssLoss
-from ..pyramid import LaplacianPyramid, high_pass
-from ..semantic import check_map_size, load_map, masks_at, semantic_masks
+from ..core.pyramid import LaplacianPyramid, high_pass
+from ..core.semantic import check_map_size, load_map, masks_at, semantic_masks
 
 
 def guidance_masks(content: torch.Tensor, style: torch.Tensor, content_map: torch.Tensor,

@@ -13,10 +13,10 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from ..checks import check_sizes
-from ..encoder import check_layers, layer_channels, vgg19_encoder
+from ..core.sizes import check_sizes
+from ..core.encoder import check_layers, layer_channels, vgg19_encoder
 from ..errors import check
-from ..image import resize
+from ..core.image import resize
 from .layout import captioned_row, grid
 
 def colorize(maps: torch.Tensor, cmap: str = "viridis") -> torch.Tensor:

@@ -8,7 +8,7 @@ import math
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..image import resize, to_pil
+from ..core.image import resize, to_pil
 
 CAPTION_PX = 14  # height of a caption line
 

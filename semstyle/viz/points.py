@@ -7,7 +7,7 @@ import colorsys
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..image import to_pil
+from ..core.image import to_pil
 
 GAP = 12  # white px between the two images
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..errors import SemstyleError
-from ..image import atomic_write, to_pil
+from ..core.image import atomic_write, to_pil
 from .tps import warp_image
 
 

@@ -128,3 +128,14 @@ def test_run_works_from_any_folder(tmp_path):
     done = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "output.png").is_file()
+
+
+def test_the_stop_rule_ends_each_scale_when_the_loss_stops_falling(tmp_path):
+    events = []
+    overrides = SMALL + ["steps=200", "scales=[32]", "stop.rule=rel_improvement", "stop.threshold=0.01",
+                         "stop.window=3", "stop.min_steps=5", f"out_dir={tmp_path / 'r'}"]
+    run(None, overrides, callbacks=[events.append])
+    per_scale = [max(e.step for e in events if e.kind == "step" and e.scale == s) for s in (0, 1)]
+    assert all(5 <= n < 200 for n in per_scale), per_scale  # both scales ran and both ended early
+    with pytest.raises(ConfigError, match="stop.rule: 'sometimes' is not one of none, rel_improvement"):
+        load_config(None, ["stop.rule=sometimes"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SemstyleError
+from ...errors import SemstyleError
 
 
 def umeyama(src: torch.Tensor, dst: torch.Tensor, with_scale: bool = True):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import SemstyleError
-from .image import to_pil
+from ...errors import SemstyleError
+from ...core.image import to_pil
 
 # Face Mesh connection sets, in the order the greedy spacing prefers them (the eyes and mouth first).
 FEATURES = ("LEFT_EYE", "RIGHT_EYE", "LIPS", "NOSE", "LEFT_EYEBROW", "RIGHT_EYEBROW", "FACE_OVAL")
@@ -67,7 +67,7 @@ def face_keypoints(content: torch.Tensor, style: torch.Tensor, max_points: int =
                    im_size: int = 256) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Portrait-mode keypoint pairs ``(content (N, 2), style (N, 2))`` in original pixels, or None when either
     image has no detectable face. ``max_points``, ``b``, ``im_size``: DST's cleaning (80, 10 px at 256 px)."""
-    from .correspondence.clean import clean_points
+    from .clean import clean_points
 
     marks_a, marks_b = face_landmarks(content), face_landmarks(style)
     if marks_a is None or marks_b is None:

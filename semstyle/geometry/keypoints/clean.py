@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import torch
 
-from ..conf.keypoints import DST_MAX_POINTS, DST_MIN_ACTIVATION, DST_SPACING, DST_WORK_SIZE
-from ..errors import SemstyleError, check
-from ..image import target_size
+from ...conf.keypoints import DST_MAX_POINTS, DST_MIN_ACTIVATION, DST_SPACING, DST_WORK_SIZE
+from ...errors import SemstyleError, check
+from ...core.image import target_size
 from .align import similarity_align
 
 MIN_ACTIVATION = DST_MIN_ACTIVATION

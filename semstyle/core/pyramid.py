@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import check
+from ..errors import check
 
 
 def _down(x: torch.Tensor) -> torch.Tensor:

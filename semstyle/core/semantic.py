@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, ImageError, SemstyleError, check
+from ..errors import ConfigError, ImageError, SemstyleError, check
 from .image import _open, pil_to_array, resize
 
 # Distinct colours used to draw automatic maps (and any masks without a palette of their own).
@@ -253,7 +253,7 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
         return f.reshape(f.shape[0], -1).t(), (hf, wf)
 
     if features == "vgg":
-        from .checks import check_sizes
+        from .sizes import check_sizes
         check_sizes({f"auto-map image {i + 1}": img for i, img in enumerate(images)}, [work_size], [layer],
                     key="semantic.auto_features=color, or a less elongated image")
     fit = [feats_of(img, work_size)[0] for img in images]

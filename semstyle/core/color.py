@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from kornia.color import rgb_to_yuv, yuv_to_rgb
 
-from .errors import check
+from ..errors import check
 
 PRESERVE_MODES = ("none", "luminance", "histogram")
 HISTOGRAM_METHODS = ("sqrt", "cholesky")

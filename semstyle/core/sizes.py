@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .encoder import LAYER_NAMES, check_layers
-from .errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError
 from .image import target_size
 
 MAX_SIZE = 8192  # the largest `size` the configs accept (semstyle.config.check_common)
