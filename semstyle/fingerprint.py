@@ -97,8 +97,15 @@ def show(value: Any) -> str:
 
 
 def describe(fp: dict[str, Any], keys: list[str]) -> str:
-    """``key=value, ...`` for ``keys`` of fingerprint ``fp`` (``(unset)`` where it has no such key)."""
-    return ", ".join(f"{k}={show(fp[k])}" if k in fp else f"{k} (unset)" for k in keys)
+    """``key=value, ...`` for ``keys`` of fingerprint ``fp``; a key it lacks is ``(unset)``, or ``(no such file)``
+    for the hash of a file that is gone."""
+
+    def one(k: str) -> str:
+        if k in fp:
+            return f"{k}={show(fp[k])}"
+        return f"{k} (no such file)" if k.startswith("sha256(") else f"{k} (unset)"
+
+    return ", ".join(one(k) for k in keys)
 
 
 def dumps(fp: dict[str, Any]) -> str:
