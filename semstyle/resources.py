@@ -94,8 +94,10 @@ def content_shape(cfg: dict) -> tuple[int, int]:
         try:
             from PIL import Image
 
-            with Image.open(content) as im:  # reads the header only
-                w, h = im.size
+            with warnings.catch_warnings():  # a decompression bomb is the image loader's to report, in one line
+                warnings.simplefilter("ignore")
+                with Image.open(content) as im:  # reads the header only
+                    w, h = im.size
             aspect = min(w, h) / max(w, h)
         except Exception:  # an unreadable image is reported by the method, with its own message
             pass
