@@ -333,7 +333,8 @@ class RunDir:
         A checkpoint of a finished scale (``image`` and ``scale=``) is first checked for divergence
         (:func:`semstyle.divergence.diagnose`).
         """
-        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        # clone: safetensors refuses tensors that share memory (reconstruct's image is also its last reconstruction)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
         if "image" in tensors and "scale" in meta:
             self._check_divergence(int(meta["scale"]), tensors["image"])
         meta["log"] = json.dumps(self.log.rows)
