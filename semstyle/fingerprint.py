@@ -16,6 +16,8 @@ import warnings
 from typing import Any
 
 from .conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
+from .core.encoder import resolve_device, resolve_precision
+from .errors import SemstyleError
 
 VERSION_KEY = "semstyle version"
 
@@ -62,9 +64,6 @@ def _resolved(flat: dict[str, Any]) -> dict[str, str]:
     finished in fp32 on another CPU."""
     if "device" not in flat or "precision" not in flat:
         return {}
-    from .core.encoder import resolve_device, resolve_precision
-    from .errors import SemstyleError
-
     try:
         device = resolve_device(str(flat["device"]))
         with warnings.catch_warnings():  # the bf16 fallback warning is the encoder's to give, once

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import warnings
 from pathlib import Path
 
+import torch
+from PIL import Image
+
+from .core.encoder import cpu_supports_bf16, resolve_precision
 from .errors import ResourceError
 
 GIB = 1024**3
@@ -64,8 +69,6 @@ BF16_PER_PIXEL = 0.75
 
 def run_precision(cfg: dict) -> str:
     """``fp32`` or ``bf16``: what the config's ``precision`` means on this CPU."""
-    from .core.encoder import resolve_precision
-
     precision = str(cfg.get("precision", "fp32"))
     if precision not in ("auto", "fp32", "bf16"):
         return "fp32"
@@ -92,8 +95,6 @@ def content_shape(cfg: dict) -> tuple[int, int]:
     content = cfg.get("content") or (target.get("map") if isinstance(target, dict) else None) or cfg.get("image")
     if isinstance(content, str) and os.path.isfile(content):
         try:
-            from PIL import Image
-
             with warnings.catch_warnings():  # a decompression bomb is the image loader's to report, in one line
                 warnings.simplefilter("ignore")
                 with Image.open(content) as im:  # reads the header only
@@ -197,8 +198,6 @@ def fitting_size(cfg: dict, budget: float) -> int | None:
 def _hint(cfg: dict, budget: float | None) -> str:
     size = fitting_size(cfg, budget * 0.8) if budget else None  # 20 % headroom for the model's error
     hints = [f"size={size}"] if size and size < int(cfg.get("size", 0)) else []
-    from .core.encoder import cpu_supports_bf16
-
     if budget and run_precision(cfg) == "fp32" and cpu_supports_bf16():  # never suggest bf16 where it crawls
         h, w = content_shape(cfg)
         if estimate_bytes({**cfg, "precision": "bf16"}, h, w) <= budget:
@@ -209,8 +208,6 @@ def _hint(cfg: dict, budget: float | None) -> str:
 def _on_cpu(cfg: dict) -> bool:
     device = str(cfg.get("device", "auto"))
     if device == "auto":
-        import torch
-
         return not torch.cuda.is_available()
     return device.startswith("cpu")
 
@@ -246,8 +243,6 @@ def out_of_memory(cfg: dict) -> tuple[str, bool]:
     total, available = total_bytes(), available_bytes()
     head = f"out of memory at {cfg.get('size')} px: about {need / GIB:.1f} GiB needed"
     if total is not None and need <= 0.8 * total:
-        import resource
-
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
         who = (
             "other programs"

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import divergence
@@ -31,6 +32,7 @@ from . import fingerprint as fp
 from .core.image import atomic_write, save_image
 from .engine.losslog import LossLog
 from .errors import ConfigError, ResourceError, SemstyleError, check
+from .resources import out_of_memory
 
 CHECKPOINT = "checkpoint.safetensors"
 FINGERPRINT = "fingerprint.json"  # the run's fingerprint, written at the start (also inside each checkpoint)
@@ -67,8 +69,6 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint file, or a :class:`ConfigError` saying why it cannot be read."""
-    from safetensors import safe_open
-
     try:
         check(path.stat().st_size > 0, "it is empty")
         with safe_open(str(path), framework="pt") as f:
@@ -277,8 +277,6 @@ class RunDir:
             self._release_lock()
 
     def _out_of_memory_message(self) -> str:
-        from .resources import out_of_memory
-
         message, resumable = out_of_memory(self.fingerprint or {})
         if resumable and (self.path / CHECKPOINT).exists():
             return message + f" (from the last finished scale, kept in {self.path})"
