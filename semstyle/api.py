@@ -16,13 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from omegaconf import OmegaConf
+
 from . import __version__
 from .conf import SCHEMAS, Schema, load, to_yaml
 from .conf.loader import method_of, parse_overrides, user_config
 from .engine import Engine
 from .errors import check
+from .engine.fingerprint import fingerprint
 from .methods import doodle, dst, gatys, reconstruct, strotss
-from .runs import RunDir
+from .engine.resources import check_memory
+from .engine.runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,9 @@ def run(config=None, overrides=(), callbacks=(), **options) -> Path:
     overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
     cfg = load_config(config, overrides)
     method = METHODS[cfg.method]
-    with RunDir(cfg.out_dir, cfg.method, resume=cfg.resume) as run_dir:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    check_memory(container)  # refuse a size that clearly cannot fit before any folder or heavy work
+    with RunDir(cfg.out_dir, cfg.method, resume=cfg.resume, fingerprint=fingerprint(container)) as run_dir:
         run_dir.save_config(to_yaml(cfg, _provenance()))
         engine = Engine(cfg, run_dir, callbacks)
         result = method.solve(cfg, engine)

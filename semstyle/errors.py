@@ -17,6 +17,10 @@ class ImageError(SemstyleError, ValueError):
     """An image or map file is missing, unreadable or unusable."""
 
 
+class ResourceError(SemstyleError):
+    """The machine cannot do the run as configured: not enough memory or disk; the message says what would fit."""
+
+
 def check(condition: bool, message: str, error: type = ConfigError) -> None:
     """Raise ``error(message)`` unless ``condition`` holds."""
     if not condition:

@@ -664,9 +664,6 @@ def test_two_runs_on_one_out_dir(sandbox):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="lead (issue 21, item 5): a full disk while writing the checkpoint ends in a "
-                                        "SafetensorError traceback; say it in one line (no space left on device, "
-                                        "which file) and keep the .partial only where a resume can succeed")
 def test_full_disk_is_one_line(sandbox):
     indir, out, work = sandbox
     disk = work.parent / "disk"

@@ -168,11 +168,11 @@ def _features(args) -> None:
     from ..errors import check
     from ..viz.features import feature_view
     from ..core.image import load_image
-    from ..runs import RunDir
+    from ..engine.runs import RunDir
 
     check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
     out = args.out or f"runs/features-{time.strftime('%Y%m%d-%H%M%S')}"
-    with RunDir(out, "features") as run_dir:
+    with RunDir(out, "features", key="--out") as run_dir:
         image = load_image(args.image, args.size, what="image")
         figure = feature_view(image, args.layers, args.channels, args.tile, args.cmap, args.pooling, args.precision,
                               args.device)

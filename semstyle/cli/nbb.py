@@ -73,7 +73,7 @@ def add_cli(sub) -> None:
 
 def _run_dir(out: str | None):
     from ..core.sizes import check_output_path
-    from ..runs import RunDir
+    from ..engine.runs import RunDir
 
     if out is not None:
         check_output_path(out, "--out", folder=True)

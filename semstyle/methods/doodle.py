@@ -38,7 +38,7 @@ from ..core.image import as_image, resize, target_size
 from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
-from ..runs import RunDir
+from ..engine.runs import RunDir
 from ..viz.layout import side_by_side
 
 

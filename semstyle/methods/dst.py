@@ -39,7 +39,7 @@ from ..geometry.keypoints.landmarks import available as landmarks_available, fac
 from ..losses import ContentLoss, GramLoss
 from ..losses.strotss import StrotssLoss
 from ..core.pyramid import LaplacianPyramid, high_pass
-from ..runs import RunDir
+from ..engine.runs import RunDir
 from ..geometry import save_flow, tps_flow, warp_image
 from ..losses.flow_tv import flow_tv
 from ..viz.points import draw_points, flow_picture

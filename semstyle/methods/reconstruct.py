@@ -28,7 +28,7 @@ from ..engine.start import init_image
 from ..errors import check
 from ..core.image import load_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss
-from ..runs import RunDir
+from ..engine.runs import RunDir
 from ..viz.layout import captioned_row
 
 
