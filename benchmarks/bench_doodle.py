@@ -74,7 +74,7 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     n steps (one search, then n - 1 on its matches) are timed together and divided by n."""
     from semstyle.api import load_config
     from semstyle.core.encoder import vgg19_encoder
-    from semstyle.losses.mrf import CHUNK_ELEMENTS
+    from semstyle.patches.search import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
 
     options = dict(MODES[mode], **(overrides or {}))

@@ -6,9 +6,11 @@ import torch.nn.functional as F
 
 from semstyle.losses.gram import gram_loss, gram_matrix
 from semstyle.losses.gram_masked import MaskedGramLoss, masked_grams
-from semstyle.losses.mrf import (MRFLoss, candidate_groups, extract_patches, mask_rows, mrf_loss, ncc_patches,
-                                 nearest_patches, overlay_patches, overlay_style_patches, patch_index, patchmatch_step,
-                                 principal_channels, project_channels, sampling_pools, shift_patches)
+from semstyle.losses.mrf import MRFLoss, mrf_loss
+from semstyle.patches.geometry import (extract_patches, mask_rows, ncc_patches, overlay_patches, overlay_style_patches,
+                                       patch_index, shift_patches)
+from semstyle.patches.patchmatch import patchmatch_step, sampling_pools
+from semstyle.patches.search import candidate_groups, nearest_patches, principal_channels, project_channels
 
 from conftest import ASSETS
 

@@ -2,7 +2,7 @@
 
 Every module has ``layers`` (the encoder layers it reads; empty for image-space terms) and
 ``forward(features) -> scalar``, where ``features`` maps layer names to ``(B, C, h, w)`` tensors and ``"image"``
-to the ``(B, 3, H, W)`` image itself. :class:`semstyle.objective.Objective` composes them.
+to the ``(B, 3, H, W)`` image itself. :class:`semstyle.engine.Objective` composes them.
 
 | module | loss | used by |
 |---|---|---|
@@ -12,6 +12,7 @@ to the ``(B, 3, H, W)`` image itself. :class:`semstyle.objective.Objective` comp
 | ``mrf`` | patch MRF with NCC matching, optional semantic channels (CNNMRF, neural doodle) | doodle, cnnmrf |
 | ``laplacian`` | Laplacian loss (Li et al. 2017) | gatys |
 | ``tv`` | total variation | gatys, doodle, cnnmrf, dst |
+| ``flow_tv`` | DST's four-direction total variation of a warp's flow (Kim et al. 2020, eq. 5) | dst |
 | ``strotss`` | relaxed EMD, moments, colour, self-similarity (STROTSS) | strotss, dst (strotss base) |
 """
 
@@ -19,7 +20,8 @@ from .content import ContentLoss, content_loss
 from .gram import GramLoss, gram_loss, gram_matrix
 from .gram_masked import MaskedGramLoss, masked_grams
 from .laplacian import LaplacianLoss, laplacian, laplacian_loss
-from .mrf import MRFLoss, mrf_loss, nearest_patches
+from .flow_tv import flow_tv
+from .mrf import MRFLoss, mrf_loss
 from .strotss import StrotssLoss, color_emd, moment_loss, relaxed_emd, self_similarity_loss
 from .tv import TVLoss, tv_loss
 
@@ -36,7 +38,6 @@ __all__ = [
     "laplacian_loss",
     "MRFLoss",
     "mrf_loss",
-    "nearest_patches",
     "StrotssLoss",
     "relaxed_emd",
     "moment_loss",
@@ -44,4 +45,5 @@ __all__ = [
     "self_similarity_loss",
     "TVLoss",
     "tv_loss",
+    "flow_tv",
 ]

@@ -32,209 +32,32 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.search import CHUNK_ENTRIES, nearest_rows
+from ..patches.geometry import (
+    PatchIndex,
+    extract_patches,
+    mask_rows,
+    ncc_patches,
+    overlay_patches,
+    overlay_style_patches,
+    patch_grid,
+    patch_index,
+    patch_norms,
+)
+from ..patches.patchmatch import PATCHMATCH_MIN_SCORES, patchmatch_step, sampling_pools
+from ..patches.search import (
+    CHUNK_ELEMENTS,
+    PatchGroup,
+    candidate_groups,
+    nearest_patches,
+    principal_channels,
+    project_channels,
+)
 from .base import layer_weights
-
-CHUNK_ELEMENTS = CHUNK_ENTRIES  # scores per chunk of the NCC search: 16.8 M (32 MiB bf16) -> ~1400 style patches at 512 px
-EPS = 1e-8
-# below this many scores (synthesis × style patches) the exact search costs less than a PatchMatch step's dozens of
-# small operations: relu4_1 of a 256 px doodle (660 × 660) is searched exactly, its relu3_1 (2852 × 2852) is not
-PATCHMATCH_MIN_SCORES = 1 << 22
-
-
-def patch_grid(size, patch_size: int, stride: int) -> tuple[int, int]:
-    """Number of patch positions ``(h', w')`` along each side of a ``size`` ``(h, w)`` map."""
-    return tuple((n - patch_size) // stride + 1 for n in size)
-
-
-def _positions(offset: int, count: int, stride: int) -> slice:
-    """The ``count`` positions ``offset, offset + stride, ...`` along one side: where a patch's cell ``offset``
-    lies for each of ``count`` patches at ``stride``."""
-    return slice(offset, offset + stride * (count - 1) + 1, stride)
-
-
-def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, dtype: torch.dtype | None = None,
-                    out: torch.Tensor | None = None) -> torch.Tensor:
-    """All ``patch_size``² patches of ``(1, C, h, w)`` at ``stride`` as rows ``(L, k·k·C)``, row-major positions,
-    each row in ``(ky, kx, c)`` order. ``out``: an ``(L, ≥k·k·C)`` buffer whose first k·k·C columns are written."""
-    x = features[0].permute(1, 2, 0)  # (h, w, C): a free view of channels-last memory
-    k = patch_size
-    (hp, wp), c = patch_grid(x.shape[:2], k, stride), x.shape[2]
-    if out is None:
-        out = torch.empty(hp * wp, k * k * c, dtype=dtype or features.dtype, device=features.device)
-    grid = out[:, :k * k * c].view(hp, wp, k, k, c)
-    for dy in range(k):  # k² strided copies, each over every position at once
-        for dx in range(k):
-            grid[:, :, dy, dx] = x[_positions(dy, hp, stride), _positions(dx, wp, stride)]
-    return out
-
-
-def overlay_patches(rows: torch.Tensor, size, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """Sum of patch rows ``(L, k·k·C)`` put back at their positions (the adjoint of :func:`extract_patches`, i.e.
-    ``F.fold``): ``(1, C, h, w)`` float32, channels-last."""
-    h, w = size
-    k = patch_size
-    hp, wp = patch_grid(size, k, stride)
-    c = rows.shape[1] // (k * k)
-    out = torch.zeros(h, w, c, device=rows.device)
-    grid = rows.view(hp, wp, k, k, c)
-    for dy in range(k):
-        for dx in range(k):
-            out[_positions(dy, hp, stride), _positions(dx, wp, stride)] += grid[:, :, dy, dx]
-    return out.permute(2, 0, 1)[None]
-
-
-def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """L2 norm of every patch of ``(1, C, h, w)``: ``(h'·w',)`` float32, row-major positions."""
-    square = torch.linalg.vector_norm(features.float(), dim=1, keepdim=True).square()  # one pass, no (C, h, w) copy
-    return (F.avg_pool2d(square, patch_size, stride=stride) * patch_size**2).clamp_min(0).sqrt().flatten()
-
-
-def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, masks: torch.Tensor | None = None,
-                mask_scale: float | None = None, dtype: torch.dtype = torch.float32,
-                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patches as rows for the normalised cross-correlation search: ``(rows (L, D), feature norms (L,))``.
-
-    Style rows (``mask_scale=None``): the feature patch divided by its L2 norm, then (with ``masks`` ``(1, K, h, w)``,
-    or their :func:`mask_rows`) the mask patch divided by its own norm and a constant 1: ``D = k·k·C (+ k·k·K + 1)``.
-
-    Synthesis rows (``mask_scale`` = the semantic weight w) are left unnormalised: scaling a synthesis row by a
-    positive number does not change which style row scores best, so the feature part is the raw patch and the mask
-    part is the normalised mask patch times w·‖x_i‖, with a constant −w·‖x_i‖. A dot product with a style row is
-    then ``‖x_i‖ · (NCC(features) + w · (NCC(masks) − 1))``: neural-doodle's score minus w (so a patch matched inside
-    its own region scores in [−1, 1] and keeps bf16's ~3 significant digits), times ‖x_i‖.
-
-    ``out`` ``(L, D)``: a buffer of ``dtype`` to write the rows into (reused between calls).
-    """
-    norms = patch_norms(features, patch_size, stride)
-    ck2 = features.shape[1] * patch_size**2
-    unit = None if masks is None else masks if masks.dim() == 2 else mask_rows(masks, patch_size, stride)
-    if out is None:
-        extra = 0 if unit is None else unit.shape[1] + 1
-        out = torch.empty(len(norms), ck2 + extra, dtype=dtype, device=features.device)
-    rows = extract_patches(features.detach(), patch_size, stride, out=out)
-    style = mask_scale is None
-    if style:
-        rows[:, :ck2].mul_((1.0 / norms.clamp_min(EPS))[:, None].to(dtype))
-    if unit is not None:
-        # an all-zero synthesis patch (common in ReLU maps) still gets a positive mask part: the map decides
-        scale = torch.ones_like(norms) if style else float(mask_scale) * norms.clamp_min(EPS)
-        torch.mul(unit, scale[:, None], out=rows[:, ck2:-1])
-        rows[:, -1] = scale if style else -scale
-    return rows, norms
-
-
-def mask_rows(masks: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """The L2-normalised patch rows of masks ``(1, K, h, w)``: ``(L, k·k·K)`` float32."""
-    rows = extract_patches(masks.float().contiguous(memory_format=torch.channels_last), patch_size, stride)
-    return rows / rows.norm(dim=1, keepdim=True).clamp_min(EPS)
-
-
-@torch.no_grad()
-def principal_channels(features: list[torch.Tensor], count: int) -> torch.Tensor:
-    """The ``count`` leading principal directions of the channel vectors of ``features`` (a list of ``(1, C, h, w)``),
-    uncentred (the NCC search compares raw dot products): ``(C, count)`` float32, strongest first.
-
-    Projecting both sides on them turns a patch dot product over k·k·C numbers into one over k·k·count: on the
-    relu3_1 and relu4_1 features of the Monet painting, 32 of 256/512 channels keep 80-86 % of the energy, and the
-    NCC of the projected patches finds 75-95 % of the exact nearest neighbours; the others are near-ties.
-    """
-    flats = [f.detach().float().flatten(2)[0] for f in features]  # (C, h·w) each
-    gram = sum(flat @ flat.t() for flat in flats)  # (C, C)
-    _, vectors = torch.linalg.eigh(gram.double())  # ascending eigenvalues
-    return vectors[:, -count:].flip(1).float().contiguous()
-
-
-def project_channels(features: torch.Tensor, basis: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``(1, C, h, w)`` features on ``basis`` ``(C, c)``: ``(1, c, h, w)`` of ``dtype``, channels-last (a GEMM over
-    the pixels of the channels-last features, no copy of them). ``dtype``: the GEMM's precision (bfloat16 is 2-3x
-    faster with AMX, the cast included)."""
-    x = features.detach().contiguous(memory_format=torch.channels_last)[0].permute(1, 2, 0)  # (h, w, C)
-    return (x.to(dtype) @ basis.to(dtype)).permute(2, 0, 1)[None]
-
-
-class PatchGroup(NamedTuple):
-    """Synthesis patches ``members`` ``(L_g,)`` whose best match is among the style patches ``candidates``
-    ``(N_g,)`` (None: all of them); ``rows``: those candidates' style rows ``(N_g, D)``, copied once."""
-
-    members: torch.Tensor
-    candidates: torch.Tensor | None
-    rows: torch.Tensor | None
-
-
-@torch.no_grad()
-def candidate_groups(target_units: torch.Tensor, style_units: torch.Tensor, patch_size: int, semantic_weight: float,
-                     chunk_elements: int = CHUNK_ELEMENTS, min_share: float = 1 / 32, margin: float = 0.02,
-                     min_scores: int = 1 << 21) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
-    """Groups of synthesis patches, each with the style patches that can still be the best match of one of them.
-
-    ``target_units`` ``(L, k·k·K)`` and ``style_units`` ``(N, k·k·K)`` are :func:`mask_rows`. A score is
-    ``‖x_i‖ (F_ij + w (M_ij − 1))`` with the feature NCC F in [−1, 1] and the map NCC M in [0, 1], so style patch j
-    can beat the patch of best map NCC only if ``M_ij ≥ max_j M_ij − 2/w``; patches failing that for every member of
-    a group are left out of its search, which then finds the same best match. Groups are the synthesis patches of
-    one dominant region, wholly inside it or not (groups under ``min_share`` of the patches are merged); ``margin``
-    absorbs rounding.
-
-    Returns ``[(members (L_g,), candidates (N_g,) or None for all)]``, or None when grouping would save less than a
-    fifth of the search (weak maps, one big region) or the search has under ``min_scores`` scores (below ~2M the
-    per-group gathers and calls cost more than the GEMM they save).
-    """
-    positions, n = len(target_units), len(style_units)
-    if semantic_weight <= 0 or positions * n < min_scores:
-        return None
-    cells = target_units.view(positions, patch_size**2, -1)  # (L, k·k, K)
-    dominant = cells.sum(1).argmax(1)
-    share = cells.gather(2, dominant[:, None, None].expand(-1, patch_size**2, 1))[..., 0]
-    pure = share.amin(1) > 0.9 * cells.flatten(1).amax(1)
-    key = dominant * 2 + pure.long()
-    key = torch.where(torch.bincount(key)[key] >= min_share * positions, key, -1)  # small groups: one, merged
-    keys, group = torch.unique(key, return_inverse=True)
-    one_hot = F.one_hot(group, len(keys)).float()  # (L, G)
-    hits = torch.zeros(len(keys), n, device=target_units.device)
-    rows = max(1, chunk_elements // n)
-    for start in range(0, positions, rows):  # (rows, N) map scores at a time
-        scores = target_units[start:start + rows] @ style_units.t()
-        can_win = scores >= scores.amax(1, keepdim=True) - 2 / semantic_weight - margin
-        hits += one_hot[start:start + rows].t() @ can_win.float()
-    groups, cost = [], 0
-    for g in range(len(keys)):
-        members, candidates = (group == g).nonzero()[:, 0], (hits[g] > 0).nonzero()[:, 0]
-        if len(candidates) > 0.75 * n:  # cheaper to search all than to keep a copy of most
-            candidates = None
-        cost += len(members) * (n if candidates is None else len(candidates))
-        groups.append((members, candidates))
-    return groups if cost < 0.8 * positions * n else None
-
-
-@torch.no_grad()
-def nearest_patches(target_rows: torch.Tensor, style_rows: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
-                    groups: list[PatchGroup] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each synthesis patch, the style patch of highest score: ``(index (L,) int64, score (L,) float32)``.
-
-    ``target_rows`` ``(L, D)`` and ``style_rows`` ``(N, D)`` come from :func:`ncc_patches`. The scores are the
-    convolution of the synthesis features with the normalised style patches as filters, written as one GEMM per
-    chunk of ``chunk_elements // L`` style patches (:func:`semstyle.core.search.nearest_rows`), so memory stays at
-    one ``(L, chunk)`` score block. ``groups`` (:class:`PatchGroup`, from :func:`candidate_groups`): search each group's members
-    among its candidates only.
-    """
-    if groups is not None:
-        index = torch.empty(len(target_rows), dtype=torch.long, device=target_rows.device)
-        best = torch.empty(len(target_rows), device=target_rows.device)
-        for members, candidates, rows in groups:
-            i, b = nearest_patches(target_rows.index_select(0, members), style_rows if rows is None else rows,
-                                   chunk_elements)
-            index[members] = i if candidates is None else candidates[i]
-            best[members] = b
-        return index, best
-    index, best, _ = nearest_rows(target_rows, style_rows, "dot", chunk_elements)
-    return index, best
 
 
 class _PatchDistance(torch.autograd.Function):
@@ -290,162 +113,6 @@ def mrf_loss(features: torch.Tensor, matched: torch.Tensor, patch_size: int = 3,
     matched = matched.reshape(len(matched), -1).detach()
     overlay = overlay_patches(matched, (h, w), patch_size, stride)
     return patch_distance(features, overlay, matched.float().pow(2).sum(), patch_size, stride)
-
-
-class PatchIndex(NamedTuple):
-    """Where each style patch (row) lies, over the style copies' features stacked as pixel rows ``(P, C)``:
-    ``origin`` ``(N,)`` the pixel row of its top-left corner, ``width`` ``(N,)`` its copy's width in pixels (so
-    offset (dy, dx) of the patch is pixel ``origin + dy·width + dx``); ``y``, ``x`` ``(N,)`` its place in its copy's
-    patch grid of ``grid_h`` × ``grid_w`` ``(N,)`` cells numbered from ``cell0`` ``(N,)``; ``row_of_cell``
-    ``(cells,)`` the row of each cell, −1 where the patch was dropped (rotated copies' empty corners)."""
-
-    origin: torch.Tensor
-    width: torch.Tensor
-    y: torch.Tensor
-    x: torch.Tensor
-    grid_h: torch.Tensor
-    grid_w: torch.Tensor
-    cell0: torch.Tensor
-    row_of_cell: torch.Tensor
-
-
-def patch_index(sizes, patch_size: int, stride: int, keep: list[torch.Tensor | None], device=None) -> PatchIndex:
-    """The :class:`PatchIndex` of the patches of feature maps of ``sizes`` ``[(h, w)]`` (stacked in that order) at
-    ``stride``; ``keep`` (one ``(cells,)`` bool or None per map) drops patches as :meth:`MRFLoss.set_style` does."""
-    parts, pixel0, cell0 = [], 0, 0
-    for (h, w), ok in zip(sizes, keep):
-        gh, gw = patch_grid((h, w), patch_size, stride)
-        y, x = (t.flatten() for t in torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device),
-                                                   indexing="ij"))
-        fields = [pixel0 + y * stride * w + x * stride, torch.full_like(y, w), y, x, torch.full_like(y, gh),
-                  torch.full_like(y, gw), torch.full_like(y, cell0)]
-        parts.append([f if ok is None else f[ok] for f in fields])
-        pixel0, cell0 = pixel0 + h * w, cell0 + gh * gw
-    origin, width, y, x, grid_h, grid_w, first = (torch.cat(column) for column in zip(*parts))
-    row_of_cell = torch.full((cell0,), -1, dtype=torch.long, device=device)
-    row_of_cell[first + y * grid_w + x] = torch.arange(len(origin), device=device)
-    return PatchIndex(origin, width, y, x, grid_h, grid_w, first, row_of_cell)
-
-
-def overlay_style_patches(style_pixels: torch.Tensor, index: PatchIndex, rows: torch.Tensor, size,
-                          patch_size: int = 3, stride: int = 1) -> torch.Tensor:
-    """The overlay (:func:`overlay_patches`) of style patches ``rows`` ``(L,)`` at the synthesis patch positions of a
-    ``size`` ``(h, w)`` map, read straight from the style features ``style_pixels`` ``(P + 1, C)`` (pixel rows, the
-    last one zero) instead of from a copy of every patch: ``(1, C, h, w)`` channels-last.
-
-    Each synthesis position sums the k² style pixels that the patches over it put there: one ``embedding_bag`` over a
-    ``(h·w, k²)`` table of pixel rows (the zero row where fewer patches cover it), with no ``(L, k·k·C)`` copy.
-    """
-    h, w = size
-    k = patch_size
-    hp, wp = patch_grid(size, k, stride)
-    origin, width = index.origin[rows].view(hp, wp), index.width[rows].view(hp, wp)
-    table = torch.full((h, w, k, k), len(style_pixels) - 1, dtype=torch.long, device=rows.device)
-    for dy in range(k):
-        for dx in range(k):
-            table[_positions(dy, hp, stride), _positions(dx, wp, stride), dy, dx] = origin + (dy * width + dx)
-    summed = F.embedding_bag(table.view(h * w, k * k), style_pixels, mode="sum")  # (h·w, C)
-    return summed.view(h, w, -1).permute(2, 0, 1)[None]
-
-
-def shift_patches(rows: torch.Tensor, dy, dx, index: PatchIndex, fallback: torch.Tensor) -> torch.Tensor:
-    """The style patch ``(dy, dx)`` grid cells away from each of ``rows`` (any shape; ``dy``, ``dx`` ints or
-    tensors of that shape) in the same copy, or ``fallback`` where that cell is outside the copy or dropped."""
-    y, x = index.y[rows] + dy, index.x[rows] + dx
-    gh, gw = index.grid_h[rows], index.grid_w[rows]
-    inside = (y >= 0) & (y < gh) & (x >= 0) & (x < gw)
-    cell = index.cell0[rows] + y.clamp(min=0).minimum(gh - 1) * gw + x.clamp(min=0).minimum(gw - 1)
-    shifted = index.row_of_cell[cell]
-    return torch.where(inside & (shifted >= 0), shifted, fallback)
-
-
-def neighbour_candidates(field: torch.Tensor, dy: int, dx: int, shifted: torch.Tensor) -> torch.Tensor:
-    """PatchMatch propagation: for each synthesis position of ``field`` ``(h', w')`` (style rows), the match of its
-    neighbour ``(dy, dx)`` cells away, moved back by ``(dy, dx)`` in the style grid (where a coherent copy of the
-    style would continue); ``shifted`` ``(N,)``: each style row moved back so (:func:`shift_patches`, −1 where it
-    falls off). A position whose neighbour or moved match does not exist keeps its own match."""
-    hp, wp = field.shape
-    if abs(dy) >= hp or abs(dx) >= wp:
-        return field
-    neighbour = field.clone()
-    ys, yd = slice(max(dy, 0), hp + min(dy, 0)), slice(max(-dy, 0), hp + min(-dy, 0))
-    xs, xd = slice(max(dx, 0), wp + min(dx, 0)), slice(max(-dx, 0), wp + min(-dx, 0))
-    neighbour[yd, xd] = field[ys, xs]
-    moved = shifted[neighbour]
-    return torch.where(moved >= 0, moved, field)
-
-
-@torch.no_grad()
-def best_candidates(target_rows: torch.Tensor, style_rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """For each synthesis row ``(L, D)``, the best of its ``candidates`` ``(L, m)`` style rows ``(N, D)`` by dot
-    product: ``(L,)`` style rows.
-
-    The L·m dot products are one sampled matrix product (``torch.sparse.sampled_addmm``: ``target · styleᵀ`` at the
-    (position, candidate) pairs only), which reads each candidate row in place: gathering the ``(L, m, D)`` candidate
-    rows for a batched GEMM costs 4-5x more on a CPU. Float32 rows (the CPU kernel has no bfloat16).
-    """
-    n, m = candidates.shape
-    crow = torch.arange(0, n * m + 1, m, device=candidates.device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
-        # a candidate listed twice in a row (a coherent region proposes its current match again) is scored twice;
-        # the kernel computes each stored pair on its own, so the pattern needs no sorting or deduplication
-        pattern = torch.sparse_csr_tensor(crow, candidates.flatten(), torch.zeros(n * m, device=candidates.device),
-                                          (n, len(style_rows)), check_invariants=False)
-        scores = torch.sparse.sampled_addmm(pattern, target_rows.float(), style_rows.float().t(), beta=0)
-    return candidates.gather(1, scores.values().view(n, m).argmax(1, keepdim=True))[:, 0]
-
-
-def sampling_pools(groups: list[PatchGroup] | None, positions: int, patches: int, device=None) -> tuple:
-    """Where PatchMatch's random search draws from, for ``positions`` synthesis patches among ``patches`` style
-    patches: ``(pool (P,), start (L,), count (L,))``, position i drawing from ``pool[start_i : start_i + count_i]``,
-    its group's candidates (:func:`candidate_groups`: the style regions it may match) or, without groups, all."""
-    if not groups:
-        zeros = torch.zeros(positions, dtype=torch.long, device=device)
-        return torch.arange(patches, device=device), zeros, zeros + patches
-    pools = [torch.arange(patches, device=device) if g.candidates is None else g.candidates for g in groups]
-    start = torch.empty(positions, dtype=torch.long, device=device)
-    count = torch.empty_like(start)
-    offset = 0
-    for group, pool in zip(groups, pools):
-        start[group.members], count[group.members] = offset, len(pool)
-        offset += len(pool)
-    return torch.cat(pools), start, count
-
-
-@torch.no_grad()
-def patchmatch_step(target_rows: torch.Tensor, style_rows: torch.Tensor, field: torch.Tensor, index: PatchIndex,
-                    pools: tuple[torch.Tensor, torch.Tensor, torch.Tensor], iteration: int,
-                    generator: torch.Generator | None = None, shifts: dict | None = None) -> torch.Tensor:
-    """One vectorised PatchMatch iteration (Barnes et al. 2009) of the nearest-neighbour ``field`` ``(h', w')`` of
-    the synthesis rows ``(h'·w', D)`` among the style rows ``(N, D)``; returns the new field, no worse than the old
-    one for these rows.
-
-    Candidates for each position: its current match; the matches of two neighbours moved back (propagation), at
-    distance 1 and at a distance cycling through 2, 4 .. 32 (so good matches cross the grid in a few iterations
-    where a step to the next cell moves them one cell), to the left and above on even ``iteration`` numbers, to
-    the right and below on odd ones (PatchMatch's alternating scan order); one style patch a few cells from the
-    current match and one drawn from the style patches it may match (random search): ``pools`` from
-    :func:`sampling_pools`. ``shifts``: a cache of the
-    :func:`shift_patches` tables, kept by the caller between iterations.
-    """
-    shifts = {} if shifts is None else shifts
-    flat = field.flatten()
-    sign = 1 if iteration % 2 == 0 else -1
-    candidates = [flat]
-    for step in (1, 2 ** (1 + (iteration // 2) % 5)):
-        for dy, dx in ((0, sign * step), (sign * step, 0)):
-            if (dy, dx) not in shifts:
-                rows = torch.arange(len(style_rows), device=flat.device)
-                shifts[dy, dx] = shift_patches(rows, -dy, -dx, index, torch.full_like(rows, -1))
-            candidates.append(neighbour_candidates(field, dy, dx, shifts[dy, dx]).flatten())
-    radius = 4
-    near = torch.randint(-radius, radius + 1, (2, len(flat)), generator=generator, device=flat.device)
-    candidates.append(shift_patches(flat, near[0], near[1], index, flat))
-    pool, start, count = pools
-    pick = (torch.rand(len(flat), generator=generator, device=flat.device) * count).long().minimum(count - 1)
-    candidates.append(pool[start + pick])
-    return best_candidates(target_rows, style_rows, torch.stack(candidates, 1)).view(field.shape)
 
 
 class MRFLoss(nn.Module):
