@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import warnings
 from typing import Any
 
 from ..conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
 from ..core.encoder import resolve_device, resolve_precision
 from ..errors import SemstyleError
+from .. import __version__
 
 VERSION_KEY = "semstyle version"
 
@@ -47,9 +47,6 @@ def fingerprint(cfg_container: dict) -> dict[str, Any]:
 
     Relative file paths are read from the current directory, as the run reads them.
     """
-    # the package is always imported before its submodules; reading it from sys.modules keeps this low-level
-    # module from importing the package's top (which imports the API: .importlinter's layers)
-    __version__ = sys.modules[__package__].__version__
     flat: dict[str, Any] = {}
     _flatten({k: v for k, v in cfg_container.items() if k not in COSMETIC}, "", flat)
     hashes: dict[str, str] = {}
