@@ -36,6 +36,7 @@ from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
 from ..objective import Objective
 from ..optim import OPTIMIZERS, optimize
+from ..padded import PaddedEncoder
 from ..runs import RunDir
 from ..schedule import INITS, coarse_to_fine, frame_saver, init_image
 
@@ -68,7 +69,11 @@ DEFAULTS = {
     "target": {"map": None},  # the doodle to paint (or the content image's map)
     "content": {
         "image": None,  # optional photo whose map is target.map
-        "weight": 10.0,  # neural-doodle --content-weight 10 (mean squared error, as ContentLoss is)
+        # neural-doodle's --content-weight 10 (a mean squared error, as ContentLoss is) lost the photo: abandoning it
+        # lowers the MRF and region-colour terms by 3.5-12x the most the content term can cost at 10 (its weight times
+        # the photo's mean squared relu4_2), so the optimum is the painting re-arranged. 100, from the photo, keeps
+        # faces and objects on 6 portrait and landscape pairs (docs/doodle.md, "Doodle with a content photo")
+        "weight": 100.0,
         "layers": ["relu4_2"],  # neural-doodle --content-layers 4_2 (post-ReLU in Lasagne)
     },
     "semantic": {
@@ -105,7 +110,9 @@ DEFAULTS = {
     # is mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
     "tv_weight": 1.24e6,
     "tv_power": 2.5,
-    "init": "noise",  # neural-doodle --seed noise (uniform in --seed-range 16:240); "regions": see region_colors
+    # auto: content with content.image (CNNMRF ini_method 'image'), else noise (neural-doodle --seed noise, uniform in
+    # --seed-range 16:240); "regions": see region_colors
+    "init": "auto",
     "optimizer": "lbfgs",
     "lr": None,
     "pooling": "avg",  # neural-doodle builds VGG-19 with average pooling
@@ -325,9 +332,11 @@ def set_targets(objective: Objective, terms: dict[str, nn.Module], cfg, style: t
 
 def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
     """Optimise the output image for a resolved config; returns ``(1, 3, H, W)`` in [0, 1]."""
-    encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
+    # mirror-padded: zero padding tinted a 1-2 px border of every result (semstyle/padded.py)
+    encoder = PaddedEncoder(vgg19_encoder(cfg.pooling, cfg.precision, cfg.device))
     guided = inputs.style_masks is not None
     has_content = inputs.content is not None
+    init = ("content" if has_content else "noise") if cfg.init == "auto" else cfg.init
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
     log = run.log if run is not None else None
     torch.manual_seed(cfg.seed)
@@ -340,11 +349,11 @@ def paint(inputs: Inputs, cfg, run: RunDir | None = None) -> torch.Tensor:
         content_s = resize(inputs.content, shape).to(device) if has_content else None
         target_masks = semantic.masks_at(inputs.target_masks, shape) if guided else None
         set_targets(objective, terms, cfg, style_s, style_masks, target_masks, content_s)
-        if previous is None and cfg.init == "regions":
+        if previous is None and init == "regions":
             start = region_colors(style_s, style_masks, target_masks, cfg.seed)
         elif previous is None:
-            start = init_image(cfg.init, content_s, style_s, shape, cfg.seed)
-            if cfg.init == "noise":  # neural-doodle --seed-range 16:240
+            start = init_image(init, content_s, style_s, shape, cfg.seed)
+            if init == "noise":  # neural-doodle --seed-range 16:240
                 start = (16 + start * 224) / 255
         else:
             start = resize(previous, shape)
