@@ -88,6 +88,8 @@ def test_mirror_pad_is_symmetric_padding():
     assert y[0, 0, :, 2].tolist() == [4, 0, 0, 4, 8, 8, 4]
     assert torch.equal(y[..., 2:5, 2:6], x)
     assert padded.mirror_indices(2, 5).tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]  # pad > size folds again
+    big = padded.mirror_pad(x, 5)  # larger than the 3 rows: folded twice, the same as the indices say
+    assert torch.equal(big, x.index_select(-2, padded.mirror_indices(3, 5)).index_select(-1, padded.mirror_indices(4, 5)))
 
 
 def test_padded_encoder_keeps_sizes_and_inner_features_and_changes_only_the_edge():
