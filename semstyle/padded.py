@@ -20,7 +20,10 @@ import math
 import torch
 from torch import nn
 
-from .encoder import layer_stride
+try:
+    from .core.encoder import layer_stride  # the restructured package (issue 15)
+except ImportError:
+    from .encoder import layer_stride
 
 BORDER_PAD = 8  # px: one relu4_x cell (stride 8); rounded up to a multiple of the deepest requested layer's stride
 
@@ -79,6 +82,12 @@ class PaddedEncoder(nn.Module):
 
     def autocast(self):
         return self.encoder.autocast()
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)  # parameters, buffers, submodules
+        except AttributeError:  # anything else the wrapped encoder offers (its callers read more than the above)
+            return getattr(self._modules["encoder"], name)
 
     def forward(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         layers = [layers] if isinstance(layers, str) else list(layers)
