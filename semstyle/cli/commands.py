@@ -122,7 +122,8 @@ def add_doodle(sub) -> None:
     p.add_argument("--size", type=int, help=f"long side of the result in px ({_defaults('size')})")
     p.add_argument("--steps", type=int, help=f"L-BFGS steps per phase ({_defaults('steps')})")
     p.add_argument("--phases", type=int, help=f"coarse-to-fine phases ({_defaults('phases')})")
-    p.add_argument("--init", help=f"noise, regions, content, style or an image file ({_defaults('init')})")
+    p.add_argument("--init", help=f"auto (content with a photo, else noise), noise, regions, content, style or an image "
+                                  f"file ({_defaults('init')})")
     add_run_options(p, "mrf.stride=2 tv_weight=0")
     p.set_defaults(func=_doodle)
 

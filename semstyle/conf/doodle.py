@@ -46,7 +46,11 @@ class DoodleTarget:
 @dataclass
 class DoodleContent:
     image: Optional[str] = None  # optional photo whose map is target.map
-    weight: float = 10.0  # neural-doodle --content-weight 10 (mean squared error, as ContentLoss is)
+    # neural-doodle's --content-weight 10 (a mean squared error, as ContentLoss is) lost the photo: abandoning it
+    # lowers the MRF and region-colour terms by 3.5-12x the most the content term can cost at 10 (its weight times
+    # the photo's mean squared relu4_2), so the optimum is the painting re-arranged. 100, from the photo, keeps
+    # faces and objects on 6 portrait and landscape pairs (docs/doodle.md, "Doodle with a content photo")
+    weight: float = 100.0
     layers: List[str] = field(default_factory=lambda: ["relu4_2"])  # neural-doodle --content-layers 4_2
 
 
@@ -99,7 +103,9 @@ class DoodleConfig(RunConfig):
     # mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
     tv_weight: float = 1.24e6
     tv_power: float = 2.5
-    init: str = "noise"  # neural-doodle --seed noise (uniform in --seed-range 16:240); regions; content; style; file
+    # auto: content with content.image (CNNMRF ini_method 'image'), else noise (neural-doodle --seed noise, uniform in
+    # --seed-range 16:240); regions (see methods.doodle.region_colors); content; style; an image file
+    init: str = "auto"
     optimizer: str = "lbfgs"
     lr: Optional[float] = None
     pooling: str = "avg"  # neural-doodle builds VGG-19 with average pooling
@@ -153,7 +159,7 @@ def validate_doodle(cfg) -> None:
     else:
         check(cfg.content.image is not None,
               "content.image: required when there are no maps (give target.map to paint a doodle)")
-    if cfg.init == "content":
+    if cfg.init == "content":  # auto picks content only when there is a photo
         check(cfg.content.image is not None, "init: content needs content.image")
     if cfg.init == "regions":
         check(auto or cfg.target.map is not None,

@@ -34,6 +34,7 @@ from ..core.encoder import vgg19_encoder
 from ..engine import Engine, Objective, Problem
 from ..engine.start import init_image
 from ..errors import check
+from ..core.padded import PaddedEncoder
 from ..core.image import as_image, resize, target_size
 from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
@@ -189,9 +190,11 @@ def set_targets(objective: Objective, terms: dict[str, nn.Module], cfg, style: t
 def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     """Optimise the output image for a resolved config; returns ``(1, 3, H, W)`` in [0, 1]."""
     engine = engine or Engine(cfg)
-    encoder = engine.encoder(cfg.pooling)
+    # mirror-padded: zero padding tinted a 1-2 px border of every result (semstyle/core/padded.py)
+    encoder = PaddedEncoder(engine.encoder(cfg.pooling))
     guided = inputs.style_masks is not None
     has_content = inputs.content is not None
+    init = ("content" if has_content else "noise") if cfg.init == "auto" else cfg.init
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
     patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
     check_sizes({"target map" if guided else "content image": inputs.shape}, phase_sizes(cfg), terms["style"].layers,
@@ -208,11 +211,11 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
         content_s = resize(inputs.content, shape).to(device) if has_content else None
         target_masks = semantic.masks_at(inputs.target_masks, shape) if guided else None
         set_targets(objective, terms, cfg, style_s, style_masks, target_masks, content_s)
-        if previous is None and cfg.init == "regions":
+        if previous is None and init == "regions":
             start = region_colors(style_s, style_masks, target_masks, cfg.seed)
         elif previous is None:
-            start = init_image(cfg.init, content_s, style_s, shape, cfg.seed)
-            if cfg.init == "noise":  # neural-doodle --seed-range 16:240
+            start = init_image(init, content_s, style_s, shape, cfg.seed)
+            if init == "noise":  # neural-doodle --seed-range 16:240
                 start = (16 + start * 224) / 255
         else:
             start = resize(previous, shape)
