@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from semstyle import padded
+from semstyle.core import padded
 from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.image import load_image, resize
 from semstyle.methods import doodle
