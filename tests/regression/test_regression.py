@@ -1,8 +1,14 @@
-"""The loss curves of four small runs, recorded before the engine restructure (issue 15), still come out.
+"""The loss curves of four small runs still come out.
 
-Bit for bit where the arithmetic did not change; otherwise the last step's total within 0.1 % on the CPU kind
-they were recorded on (``MACHINE.txt``), and within 1 % on another (its kernels round differently: running the
-same code on 1 thread instead of 2 already moves the last step by up to 0.07 %).
+History: recorded at 028e048, before the engine restructure (issue 15). After it, with the encoder forced to its
+old channels-first layout, the Gatys, STROTSS and DST curves came out bit for bit (DST against the DST fixes of issue
+16 on the old layout) and the doodle's within 0.05 % (against the mirror-padded encoder on the old layout). They
+were then re-recorded for three intended changes: channels-last fp32 convolutions on the CPU (issue 17; the Gatys
+run at 128 px, which spikes at step 5, ends 1.8 % higher), the doodle's mirror padding and the DST fixes (issue 16).
+
+Now: bit for bit where the arithmetic did not change; otherwise the last step's total within 0.1 % on the CPU kind
+they were recorded on (``MACHINE.txt``), and within 3 % on another (its kernels round differently, and the Gatys run
+amplifies rounding: on 1 thread instead of 2 its last step moves by 0.4 %).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ def test_curve_matches_recording(name, monkeypatch):
     if new == old:
         return  # bit for bit (to the 6 digits recorded)
     same_cpu = f"CPU capability {torch.backends.cpu.get_cpu_capability()}," in (HERE / "MACHINE.txt").read_text()
-    tolerance = 1e-3 if same_cpu else 1e-2
+    tolerance = 1e-3 if same_cpu else 3e-2
     a, b = float(old[-1]["total"]), float(new[-1]["total"])
     assert abs(b - a) <= tolerance * abs(a), (
         f"{name}: last total {b:.6g} vs recorded {a:.6g} ({(b - a) / a:+.3%}); allowed {tolerance:.1%} "
