@@ -63,8 +63,9 @@ def monet_set(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from semstyle.core import semantic
     from semstyle.core.image import load_image
 
-    style_masks, target_masks, _ = semantic.semantic_masks(semantic.load_map(MONET / "style_sem.png", size),
-                                                           semantic.load_map(MONET / "target_sem.png", size))
+    style_masks, target_masks, _ = semantic.semantic_masks(
+        semantic.load_map(MONET / "style_sem.png", size), semantic.load_map(MONET / "target_sem.png", size)
+    )
     return load_image(MONET / "style.jpg", size), style_masks, target_masks
 
 
@@ -74,13 +75,19 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     n steps (one search, then n - 1 on its matches) are timed together and divided by n."""
     from semstyle.api import load_config
     from semstyle.core.encoder import vgg19_encoder
-    from semstyle.patches.search import CHUNK_ELEMENTS
     from semstyle.methods.doodle import doodle_objective, set_targets
+    from semstyle.patches.search import CHUNK_ELEMENTS
 
     options = dict(MODES[mode], **(overrides or {}))
-    cfg = load_config({"method": options.pop("method", "doodle"), "style": {"image": str(MONET / "style.jpg")},
-                       "content": {"image": str(MONET / "style.jpg")}, "precision": precision},
-                      [f"{k}={v}" for k, v in options.items()])
+    cfg = load_config(
+        {
+            "method": options.pop("method", "doodle"),
+            "style": {"image": str(MONET / "style.jpg")},
+            "content": {"image": str(MONET / "style.jpg")},
+            "precision": precision,
+        },
+        [f"{k}={v}" for k, v in options.items()],
+    )
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
     style, s_masks, t_masks = monet_set(size)
     style = style.to(encoder.device)
@@ -97,28 +104,43 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
         for _ in range(every):
             one_step()
 
-    t = interleaved_times({"step": steps, "bare41": bare_vgg_step(encoder, style, "relu4_1"),
-                           "bare51": bare_vgg_step(encoder, style, "relu5_1")}, repeats)
+    t = interleaved_times(
+        {
+            "step": steps,
+            "bare41": bare_vgg_step(encoder, style, "relu4_1"),
+            "bare51": bare_vgg_step(encoder, style, "relu5_1"),
+        },
+        repeats,
+    )
     (t_step, c_step), (t_bare4, c_bare4), (t_bare5, _) = t["step"], t["bare41"], t["bare51"]
     t_step, c_step = t_step / every, c_step / every
     patches = {layer: len(rows) for layer, rows in mrf.style_rows.items()}
-    return {"size": f"{style.shape[-1]}x{style.shape[-2]}", "mode": mode, "step_s": t_step, "bare41_s": t_bare4,
-            "bare51_s": t_bare5, "ratio41": t_step / t_bare4, "ratio51": t_step / t_bare5,
-            "cpu_ratio41": c_step / c_bare4,
-            "search": f"{cfg.mrf.search} on {cfg.mrf.match_channels or 'all'} channels"
-                      + (f", every {every} steps" if every > 1 else ""),
-            "peak_rss_mib": peak_rss_mib(), "style_patches": patches, "precision": encoder.precision,
-            "chunk_elements": CHUNK_ELEMENTS}
+    return {
+        "size": f"{style.shape[-1]}x{style.shape[-2]}",
+        "mode": mode,
+        "step_s": t_step,
+        "bare41_s": t_bare4,
+        "bare51_s": t_bare5,
+        "ratio41": t_step / t_bare4,
+        "ratio51": t_step / t_bare5,
+        "cpu_ratio41": c_step / c_bare4,
+        "search": f"{cfg.mrf.search} on {cfg.mrf.match_channels or 'all'} channels"
+        + (f", every {every} steps" if every > 1 else ""),
+        "peak_rss_mib": peak_rss_mib(),
+        "style_patches": patches,
+        "precision": encoder.precision,
+        "chunk_elements": CHUNK_ELEMENTS,
+    }
 
 
 def exact_mrf_loss(output: Path, size: int, stride: int) -> float:
     """The MRF style loss of a Monet result (the doodle's default layers, pooling and semantic weight; strides
     ``stride``), with the exact search in float32: the yardstick for runs whose own search was approximate
     (``mrf.match_channels``)."""
+    from semstyle.conf.doodle import DoodleConfig
     from semstyle.core.encoder import vgg19_encoder
     from semstyle.core.image import load_image
     from semstyle.losses.mrf import MRFLoss
-    from semstyle.conf.doodle import DoodleConfig
 
     defaults = DoodleConfig()
     encoder = vgg19_encoder(defaults.pooling, "fp32", "cpu")
@@ -136,13 +158,28 @@ def monet_wall(size: int, options: dict) -> None:
     out = ROOT / "runs" / f"bench-monet-{size}-{time.strftime('%Y%m%d-%H%M%S')}"
     overrides = [f"{k}={v}" for k, v in options.items()]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "semstyle", "run", "configs/doodle/monet.yaml", f"size={size}",
-                    f"out_dir={out}", "progress=false", *overrides], cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "semstyle",
+            "run",
+            "configs/doodle/monet.yaml",
+            f"size={size}",
+            f"out_dir={out}",
+            "progress=false",
+            *overrides,
+        ],
+        cwd=ROOT,
+        check=True,
+    )
     wall = time.perf_counter() - start
     loss = exact_mrf_loss(out / "output.png", size, int(options.get("mrf.stride", 1)))
-    print(f"Monet doodle {size} px, configs/doodle/monet.yaml {' '.join(overrides)} (3 phases x 100 L-BFGS steps): "
-          f"{wall:.0f} s wall ({wall / 60:.1f} min) on {machine()}; MRF loss of the result with the exact search "
-          f"{loss:.0f}; result in {out}")
+    print(
+        f"Monet doodle {size} px, configs/doodle/monet.yaml {' '.join(overrides)} (3 phases x 100 L-BFGS steps): "
+        f"{wall:.0f} s wall ({wall / 60:.1f} min) on {machine()}; MRF loss of the result with the exact search "
+        f"{loss:.0f}; result in {out}"
+    )
 
 
 def main() -> None:
@@ -151,18 +188,30 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--match-channels", type=int, metavar="N",
-                        help="mrf.match_channels: search on N principal channels (0: all)")
-    parser.add_argument("--monet-wall", type=int, metavar="SIZE",
-                        help="time the whole Monet config at SIZE instead (with the first of --modes, doodle or fast)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="more config overrides (e.g. mrf.search=exact, seed=1)")
+    parser.add_argument(
+        "--match-channels", type=int, metavar="N", help="mrf.match_channels: search on N principal channels (0: all)"
+    )
+    parser.add_argument(
+        "--monet-wall",
+        type=int,
+        metavar="SIZE",
+        help="time the whole Monet config at SIZE instead (with the first of --modes, doodle or fast)",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more config overrides (e.g. mrf.search=exact, seed=1)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not MONET.is_dir():
         sys.exit(f"needs the shared test material in {MONET}")
-    overrides = dict([("mrf.match_channels", args.match_channels)] if args.match_channels is not None else [],
-                     **dict(item.split("=", 1) for item in args.set))
+    overrides = dict(
+        [("mrf.match_channels", args.match_channels)] if args.match_channels is not None else [],
+        **dict(item.split("=", 1) for item in args.set),
+    )
     if args.monet_wall:
         options = dict(MODES[args.modes[0]], **overrides)
         if "method" in options:
@@ -173,20 +222,38 @@ def main() -> None:
         print(json.dumps(measure(int(args.child[0]), args.child[1], args.repeats, args.precision, overrides)))
         return
     print(f"machine: {machine()}")
-    print("| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | CPU-time ratio | bare VGG→relu5_1 (s) | ratio | "
-          "peak RSS (MiB) | style patches |")
+    print(
+        "| size | mode | step (s) | bare VGG→relu4_1 (s) | ratio | CPU-time ratio | bare VGG→relu5_1 (s) | ratio | "
+        "peak RSS (MiB) | style patches |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for mode in args.modes:
-            proc = subprocess.run([sys.executable, __file__, "--child", str(size), mode, "--repeats", str(args.repeats),
-                                   "--precision", args.precision,
-                                   *(["--set", *[f"{k}={v}" for k, v in overrides.items()]] if overrides else [])],
-                                  capture_output=True, text=True, check=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(size),
+                    mode,
+                    "--repeats",
+                    str(args.repeats),
+                    "--precision",
+                    args.precision,
+                    *(["--set", *[f"{k}={v}" for k, v in overrides.items()]] if overrides else []),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"| {r['size']} | {r['mode']} ({r['search']}) | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
-                  f"{r['cpu_ratio41']:.2f} | "
-                  f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
-                  f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |", flush=True)
+            print(
+                f"| {r['size']} | {r['mode']} ({r['search']}) | {r['step_s']:.3f} | {r['bare41_s']:.3f} | {r['ratio41']:.2f} | "
+                f"{r['cpu_ratio41']:.2f} | "
+                f"{r['bare51_s']:.3f} | {r['ratio51']:.2f} | {r['peak_rss_mib']:.0f} | "
+                f"{', '.join(f'{k} {v}' for k, v in r['style_patches'].items())} |",
+                flush=True,
+            )
     print(f"precision {r['precision']}; NCC search chunk: {r['chunk_elements']} scores (L·chunk patches ≤ 2^24)")
 
 

@@ -25,8 +25,8 @@ from common import machine, median_time, peak_rss_mib  # noqa: E402
 from semstyle.api import load_config  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
-from semstyle.methods import dst  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402
+from semstyle.methods import dst  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT, STYLE = ROOT / "assets/content/astronaut.jpg", ROOT / "assets/styles/monalisa.jpg"
@@ -56,8 +56,16 @@ def pipeline(args) -> None:
 
 def dst_step(base_name: str, size: int, warp: bool, device: str):
     """One optimisation step of DST (``warp``) or of its base alone at ``size`` px, as :func:`dst.transfer` runs it."""
-    cfg = load_config({"method": "dst", "base": base_name, "size": size, "scales": [], "device": device,
-                       **({} if warp else {"warp_weight": 0})})
+    cfg = load_config(
+        {
+            "method": "dst",
+            "base": base_name,
+            "size": size,
+            "scales": [],
+            "device": device,
+            **({} if warp else {"warp_weight": 0}),
+        }
+    )
     opt = dst.settings(cfg)
     encoder = vgg19_encoder(opt["pooling"], cfg.precision, cfg.device)
     content = resize(load_image(CONTENT), size).to(encoder.device)
@@ -66,8 +74,19 @@ def dst_step(base_name: str, size: int, warp: bool, device: str):
     points = (torch.rand(40, 2, generator=gen) * (size - 20) + 10).to(encoder.device)
     targets = points + torch.randn(40, 2, generator=gen).to(encoder.device) * size / 40
     base = dst.make_base(cfg, encoder)
-    groups, objective, _, project, _ = dst.scale_problem(base, content, style, None, torch.zeros_like(points), points,
-                                                         targets, content.shape[-1], opt["content_weight"], opt, cfg)
+    groups, objective, _, project, _ = dst.scale_problem(
+        base,
+        content,
+        style,
+        None,
+        torch.zeros_like(points),
+        points,
+        targets,
+        content.shape[-1],
+        opt["content_weight"],
+        opt,
+        cfg,
+    )
     optimizer = make_optimizer(opt["optimizer"], groups, opt["lr"])
 
     def closure():

@@ -18,11 +18,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, lbfgs_step, machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.core.color import luminance  # noqa: E402
 from semstyle.api import load_config  # noqa: E402
+from semstyle.conf.gatys import style_plan
+from semstyle.core.color import luminance  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
-from semstyle.conf.gatys import style_plan
 from semstyle.methods.gatys import build_objective, set_targets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,14 +50,18 @@ def ext_step(encoder, content, styles, options):
 
 def term_costs(content, repeats: int) -> None:
     """Forward+backward time of the extension terms alone, on features of the shapes VGG gives at this size."""
+    from semstyle.conf.gatys import GATYS_STYLE_LAYERS
     from semstyle.core.encoder import layer_channels, layer_stride
     from semstyle.losses.laplacian import LaplacianLoss
-    from semstyle.conf.gatys import GATYS_STYLE_LAYERS
     from semstyle.methods.gatys import BlendedStyleLoss
 
     h, w = content.shape[-2:]
-    feats = {layer: torch.rand(1, layer_channels(layer), h // layer_stride(layer), w // layer_stride(layer))
-             .contiguous(memory_format=torch.channels_last).requires_grad_(True) for layer in GATYS_STYLE_LAYERS}
+    feats = {
+        layer: torch.rand(1, layer_channels(layer), h // layer_stride(layer), w // layer_stride(layer))
+        .contiguous(memory_format=torch.channels_last)
+        .requires_grad_(True)
+        for layer in GATYS_STYLE_LAYERS
+    }
     image = content.detach().cpu().clone().requires_grad_(True)
     lap = LaplacianLoss([4, 16])
     lap.set_target({"image": torch.rand_like(image)})
@@ -67,6 +71,7 @@ def term_costs(content, repeats: int) -> None:
             for t in [image, *feats.values()]:
                 t.grad = None
             loss_fn().backward()
+
         return median_time(step, repeats)
 
     rows = [("Laplacian loss (p = 4, 16)", timed(lambda: lap({"image": image})))]

@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import gatys_step  # noqa: E402
 from common import bare_vgg_step, machine  # noqa: E402
@@ -48,15 +46,15 @@ def main(argv=None):
     content_full = load_image(ROOT / "assets/content/tubingen.jpg")
     style_full = load_image(ROOT / "assets/styles/starry_night.jpg")
     variants = {}  # (size, precision, layout, kind) -> callable
-    encoders = {(q, l): VGG19Encoder("avg", q, "cpu", layout=l) for q in precisions for l in LAYOUTS}
+    encoders = {(q, lay): VGG19Encoder("avg", q, "cpu", layout=lay) for q in precisions for lay in LAYOUTS}
     for size in args.sizes:
         content, style = resize(content_full, size), resize(style_full, size)
-        for (q, l), enc in encoders.items():
-            variants[size, q, l, "bare"] = bare_vgg_step(enc, content)
+        for (q, lay), enc in encoders.items():
+            variants[size, q, lay, "bare"] = bare_vgg_step(enc, content)
             step = gatys_step(enc, content, style)
             for _ in range(args.warmup):
                 step()
-            variants[size, q, l, "step"] = step
+            variants[size, q, lay, "step"] = step
     times = {key: [] for key in variants}
     for _ in range(args.repeats):
         for key, fn in variants.items():
@@ -65,19 +63,23 @@ def main(argv=None):
     med = {key: statistics.median(v) for key, v in times.items()}
     spread = {key: (min(v), max(v)) for key, v in times.items()}
     print(f"# {machine()}; {args.repeats} rounds x {args.steps} calls, medians (min-max)")
-    print("| size | precision | bare CF (s) | bare CL (s) | bare CL/CF | step CF (s) | step CL (s) | step CL/CF "
-          "| step CL / bare CF |")
+    print(
+        "| size | precision | bare CF (s) | bare CL (s) | bare CL/CF | step CF (s) | step CL (s) | step CL/CF "
+        "| step CL / bare CF |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for q in precisions:
             b_cf, b_cl = med[size, q, LAYOUTS[0], "bare"], med[size, q, LAYOUTS[1], "bare"]
             s_cf, s_cl = med[size, q, LAYOUTS[0], "step"], med[size, q, LAYOUTS[1], "step"]
             rng = lambda key: "{:.3f}-{:.3f}".format(*spread[key])  # noqa: E731
-            print(f"| {size} | {q} | {b_cf:.3f} ({rng((size, q, LAYOUTS[0], 'bare'))}) "
-                  f"| {b_cl:.3f} ({rng((size, q, LAYOUTS[1], 'bare'))}) | {b_cl / b_cf:.2f} "
-                  f"| {s_cf:.3f} ({rng((size, q, LAYOUTS[0], 'step'))}) "
-                  f"| {s_cl:.3f} ({rng((size, q, LAYOUTS[1], 'step'))}) | {s_cl / s_cf:.2f} | {s_cl / b_cf:.2f} |",
-                  flush=True)
+            print(
+                f"| {size} | {q} | {b_cf:.3f} ({rng((size, q, LAYOUTS[0], 'bare'))}) "
+                f"| {b_cl:.3f} ({rng((size, q, LAYOUTS[1], 'bare'))}) | {b_cl / b_cf:.2f} "
+                f"| {s_cf:.3f} ({rng((size, q, LAYOUTS[0], 'step'))}) "
+                f"| {s_cl:.3f} ({rng((size, q, LAYOUTS[1], 'step'))}) | {s_cl / s_cf:.2f} | {s_cl / b_cf:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

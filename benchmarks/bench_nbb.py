@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, peak_rss_mib  # noqa: E402
 
-from semstyle.geometry.keypoints import nbb_keypoints  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image  # noqa: E402
+from semstyle.geometry.keypoints import nbb_keypoints  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -65,10 +65,17 @@ def one(name: str, fast: bool, repeats: int, precision: str, device: str) -> dic
     photo = load_image(ROOT / "assets/content/astronaut.jpg", size)
     partner, g = known_warp(photo, (size - size // 8, size + size // 8))
     warped = nbb_keypoints(photo, partner, fast=fast, size=size, encoder=encoder)
-    return {"pair": label, "mode": "fast" if fast else "full", "seconds": seconds, "cpu1": sorted(cpu)[len(cpu) // 2],
-            "pairs": result.candidates,
-            "peak_mib": peak, "extra_mib": peak - rss0, "precision": encoder.precision,
-            "pck": pck(warped.points_a, warped.points_b, g, photo.shape[-2:])}
+    return {
+        "pair": label,
+        "mode": "fast" if fast else "full",
+        "seconds": seconds,
+        "cpu1": sorted(cpu)[len(cpu) // 2],
+        "pairs": result.candidates,
+        "peak_mib": peak,
+        "extra_mib": peak - rss0,
+        "precision": encoder.precision,
+        "pck": pck(warped.points_a, warped.points_b, g, photo.shape[-2:]),
+    }
 
 
 def main(argv=None):
@@ -82,16 +89,32 @@ def main(argv=None):
         print(json.dumps(one(args.one[0], args.one[1] == "fast", args.repeats, args.precision, args.device)))
         return
     print(f"# {machine()}; load average {open('/proc/loadavg').read().split()[0]} at {time.strftime('%H:%M')}")
-    print("| pair | mode | precision | wall time (s) | CPU time, 1 thread (s) | peak RSS (MiB) | extra (MiB) | "
-          "best buddies | PCK@0.05 (warp) |")
+    print(
+        "| pair | mode | precision | wall time (s) | CPU time, 1 thread (s) | peak RSS (MiB) | extra (MiB) | "
+        "best buddies | PCK@0.05 (warp) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name in ("224", "256"):
         for mode in ("full", "fast"):
-            cmd = [sys.executable, __file__, "--one", name, mode, "--repeats", str(args.repeats),
-                   "--precision", args.precision, "--device", args.device]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                name,
+                mode,
+                "--repeats",
+                str(args.repeats),
+                "--precision",
+                args.precision,
+                "--device",
+                args.device,
+            ]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-            print(f"| {r['pair']} | {r['mode']} | {r['precision']} | {r['seconds']:.2f} | {r['cpu1']:.2f} | "
-                  f"{r['peak_mib']:.0f} | {r['extra_mib']:.0f} | {r['pairs']} | {r['pck']:.3f} |", flush=True)
+            print(
+                f"| {r['pair']} | {r['mode']} | {r['precision']} | {r['seconds']:.2f} | {r['cpu1']:.2f} | "
+                f"{r['peak_mib']:.0f} | {r['extra_mib']:.0f} | {r['pairs']} | {r['pck']:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

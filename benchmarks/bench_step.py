@@ -17,10 +17,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, lbfgs_step, machine, median_time  # noqa: E402
 
-from semstyle.core.image import load_image, resize  # noqa: E402
-from semstyle.losses import ContentLoss, GramLoss  # noqa: E402
-from semstyle.engine import Objective  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
+from semstyle.engine import Objective  # noqa: E402
+from semstyle.losses import ContentLoss, GramLoss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,15 +26,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
 
+from semstyle.conf.strotss import StrotssConfig  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.losses.strotss import StrotssLoss  # noqa: E402
-from semstyle.conf.strotss import StrotssConfig  # noqa: E402
 from semstyle.methods.strotss import initial_image  # noqa: E402
 
 DEFAULTS = StrotssConfig()
-from semstyle.engine import make_optimizer  # noqa: E402
 from semstyle.core.pyramid import LaplacianPyramid  # noqa: E402
+from semstyle.engine import make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,8 +65,13 @@ def main(argv=None):
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--precisions", nargs="+", default=["bf16", "fp32"])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--schedule", type=int, nargs="*", default=[64, 128, 256, 512],
-                   help="long sides of the schedule to time (empty: skip)")
+    p.add_argument(
+        "--schedule",
+        type=int,
+        nargs="*",
+        default=[64, 128, 256, 512],
+        help="long sides of the schedule to time (empty: skip)",
+    )
     p.add_argument("--steps", type=int, default=DEFAULTS.steps, help="steps per scale of the timed schedule")
     p.add_argument("--schedule-precision", default="auto")
     p.add_argument("--full", action="store_true", help="run the schedule end to end instead of extrapolating")
@@ -76,7 +81,9 @@ def main(argv=None):
     style_full = load_image(DEFAULTS.style)
     print(f"# {machine()}")
     if args.sizes:
-        print("| size | precision | bare VGG to relu5_1 (s) | bare to relu5_3 (s) | STROTSS step (s) | ratio vs relu5_1 | vs relu5_3 |")
+        print(
+            "| size | precision | bare VGG to relu5_1 (s) | bare to relu5_3 (s) | STROTSS step (s) | ratio vs relu5_1 | vs relu5_3 |"
+        )
         print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for precision in args.precisions:
@@ -85,8 +92,10 @@ def main(argv=None):
             bare = median_time(bare_vgg_step(encoder, start.to(encoder.device)), args.repeats)
             bare53 = median_time(bare_vgg_step(encoder, start.to(encoder.device), "relu5_3"), args.repeats)
             step = median_time(strotss_step(loss, start.to(encoder.device)), args.repeats)
-            print(f"| {size} | {precision} | {bare:.3f} | {bare53:.3f} | {step:.3f} | {step / bare:.2f} | {step / bare53:.2f} |",
-                  flush=True)
+            print(
+                f"| {size} | {precision} | {bare:.3f} | {bare53:.3f} | {step:.3f} | {step / bare:.2f} | {step / bare53:.2f} |",
+                flush=True,
+            )
     if not args.schedule:
         return
     encoder = vgg19_encoder("max", args.schedule_precision, args.device)
@@ -94,10 +103,19 @@ def main(argv=None):
         from semstyle.methods.strotss import stylize
 
         t = time.perf_counter()
-        stylize(content_full, style_full, size=args.schedule[-1], scales=args.schedule[:-1], steps=args.steps,
-                precision=encoder.precision, progress=False)
-        print(f"\nfull schedule {args.schedule} x {args.steps} steps ({encoder.precision}): "
-              f"{time.perf_counter() - t:.0f} s measured end to end; peak RSS {peak_rss_mib():.0f} MiB")
+        stylize(
+            content_full,
+            style_full,
+            size=args.schedule[-1],
+            scales=args.schedule[:-1],
+            steps=args.steps,
+            precision=encoder.precision,
+            progress=False,
+        )
+        print(
+            f"\nfull schedule {args.schedule} x {args.steps} steps ({encoder.precision}): "
+            f"{time.perf_counter() - t:.0f} s measured end to end; peak RSS {peak_rss_mib():.0f} MiB"
+        )
         return
     print(f"\n| scale | set-up (s) | step (s) | {args.steps} steps (s, extrapolated) |")
     print("|---|---|---|---|")
@@ -107,8 +125,10 @@ def main(argv=None):
         step = median_time(strotss_step(loss, start.to(encoder.device)), args.repeats)
         total += setup + args.steps * step
         print(f"| {long_side} | {setup:.2f} | {step:.3f} | {args.steps * step:.0f} |", flush=True)
-    print(f"\nschedule {args.schedule} x {args.steps} steps ({encoder.precision}): ~{total:.0f} s "
-          f"= {total / 60:.1f} min (extrapolated from per-step medians); peak RSS {peak_rss_mib():.0f} MiB")
+    print(
+        f"\nschedule {args.schedule} x {args.steps} steps ({encoder.precision}): ~{total:.0f} s "
+        f"= {total / 60:.1f} min (extrapolated from per-step medians); peak RSS {peak_rss_mib():.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -24,12 +24,20 @@ from semstyle.methods import doodle
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = {  # name: (content photo, style painting, style map or None, target map or None)
     "astronaut": ("portraits/astronaut_monalisa/content.png", "portraits/astronaut_monalisa/style.jpg", None, None),
-    "picasso": ("portraits/cnnmrf_portrait_picasso/content.jpg", "portraits/cnnmrf_portrait_picasso/style.jpg",
-                None, None),
+    "picasso": (
+        "portraits/cnnmrf_portrait_picasso/content.jpg",
+        "portraits/cnnmrf_portrait_picasso/style.jpg",
+        None,
+        None,
+    ),
     "bunny": ("portraits/dst_bunny/content.jpg", "portraits/dst_bunny/style.jpg", None, None),
     "kodim15": ("content/kodim15.png", "styles/woman-with-hat-matisse.jpg", None, None),
-    "owls": ("doodle/strotss_bouquet/content.jpg", "doodle/strotss_bouquet/style.jpg",
-             "doodle/strotss_bouquet/style_sem.jpg", "doodle/strotss_bouquet/target_sem.jpg"),
+    "owls": (
+        "doodle/strotss_bouquet/content.jpg",
+        "doodle/strotss_bouquet/style.jpg",
+        "doodle/strotss_bouquet/style_sem.jpg",
+        "doodle/strotss_bouquet/target_sem.jpg",
+    ),
     "bird": ("content/bird_pixabay.jpg", "styles/starry_night.jpg", None, None),
 }
 
@@ -58,8 +66,11 @@ def main() -> None:
     parser.add_argument("--phases", type=int, default=2)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--settings", default="noise/10,content/10,content/30,content/100,content/300,noise/100",
-                        help="comma-separated init/content.weight")
+    parser.add_argument(
+        "--settings",
+        default="noise/10,content/10,content/30,content/100,content/300,noise/100",
+        help="comma-separated init/content.weight",
+    )
     parser.add_argument("--save", help="folder for the results (optional)")
     args = parser.parse_args()
     options = dict(size=args.size, steps=args.steps, phases=args.phases, seed=args.seed, progress=False)
@@ -71,8 +82,9 @@ def main() -> None:
         runs = {"maps-only": doodle.doodle(style, smap, tmap, **options)}
         for setting in args.settings.split(","):
             init, weight = setting.split("/")
-            runs[setting] = doodle.doodle(style, smap, tmap, content=content, init=init,
-                                          **{"content.weight": float(weight)}, **options)
+            runs[setting] = doodle.doodle(
+                style, smap, tmap, content=content, init=init, **{"content.weight": float(weight)}, **options
+            )
         photo = resize(content, tuple(runs["maps-only"].shape[-2:]))
         cells = [f"{key} {luminance_correlation(result, photo):.3f}" for key, result in runs.items()]
         print(f"{name:10s} " + " | ".join(cells) + f"  ({time.time() - start:.0f} s)", flush=True)

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
@@ -60,15 +59,30 @@ def dst_config(options: dict):
         return load(DST, {"method": "dst", **options})
     return load_config({"method": "dst", **options})
 
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAIR = ROOT.parent / "shared" / "data" / "portraits" / "dst_bunny"
 TORCHVISION_MEAN, TORCHVISION_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAFFE_TO_TORCHVISION = 58.0  # Caffe VGG activations are ~58x torchvision's (semstyle.encoder)
-VGG16_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-               "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3")
+VGG16_CONVS = (
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+)
 
 
 # -- the stand-in VGG-16 -----------------------------------------------------------------------------------------
+
 
 def standin_vgg16() -> torch.nn.Sequential:
     """torchvision's ``vgg16().features`` layout (31 modules: conv, ReLU, max-pool) with Caffe VGG-19 weights.
@@ -105,6 +119,7 @@ def standin_vgg16() -> torch.nn.Sequential:
 
 
 # -- the reference -----------------------------------------------------------------------------------------------
+
 
 def import_reference(path: Path, samples: int = 2048, style_samples: int = 5000):
     """Import DST's ``styletransfer``/``vggfeatures``/``utils_misc`` from ``path`` with the shims today's libraries
@@ -146,8 +161,9 @@ def import_reference(path: Path, samples: int = 2048, style_samples: int = 5000)
     return styletransfer, utils_misc, StandIn
 
 
-def run_reference(path: Path, pair: Path, size: int, steps: int, seed: int, samples: int = 2048,
-                  style_samples: int = 5000) -> dict:
+def run_reference(
+    path: Path, pair: Path, size: int, steps: int, seed: int, samples: int = 2048, style_samples: int = 5000
+) -> dict:
     """DST's ``main.py`` with its job_example.sh settings (α 8, β 0.5, γ 50, SGD lr 0.3), stand-in VGG-16."""
     styletransfer, um, StandIn = import_reference(path, samples, style_samples)
     torch.manual_seed(seed)
@@ -171,16 +187,47 @@ def run_reference(path: Path, pair: Path, size: int, steps: int, seed: int, samp
     targets[:, 0] = targets[:, 0].clamp(5, content.size(2) - 5)
     targets[:, 1] = targets[:, 1].clamp(5, content.size(3) - 5)
     t = time.perf_counter()
-    out = styletransfer.DST(content.clone(), content, style, StandIn(), "", "", p, q, "", "/tmp", "ref",
-                            im_size=size, max_iter=steps, checkpoint_iter=max(steps // 3, 1), content_weight=8.0,
-                            warp_weight=0.5, reg_weight=50.0, optim="sgd", lr=0.3, verbose=True,
-                            save_intermediate=False, save_extra=False, device="cpu")
+    out = styletransfer.DST(
+        content.clone(),
+        content,
+        style,
+        StandIn(),
+        "",
+        "",
+        p,
+        q,
+        "",
+        "/tmp",
+        "ref",
+        im_size=size,
+        max_iter=steps,
+        checkpoint_iter=max(steps // 3, 1),
+        content_weight=8.0,
+        warp_weight=0.5,
+        reg_weight=50.0,
+        optim="sgd",
+        lr=0.3,
+        verbose=True,
+        save_intermediate=False,
+        save_extra=False,
+        device="cpu",
+    )
     wall = time.perf_counter() - t
     styletransfer.gen_dst_pts_keypoints = original
     theta = seen["theta"]
-    xy = lambda rc: rc.flip(1)  # DST's (row, col) -> semstyle's (x, y)
-    return {"output": ((out.detach() + 1) / 2).clamp(0, 1), "points": xy(p), "theta": xy(theta),
-            "targets": xy(targets), "content": (content + 1) / 2, "style": (style + 1) / 2, "seconds": wall}
+
+    def xy(rc):  # DST's (row, col) -> semstyle's (x, y)
+        return rc.flip(1)
+
+    return {
+        "output": ((out.detach() + 1) / 2).clamp(0, 1),
+        "points": xy(p),
+        "theta": xy(theta),
+        "targets": xy(targets),
+        "content": (content + 1) / 2,
+        "style": (style + 1) / 2,
+        "seconds": wall,
+    }
 
 
 def reference_warp_only(path: Path, pair: Path, size: int, steps: int, seed: int) -> list[float]:
@@ -207,7 +254,7 @@ def reference_warp_only(path: Path, pair: Path, size: int, steps: int, seed: int
         for _ in range(steps):
             opt.zero_grad()
             src_aug, dst_aug, _ = styletransfer.gen_dst_pts_keypoints(src, theta, no_flow, border)
-            ell_warp = torch.norm(targets - dst_aug[:len(src)], dim=1).mean()
+            ell_warp = torch.norm(targets - dst_aug[: len(src)], dim=1).mean()
             src_aug = src_aug / src_aug.max(0, keepdim=True)[0]
             dst_aug = (dst_aug / dst_aug.max(0, keepdim=True)[0]).clamp(0, 1)
             _, _, field = ref_warp.apply_warp(blank, [src_aug], [dst_aug], "cpu", im2=blank)
@@ -217,18 +264,23 @@ def reference_warp_only(path: Path, pair: Path, size: int, steps: int, seed: int
     return errors
 
 
-def semstyle_warp_only(pair: Path, size: int, steps: int, tv: str = "dst", optimizer: str = "adam",
-                       px_at_256: bool = True) -> list[float]:
+def semstyle_warp_only(
+    pair: Path, size: int, steps: int, tv: str = "dst", optimizer: str = "adam", px_at_256: bool = True
+) -> list[float]:
     """semstyle's θ dynamics without the style terms, as :func:`semstyle.methods.dst.scale_problem` sets them up:
     ``tv`` dst (:func:`semstyle.losses.flow_tv.flow_tv`) or two (:func:`semstyle.losses.tv_loss`, before this change),
     ``optimizer`` adam (lr 0.3 px, a new one per scale) or sgd (lr 0.3, momentum 0.9, a new one per scale)."""
     from semstyle.losses import tv_loss
-    from semstyle.methods import dst
     from semstyle.losses.flow_tv import flow_tv
+    from semstyle.methods import dst
 
     content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
-    pa, pb, _ = read_correspondences(pair / "correspondence_A.txt", pair / "correspondence_B.txt",
-                                     size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+    pa, pb, _ = read_correspondences(
+        pair / "correspondence_A.txt",
+        pair / "correspondence_B.txt",
+        size_a=tuple(content.shape[-2:]),
+        size_b=tuple(style.shape[-2:]),
+    )
     points = pa * (size / max(content.shape[-2:]))
     h, w = resize(content, size).shape[-2:]
     margin = 5 * size / 256
@@ -239,8 +291,9 @@ def semstyle_warp_only(pair: Path, size: int, steps: int, tv: str = "dst", optim
     errors = [float(dst.alignment_error(points, theta.detach(), targets))]
     for down in (4, 2, 1):
         hs, ws = h // down, w // down
-        opt = (torch.optim.Adam([theta], lr=0.3) if optimizer == "adam"
-               else torch.optim.SGD([theta], lr=0.3, momentum=0.9))
+        opt = (
+            torch.optim.Adam([theta], lr=0.3) if optimizer == "adam" else torch.optim.SGD([theta], lr=0.3, momentum=0.9)
+        )
         for _ in range(steps):
             opt.zero_grad()
             flow = tps_flow(points / down, theta / down, (hs, ws))
@@ -255,14 +308,20 @@ def warp_only(args) -> None:
     """``--warp-only``: the alignment error after each scale of DST's full schedule, θ alone."""
     rows = {}
     if args.reference is not None:
-        rows["reference (SGD 0.3, DST's TV)"] = reference_warp_only(args.reference, args.pair, args.size, args.steps,
-                                                                    args.seed)
+        rows["reference (SGD 0.3, DST's TV)"] = reference_warp_only(
+            args.reference, args.pair, args.size, args.steps, args.seed
+        )
     rows["semstyle before (SGD 0.3 per scale, two-direction TV)"] = semstyle_warp_only(
-        args.pair, args.size, args.steps, "two", "sgd")
+        args.pair, args.size, args.steps, "two", "sgd"
+    )
     rows["semstyle SGD 0.3 per scale, DST's TV"] = semstyle_warp_only(args.pair, args.size, args.steps, "dst", "sgd")
     rows["semstyle now (Adam 0.3, DST's TV)"] = semstyle_warp_only(args.pair, args.size, args.steps, "dst", "adam")
-    lines = [f"{machine()}; θ alone, {args.steps} steps per scale, 64/128/{args.size} px", "",
-             "| θ dynamics | start | after 64 px | after 128 px | after 256 px | reduction |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"{machine()}; θ alone, {args.steps} steps per scale, 64/128/{args.size} px",
+        "",
+        "| θ dynamics | start | after 64 px | after 128 px | after 256 px | reduction |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, e in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in e) + f" | {100 * (1 - e[-1] / e[0]):.0f} % |")
     text = "\n".join(lines)
@@ -273,14 +332,19 @@ def warp_only(args) -> None:
 
 # -- semstyle ----------------------------------------------------------------------------------------------------
 
+
 def run_semstyle(pair: Path, base: str, size: int, steps: int, seed: int, overrides: list[str]) -> dict:
     from omegaconf import OmegaConf
 
     from semstyle.methods import dst
 
     content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
-    pa, pb, _ = read_correspondences(pair / "correspondence_A.txt", pair / "correspondence_B.txt",
-                                     size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+    pa, pb, _ = read_correspondences(
+        pair / "correspondence_A.txt",
+        pair / "correspondence_B.txt",
+        size_a=tuple(content.shape[-2:]),
+        size_b=tuple(style.shape[-2:]),
+    )
     extra = OmegaConf.to_container(OmegaConf.from_dotlist(overrides)) if overrides else {}
     cfg = dst_config({"base": base, "size": size, "steps": steps, "seed": seed, "progress": False, **extra})
     t = time.perf_counter()
@@ -291,12 +355,14 @@ def run_semstyle(pair: Path, base: str, size: int, steps: int, seed: int, overri
 
 # -- measures ----------------------------------------------------------------------------------------------------
 
+
 def colour_histogram_distance(image: torch.Tensor, style: torch.Tensor, bins: int = 8) -> float:
     """Half the L1 distance of the joint RGB histograms (``bins`` per channel) of two ``(1, 3, H, W)`` images in
     [0, 1]: 0 = the same colour distribution, 1 = disjoint."""
+
     def hist(x):
         q = (x[0].clamp(0, 1) * (bins - 1e-6)).long().reshape(3, -1)
-        h = torch.bincount(q[0] * bins * bins + q[1] * bins + q[2], minlength=bins ** 3).double()
+        h = torch.bincount(q[0] * bins * bins + q[1] * bins + q[2], minlength=bins**3).double()
         return h / h.sum()
 
     return float(0.5 * (hist(image) - hist(style)).abs().sum())
@@ -332,8 +398,9 @@ def measure(r: dict) -> dict:
 def side_by_side(columns: list[tuple[str, torch.Tensor]], path: Path, height: int = 256) -> None:
     from PIL import Image, ImageDraw
 
-    tiles = [(name, to_pil(resize(img, (height, round(img.shape[-1] * height / img.shape[-2])))))
-             for name, img in columns]
+    tiles = [
+        (name, to_pil(resize(img, (height, round(img.shape[-1] * height / img.shape[-2]))))) for name, img in columns
+    ]
     width = sum(t.width for _, t in tiles) + 4 * (len(tiles) - 1)
     sheet = Image.new("RGB", (width, height + 16), "white")
     draw, x = ImageDraw.Draw(sheet), 0
@@ -368,29 +435,43 @@ def main(argv=None) -> None:
         if name == "reference":
             if args.reference is None:
                 ap.error("--reference DIR is needed to run the reference")
-            r = run_reference(args.reference, args.pair, args.size, args.steps, args.seed, args.samples,
-                              args.style_samples)
+            r = run_reference(
+                args.reference, args.pair, args.size, args.steps, args.seed, args.samples, args.style_samples
+            )
         else:
-            sampling = [f"samples={args.samples}", f"style_samples={args.style_samples}"] if name.endswith("strotss") else []
-            r = run_semstyle(args.pair, name.split("-", 1)[1], args.size, args.steps, args.seed,
-                             sampling + args.overrides)
-        results[name] = {**measure(r), "steps": args.steps, "size": args.size, "samples": args.samples,
-                         "style_samples": args.style_samples,
-                         "overrides": [] if name == "reference" else args.overrides}
+            sampling = (
+                [f"samples={args.samples}", f"style_samples={args.style_samples}"] if name.endswith("strotss") else []
+            )
+            r = run_semstyle(
+                args.pair, name.split("-", 1)[1], args.size, args.steps, args.seed, sampling + args.overrides
+            )
+        results[name] = {
+            **measure(r),
+            "steps": args.steps,
+            "size": args.size,
+            "samples": args.samples,
+            "style_samples": args.style_samples,
+            "overrides": [] if name == "reference" else args.overrides,
+        }
         images[name] = r["output"]
         save_image(r["output"], args.out / f"{name}.png")
         print(name, json.dumps(results[name]), flush=True)
     results["machine"] = machine()
     results_path.write_text(json.dumps(results, indent=1))
-    rows = ["| run | alignment error (px) | reduction | largest displacement (px) | histogram distance to style "
-            "| content correlation | time (s) |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| run | alignment error (px) | reduction | largest displacement (px) | histogram distance to style "
+        "| content correlation | time (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, m in results.items():
         if name == "machine":
             continue
         red = 1 - m["alignment_end_px"] / m["alignment_start_px"]
-        rows.append(f"| {name} | {m['alignment_start_px']:.2f} → {m['alignment_end_px']:.2f} | {100 * red:.0f} % "
-                    f"| {m['max_displacement_px']:.1f} | {m['hist_distance_to_style']:.3f} "
-                    f"| {m['content_correlation']:.3f} | {m['seconds']:.0f} |")
+        rows.append(
+            f"| {name} | {m['alignment_start_px']:.2f} → {m['alignment_end_px']:.2f} | {100 * red:.0f} % "
+            f"| {m['max_displacement_px']:.1f} | {m['hist_distance_to_style']:.3f} "
+            f"| {m['content_correlation']:.3f} | {m['seconds']:.0f} |"
+        )
     table = "\n".join(rows)
     (args.out / "table.md").write_text(f"{results['machine']}\n\n{table}\n")
     print(table)

@@ -36,20 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_vgg_step, machine  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
+from semstyle.conf.gatys import style_plan
 from semstyle.core.encoder import VGG19Encoder, vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
-from semstyle.conf.gatys import style_paths, style_plan
-from semstyle.methods.gatys import build_objective, set_targets  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402
 from semstyle.engine.stopping import StopRule  # noqa: E402
+from semstyle.methods.gatys import build_objective, set_targets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def schedules_for(size: int) -> dict[str, list[tuple[int, int]]]:
     """The compared schedules for final long side ``size`` (512: today's 256 then 512, 100 steps each)."""
-    root2 = 2 ** 0.5
+    root2 = 2**0.5
     return {
         "today": [(size // 2, 100), (size, 100)],  # configs/default.yaml at size 512
         "single": [(size, 100)],
@@ -155,9 +154,10 @@ def cmd_run(args):
     torch.manual_seed(0)
     content = load_image(args.pair[0])
     style = load_image(args.pair[1])
-    cfg = load_config(str(ROOT / "configs/default.yaml"),
-                      [f"content={args.pair[0]}", f"style={args.pair[1]}", "precision=fp32", "device=cpu",
-                       "progress=false"])
+    cfg = load_config(
+        str(ROOT / "configs/default.yaml"),
+        [f"content={args.pair[0]}", f"style={args.pair[1]}", "precision=fp32", "device=cpu", "progress=false"],
+    )
     global clock
     clock = CLOCKS[args.clock]
     schedules = schedules_for(args.size)
@@ -173,11 +173,31 @@ def cmd_run(args):
         print(f"{name}: {stages}", flush=True)
         results[name] = run_schedule(cfg, content, style, stages, args.size, args.eval_every)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"machine": machine(), "clock": args.clock, "pair": args.pair, "size": args.size,
-                                              "units": units, "results": results}))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "clock": args.clock,
+                    "pair": args.pair,
+                    "size": args.size,
+                    "units": units,
+                    "results": results,
+                }
+            )
+        )
     units.append(bare_units())
-    Path(args.out).write_text(json.dumps({"machine": machine(), "clock": args.clock, "pair": args.pair, "size": args.size,
-                                          "units": units, "results": results}))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "clock": args.clock,
+                "pair": args.pair,
+                "size": args.size,
+                "units": units,
+                "results": results,
+            }
+        )
+    )
 
 
 def rows_of(data: dict) -> list[dict]:
@@ -188,8 +208,16 @@ def rows_of(data: dict) -> list[dict]:
     rows = []
 
     def add(name, seconds, objective, steps):
-        rows.append({"schedule": name, "seconds": seconds, "units": seconds / unit, "objective": objective,
-                     "vs_today": objective / reference - 1 if reference else float("nan"), "steps": steps})
+        rows.append(
+            {
+                "schedule": name,
+                "seconds": seconds,
+                "units": seconds / unit,
+                "objective": objective,
+                "vs_today": objective / reference - 1 if reference else float("nan"),
+                "steps": steps,
+            }
+        )
 
     for name, result in res.items():
         stages = result["stages"]
@@ -203,8 +231,12 @@ def rows_of(data: dict) -> list[dict]:
                 add(f"{name}, {n} at {size}", t, obj, "+".join(f"{m}@{s}" for s, m in stages[:-1] + [(size, n)]))
         for threshold, window in RULES:
             t, obj, n = read_stop(result, threshold, window)
-            add(f"{name} + stop {threshold:g}/{window}", t, obj,
-                "+".join(f"{m}@{s}" for s, m in stages[:-1] + [(size, n)]))
+            add(
+                f"{name} + stop {threshold:g}/{window}",
+                t,
+                obj,
+                "+".join(f"{m}@{s}" for s, m in stages[:-1] + [(size, n)]),
+            )
     return rows
 
 
@@ -216,14 +248,18 @@ def cmd_report(args):
         name = f"{Path(data['pair'][0]).stem} / {Path(data['pair'][1]).stem}"
         unit = statistics.median(u["channels_first"] for u in data["units"])
         unit_cl = statistics.median(u["channels_last"] for u in data["units"])
-        print(f"\n## {name}: bare fp32 VGG-19 fwd+bwd at 512x384 = {unit:.2f} s channels-first, {unit_cl:.2f} s "
-              f"channels-last\n")
+        print(
+            f"\n## {name}: bare fp32 VGG-19 fwd+bwd at 512x384 = {unit:.2f} s channels-first, {unit_cl:.2f} s "
+            f"channels-last\n"
+        )
         print("| schedule | steps | seconds | units | objective | vs today |")
         print("|---|---|---|---|---|---|")
         for row in rows_of(data):
             per_pair.setdefault(row["schedule"], []).append(row)
-            print(f"| {row['schedule']} | {row['steps']} | {row['seconds']:.0f} | {row['units']:.1f} "
-                  f"| {row['objective']:.1f} | {row['vs_today']:+.1%} |")
+            print(
+                f"| {row['schedule']} | {row['steps']} | {row['seconds']:.0f} | {row['units']:.1f} "
+                f"| {row['objective']:.1f} | {row['vs_today']:+.1%} |"
+            )
     print(f"\n## all {len(datas)} pairs: worst objective vs today, mean time in units\n")
     print("| schedule | worst vs today | mean units | units vs today |")
     print("|---|---|---|---|")
@@ -232,8 +268,9 @@ def cmd_report(args):
         if len(rows) != len(datas):
             continue
         mean_units = statistics.mean(r["units"] for r in rows)
-        print(f"| {name} | {max(r['vs_today'] for r in rows):+.1%} | {mean_units:.1f} "
-              f"| {mean_units / today_units:.2f} |")
+        print(
+            f"| {name} | {max(r['vs_today'] for r in rows):+.1%} | {mean_units:.1f} | {mean_units / today_units:.2f} |"
+        )
     if args.plot:
         plot(datas, args.plot)
 
@@ -276,8 +313,12 @@ def main(argv=None):
     r.add_argument("--out", required=True)
     r.add_argument("--size", type=int, default=512)
     r.add_argument("--eval-every", type=int, default=10)
-    r.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
-                   help="cpu: process CPU seconds (run with OMP_NUM_THREADS=1 on a shared machine); wall: wall time")
+    r.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="cpu",
+        help="cpu: process CPU seconds (run with OMP_NUM_THREADS=1 on a shared machine); wall: wall time",
+    )
     r.add_argument("--schedule", nargs="*", help="extra schedules NAME=SIZE:STEPS,SIZE:STEPS")
     r.add_argument("--only", nargs="*", help="run only these schedule names")
     s = sub.add_parser("report", help="table and plot from the JSON files")

@@ -1,7 +1,7 @@
 """Write docs/config.md, every method's config keys with their types and defaults, from the schemas themselves.
 
-    python scripts/config_reference.py            # rewrite docs/config.md
-    python scripts/config_reference.py --check    # exit 1 if docs/config.md is out of date (the test suite runs it)
+python scripts/config_reference.py            # rewrite docs/config.md
+python scripts/config_reference.py --check    # exit 1 if docs/config.md is out of date (the test suite runs it)
 """
 
 from __future__ import annotations
@@ -53,21 +53,34 @@ def _apply(node, preset: dict):
 def render() -> str:
     base = RunConfig()
     common = {f.name: getattr(base, f.name) for f in fields(RunConfig)}  # shown per method only where it differs
-    parts = ["# Config keys", "",
-             "Generated from the schemas in `semstyle/conf/` by `python scripts/config_reference.py`: every key, its "
-             "type and its default. The comments beside each default in `semstyle/conf/*.py` give its source. "
-             "`null` keys of a config group (dst `base`, doodle `style.loss`) are filled from the group's table when "
-             "a run starts, and `config.yaml` in the run folder shows the values that ran.", "",
-             "## Keys of every method", "", "| key | type | default |", "|---|---|---|",
-             *_rows(base, skip={"method": base.method}), ""]
+    parts = [
+        "# Config keys",
+        "",
+        "Generated from the schemas in `semstyle/conf/` by `python scripts/config_reference.py`: every key, its "
+        "type and its default. The comments beside each default in `semstyle/conf/*.py` give its source. "
+        "`null` keys of a config group (dst `base`, doodle `style.loss`) are filled from the group's table when "
+        "a run starts, and `config.yaml` in the run folder shows the values that ran.",
+        "",
+        "## Keys of every method",
+        "",
+        "| key | type | default |",
+        "|---|---|---|",
+        *_rows(base, skip={"method": base.method}),
+        "",
+    ]
     for name, schema in SCHEMAS.items():
         node = _apply(schema.config(), schema.preset)
         parts += [f"## `{name}`", "", schema.summary + ".", ""]
         if schema.groups:
             for key, table in schema.groups.items():
-                parts.append(f"Config group `{key}`: " + "; ".join(
-                    f"`{choice}` fills " + ", ".join(f"`{k}`={v!r}" for k, v in values.items())
-                    for choice, values in table.items()) + ".")
+                parts.append(
+                    f"Config group `{key}`: "
+                    + "; ".join(
+                        f"`{choice}` fills " + ", ".join(f"`{k}`={v!r}" for k, v in values.items())
+                        for choice, values in table.items()
+                    )
+                    + "."
+                )
             parts.append("")
         parts += ["| key | type | default |", "|---|---|---|", *_rows(node, skip={**common, "method": node.method}), ""]
     return "\n".join(parts)

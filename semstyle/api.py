@@ -22,11 +22,11 @@ from . import __version__
 from .conf import SCHEMAS, Schema, load, to_yaml
 from .conf.loader import method_of, parse_overrides, user_config
 from .engine import Engine
-from .errors import check
 from .engine.fingerprint import fingerprint
-from .methods import doodle, dst, gatys, reconstruct, strotss
 from .engine.resources import check_memory
 from .engine.runs import RunDir
+from .errors import check
+from .methods import doodle, dst, gatys, reconstruct, strotss
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,10 @@ def load_config(config=None, overrides=(), default_method: str = "gatys"):
     """A resolved config: the method named in the overrides, else in the config, else ``default_method``."""
     user, _ = user_config(config)
     method = method_of(user, parse_overrides(overrides), default_method)
-    check(isinstance(method, str) and method in METHODS,
-          f"method: unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    check(
+        isinstance(method, str) and method in METHODS,
+        f"method: unknown method {method!r}; available: {', '.join(sorted(METHODS))}",
+    )
     return load(METHODS[method].schema, config, overrides)
 
 
@@ -63,11 +65,16 @@ def _provenance() -> str:
     lines = [f"semstyle {__version__}", f"command: {shlex.join(['semstyle'] + sys.argv[1:])}"]
     try:
         root = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if commit.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
             lines.append(f"git commit: {commit.stdout.strip()}{' (with uncommitted changes)' if dirty else ''}")
     except (OSError, subprocess.SubprocessError):
         pass

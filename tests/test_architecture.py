@@ -28,8 +28,9 @@ def test_imports_flow_one_way():
 
 
 def test_ruff_lint():
-    done = subprocess.run([_tool("ruff"), "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [_tool("ruff"), "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout[-3000:]
 
 
@@ -40,6 +41,10 @@ def test_ruff_format():
 
 def test_config_reference_is_up_to_date():
     """docs/config.md is generated from the schemas (scripts/config_reference.py), never written by hand."""
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "config_reference.py"), "--check"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "config_reference.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr

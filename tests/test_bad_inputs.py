@@ -26,10 +26,10 @@ import pytest
 import torch
 from PIL import Image
 
-from semstyle.core.sizes import check_image_size, check_output_path, min_long_side, min_side_for
 from semstyle.cli import main
-from semstyle.errors import ConfigError, ImageError
 from semstyle.core.image import load_image
+from semstyle.core.sizes import check_image_size, check_output_path, min_long_side, min_side_for
+from semstyle.errors import ConfigError, ImageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _png_claiming(path: Path, width: int, height: int) -> None:
     """A 100-byte PNG whose header claims ``width`` x ``height`` (a decompression bomb as Pillow sees it)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _picture(h: int, w: int, seed: int) -> np.ndarray:
@@ -58,10 +60,10 @@ def _two_region_map(h: int, w: int, vertical: bool) -> np.ndarray:
     m = np.zeros((h, w, 3), np.uint8)
     if vertical:
         m[: h // 2] = (255, 0, 0)
-        m[h // 2:] = (0, 0, 255)
+        m[h // 2 :] = (0, 0, 255)
     else:
         m[:, : w // 2] = (255, 0, 0)
-        m[:, w // 2:] = (0, 0, 255)
+        m[:, w // 2 :] = (0, 0, 255)
     return m
 
 
@@ -138,28 +140,134 @@ def inputs(tmp_path_factory) -> Path:
 # output location the case must not create.
 QUICK = ["size=32", "steps=1", "progress=false", "precision=fp32", "out_dir=@OUT@"]
 BASE = {
-    "gatys": ["run", "@IN@/empty.yaml", "method=gatys", "content=@IN@/content.png", "style=@IN@/style.png", "scales=[]", *QUICK],
-    "doodle": ["run", "@IN@/empty.yaml", "method=doodle", "style.image=@IN@/style.png", "style.map=@IN@/smap.png",
-               "target.map=@IN@/tmap.png", "phases=1", "mrf.search=exact", *QUICK],
-    "cnnmrf": ["run", "@IN@/empty.yaml", "method=cnnmrf", "content.image=@IN@/content.png", "style.image=@IN@/style.png", "phases=1",
-               *QUICK],
-    "strotss": ["run", "@IN@/empty.yaml", "method=strotss", "content=@IN@/content.png", "style=@IN@/style.png", "scales=[]",
-                "samples=64", "style_samples=64", *QUICK],
-    "dst": ["run", "@IN@/empty.yaml", "method=dst", "content=@IN@/content.png", "style=@IN@/style.png", "scales=[]",
-            "content_keypoints=@IN@/ka.txt", "style_keypoints=@IN@/kb.txt", "samples=64", "style_samples=64", *QUICK],
-    "reconstruct": ["run", "@IN@/empty.yaml", "method=reconstruct", "image=@IN@/content.png", "layers=[conv1_1]", *QUICK],
+    "gatys": [
+        "run",
+        "@IN@/empty.yaml",
+        "method=gatys",
+        "content=@IN@/content.png",
+        "style=@IN@/style.png",
+        "scales=[]",
+        *QUICK,
+    ],
+    "doodle": [
+        "run",
+        "@IN@/empty.yaml",
+        "method=doodle",
+        "style.image=@IN@/style.png",
+        "style.map=@IN@/smap.png",
+        "target.map=@IN@/tmap.png",
+        "phases=1",
+        "mrf.search=exact",
+        *QUICK,
+    ],
+    "cnnmrf": [
+        "run",
+        "@IN@/empty.yaml",
+        "method=cnnmrf",
+        "content.image=@IN@/content.png",
+        "style.image=@IN@/style.png",
+        "phases=1",
+        *QUICK,
+    ],
+    "strotss": [
+        "run",
+        "@IN@/empty.yaml",
+        "method=strotss",
+        "content=@IN@/content.png",
+        "style=@IN@/style.png",
+        "scales=[]",
+        "samples=64",
+        "style_samples=64",
+        *QUICK,
+    ],
+    "dst": [
+        "run",
+        "@IN@/empty.yaml",
+        "method=dst",
+        "content=@IN@/content.png",
+        "style=@IN@/style.png",
+        "scales=[]",
+        "content_keypoints=@IN@/ka.txt",
+        "style_keypoints=@IN@/kb.txt",
+        "samples=64",
+        "style_samples=64",
+        *QUICK,
+    ],
+    "reconstruct": [
+        "run",
+        "@IN@/empty.yaml",
+        "method=reconstruct",
+        "image=@IN@/content.png",
+        "layers=[conv1_1]",
+        *QUICK,
+    ],
     # `run CONFIG.yaml`: the config file is the bad input
-    "config": ["run", "@CONFIG@", "content=@IN@/content.png", "style=@IN@/style.png", "steps=1", "progress=false",
-               "precision=fp32", "out_dir=@OUT@"],
-    "doodle_cmd": ["doodle", "--style", "@IN@/style.png", "--style-map", "@IN@/smap.png", "--target-map",
-                   "@IN@/tmap.png", "--size", "32", "--steps", "1", "--phases", "1", "--precision", "fp32",
-                   "--out", "@OUT@", "--set", "progress=false", "mrf.search=exact"],
+    "config": [
+        "run",
+        "@CONFIG@",
+        "content=@IN@/content.png",
+        "style=@IN@/style.png",
+        "steps=1",
+        "progress=false",
+        "precision=fp32",
+        "out_dir=@OUT@",
+    ],
+    "doodle_cmd": [
+        "doodle",
+        "--style",
+        "@IN@/style.png",
+        "--style-map",
+        "@IN@/smap.png",
+        "--target-map",
+        "@IN@/tmap.png",
+        "--size",
+        "32",
+        "--steps",
+        "1",
+        "--phases",
+        "1",
+        "--precision",
+        "fp32",
+        "--out",
+        "@OUT@",
+        "--set",
+        "progress=false",
+        "mrf.search=exact",
+    ],
     "nbb_cmd": ["nbb", "@IN@/content.png", "@IN@/style.png", "--fast", "--size", "64", "--quiet", "--out", "@OUT@"],
-    "reconstruct_cmd": ["reconstruct", "content", "@IN@/content.png", "--layers", "conv2_1", "--size", "32",
-                        "--steps", "1", "--precision", "fp32", "--out", "@OUT@", "--set", "progress=false"],
-    "features_cmd": ["features", "@IN@/content.png", "--size", "32", "--layers", "conv1_1", "--channels", "2",
-                     "--precision", "fp32", "--out", "@OUT@"],
+    "reconstruct_cmd": [
+        "reconstruct",
+        "content",
+        "@IN@/content.png",
+        "--layers",
+        "conv2_1",
+        "--size",
+        "32",
+        "--steps",
+        "1",
+        "--precision",
+        "fp32",
+        "--out",
+        "@OUT@",
+        "--set",
+        "progress=false",
+    ],
+    "features_cmd": [
+        "features",
+        "@IN@/content.png",
+        "--size",
+        "32",
+        "--layers",
+        "conv1_1",
+        "--channels",
+        "2",
+        "--precision",
+        "fp32",
+        "--out",
+        "@OUT@",
+    ],
 }
+
 
 @dataclass
 class Case:
@@ -219,8 +327,13 @@ CASES = [
     run_case("gatys", "optimizer=adam", "lr=0", expect="lr", id="gatys-lr0"),
     run_case("gatys", "style=[]", expect="style", id="gatys-style-empty-list"),
     run_case("gatys", "style_weights=[1,2]", expect="style_weights"),
-    run_case("gatys", "laplacian.weight=1", "laplacian.pool_sizes=[64]", expect="laplacian.pool_sizes",
-             id="gatys-laplacian-pool-larger-than-image"),
+    run_case(
+        "gatys",
+        "laplacian.weight=1",
+        "laplacian.pool_sizes=[64]",
+        expect="laplacian.pool_sizes",
+        id="gatys-laplacian-pool-larger-than-image",
+    ),
     run_case("gatys", "precision=fp64", expect="precision"),
     run_case("gatys", "content_layers=[]", expect="content_layers", id="gatys-no-content-layers"),
     run_case("gatys", "content=${nope}", expect="nope", id="gatys-interpolation"),
@@ -235,8 +348,12 @@ CASES = [
     # --- run, doodle ---
     run_case("doodle", "style.map=@IN@/rgba_map.png", expect="rgba_map.png", id="doodle-rgba-map"),
     run_case("doodle", "style.map=@IN@/grey16_map.png", expect="grey16_map.png", id="doodle-16bit-grey-map"),
-    run_case("doodle", "target.map=@IN@/palette_transparent_map.png", expect="palette_transparent_map.png",
-             id="doodle-palette-transparent-map"),
+    run_case(
+        "doodle",
+        "target.map=@IN@/palette_transparent_map.png",
+        expect="palette_transparent_map.png",
+        id="doodle-palette-transparent-map",
+    ),
     run_case("doodle", "style.map=@IN@/small_map.png", expect="small_map.png", id="doodle-map-size"),
     run_case("doodle", "target.map=@IN@/missing_map.png", expect="missing_map.png", id="doodle-map-missing"),
     run_case("doodle", "target.map=@IN@/bomb.png", expect="bomb.png", id="doodle-map-bomb"),
@@ -246,25 +363,49 @@ CASES = [
     run_case("doodle", "content.layers=[]", expect="content.layers", id="doodle-no-content-layers"),
     run_case("doodle", "semantic.auto_maps=1", expect="semantic.auto_maps"),
     run_case("doodle", "target.map=@IN@/tall_map.png", expect="target map", id="doodle-target-3x20000"),
-    run_case("doodle", "style.image=@IN@/strip.png", "style.map=@IN@/strip_map.png", expect="style image",
-             id="doodle-style-strip-at-32"),
+    run_case(
+        "doodle",
+        "style.image=@IN@/strip.png",
+        "style.map=@IN@/strip_map.png",
+        expect="style image",
+        id="doodle-style-strip-at-32",
+    ),
     run_case("doodle", "size=64", "scales=[16]", expect="is 32 px (raise size, phases or scales)", id="doodle-scale16"),
     run_case("doodle", "init=@IN@/folder.png", expect="folder.png", id="doodle-init-folder"),
-    run_case("doodle", "semantic.auto_maps=2", "semantic.auto_features=vgg", "style.map=null", "target.map=null",
-             "content.image=@IN@/wide.png", expect="auto-map image 2", id="doodle-auto-maps-vgg-20000x3"),
+    run_case(
+        "doodle",
+        "semantic.auto_maps=2",
+        "semantic.auto_features=vgg",
+        "style.map=null",
+        "target.map=null",
+        "content.image=@IN@/wide.png",
+        expect="auto-map image 2",
+        id="doodle-auto-maps-vgg-20000x3",
+    ),
     # --- run, cnnmrf ---
     run_case("cnnmrf", "content.image=@IN@/missing.png", expect="missing.png", id="cnnmrf-missing"),
     run_case("cnnmrf", "style.image=@IN@/bomb.png", expect="bomb.png", id="cnnmrf-bomb"),
     run_case("cnnmrf", "content.image=@IN@/wide.png", expect="content image", id="cnnmrf-20000x3"),
     run_case("cnnmrf", "size=64", "scales=[16]", expect="scales", id="cnnmrf-scale16"),
     run_case("cnnmrf", "mrf.stride=9", expect="mrf.stride"),
-    run_case("cnnmrf", "size=48", "mrf.scalings=2", "mrf.scaling_step=1.9", expect="style image",
-             id="cnnmrf-scaled-style-copies-too-small"),
+    run_case(
+        "cnnmrf",
+        "size=48",
+        "mrf.scalings=2",
+        "mrf.scaling_step=1.9",
+        expect="style image",
+        id="cnnmrf-scaled-style-copies-too-small",
+    ),
     run_case("cnnmrf", "content.image=", expect="content.image", id="cnnmrf-content-empty-value"),
     # --- run, strotss ---
     run_case("strotss", "content_map=@IN@/tmap.png", expect="style_map", id="strotss-one-map"),
-    run_case("strotss", "content_map=@IN@/tmap.png", "style_map=@IN@/rgba_map.png", expect="rgba_map.png",
-             id="strotss-rgba-map"),
+    run_case(
+        "strotss",
+        "content_map=@IN@/tmap.png",
+        "style_map=@IN@/rgba_map.png",
+        expect="rgba_map.png",
+        id="strotss-rgba-map",
+    ),
     run_case("strotss", "size=16", expect="is 21 px (raise size)", id="strotss-size16"),
     run_case("strotss", "style=@IN@/tall.png", expect="style image", id="strotss-style-3x20000"),
     run_case("strotss", "samples=1", expect="samples"),
@@ -275,8 +416,15 @@ CASES = [
     run_case("dst", "content_keypoints=@IN@/missing.txt", expect="missing.txt", id="dst-keypoints-missing"),
     run_case("dst", "style_keypoints=@IN@/kbad.txt", expect="kbad.txt", id="dst-keypoints-garbage"),
     run_case("dst", "style_keypoints=null", expect="style_keypoints", id="dst-one-keypoint-file"),
-    run_case("dst", "content=@IN@/tall.png", "keypoints=nbb", "content_keypoints=null", "style_keypoints=null",
-             expect="tall.png", id="dst-3x20000"),
+    run_case(
+        "dst",
+        "content=@IN@/tall.png",
+        "keypoints=nbb",
+        "content_keypoints=null",
+        "style_keypoints=null",
+        expect="tall.png",
+        id="dst-3x20000",
+    ),
     run_case("dst", "size=16", expect="content.png", id="dst-size16"),
     run_case("dst", "nbb_size=8", expect="nbb_size"),
     run_case("dst", "base=foo", expect="base"),
@@ -293,28 +441,34 @@ CASES = [
     cmd_case("doodle_cmd", {"@IN@/smap.png": "@IN@/rgba_map.png"}, expect="rgba_map.png", id="doodle_cmd-rgba-map"),
     cmd_case("doodle_cmd", {"32": "abc"}, expect="--size", id="doodle_cmd-size-abc"),
     cmd_case("doodle_cmd", extra=["--loss", "foo"], expect="--loss", id="doodle_cmd-loss-foo"),
-    cmd_case("doodle_cmd", {"@OUT@": "/proc/semstyle-test/out"}, expect="out_dir",
-             id="doodle_cmd-out-proc"),
+    cmd_case("doodle_cmd", {"@OUT@": "/proc/semstyle-test/out"}, expect="out_dir", id="doodle_cmd-out-proc"),
     cmd_case("doodle_cmd", {"@IN@/tmap.png": "@IN@/wide_map.png"}, expect="target map", id="doodle_cmd-target-20000x3"),
     # --- nbb command ---
     cmd_case("nbb_cmd", {"@IN@/content.png": "@IN@/missing.png"}, expect="missing.png", id="nbb-missing"),
     cmd_case("nbb_cmd", {"@IN@/content.png": "@IN@/truncated.jpg"}, expect="truncated.jpg", id="nbb-truncated"),
     cmd_case("nbb_cmd", {"@IN@/style.png": "@IN@/bomb.png"}, expect="bomb.png", id="nbb-bomb"),
-    cmd_case("nbb_cmd", {"@IN@/content.png": "@IN@/ïmägé_猫.png", "@IN@/style.png": "@IN@/données_dossier.png"},
-             expect="données_dossier.png", id="nbb-unicode-folder"),
+    cmd_case(
+        "nbb_cmd",
+        {"@IN@/content.png": "@IN@/ïmägé_猫.png", "@IN@/style.png": "@IN@/données_dossier.png"},
+        expect="données_dossier.png",
+        id="nbb-unicode-folder",
+    ),
     cmd_case("nbb_cmd", {"@IN@/content.png": "@IN@/tall.png"}, expect="image A", id="nbb-3x20000"),
     cmd_case("nbb_cmd", {"64": "8"}, expect="size", id="nbb-size8"),
     cmd_case("nbb_cmd", extra=["--k", "0"], expect="--k", id="nbb-k0"),
     cmd_case("nbb_cmd", {"@OUT@": "/proc/semstyle-test/out"}, expect="/proc/semstyle-test/out", id="nbb-out-proc"),
     cmd_case("nbb_cmd", {"@OUT@": "@IN@/not_a_folder/out"}, expect="not_a_folder", id="nbb-out-under-file"),
     # --- reconstruct command ---
-    cmd_case("reconstruct_cmd", {"@IN@/content.png": "@IN@/missing.png"}, expect="missing.png",
-             id="reconstruct_cmd-missing"),
+    cmd_case(
+        "reconstruct_cmd", {"@IN@/content.png": "@IN@/missing.png"}, expect="missing.png", id="reconstruct_cmd-missing"
+    ),
     cmd_case("reconstruct_cmd", {"conv2_1": "conv9_9"}, expect="conv9_9", id="reconstruct_cmd-bad-layer"),
-    cmd_case("reconstruct_cmd", {"@IN@/content.png": "@IN@/folder.png"}, expect="folder.png",
-             id="reconstruct_cmd-folder"),
-    cmd_case("reconstruct_cmd", {"@OUT@": "@IN@/not_a_folder/out"}, expect="out_dir",
-             id="reconstruct_cmd-out-under-file"),
+    cmd_case(
+        "reconstruct_cmd", {"@IN@/content.png": "@IN@/folder.png"}, expect="folder.png", id="reconstruct_cmd-folder"
+    ),
+    cmd_case(
+        "reconstruct_cmd", {"@OUT@": "@IN@/not_a_folder/out"}, expect="out_dir", id="reconstruct_cmd-out-under-file"
+    ),
     # --- features command ---
     cmd_case("features_cmd", {"@IN@/content.png": "@IN@/missing.png"}, expect="missing.png", id="features-missing"),
     cmd_case("features_cmd", {"@IN@/content.png": "@IN@/empty.png"}, expect="empty.png", id="features-empty"),
@@ -322,8 +476,12 @@ CASES = [
     cmd_case("features_cmd", {"32": "10"}, expect="--size", id="features-size10"),
     cmd_case("features_cmd", {"2": "0"}, expect="channels", id="features-channels0"),
     cmd_case("features_cmd", extra=["--cmap", "nope"], expect="cmap", id="features-cmap"),
-    cmd_case("features_cmd", {"@IN@/content.png": "@IN@/tall.png", "conv1_1": "conv3_1"}, expect="image",
-             id="features-3x20000"),
+    cmd_case(
+        "features_cmd",
+        {"@IN@/content.png": "@IN@/tall.png", "conv1_1": "conv3_1"},
+        expect="image",
+        id="features-3x20000",
+    ),
     cmd_case("features_cmd", {"@IN@/content.png": "@IN@/bomb_soft.png"}, expect="bomb_soft.png", id="features-bomb"),
     cmd_case("features_cmd", {"@OUT@": "/proc/semstyle-test/f.png"}, expect="--out", id="features-out-proc"),
     cmd_case("features_cmd", {"@OUT@": "@IN@/not_a_folder/f.png"}, expect="--out", id="features-out-under-file"),
@@ -344,9 +502,7 @@ CONFIG_CASES = [
     ("config-size-string", "@IN@/size_str.yaml", "size", None),
     ("config-interpolation", "@IN@/interp.yaml", "weights.tv", None),
 ]
-CASES += [
-    Case(cid, "config", [], expect, xfail, {"@CONFIG@": path}) for cid, path, expect, xfail in CONFIG_CASES
-]
+CASES += [Case(cid, "config", [], expect, xfail, {"@CONFIG@": path}) for cid, path, expect, xfail in CONFIG_CASES]
 
 
 def _params(cases):
@@ -398,19 +554,38 @@ def test_suite_is_large_enough():
 
 # A few through a real process: the exit code, stderr with Python's warnings, a C locale. Each costs ~3 s of CPU
 # (importing torch), so only the first two are not marked slow.
-SUBPROCESS = ["gatys-bomb-soft", "gatys-size20", "gatys-unicode-folder", "config-yaml-error", "nbb-3x20000",
-              "features-3x20000", "doodle-rgba-map"]
+SUBPROCESS = [
+    "gatys-bomb-soft",
+    "gatys-size20",
+    "gatys-unicode-folder",
+    "config-yaml-error",
+    "nbb-3x20000",
+    "features-3x20000",
+    "doodle-rgba-map",
+]
 
 
-@pytest.mark.parametrize("case", [p if p.id in SUBPROCESS[:2] else pytest.param(*p.values, id=p.id,
-                                                                                 marks=[*p.marks, pytest.mark.slow])
-                                  for p in _params([c for c in CASES if c.id in SUBPROCESS])])
+@pytest.mark.parametrize(
+    "case",
+    [
+        p if p.id in SUBPROCESS[:2] else pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.slow])
+        for p in _params([c for c in CASES if c.id in SUBPROCESS])
+    ],
+)
 def test_bad_input_subprocess(case, sandbox):
     indir, out, work = sandbox
     before = _tree_hash(indir)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", LC_ALL="C", PYTHONWARNINGS="default")
-    proc = subprocess.run([sys.executable, "-m", "semstyle", *case.argv(indir, out)], cwd=work, env=env,
-                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "semstyle", *case.argv(indir, out)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=120,
+    )
     _check_outcome(case, proc.returncode, proc.stderr, out, work, work.parent, before, indir)
 
 
@@ -419,8 +594,10 @@ def test_bad_input_subprocess(case, sandbox):
 @pytest.mark.parametrize("base", sorted(BASE))
 def test_base_arguments_run(base, sandbox, capsys):
     indir, out, work = sandbox
-    args = [a.replace("@IN@", str(indir)).replace("@OUT@", str(out)).replace("@CONFIG@", f"{indir}/empty.yaml")
-            for a in BASE[base]] + (["size=32"] if base == "config" else [])
+    args = [
+        a.replace("@IN@", str(indir)).replace("@OUT@", str(out)).replace("@CONFIG@", f"{indir}/empty.yaml")
+        for a in BASE[base]
+    ] + (["size=32"] if base == "config" else [])
     code = main(args)
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -489,9 +666,18 @@ def test_odd_modes_load_as_rgb(tmp_path):
     rgb.convert("LA").save(tmp_path / "la.png")
     rgb.save(tmp_path / "frames.gif", save_all=True, append_images=[Image.new("RGB", (16, 12), "red")])
     grey = np.asarray(rgb.convert("L"), dtype=np.float32)[..., None].repeat(3, 2) / 255
-    expected = {"cmyk.jpg": (ref, 0.06), "cmyk.tif": (ref, 0.01), "lab.tif": (ref, 0.03), "ycbcr.jpg": (ref, 0.06),
-                "bits.png": (None, 0), "rgbx.tif": (ref, 0.01), "int32.tif": (grey, 0.01), "float.tif": (grey, 0.01),
-                "la.png": (grey, 0.01), "frames.gif": (ref, 0.12)}
+    expected = {
+        "cmyk.jpg": (ref, 0.06),
+        "cmyk.tif": (ref, 0.01),
+        "lab.tif": (ref, 0.03),
+        "ycbcr.jpg": (ref, 0.06),
+        "bits.png": (None, 0),
+        "rgbx.tif": (ref, 0.01),
+        "int32.tif": (grey, 0.01),
+        "float.tif": (grey, 0.01),
+        "la.png": (grey, 0.01),
+        "frames.gif": (ref, 0.12),
+    }
     for name, (want, tol) in expected.items():
         t = load_image(tmp_path / name, what="image")
         assert t.shape == (1, 3, 12, 16) and t.dtype == torch.float32, name
@@ -516,8 +702,22 @@ def test_odd_files_work_through_the_cli(mode, inputs, tmp_path, capsys):
         path = tmp_path / f"odd_{mode.replace(';', '')}.{'jpg' if mode == 'CMYK' else 'png'}"
         converted.save(path)
     out = tmp_path / "vues_été"
-    code = main(["features", str(path), "--size", "32", "--layers", "conv2_1", "--channels", "2", "--precision", "fp32",
-                 "--out", str(out)])
+    code = main(
+        [
+            "features",
+            str(path),
+            "--size",
+            "32",
+            "--layers",
+            "conv2_1",
+            "--channels",
+            "2",
+            "--precision",
+            "fp32",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert Image.open(out / "features.png").size[0] > 0
 
@@ -531,8 +731,12 @@ def test_empty_path_is_named(value):
 def test_check_output_path(tmp_path, inputs):
     check_output_path(tmp_path / "new" / "deeper", "out_dir", folder=True)  # creatable: fine, nothing made
     assert not (tmp_path / "new").exists()
-    for bad, why in ((Path("/proc/semstyle-test/x"), "cannot"), (inputs / "not_a_folder" / "x", "not a folder"),
-                     (Path("."), "current folder"), (inputs / "content.png", "is a file")):
+    for bad, why in (
+        (Path("/proc/semstyle-test/x"), "cannot"),
+        (inputs / "not_a_folder" / "x", "not a folder"),
+        (Path("."), "current folder"),
+        (inputs / "content.png", "is a file"),
+    ):
         with pytest.raises(ConfigError) as err:
             check_output_path(bad, "out_dir", folder=True)
         assert "out_dir" in str(err.value) and why in str(err.value), str(err.value)
@@ -548,7 +752,8 @@ def test_check_output_path(tmp_path, inputs):
 
 
 def test_failed_validation_leaves_nothing_to_resume(sandbox, capsys):
-    """A run refused for its input leaves no ``.partial``; ``resume=true`` then gives the same one line, no traceback."""
+    """A run refused for its input leaves no ``.partial``; ``resume=true`` then gives the same one line, no
+    traceback."""
     indir, out, work = sandbox
     args = [a.replace("@IN@", str(indir)).replace("@OUT@", str(out)) for a in BASE["gatys"]] + ["size=20"]
     assert main(args) == 2
@@ -559,9 +764,12 @@ def test_failed_validation_leaves_nothing_to_resume(sandbox, capsys):
     assert again == first and len(again.strip().splitlines()) == 1 and "Traceback" not in again
 
 
-@pytest.mark.xfail(strict=True, reason="lead (issue 21): runs.RunDir.__exit__ deletes the .partial folder on any "
-                                        "SemstyleError, also one it was resuming: keep a resumed folder (its "
-                                        "checkpoint is still good) and remove only a folder this run created")
+@pytest.mark.xfail(
+    strict=True,
+    reason="lead (issue 21): runs.RunDir.__exit__ deletes the .partial folder on any "
+    "SemstyleError, also one it was resuming: keep a resumed folder (its "
+    "checkpoint is still good) and remove only a folder this run created",
+)
 def test_bad_input_on_resume_keeps_the_earlier_partial(sandbox, capsys):
     indir, out, work = sandbox
     partial = out.with_name("out.partial")
@@ -575,15 +783,34 @@ def test_bad_input_on_resume_keeps_the_earlier_partial(sandbox, capsys):
 
 # Faults of a real process (kill -9, Ctrl-C, a second run on the same folder, a full disk): slow, several seconds of
 # process start-up each. The run is Gatys at 32 then 64 px, long enough at 64 px to be caught between scales.
-FAULT_RUN = ["run", "@IN@/empty.yaml", "method=gatys", "content=@IN@/content.png", "style=@IN@/style.png",
-             "size=64", "scales=[32]", "steps=40", "progress=false", "precision=fp32", "seed=3"]
+FAULT_RUN = [
+    "run",
+    "@IN@/empty.yaml",
+    "method=gatys",
+    "content=@IN@/content.png",
+    "style=@IN@/style.png",
+    "size=64",
+    "scales=[32]",
+    "steps=40",
+    "progress=false",
+    "precision=fp32",
+    "seed=3",
+]
 
 
 def _spawn(args, indir: Path, out: Path, cwd: Path, *extra) -> subprocess.Popen:
     argv = [a.replace("@IN@", str(indir)) for a in args] + [f"out_dir={out}", *extra]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "semstyle", *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
+    return subprocess.Popen(
+        [sys.executable, "-m", "semstyle", *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:

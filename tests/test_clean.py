@@ -60,15 +60,24 @@ def _raw_set(core_a, core_b, core_act, hw_a, hw_b, seed=0):
         ok = (near[:, 0] >= 0) & (near[:, 0] < hw_a[1]) & (near[:, 1] >= 0) & (near[:, 1] < hw_a[0])
         near = near[ok]
         rows_a.append(near)
-        rows_b.append(torch.stack([torch.randint(0, hw_b[1], (len(near),), generator=g),
-                                   torch.randint(0, hw_b[0], (len(near),), generator=g)], 1))
+        rows_b.append(
+            torch.stack(
+                [
+                    torch.randint(0, hw_b[1], (len(near),), generator=g),
+                    torch.randint(0, hw_b[0], (len(near),), generator=g),
+                ],
+                1,
+            )
+        )
         acts.append(core_act[i] - torch.rand(len(near), generator=g, dtype=torch.float64) * 0.3 - 1e-6)
     # activation < 1 anywhere: dropped before the greedy selection
     low = 40
-    rows_a.append(torch.stack([torch.randint(0, hw_a[1], (low,), generator=g),
-                               torch.randint(0, hw_a[0], (low,), generator=g)], 1))
-    rows_b.append(torch.stack([torch.randint(0, hw_b[1], (low,), generator=g),
-                               torch.randint(0, hw_b[0], (low,), generator=g)], 1))
+    rows_a.append(
+        torch.stack([torch.randint(0, hw_a[1], (low,), generator=g), torch.randint(0, hw_a[0], (low,), generator=g)], 1)
+    )
+    rows_b.append(
+        torch.stack([torch.randint(0, hw_b[1], (low,), generator=g), torch.randint(0, hw_b[0], (low,), generator=g)], 1)
+    )
     acts.append(torch.rand(low, generator=g, dtype=torch.float64) * 0.999)
     ga, gb, act = torch.cat(rows_a).long(), torch.cat(rows_b).long(), torch.cat(acts)
     act = torch.round(act * 1e6) / 1e6  # what a '%f' activation file holds
@@ -90,8 +99,12 @@ def _crossing_pair(ga, gb, act, size_a, size_b, b=10):
         for d in range(20, 80, 3):
             for sign in (1, -1):
                 p, far = (mid + sign * d * n).round().long(), mid - sign * d * n
-                if not (0 <= p[0] < hw_a[1] and 0 <= p[1] < hw_a[0] and 2 < far[0] < hw_a[1] - 2
-                        and 2 < far[1] < hw_a[0] - 2):
+                if not (
+                    0 <= p[0] < hw_a[1]
+                    and 0 <= p[1] < hw_a[0]
+                    and 2 < far[0] < hw_a[1] - 2
+                    and 2 < far[1] < hw_a[0] - 2
+                ):
                     continue
                 if ((ga[rows] - p).abs() <= b + 1).all(1).any():
                     continue
@@ -127,8 +140,13 @@ def _paths(ga, gb, act, size_a, size_b, tmp_path, im_size=256):
     ca, cb, _ = clean_points(oa, ob, act.float(), size_a, size_b, im_size=im_size)
     out["original pixels"] = _rows_of(ca, cb, oa, ob)
     write_correspondences(tmp_path, oa, ob, act)
-    fa, fb, fact = read_correspondences(tmp_path / "correspondence_A.txt", tmp_path / "correspondence_B.txt",
-                                        tmp_path / "correspondence_activation.txt", size_a, size_b)
+    fa, fb, fact = read_correspondences(
+        tmp_path / "correspondence_A.txt",
+        tmp_path / "correspondence_B.txt",
+        tmp_path / "correspondence_activation.txt",
+        size_a,
+        size_b,
+    )
     ca, cb, _ = clean_points(fa, fb, fact, size_a, size_b, im_size=im_size)
     out["text files"] = _rows_of(ca, cb, fa, fb)
     return out
@@ -146,6 +164,7 @@ def _rows_of(ca, cb, ra, rb):
 
 
 # ---- the working grid -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", [(1000, 719), (422, 610), (1296, 511), (256, 184)])
 def test_grid_inverts_nbb_mapping_and_files(size, tmp_path):
@@ -173,16 +192,16 @@ def test_semstyle_nbb_fast_output_survives_the_files(tmp_path):
 
     from semstyle.geometry.keypoints import nbb_keypoints
 
-    found = nbb_keypoints(ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg", fast=True,
-                          size=96)
+    found = nbb_keypoints(ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg", fast=True, size=96)
     pa, pb, act = found
     grid = to_grid(pa, found.size_a, 96)
     assert torch.allclose(from_grid(grid, found.size_a, 96), pa, atol=1e-3)  # on the grid, mapped as NBB maps
     assert (grid % 2 == 0).all()  # stride-2 cells: 2 x cell index, as DST's NBB writes them
     direct = clean_points(pa, pb, act, found.size_a, found.size_b, im_size=96)
     write_correspondences(tmp_path, pa, pb, act)
-    fa, fb, fact = read_correspondences(tmp_path / "correspondence_A.txt", tmp_path / "correspondence_B.txt",
-                                        tmp_path / "correspondence_activation.txt")
+    fa, fb, fact = read_correspondences(
+        tmp_path / "correspondence_A.txt", tmp_path / "correspondence_B.txt", tmp_path / "correspondence_activation.txt"
+    )
     via_files = clean_points(fa, fb, fact, found.size_a, found.size_b, im_size=96)
     assert len(direct[0]) >= 5
     assert torch.equal(direct[0].round(), via_files[0]) and torch.equal(direct[1].round(), via_files[1])
@@ -198,11 +217,15 @@ def test_dst_output_rule_truncates_by_long_side():
 
 # ---- the same cleaning through every path --------------------------------------------------------------------
 
-@pytest.mark.parametrize("size_a, size_b, seed", [
-    ((1000, 719), (1000, 800), 0),   # per-axis scales 719/184 and 1000/256 (the issue's pair)
-    ((1000, 719), (640, 1000), 1),
-    ((1296, 511), (550, 470), 2),    # NBB's rounded frame (101 px) is one wider than DST's int() frame (100)
-])
+
+@pytest.mark.parametrize(
+    "size_a, size_b, seed",
+    [
+        ((1000, 719), (1000, 800), 0),  # per-axis scales 719/184 and 1000/256 (the issue's pair)
+        ((1000, 719), (640, 1000), 1),
+        ((1296, 511), (550, 470), 2),  # NBB's rounded frame (101 px) is one wider than DST's int() frame (100)
+    ],
+)
 def test_same_rows_through_every_path(size_a, size_b, seed, tmp_path):
     hw_a, hw_b = _dst_frame(size_a), _dst_frame(size_b)
     ca, cb, cact = _lattice_core(hw_a, hw_b, 30, seed)
@@ -233,9 +256,11 @@ def test_crossing_pair_is_removed_by_crossing_not_spacing():
 
 # ---- the shared DST example -----------------------------------------------------------------------------------
 
+
 def _published():
-    pa, pb, act = read_correspondences(BUNNY / "correspondence_A.txt", BUNNY / "correspondence_B.txt",
-                                       BUNNY / "correspondence_activation.txt")
+    pa, pb, act = read_correspondences(
+        BUNNY / "correspondence_A.txt", BUNNY / "correspondence_B.txt", BUNNY / "correspondence_activation.txt"
+    )
     return pa.long(), pb.long(), act
 
 
@@ -283,8 +308,14 @@ def test_clean_only_reproduces_dst_files(tmp_path, capsys):
     published (original-pixel) files are a fixed point of ``--clean-only``."""
     size_a, size_b = (450, 450), (422, 610)
     pa, pb, pact = _published()
-    ga, gb, act, _ = _raw_set(_dst_inverse(pa, size_a), _dst_inverse(pb, size_b), pact.double(),
-                              _dst_frame(size_a), _dst_frame(size_b), seed=6)
+    ga, gb, act, _ = _raw_set(
+        _dst_inverse(pa, size_a),
+        _dst_inverse(pb, size_b),
+        pact.double(),
+        _dst_frame(size_a),
+        _dst_frame(size_b),
+        seed=6,
+    )
     raw = tmp_path / "raw"
     raw.mkdir()
     _write_rc(raw / "A.txt", ga)
@@ -292,20 +323,50 @@ def test_clean_only_reproduces_dst_files(tmp_path, capsys):
     (raw / "act.txt").write_text("".join(f"{v:f}\n" for v in act.tolist()))
     images = [str(BUNNY / "content.jpg"), str(BUNNY / "style.jpg")]
     out = tmp_path / "cleaned"
-    assert main(["nbb", *images, "--clean-only", str(raw / "A.txt"), str(raw / "B.txt"), str(raw / "act.txt"),
-                 "--frame", "working", "--size", "256", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "nbb",
+                *images,
+                "--clean-only",
+                str(raw / "A.txt"),
+                str(raw / "B.txt"),
+                str(raw / "act.txt"),
+                "--frame",
+                "working",
+                "--size",
+                "256",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for name in ("correspondence_A.txt", "correspondence_B.txt", "correspondence_activation.txt"):
         assert (out / name).read_bytes() == (BUNNY / name).read_bytes(), name
     assert f"{len(pa)} pairs ({len(act)} before cleaning)" in capsys.readouterr().out
     again = tmp_path / "again"
-    assert main(["nbb", *images, "--clean-only", str(BUNNY / "correspondence_A.txt"),
-                 str(BUNNY / "correspondence_B.txt"), str(BUNNY / "correspondence_activation.txt"),
-                 "--out", str(again)]) == 0
+    assert (
+        main(
+            [
+                "nbb",
+                *images,
+                "--clean-only",
+                str(BUNNY / "correspondence_A.txt"),
+                str(BUNNY / "correspondence_B.txt"),
+                str(BUNNY / "correspondence_activation.txt"),
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
     for name in ("correspondence_A.txt", "correspondence_B.txt", "correspondence_activation.txt"):
         assert (again / name).read_bytes() == (BUNNY / name).read_bytes(), name
 
 
 # ---- the command's folder and errors -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def small_pair(tmp_path):
@@ -318,17 +379,28 @@ def small_pair(tmp_path):
     act = torch.rand(60, generator=g) * 3
     files = tmp_path / "raw"
     write_correspondences(files, pa.float(), pb.float(), act)
-    return ([str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--clean-only",
-             str(files / "correspondence_A.txt"), str(files / "correspondence_B.txt"),
-             str(files / "correspondence_activation.txt")], pa, pb, act)
+    return (
+        [
+            str(tmp_path / "a.png"),
+            str(tmp_path / "b.png"),
+            "--clean-only",
+            str(files / "correspondence_A.txt"),
+            str(files / "correspondence_B.txt"),
+            str(files / "correspondence_activation.txt"),
+        ],
+        pa,
+        pb,
+        act,
+    )
 
 
 def test_clean_only_matches_clean_points(small_pair, tmp_path):
     args, pa, pb, act = small_pair
     out = tmp_path / "out"
     assert main(["nbb", *args, "--size", "64", "--k", "20", "--out", str(out)]) == 0
-    ra, rb, ract = read_correspondences(out / "correspondence_A.txt", out / "correspondence_B.txt",
-                                        out / "correspondence_activation.txt")
+    ra, rb, ract = read_correspondences(
+        out / "correspondence_A.txt", out / "correspondence_B.txt", out / "correspondence_activation.txt"
+    )
     ca, cb, cact = clean_points(pa.float(), pb.float(), act, (128, 96), (100, 128), max_num_points=20, im_size=64)
     assert torch.equal(ra, ca) and torch.equal(rb, cb) and 1 <= len(ra) <= 20
     assert torch.allclose(ract, cact, atol=1e-6)  # '%f' activations
@@ -370,11 +442,14 @@ def test_write_failure_leaves_no_unmarked_folder(small_pair, tmp_path, capsys, m
     assert not out.exists() and not out.with_name("full.partial").exists()
 
 
-@pytest.mark.parametrize("make_out, expect", [
-    (lambda t: ".", "new folder"),
-    (lambda t: "/proc/semstyle-nbb-test", "cannot create"),
-    (lambda t: str(t / "afile" / "sub"), "is a file"),
-])
+@pytest.mark.parametrize(
+    "make_out, expect",
+    [
+        (lambda t: ".", "new folder"),
+        (lambda t: "/proc/semstyle-nbb-test", "cannot create"),
+        (lambda t: str(t / "afile" / "sub"), "is a file"),
+    ],
+)
 def test_unwritable_out_is_one_line_error(small_pair, tmp_path, capsys, make_out, expect):
     (tmp_path / "afile").write_text("x")
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -411,9 +486,23 @@ def test_nbb_clean_equals_raw_files_then_clean_only(tmp_path):
     assert main(["nbb", *images, *common, "--clean", "--out", str(tmp_path / "clean")]) == 0
     assert main(["nbb", *images, *common, "--k", "100000", "--out", str(tmp_path / "raw")]) == 0
     raw = tmp_path / "raw"
-    assert main(["nbb", *images, "--size", "96", "--clean-only", str(raw / "correspondence_A.txt"),
-                 str(raw / "correspondence_B.txt"), str(raw / "correspondence_activation.txt"),
-                 "--out", str(tmp_path / "later")]) == 0
+    assert (
+        main(
+            [
+                "nbb",
+                *images,
+                "--size",
+                "96",
+                "--clean-only",
+                str(raw / "correspondence_A.txt"),
+                str(raw / "correspondence_B.txt"),
+                str(raw / "correspondence_activation.txt"),
+                "--out",
+                str(tmp_path / "later"),
+            ]
+        )
+        == 0
+    )
     for name in ("correspondence_A.txt", "correspondence_B.txt", "correspondence_activation.txt"):
         assert (tmp_path / "clean" / name).read_text() == (tmp_path / "later" / name).read_text(), name
     assert len((tmp_path / "clean" / "correspondence_A.txt").read_text().splitlines()) >= 5

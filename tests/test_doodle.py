@@ -4,15 +4,14 @@ import csv
 
 import numpy as np
 import torch
+from conftest import ASSETS, ROOT, SHARED, needs_shared
 from PIL import Image
 
-from semstyle.core import semantic
-from semstyle.cli import main
 from semstyle.api import load_config
+from semstyle.cli import main
+from semstyle.core import semantic
 from semstyle.core.image import load_image
 from semstyle.methods import doodle
-
-from conftest import ASSETS, ROOT, SHARED, needs_shared
 
 FAST = ["progress=false", "precision=fp32"]
 
@@ -33,15 +32,40 @@ def _toy_set(tmp_path, target_colours=((255, 0, 0), (0, 0, 255))):
     smap[:24], smap[24:] = (255, 0, 0), (0, 0, 255)
     tmap = np.zeros((40, 48, 3))
     tmap[:, :24], tmap[:, 24:] = target_colours
-    return (_save(np.clip(style, 0, 255), tmp_path / "style.png"), _save(smap, tmp_path / "style_sem.png"),
-            _save(tmap, tmp_path / "target_sem.png"))
+    return (
+        _save(np.clip(style, 0, 255), tmp_path / "style.png"),
+        _save(smap, tmp_path / "style_sem.png"),
+        _save(tmap, tmp_path / "target_sem.png"),
+    )
 
 
 def test_doodle_cli_writes_output_sheet_and_palette(tmp_path):
     style, smap, tmap = _toy_set(tmp_path)
     out = tmp_path / "run"
-    assert main(["doodle", "--style", style, "--style-map", smap, "--target-map", tmap, "--size", "48",
-                 "--steps", "4", "--phases", "2", "--out", str(out), "--set", *FAST]) == 0
+    assert (
+        main(
+            [
+                "doodle",
+                "--style",
+                style,
+                "--style-map",
+                smap,
+                "--target-map",
+                tmap,
+                "--size",
+                "48",
+                "--steps",
+                "4",
+                "--phases",
+                "2",
+                "--out",
+                str(out),
+                "--set",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     files = {p.name for p in out.iterdir()}
     assert {"output.png", "sheet.png", "palette.png", "config.yaml", "losses.csv"} <= files
     assert Image.open(out / "output.png").size == (48, 40)  # the target map's aspect
@@ -73,8 +97,9 @@ def test_region_fidelity_on_the_renoir_doodle():
     """
     renoir = SHARED / "doodle/renoir"
     style = load_image(renoir / "style.jpg")
-    s_masks, t_masks, _ = semantic.semantic_masks(semantic.load_map(renoir / "style_sem.png"),
-                                                  semantic.load_map(renoir / "target_sem.png"))
+    s_masks, t_masks, _ = semantic.semantic_masks(
+        semantic.load_map(renoir / "style_sem.png"), semantic.load_map(renoir / "target_sem.png")
+    )
     options = dict(size=96, steps=40, phases=2, progress=False, seed=0)
     maps = (renoir / "style.jpg", renoir / "style_sem.png", renoir / "target_sem.png")
     reference = semantic.region_means(style, s_masks)
@@ -106,20 +131,50 @@ def test_region_colors_init_fills_each_target_region_with_its_style_colour():
 
 def test_gram_masked_and_auto_maps_run(tmp_path):
     style, smap, tmap = _toy_set(tmp_path)
-    result = doodle.doodle(style, smap, tmap, size=40, steps=3, phases=1, progress=False, precision="fp32",
-                           **{"style.loss": "gram_masked"})
+    result = doodle.doodle(
+        style, smap, tmap, size=40, steps=3, phases=1, progress=False, precision="fp32", **{"style.loss": "gram_masked"}
+    )
     assert result.shape == (1, 3, 33, 40) and 0 <= result.min() and result.max() <= 1
     content = load_image(ASSETS / "content/tubingen.jpg", 48)
-    result = doodle.doodle(ASSETS / "styles/starry_night.jpg", content=content, size=48, steps=2, phases=1,
-                           progress=False, precision="fp32", init="content", **{"semantic.auto_maps": 3})
+    result = doodle.doodle(
+        ASSETS / "styles/starry_night.jpg",
+        content=content,
+        size=48,
+        steps=2,
+        phases=1,
+        progress=False,
+        precision="fp32",
+        init="content",
+        **{"semantic.auto_maps": 3},
+    )
     assert result.shape == (1, 3, 36, 48)
 
 
 def test_cnnmrf_lowers_the_mrf_loss_and_keeps_the_content(tmp_path):
     out = tmp_path / "cnnmrf"
-    assert main(["doodle", "--cnnmrf", "--content", str(ASSETS / "content/astronaut.jpg"), "--style",
-                 str(ASSETS / "styles/monalisa.jpg"), "--size", "48", "--steps", "10", "--phases", "1",
-                 "--out", str(out), "--set", *FAST]) == 0
+    assert (
+        main(
+            [
+                "doodle",
+                "--cnnmrf",
+                "--content",
+                str(ASSETS / "content/astronaut.jpg"),
+                "--style",
+                str(ASSETS / "styles/monalisa.jpg"),
+                "--size",
+                "48",
+                "--steps",
+                "10",
+                "--phases",
+                "1",
+                "--out",
+                str(out),
+                "--set",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(out / "losses.csv")))
     assert float(rows[-1]["style"]) < 0.7 * float(rows[0]["style"])
     cfg = load_config(out / "config.yaml")
@@ -156,21 +211,26 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     err = _error(capsys, "--style", style, "--style-map", smap, "--target-map", odd)
     assert "colour (0, 255, 0)" in err and "x=24..47" in err and "semantic.unmatched=ignore" in err
     Image.new("L", (48, 48), 200).save(tmp_path / "grey.png")
-    assert "greyscale" in _error(capsys, "--style", style, "--style-map", str(tmp_path / "grey.png"),
-                                 "--target-map", tmap)
+    assert "greyscale" in _error(
+        capsys, "--style", style, "--style-map", str(tmp_path / "grey.png"), "--target-map", tmap
+    )
     rgba = np.zeros((40, 48, 4), np.uint8)
     rgba[..., 3] = 100
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    assert "transparent" in _error(capsys, "--style", style, "--style-map", smap, "--target-map",
-                                   str(tmp_path / "rgba.png"))
+    assert "transparent" in _error(
+        capsys, "--style", style, "--style-map", smap, "--target-map", str(tmp_path / "rgba.png")
+    )
     assert "auto_maps: needs content.image" in _error(capsys, "--style", style, "--auto-maps", "3")
     assert "init: regions needs maps" in _error(capsys, "--style", style, "--content", style, "--set", "init=regions")
-    assert "mrf.match_channels" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
-                                          "--set", "mrf.match_channels=-4")
-    assert "mrf.search" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
-                                  "--set", "mrf.search=fast")
-    assert "mrf.search_every" in _error(capsys, "--style", style, "--style-map", smap, "--target-map", tmap,
-                                        "--set", "mrf.search_every=0")
+    assert "mrf.match_channels" in _error(
+        capsys, "--style", style, "--style-map", smap, "--target-map", tmap, "--set", "mrf.match_channels=-4"
+    )
+    assert "mrf.search" in _error(
+        capsys, "--style", style, "--style-map", smap, "--target-map", tmap, "--set", "mrf.search=fast"
+    )
+    assert "mrf.search_every" in _error(
+        capsys, "--style", style, "--style-map", smap, "--target-map", tmap, "--set", "mrf.search_every=0"
+    )
 
 
 def test_cnnmrf_style_copies_are_rotated_and_scaled_with_valid_areas():
@@ -199,8 +259,26 @@ def test_doodle_with_content_and_resized_target_map(tmp_path, capsys):
     err = _error(capsys, *args)
     assert "target map" in err and "is 24x20 but the content image is 48x40" in err and "--resize-maps" in err
     out = tmp_path / "with_content"
-    assert main(["doodle", *args, "--resize-maps", "--size", "40", "--steps", "3", "--phases", "1",
-                 "--out", str(out), "--set", *FAST]) == 0
+    assert (
+        main(
+            [
+                "doodle",
+                *args,
+                "--resize-maps",
+                "--size",
+                "40",
+                "--steps",
+                "3",
+                "--phases",
+                "1",
+                "--out",
+                str(out),
+                "--set",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     header = open(out / "losses.csv").readline().strip().split(",")
     assert {"content", "style", "tv"} <= set(header)
     assert Image.open(out / "sheet.png").size[0] > 5 * 33  # style, two maps, content, result

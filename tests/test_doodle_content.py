@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from conftest import ASSETS, SHARED, needs_shared
 
 from semstyle.core import padded
 from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.image import load_image, resize
 from semstyle.methods import doodle
-
-from conftest import ASSETS, SHARED, needs_shared
 
 
 def luminance_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -58,7 +57,7 @@ def _border_excess(image: torch.Tensor) -> tuple[float, float]:
         lines = torch.rot90(x, side, (1, 2)).mean(1)  # (3, n): mean colour of each line, side `side` at 0
 
         def deviation(i):
-            return float((lines[:, i] - lines[:, i + 2:i + 6].mean(1)).norm())
+            return float((lines[:, i] - lines[:, i + 2 : i + 6].mean(1)).norm())
 
         edge.append(deviation(0))
         inside += [deviation(i) for i in range(6, lines.shape[1] - 6)]
@@ -89,7 +88,9 @@ def test_mirror_pad_is_symmetric_padding():
     assert torch.equal(y[..., 2:5, 2:6], x)
     assert padded.mirror_indices(2, 5).tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]  # pad > size folds again
     big = padded.mirror_pad(x, 5)  # larger than the 3 rows: folded twice, the same as the indices say
-    assert torch.equal(big, x.index_select(-2, padded.mirror_indices(3, 5)).index_select(-1, padded.mirror_indices(4, 5)))
+    assert torch.equal(
+        big, x.index_select(-2, padded.mirror_indices(3, 5)).index_select(-1, padded.mirror_indices(4, 5))
+    )
 
 
 def test_padded_encoder_keeps_sizes_and_inner_features_and_changes_only_the_edge():
@@ -110,4 +111,3 @@ def test_padded_encoder_keeps_sizes_and_inner_features_and_changes_only_the_edge
     x = image.clone().requires_grad_(True)
     wrapped(x, ["relu3_1"])["relu3_1"].sum().backward()
     assert x.grad is not None and x.grad[..., :, 0].abs().sum() > 0
-

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from semstyle.api import load_config
-from semstyle.errors import SemstyleError
+from semstyle.api import load_config, run
 from semstyle.core.image import load_image, save_image
+from semstyle.errors import SemstyleError
 from semstyle.methods import dst, gatys
-from semstyle.api import run
 
 FAST = {"size": 64, "scales": [], "steps": 40, "progress": False, "precision": "bf16"}
 
@@ -22,8 +21,12 @@ def _bunny(shared: Path):
     content, style = load_image(d / "content.jpg"), load_image(d / "style.jpg")
     from semstyle.geometry.keypoints import read_correspondences
 
-    pa, pb, _ = read_correspondences(d / "correspondence_A.txt", d / "correspondence_B.txt",
-                                     size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+    pa, pb, _ = read_correspondences(
+        d / "correspondence_A.txt",
+        d / "correspondence_B.txt",
+        size_a=tuple(content.shape[-2:]),
+        size_b=tuple(style.shape[-2:]),
+    )
     return content, style, pa, pb
 
 
@@ -55,7 +58,10 @@ def test_default_warp_goes_most_of_the_way_on_the_dst_example(shared_data):
     term = ContentLoss(("conv4_2",))
     with torch.no_grad():
         term.set_target(enc(result["content"], term.layers))
-        c_dst, c_base = float(term(enc(result["stylized"], term.layers))), float(term(enc(base["stylized"], term.layers)))
+        c_dst, c_base = (
+            float(term(enc(result["stylized"], term.layers))),
+            float(term(enc(base["stylized"], term.layers))),
+        )
     print(f"content loss of X: DST {c_dst:.1f}, base {c_base:.1f}")
     assert c_dst <= 1.5 * c_base
     # the output is the warped X, and the warped content moved the same way
@@ -87,20 +93,34 @@ def small_pair(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("a, b, message", [
-    (["5, 5", "10, 20", "30, 30"], ["5, 5", "10, 20"], "3 vs 2 points"),
-    (["5, 5", "10, 20", "30, 60"], ["5, 5", "10, 20", "30, 20"], "outside the 48x40 image"),
-    (["5, 5", "10, 20"], ["5, 5", "10, 20"], "at least 3"),
-    (["5, 5", "nan, 20", "30, 30"], ["5, 5", "10, 20", "30, 20"], "not a finite number"),
-    (["5, 5", "10, 20", "5, 5"], ["5, 5", "10, 20", "30, 20"], "same pixel"),
-])
+@pytest.mark.parametrize(
+    "a, b, message",
+    [
+        (["5, 5", "10, 20", "30, 30"], ["5, 5", "10, 20"], "3 vs 2 points"),
+        (["5, 5", "10, 20", "30, 60"], ["5, 5", "10, 20", "30, 20"], "outside the 48x40 image"),
+        (["5, 5", "10, 20"], ["5, 5", "10, 20"], "at least 3"),
+        (["5, 5", "nan, 20", "30, 30"], ["5, 5", "10, 20", "30, 20"], "not a finite number"),
+        (["5, 5", "10, 20", "5, 5"], ["5, 5", "10, 20", "30, 20"], "same pixel"),
+    ],
+)
 def test_bad_keypoints_are_one_line_errors(small_pair, a, b, message):
     d = small_pair
     out = d / "run"
     with pytest.raises(SemstyleError, match=message) as info:
-        run({"method": "dst", "base": "gram", "content": str(d / "c.png"), "style": str(d / "s.png"),
-             "content_keypoints": _write(d / "a.txt", a), "style_keypoints": _write(d / "b.txt", b),
-             "size": 32, "steps": 1, "progress": False, "out_dir": str(out)})
+        run(
+            {
+                "method": "dst",
+                "base": "gram",
+                "content": str(d / "c.png"),
+                "style": str(d / "s.png"),
+                "content_keypoints": _write(d / "a.txt", a),
+                "style_keypoints": _write(d / "b.txt", b),
+                "size": 32,
+                "steps": 1,
+                "progress": False,
+                "out_dir": str(out),
+            }
+        )
     assert "\n" not in str(info.value)
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
@@ -121,7 +141,6 @@ def test_inline_nbb_keypoints(assets_dir):
     pa, pb, source = dst.get_keypoints(content, style, cfg)
     assert source == "nbb" and len(pa) >= 3 and pa.shape == pb.shape
     assert (pa[:, 0] < 128).all() and (pb[:, 0] < style.shape[-1]).all()  # original pixels of each image
-
 
 
 def test_face_keypoints_pair_the_same_features(assets_dir):
@@ -161,8 +180,8 @@ def test_min_jacobian_flags_folds():
 def test_flow_tv_is_dsts_four_direction_total_variation():
     """DST's R_TV (loss.py TV): for a linear flow it is exactly 3/4 of the two-direction tv_loss, and it is unit-free:
     the same warp evaluated at 48 and at 96 px gives the same value."""
-    from semstyle.losses import tv_loss
     from semstyle.geometry import tps_flow
+    from semstyle.losses import tv_loss
     from semstyle.losses.flow_tv import flow_tv
 
     ys, xs = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from semstyle.core import encoder as enc
-from semstyle.errors import ConfigError, SemstyleError
 from semstyle.core.image import load_image
+from semstyle.errors import ConfigError, SemstyleError
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,9 @@ def test_channels_last_gives_the_channels_first_features_and_gradients(pooling):
         encoder = enc.VGG19Encoder(pooling, "fp32", "cpu", layout=layout)
         x = image.clone().requires_grad_(True)
         feats = encoder(x, layers)
-        assert feats["relu1_1"].is_contiguous(memory_format=getattr(torch, layout.replace("channels_first",
-                                                                                          "contiguous_format")))
+        assert feats["relu1_1"].is_contiguous(
+            memory_format=getattr(torch, layout.replace("channels_first", "contiguous_format"))
+        )
         sum(f.square().mean() for f in feats.values()).backward()
         results[layout] = ({k: v.detach() for k, v in feats.items()}, x.grad)
     (f_cf, g_cf), (f_cl, g_cl) = results["channels_first"], results["channels_last"]

@@ -4,23 +4,23 @@ import sys
 
 import pytest
 import torch
+from conftest import ASSETS, ROOT
 from PIL import Image
 
-from semstyle.cli import main
 from semstyle.api import load_config, run
+from semstyle.cli import main
 from semstyle.conf import scale_schedule
-from semstyle.errors import ConfigError
 from semstyle.core.image import load_image
+from semstyle.errors import ConfigError
 from semstyle.methods import gatys
-
-from conftest import ASSETS, ROOT
 
 CONTENT, STYLE = ASSETS / "content/tubingen.jpg", ASSETS / "styles/starry_night.jpg"
 
 
 def _run_cli(tmp_path, *args):
-    return main(["run", str(ROOT / "configs/default.yaml"), f"content={CONTENT}", f"style={STYLE}",
-                 "progress=false", *args])
+    return main(
+        ["run", str(ROOT / "configs/default.yaml"), f"content={CONTENT}", f"style={STYLE}", "progress=false", *args]
+    )
 
 
 def test_gatys_from_noise_lowers_loss_tenfold(tmp_path):
@@ -89,8 +89,18 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     out = tmp_path / "resume"
-    config = [str(ROOT / "configs/default.yaml"), [f"content={CONTENT}", f"style={STYLE}", "size=64", "scales=[32]",
-                                                   "steps=2", "progress=false", f"out_dir={out}"]]
+    config = [
+        str(ROOT / "configs/default.yaml"),
+        [
+            f"content={CONTENT}",
+            f"style={STYLE}",
+            "size=64",
+            "scales=[32]",
+            "steps=2",
+            "progress=false",
+            f"out_dir={out}",
+        ],
+    ]
     steps = []
 
     def crash_in_scale_1(event):  # a callback on the engine's event stream
@@ -104,7 +114,11 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert (tmp_path / "resume.partial" / "checkpoint.safetensors").exists()
     assert _run_cli(tmp_path, "size=64", "scales=[32]", "steps=2", f"out_dir={out}") == 2  # needs resume=true
     steps.clear()
-    run(config[0], config[1] + ["resume=true"], callbacks=[lambda e: steps.append(e.scale) if e.kind == "step" else None])
+    run(
+        config[0],
+        config[1] + ["resume=true"],
+        callbacks=[lambda e: steps.append(e.scale) if e.kind == "step" else None],
+    )
     rows = list(csv.DictReader(open(out / "losses.csv")))
     assert [int(r["scale"]) for r in rows] == [0, 0, 1, 1]  # scale 0 restored from the checkpoint, not redone
     assert steps == [1, 1]

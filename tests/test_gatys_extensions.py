@@ -5,18 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ASSETS, ROOT
 from PIL import Image
 
-from semstyle.cli import main
 from semstyle.api import load_config
+from semstyle.cli import main
 from semstyle.core.encoder import vgg19_encoder
-from semstyle.viz.features import feature_maps
-from semstyle.viz.layout import grid
 from semstyle.core.image import load_image
 from semstyle.losses import GramLoss
 from semstyle.methods import gatys, reconstruct
-
-from conftest import ASSETS, ROOT
+from semstyle.viz.features import feature_maps
+from semstyle.viz.layout import grid
 
 CONTENT = ASSETS / "content/tubingen.jpg"
 STARRY, MONALISA = ASSETS / "styles/starry_night.jpg", ASSETS / "styles/monalisa.jpg"  # landscape vs portrait
@@ -42,9 +41,14 @@ def test_style_weights_pick_the_style_the_result_is_closest_to():
 
 
 def test_blended_loss_is_the_weighted_sum_of_per_style_gram_losses():
-    cfg = load_config({"style": ["a.jpg", "b.jpg"], "style_weights": [3, 1],
-                       "style_layers": [["conv1_1", "conv3_1"], ["conv3_1", "relu4_1"]],
-                       "style_layer_weights": [[1.0, 2.0], None]})
+    cfg = load_config(
+        {
+            "style": ["a.jpg", "b.jpg"],
+            "style_weights": [3, 1],
+            "style_layers": [["conv1_1", "conv3_1"], ["conv3_1", "relu4_1"]],
+            "style_layer_weights": [[1.0, 2.0], None],
+        }
+    )
     plan = gatys.style_plan(cfg, 2)
     assert [w for w, _, _ in plan] == [0.75, 0.25]
     blend = gatys.BlendedStyleLoss(plan)
@@ -85,23 +89,79 @@ def test_content_reconstruction_from_conv1_1_is_far_closer_than_from_conv5_1():
 def test_reconstruct_style_config_runs_growing_subsets(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the configs name the bundled assets relative to the repository
     out = tmp_path / "rs"
-    assert main(["run", str(ROOT / "configs/gatys/reconstruct_style.yaml"), "size=40", "steps=3",
-                 "layers=[conv1_1,conv2_1,conv3_1]", "progress=false", "precision=bf16", f"out_dir={out}"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "configs/gatys/reconstruct_style.yaml"),
+                "size=40",
+                "steps=3",
+                "layers=[conv1_1,conv2_1,conv3_1]",
+                "progress=false",
+                "precision=bf16",
+                f"out_dir={out}",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
-    assert {"output.png", "config.yaml", "losses.csv", "style_conv1_1.png", "style_conv1_1-conv2_1.png",
-            "style_conv1_1-conv3_1.png"} <= names
+    assert {
+        "output.png",
+        "config.yaml",
+        "losses.csv",
+        "style_conv1_1.png",
+        "style_conv1_1-conv2_1.png",
+        "style_conv1_1-conv3_1.png",
+    } <= names
     assert Image.open(out / "style_conv1_1.png").size == (40, 25)
     assert Image.open(out / "output.png").width > 4 * 40  # input + three reconstructions side by side
 
 
 def test_reconstruct_and_features_commands(tmp_path, capsys):
     out = tmp_path / "rc"
-    assert main(["reconstruct", "content", str(CONTENT), "--layer", "conv4_2", "--size", "32", "--steps", "2",
-                 "--precision", "bf16", "--out", str(out), "progress=false"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                "content",
+                str(CONTENT),
+                "--layer",
+                "conv4_2",
+                "--size",
+                "32",
+                "--steps",
+                "2",
+                "--precision",
+                "bf16",
+                "--out",
+                str(out),
+                "progress=false",
+            ]
+        )
+        == 0
+    )
     assert (out / "content_conv4_2.png").exists() and load_config(out / "config.yaml").target == "content"
     folder = tmp_path / "features"
-    assert main(["features", str(CONTENT), "--layers", "conv1_1", "conv3_1", "--channels", "4", "--size", "64",
-                 "--tile", "16", "--out", str(folder)]) == 0
+    assert (
+        main(
+            [
+                "features",
+                str(CONTENT),
+                "--layers",
+                "conv1_1",
+                "conv3_1",
+                "--channels",
+                "4",
+                "--size",
+                "64",
+                "--tile",
+                "16",
+                "--out",
+                str(folder),
+            ]
+        )
+        == 0
+    )
     fig = folder / "features.png"
     assert Image.open(fig).mode == "RGB" and f"result: {fig}" in capsys.readouterr().out
     assert main(["features", str(CONTENT), "--out", str(folder)]) == 2  # a run folder is never overwritten
@@ -122,8 +182,19 @@ def test_every_gatys_config_runs(tmp_path, monkeypatch, name):
     monkeypatch.chdir(ROOT)
     out = tmp_path / name
     small = ["size=64", "scales=[]", "steps=2"] + (["layers=[conv1_1,conv3_1]"] if "reconstruct" in name else [])
-    assert main(["run", str(ROOT / f"configs/gatys/{name}.yaml"), *small, "progress=false", "precision=bf16",
-                 f"out_dir={out}"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / f"configs/gatys/{name}.yaml"),
+                *small,
+                "progress=false",
+                "precision=bf16",
+                f"out_dir={out}",
+            ]
+        )
+        == 0
+    )
     assert Image.open(out / "output.png").height >= 48
 
 
@@ -155,21 +226,36 @@ BAD_GATYS = [
 @pytest.mark.parametrize("override, message", BAD_GATYS)
 def test_bad_gatys_option_is_one_line_exit_2(tmp_path, capsys, override, message):
     out = tmp_path / "bad"
-    code = main(["run", str(ROOT / "configs/gatys/multi_style.yaml"), "size=32", "steps=1", f"out_dir={out}",
-                 "progress=false", override])
+    code = main(
+        [
+            "run",
+            str(ROOT / "configs/gatys/multi_style.yaml"),
+            "size=32",
+            "steps=1",
+            f"out_dir={out}",
+            "progress=false",
+            override,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("semstyle: error:") and message in err and "\n" not in err, err
     assert not out.exists() and not (tmp_path / "bad.partial").exists()
 
 
 BAD_RECONSTRUCT = [
-    (["run", "configs/gatys/reconstruct_content.yaml", "target=texture"], "target: 'texture' is not one of content, style"),
+    (
+        ["run", "configs/gatys/reconstruct_content.yaml", "target=texture"],
+        "target: 'texture' is not one of content, style",
+    ),
     (["run", "configs/gatys/reconstruct_content.yaml", "layers=[]"], "layers: name at least one layer"),
     (["run", "configs/gatys/reconstruct_content.yaml", "layers=conv1_1"], "layers: must be a list"),
     (["run", "configs/gatys/reconstruct_style.yaml", "growing=sometimes"], "growing: must be true or false"),
     (["run", "configs/gatys/reconstruct_style.yaml", "init=style"], "init: style is not available"),
     (["run", "configs/gatys/reconstruct_style.yaml", "style_weight=-1"], "style_weight: must be >= 0"),
-    (["run", "configs/gatys/reconstruct_style.yaml", "style_weight=0"], "style_weight: must be > 0 for a style reconstruction"),
+    (
+        ["run", "configs/gatys/reconstruct_style.yaml", "style_weight=0"],
+        "style_weight: must be > 0 for a style reconstruction",
+    ),
     (["run", "configs/gatys/reconstruct_style.yaml", "pooling=median"], "pooling: 'median' is not one of max, avg"),
     (["reconstruct", "texture", str(CONTENT)], "argument target: invalid choice: 'texture'"),
     (["reconstruct", "content", "/no/such.jpg"], "image /no/such.jpg: file not found"),

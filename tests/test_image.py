@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from semstyle.errors import ImageError
 from semstyle.core.image import load_image, resize, save_image, target_size
+from semstyle.errors import ImageError
 
 
 def _check_rgb(t, h, w):
@@ -82,5 +82,7 @@ def test_as_image_takes_paths_and_checks_tensors(tmp_path):
     t = torch.rand(1, 3, 6, 2, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     out = as_image(t, "content image")
     assert out.dtype == torch.float32 and out.is_contiguous()
-    with pytest.raises(ImageError, match=r"^style image: expected an RGB tensor \(1, 3, H, W\).*got shape \(1, 4, 2, 2\)$"):
+    with pytest.raises(
+        ImageError, match=r"^style image: expected an RGB tensor \(1, 3, H, W\).*got shape \(1, 4, 2, 2\)$"
+    ):
         as_image(torch.rand(1, 4, 2, 2), "style image")

@@ -7,13 +7,17 @@ import math
 
 import pytest
 import torch
+from conftest import SHARED, needs_shared
 
-from semstyle.geometry.keypoints import (
-    read_correspondences, read_keypoints, similarity_align, umeyama, write_correspondences, write_keypoints,
-)
 from semstyle.errors import SemstyleError
-
-from conftest import needs_shared, SHARED
+from semstyle.geometry.keypoints import (
+    read_correspondences,
+    read_keypoints,
+    similarity_align,
+    umeyama,
+    write_correspondences,
+    write_keypoints,
+)
 
 
 def _rotation(theta: float) -> torch.Tensor:
@@ -25,9 +29,13 @@ def test_round_trip_is_exact(tmp_path):
     pb = torch.randint(0, 300, (37, 2)).float()
     act = torch.rand(37) * 3
     write_correspondences(tmp_path, pa, pb, act, meta={"image_a": "a.png"})
-    ra, rb, ract = read_correspondences(tmp_path / "correspondence_A.txt", tmp_path / "correspondence_B.txt",
-                                        tmp_path / "correspondence_activation.txt",
-                                        size_a=(200, 200), size_b=(300, 300))
+    ra, rb, ract = read_correspondences(
+        tmp_path / "correspondence_A.txt",
+        tmp_path / "correspondence_B.txt",
+        tmp_path / "correspondence_activation.txt",
+        size_a=(200, 200),
+        size_b=(300, 300),
+    )
     assert torch.equal(ra, pa) and torch.equal(rb, pb)
     assert torch.allclose(ract, act, atol=1e-6)
     doc = json.loads((tmp_path / "correspondences.json").read_text())
@@ -43,8 +51,13 @@ def test_text_format_is_row_col(tmp_path):
 @needs_shared
 def test_reads_published_dst_points(tmp_path):
     d = SHARED / "portraits" / "dst_bunny"
-    pa, pb, act = read_correspondences(d / "correspondence_A.txt", d / "correspondence_B.txt",
-                                       d / "correspondence_activation.txt", size_a=(450, 450), size_b=(422, 610))
+    pa, pb, act = read_correspondences(
+        d / "correspondence_A.txt",
+        d / "correspondence_B.txt",
+        d / "correspondence_activation.txt",
+        size_a=(450, 450),
+        size_b=(422, 610),
+    )
     assert pa.shape == pb.shape == (32, 2) and act.shape == (32,)
     assert pa[0].tolist() == [232.0, 42.0]  # file line 1 is "42, 232" (row, col)
     assert (act[:-1] >= act[1:]).all() and act.min() >= 1.0
@@ -53,13 +66,16 @@ def test_reads_published_dst_points(tmp_path):
         assert (tmp_path / name).read_text() == (d / name).read_text()
 
 
-@pytest.mark.parametrize("text, match", [
-    ("1, 2\n3\n", "line 2: expected 'row, col'"),
-    ("1, 2\n3, x\n", "line 2: 'x' is not a number"),
-    ("nan, 2\n", "line 1: 'nan' is not a finite number"),
-    ("1, 2\n\n5, 120\n", "line 3: point .* outside the 100x50 image"),
-    ("-1, 2\n", "line 1: point .* outside"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("1, 2\n3\n", "line 2: expected 'row, col'"),
+        ("1, 2\n3, x\n", "line 2: 'x' is not a number"),
+        ("nan, 2\n", "line 1: 'nan' is not a finite number"),
+        ("1, 2\n\n5, 120\n", "line 3: point .* outside the 100x50 image"),
+        ("-1, 2\n", "line 1: point .* outside"),
+    ],
+)
 def test_bad_keypoint_files(tmp_path, text, match):
     path = tmp_path / "bad.txt"
     path.write_text(text)

@@ -32,8 +32,9 @@ def _fake_face(n: int = 60):
 def test_face_keypoints_pair_landmarks_and_space_them_like_dst():
     source, oval, styled = _fake_face()
     content, style = torch.rand(1, 3, 240, 200), torch.rand(1, 3, 230, 180)
-    pa, pb = landmarks.face_keypoints(content, style, max_points=20, b=10, im_size=256, landmarks=source,
-                                      indices=list(range(60)))
+    pa, pb = landmarks.face_keypoints(
+        content, style, max_points=20, b=10, im_size=256, landmarks=source, indices=list(range(60))
+    )
     assert 3 <= len(pa) <= 20 and len(pa) == len(pb)
     rows = [int(torch.cdist(p[None], oval).argmin()) for p in pa]  # which landmark each kept point is
     assert torch.allclose(pa, oval[rows], atol=1e-4) and torch.allclose(pb, styled[rows], atol=1e-4)

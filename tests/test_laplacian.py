@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from conftest import ASSETS
 
-from semstyle.errors import ConfigError
 from semstyle.core.image import load_image
+from semstyle.errors import ConfigError
 from semstyle.losses.laplacian import LaplacianLoss, laplacian, laplacian_loss
 from semstyle.methods import gatys
-
-from conftest import ASSETS
 
 CONTENT, STYLE = ASSETS / "content/tubingen.jpg", ASSETS / "styles/starry_night.jpg"
 
@@ -46,7 +45,7 @@ def test_module_sums_weighted_pool_terms_and_has_gradients():
     assert term.layers == ()
     term.set_target({"image": content})
     value = term({"image": other})
-    expected = (laplacian_loss(other, laplacian(content, 2), 2) + 3 * laplacian_loss(other, laplacian(content, 8), 8))
+    expected = laplacian_loss(other, laplacian(content, 2), 2) + 3 * laplacian_loss(other, laplacian(content, 8), 8)
     assert torch.isclose(value, expected)
     value.backward()
     assert other.grad.abs().sum() > 0

@@ -3,16 +3,22 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ASSETS
 
 from semstyle.losses.gram import gram_loss, gram_matrix
 from semstyle.losses.gram_masked import MaskedGramLoss, masked_grams
 from semstyle.losses.mrf import MRFLoss, mrf_loss
-from semstyle.patches.geometry import (extract_patches, mask_rows, ncc_patches, overlay_patches, overlay_style_patches,
-                                       patch_index, shift_patches)
+from semstyle.patches.geometry import (
+    extract_patches,
+    mask_rows,
+    ncc_patches,
+    overlay_patches,
+    overlay_style_patches,
+    patch_index,
+    shift_patches,
+)
 from semstyle.patches.patchmatch import patchmatch_step, sampling_pools
 from semstyle.patches.search import candidate_groups, nearest_patches, principal_channels, project_channels
-
-from conftest import ASSETS
 
 
 def _brute_force(x, s, k, stride, style_stride, xm=None, sm=None, w=0.0):
@@ -21,8 +27,12 @@ def _brute_force(x, s, k, stride, style_stride, xm=None, sm=None, w=0.0):
     sp = extract_patches(s, k, style_stride).flatten(1)
     score = F.normalize(xp, dim=1) @ F.normalize(sp, dim=1).t()
     if w:
-        score = score + w * F.normalize(extract_patches(xm, k, stride).flatten(1), dim=1) @ \
-            F.normalize(extract_patches(sm, k, style_stride).flatten(1), dim=1).t()
+        score = (
+            score
+            + w
+            * F.normalize(extract_patches(xm, k, stride).flatten(1), dim=1)
+            @ F.normalize(extract_patches(sm, k, style_stride).flatten(1), dim=1).t()
+        )
     return score.max(dim=1)
 
 
@@ -138,8 +148,10 @@ def test_bf16_search_agrees_with_fp32_on_most_patches(guided):
     masks = dict(masks=m, mask_scale=10.0) if guided else {}
     style_masks = dict(masks=m) if guided else {}
     exact = nearest_patches(ncc_patches(x, 3, 1, **masks)[0], ncc_patches(s, 3, 1, **style_masks)[0])[0]
-    fast = nearest_patches(ncc_patches(x, 3, 1, dtype=torch.bfloat16, **masks)[0],
-                           ncc_patches(s, 3, 1, dtype=torch.bfloat16, **style_masks)[0])[0]
+    fast = nearest_patches(
+        ncc_patches(x, 3, 1, dtype=torch.bfloat16, **masks)[0],
+        ncc_patches(s, 3, 1, dtype=torch.bfloat16, **style_masks)[0],
+    )[0]
     # near-ties may flip at bf16 precision; guided scores are offset by -w so they keep the same precision
     assert (fast == exact).float().mean() > 0.6
 
@@ -158,7 +170,7 @@ def test_masked_gram_equals_per_region_gram_loss():
     loss.set_target_masks(m)
     assert loss({"relu1_1": f_s}).item() == pytest.approx(0.0, abs=1e-7)
     value = loss({"relu1_1": f_x})
-    ref = (gram_loss(masked_grams(f_x, m)[0][:2], grams[:2]))
+    ref = gram_loss(masked_grams(f_x, m)[0][:2], grams[:2])
     assert torch.allclose(value, ref)
     value.backward()
     assert f_x.grad.abs().sum() > 0
@@ -205,8 +217,10 @@ def painting_features():
 
     encoder = vgg19_encoder("avg", "fp32", "cpu")
     with torch.no_grad():
-        return [encoder(load_image(ASSETS / "styles" / name, 128), ["relu3_1"]) for name in
-                ("starry_night.jpg", "shipwreck.jpg")]
+        return [
+            encoder(load_image(ASSETS / "styles" / name, 128), ["relu3_1"])
+            for name in ("starry_night.jpg", "shipwreck.jpg")
+        ]
 
 
 @pytest.mark.parametrize("guided", [False, True])
@@ -244,13 +258,18 @@ def test_overlay_from_style_pixels_equals_overlay_of_cut_patches(stride):
     loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride)
     loss.set_style([{"relu3_1": c} for c in copies], valid=[torch.ones(1, 1, 11, 9), valid])
     cut = torch.cat([extract_patches(c, 3, stride) for c in copies])
-    kept = torch.cat([torch.ones(len(extract_patches(copies[0], 3, stride)), dtype=torch.bool),
-                      -F.max_pool2d(-valid, 3, stride).flatten() > 0.99])
+    kept = torch.cat(
+        [
+            torch.ones(len(extract_patches(copies[0], 3, stride)), dtype=torch.bool),
+            -F.max_pool2d(-valid, 3, stride).flatten() > 0.99,
+        ]
+    )
     cut = cut[kept]
     assert len(cut) == len(loss.style_rows["relu3_1"])
     rows = torch.randint(len(cut), (len(extract_patches(torch.zeros(1, 1, 10, 12), 3, stride)),), generator=gen)
-    overlay = overlay_style_patches(loss.style_pixels["relu3_1"], loss.patch_index["relu3_1"], rows, (10, 12), 3,
-                                    stride)
+    overlay = overlay_style_patches(
+        loss.style_pixels["relu3_1"], loss.patch_index["relu3_1"], rows, (10, 12), 3, stride
+    )
     assert torch.allclose(overlay, overlay_patches(cut[rows], (10, 12), 3, stride), atol=1e-5)
 
 
@@ -259,8 +278,9 @@ def test_shift_patches_stays_inside_its_copy_and_skips_dropped_patches():
     keep[1, 2] = False
     index = patch_index([(5, 5), (6, 6)], 3, 1, [None, keep.flatten()])  # grids 3x3 (rows 0-8), 4x4 (rows 9-23)
     rows = torch.tensor([0, 2, 8, 9, 9])
-    moved = shift_patches(rows, torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 1, 0, 1, 3]), index,
-                          torch.full_like(rows, -1))
+    moved = shift_patches(
+        rows, torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 1, 0, 1, 3]), index, torch.full_like(rows, -1)
+    )
     # (0,0)->(0,1); (0,2)->(0,3) is off the 3x3 grid, not the next copy; (2,2)->(3,2) off; copy 2 (0,0)->(1,1);
     # copy 2 (0,0)->(0,3)
     assert moved.tolist() == [1, -1, -1, 9 + 5, 9 + 3]
@@ -326,4 +346,3 @@ def test_search_every_keeps_the_matches_between_searches_and_searches_at_a_new_s
     assert loss({"relu3_1": shifted}).item() == pytest.approx(0.0, abs=1e-5)  # and finds the crop's own patches
     loss({"relu3_1": s[..., :12, :12]})  # a new size (a new phase) always searches
     assert len(loss.last_index["relu3_1"]) == 100
-

@@ -8,16 +8,19 @@ import kornia
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ASSETS, SHARED, needs_shared
 
 from semstyle.cli import main
+from semstyle.core.image import load_image, resize
+from semstyle.errors import ConfigError, ImageError, SemstyleError
 from semstyle.geometry.keypoints import (
-    clean_points, kmeans_select, nbb_keypoints, read_correspondences, similarity_align,
+    clean_points,
+    kmeans_select,
+    nbb_keypoints,
+    read_correspondences,
+    similarity_align,
 )
 from semstyle.geometry.keypoints.clean import crossing_matrix, greedy_select, remove_crossing, to_grid
-from semstyle.errors import ConfigError, ImageError, SemstyleError
-from semstyle.core.image import load_image, resize
-
-from conftest import ASSETS, SHARED, needs_shared
 
 SIZE = 128  # working long side for the tests: relu5_1 is 8x8, relu1_1 128x128
 
@@ -80,8 +83,9 @@ def test_known_warp_bundled_asset():
 
 
 @needs_shared
-@pytest.mark.parametrize("name, fast", [("content/tubingen.jpg", False),
-                                        ("portraits/nbb_cat_lion/original_B.png", True)])
+@pytest.mark.parametrize(
+    "name, fast", [("content/tubingen.jpg", False), ("portraits/nbb_cat_lion/original_B.png", True)]
+)
 def test_known_warp_real_images(name, fast):
     check_known_warp(SHARED / name, fast)
 
@@ -133,8 +137,10 @@ def test_k_selection_and_border():
 
 # ---- DST cleaning -------------------------------------------------------------------------------------------
 
+
 def _segments_cross(p1, p2, p3, p4) -> bool:
     """Independent check: proper intersection of segments p1p2 and p3p4 by orientations."""
+
     def orient(a, b, c):
         return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
 
@@ -204,8 +210,13 @@ def test_clean_points_rules():
 @needs_shared
 def test_clean_published_dst_points_is_stable():
     d = SHARED / "portraits" / "dst_bunny"
-    pa, pb, act = read_correspondences(d / "correspondence_A.txt", d / "correspondence_B.txt",
-                                       d / "correspondence_activation.txt", (450, 450), (422, 610))
+    pa, pb, act = read_correspondences(
+        d / "correspondence_A.txt",
+        d / "correspondence_B.txt",
+        d / "correspondence_activation.txt",
+        (450, 450),
+        (422, 610),
+    )
     ca, cb, cact = clean_points(pa, pb, act, (450, 450), (422, 610))
     # DST's own output is a fixed point of its cleaning (tests/test_clean.py checks every path)
     assert torch.equal(ca, pa) and torch.equal(cb, pb) and torch.equal(cact, act)
@@ -213,16 +224,49 @@ def test_clean_published_dst_points_is_stable():
 
 # ---- CLI and bad input --------------------------------------------------------------------------------------
 
+
 def test_cli_writes_files_and_pictures(tmp_path, capsys):
     a, b = ASSETS / "content" / "astronaut.jpg", ASSETS / "styles" / "monalisa.jpg"
     out = tmp_path / "nbb"
-    assert main(["nbb", str(a), str(b), "--k", "10", "--fast", "--clean", "--levels", "--size", "96",
-                 "--k-per-level", "300", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "nbb",
+                str(a),
+                str(b),
+                "--k",
+                "10",
+                "--fast",
+                "--clean",
+                "--levels",
+                "--size",
+                "96",
+                "--k-per-level",
+                "300",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
-    assert {"correspondence_A.txt", "correspondence_B.txt", "correspondence_activation.txt", "correspondences.json",
-            "correspondences.png", "level_relu5_1.png", "level_relu2_1.png"} <= names
-    pa, pb, act = read_correspondences(out / "correspondence_A.txt", out / "correspondence_B.txt",
-                                       out / "correspondence_activation.txt", size_a=(512, 512), size_b=(1024, 687))
+    assert {
+        "correspondence_A.txt",
+        "correspondence_B.txt",
+        "correspondence_activation.txt",
+        "correspondences.json",
+        "correspondences.png",
+        "level_relu5_1.png",
+        "level_relu2_1.png",
+    } <= names
+    pa, pb, act = read_correspondences(
+        out / "correspondence_A.txt",
+        out / "correspondence_B.txt",
+        out / "correspondence_activation.txt",
+        size_a=(512, 512),
+        size_b=(1024, 687),
+    )
     assert 1 <= len(pa) <= 10 and (act >= 1).all()
     assert "pairs" in capsys.readouterr().out
     assert not (tmp_path / "nbb.partial").exists()

@@ -15,8 +15,8 @@ import torch
 from conftest import ASSETS, ROOT, SHARED
 from PIL import Image
 
-from semstyle.engine import divergence, resources, runs
 from semstyle.cli import main
+from semstyle.engine import divergence, resources, runs
 from semstyle.engine import engine as engine_module
 from semstyle.engine.fingerprint import diff, fingerprint
 

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, needs_shared
 from PIL import Image
 
 from semstyle.core import semantic
 from semstyle.errors import ConfigError, ImageError
-
-from conftest import needs_shared, SHARED
 
 DOODLE = SHARED / "doodle"
 
@@ -27,8 +26,13 @@ def _same_colours(found, expected, tol=3):
 MONET = {(255, 255, 255), (255, 51, 31), (0, 0, 255), (0, 255, 0), (192, 0, 0)}
 RENOIR = {(0, 255, 0), (255, 255, 255), (0, 0, 255), (255, 51, 31)}
 # STROTSS utils.extract_regions keeps these colours (MANIFEST.md), with their exact-match pixel counts in target_sem.jpg
-BOUQUET = {(45, 98, 166): 1614, (153, 45, 165): 13487, (165, 45, 46): 16486, (165, 139, 44): 11200,
-           (255, 255, 255): 108022}
+BOUQUET = {
+    (45, 98, 166): 1614,
+    (153, 45, 165): 13487,
+    (165, 45, 46): 16486,
+    (165, 139, 44): 11200,
+    (255, 255, 255): 108022,
+}
 
 
 @needs_shared
@@ -48,7 +52,7 @@ def test_palette_of_lossy_jpeg_maps_gives_the_five_strotss_regions():
     assert torch.equal(target_masks.sum(1), torch.ones(1, 321, 481))  # one-hot, nothing unassigned
     counts = target_masks.sum((0, 2, 3))
     for colour, exact in BOUQUET.items():
-        k = min(range(5), key=lambda i: sum(abs(a - b) for a, b in zip(_rgb(palette[i:i + 1]).pop(), colour)))
+        k = min(range(5), key=lambda i: sum(abs(a - b) for a, b in zip(_rgb(palette[i : i + 1]).pop(), colour)))
         # nearest-colour assignment adds the JPEG-noisy pixels around each region to its exact-match core
         assert exact <= counts[k] <= 1.2 * exact, (colour, exact, counts[k])
 
@@ -58,7 +62,7 @@ def _blocks(colours, shape=(12, 12), noise=0.0, seed=0):
     h, w = shape
     arr = np.zeros((h, w, 3), np.float32)
     for i, c in enumerate(colours):
-        arr[:, i * w // len(colours):(i + 1) * w // len(colours)] = c
+        arr[:, i * w // len(colours) : (i + 1) * w // len(colours)] = c
     arr += np.random.default_rng(seed).uniform(-noise, noise, arr.shape)
     return torch.from_numpy(np.clip(arr, 0, 255) / 255).permute(2, 0, 1)[None].float()
 
@@ -91,7 +95,7 @@ def test_semantic_masks_share_channel_order_and_ignore_unmatched_pixels():
     with pytest.warns(UserWarning):
         s, t, palette = semantic.semantic_masks(style, target, min_fraction=0.0, unmatched="ignore")
     assert s.shape == (1, 3, 12, 12) and t.shape == (1, 3, 6, 9)
-    white = [i for i, c in enumerate(_rgb(palette[k:k + 1]).pop() for k in range(3)) if c == (255, 255, 255)][0]
+    white = [i for i, c in enumerate(_rgb(palette[k : k + 1]).pop() for k in range(3)) if c == (255, 255, 255)][0]
     assert t[0, white, :, :3].eq(1).all() and s[0, white, :, 8:].eq(1).all()  # same region, same channel
     assert t[0, :, :, 6:].sum() == 0  # the unmatched green band has no channel
 
@@ -123,9 +127,15 @@ def test_load_map_rejects_grey_and_transparent_maps(tmp_path):
 
 def test_check_map_size_names_both_and_offers_resize():
     with pytest.raises(ImageError, match=r"style map a.png is 12x12 but the style image is 20x10.*--resize-maps"):
-        semantic.check_map_size(torch.zeros(1, 3, 12, 12), torch.zeros(1, 3, 10, 20), "style map a.png",
-                                "the style image")
-    assert semantic.check_map_size(torch.zeros(1, 3, 12, 12), torch.zeros(1, 3, 10, 20), "m", "i", True).shape == (1, 3, 10, 20)
+        semantic.check_map_size(
+            torch.zeros(1, 3, 12, 12), torch.zeros(1, 3, 10, 20), "style map a.png", "the style image"
+        )
+    assert semantic.check_map_size(torch.zeros(1, 3, 12, 12), torch.zeros(1, 3, 10, 20), "m", "i", True).shape == (
+        1,
+        3,
+        10,
+        20,
+    )
 
 
 def test_auto_maps_label_the_same_colours_alike_across_images():
@@ -135,7 +145,7 @@ def test_auto_maps_label_the_same_colours_alike_across_images():
     assert ma.shape == (1, 3, 24, 36) and torch.equal(ma.sum(1), torch.ones(1, 24, 36))
     la, lb = ma.argmax(1)[0], mb.argmax(1)[0]
     for band in range(3):  # each band is one region, and a colour gets the same label in both images
-        assert la[:, band * 12:(band + 1) * 12].unique().numel() == 1
+        assert la[:, band * 12 : (band + 1) * 12].unique().numel() == 1
     assert la[0, 0] == lb[0, 12] and la[0, 12] == lb[0, 24] and la[0, 24] == lb[0, 0]
     assert la[0, ::12].unique().numel() == 3
     assert semantic.palette_strip(semantic.AUTO_COLORS[:3], 10, 5).shape == (1, 3, 10, 15)

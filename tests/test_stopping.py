@@ -3,8 +3,8 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from semstyle.errors import ConfigError
 from semstyle.engine.stopping import DEFAULTS, StopRule, relative_improvement
+from semstyle.errors import ConfigError
 
 
 def geometric(start: float, factor: float, n: int) -> list[float]:
@@ -76,21 +76,28 @@ def test_from_config_reads_the_stop_section_with_defaults():
     cfg = OmegaConf.create({"stop": {"rule": "rel_improvement", "threshold": 2e-3}})
     rule = StopRule.from_config(cfg.stop)
     assert (rule.rule, rule.threshold, rule.window, rule.min_steps) == (
-        "rel_improvement", 2e-3, DEFAULTS["window"], DEFAULTS["min_steps"])
+        "rel_improvement",
+        2e-3,
+        DEFAULTS["window"],
+        DEFAULTS["min_steps"],
+    )
     assert StopRule.from_config(None).rule == "none"
     yaml = OmegaConf.create("stop: {rule: rel_improvement, threshold: 1e-3, window: 5, min_steps: 0}")
     assert StopRule.from_config(yaml.stop).threshold == pytest.approx(1e-3)
 
 
-@pytest.mark.parametrize("stop, message", [
-    ({"rule": "patience"}, r"stop\.rule: 'patience' is not one of none, rel_improvement"),
-    ({"threshold": -1}, r"stop\.threshold: must be a number >= 0"),
-    ({"threshold": "small"}, r"stop\.threshold: must be a number >= 0"),
-    ({"window": 0}, r"stop\.window: must be an integer >= 1, got 0"),
-    ({"min_steps": 2.5}, r"stop\.min_steps: must be an integer >= 0, got 2\.5"),
-    ({"windows": 3}, r"stop\.windows: unknown key"),
-    ("often", r"stop: must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "stop, message",
+    [
+        ({"rule": "patience"}, r"stop\.rule: 'patience' is not one of none, rel_improvement"),
+        ({"threshold": -1}, r"stop\.threshold: must be a number >= 0"),
+        ({"threshold": "small"}, r"stop\.threshold: must be a number >= 0"),
+        ({"window": 0}, r"stop\.window: must be an integer >= 1, got 0"),
+        ({"min_steps": 2.5}, r"stop\.min_steps: must be an integer >= 0, got 2\.5"),
+        ({"windows": 3}, r"stop\.windows: unknown key"),
+        ("often", r"stop: must be a mapping"),
+    ],
+)
 def test_bad_config_is_a_one_line_config_error(stop, message):
     with pytest.raises(ConfigError, match=message) as info:
         StopRule.from_config(stop)

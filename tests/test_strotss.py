@@ -8,21 +8,26 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import ASSETS, ROOT
 
 from semstyle.api import load_config
 from semstyle.core.encoder import vgg19_encoder
-from semstyle.errors import ConfigError, ImageError
 from semstyle.core.hypercolumn import STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from semstyle.core.image import load_image, resize
-from semstyle.losses.strotss import (
-    StrotssLoss, color_emd, feature_moments, moment_loss, nearest_neighbours, relaxed_emd, self_similarity_loss,
-)
 from semstyle.core.pyramid import LaplacianPyramid, high_pass, laplacian_pyramid, reconstruct
-
+from semstyle.errors import ConfigError, ImageError
+from semstyle.losses.strotss import (
+    StrotssLoss,
+    color_emd,
+    feature_moments,
+    moment_loss,
+    nearest_neighbours,
+    relaxed_emd,
+    self_similarity_loss,
+)
 
 # -- pyramid ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(1, 3, 64, 48), (2, 3, 43, 61)])
 def test_pyramid_reconstructs_exactly_any_size(shape):
@@ -51,8 +56,13 @@ def test_pyramid_module_is_trainable_and_moves_low_frequencies_fast():
 
 # -- relaxed EMD --------------------------------------------------------------------------------------------------
 
+
 def _dense_remd(x, y, cost):
-    c = 1 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).T if cost == "cosine" else torch.cdist(x, y) / x.shape[1] ** 0.5
+    c = (
+        1 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).T
+        if cost == "cosine"
+        else torch.cdist(x, y) / x.shape[1] ** 0.5
+    )
     return torch.maximum(c.min(1).values.mean(), c.min(0).values.mean()), c
 
 
@@ -118,6 +128,7 @@ def test_color_emd_uses_yuv_l2():
 
 # -- moments and self-similarity ----------------------------------------------------------------------------------
 
+
 def test_moment_loss():
     x, y = torch.randn(400, 12), torch.randn(500, 12) * 2 + 1
     assert moment_loss(x, x) < 1e-6
@@ -166,8 +177,11 @@ def test_self_similarity_loss_ignores_colour_change_but_not_scrambled_structure(
     hc = sample_hypercolumns(feats, STROTSS_LAYERS, points, tubingen)[0]
 
     def loss_of(image):
-        return float(self_similarity_loss(sample_hypercolumns(encoder(image, STROTSS_LAYERS), STROTSS_LAYERS,
-                                                              points, image)[0], hc))
+        return float(
+            self_similarity_loss(
+                sample_hypercolumns(encoder(image, STROTSS_LAYERS), STROTSS_LAYERS, points, image)[0], hc
+            )
+        )
 
     recoloured = tubingen[:, [2, 0, 1]] * 0.8 + 0.1  # channels rotated and contrast lowered: same structure
     h, w = tubingen.shape[-2:]
@@ -182,6 +196,7 @@ def test_self_similarity_loss_ignores_colour_change_but_not_scrambled_structure(
 
 
 # -- the loss module ----------------------------------------------------------------------------------------------
+
 
 def test_strotss_loss_module(encoder, tubingen, assets_dir):
     style = load_image(assets_dir / "styles/starry_night.jpg", 96)
@@ -212,7 +227,7 @@ def test_strotss_loss_region_errors(encoder, tubingen):
     h, w = tubingen.shape[-2:]
     two = torch.zeros(1, 2, h, w)
     two[:, 0, :, : w // 2] = 1
-    two[:, 1, :, w // 2:] = 1
+    two[:, 1, :, w // 2 :] = 1
     loss = StrotssLoss(encoder, samples=64, style_samples=64)
     with pytest.raises(ImageError, match="both"):
         loss.set_targets(tubingen, tubingen, two, None)
@@ -230,11 +245,17 @@ def test_strotss_loss_region_errors(encoder, tubingen):
 
 # -- the method ---------------------------------------------------------------------------------------------------
 
+
 def test_config_validation():
     cfg = load_config({"method": "strotss"}, ["size=128", "steps=20"])
     assert cfg.scales == [64, 128, 256] and cfg.optimizer == "rmsprop"
-    for bad, match in [("optimizer=lbfgs", "optimizer"), ("lr=0", "lr"), ("samples=1", "samples"),
-                       ("content_map=a.png", "both maps"), ("pyramid_levels=-1", "pyramid_levels")]:
+    for bad, match in [
+        ("optimizer=lbfgs", "optimizer"),
+        ("lr=0", "lr"),
+        ("samples=1", "samples"),
+        ("content_map=a.png", "both maps"),
+        ("pyramid_levels=-1", "pyramid_levels"),
+    ]:
         with pytest.raises(ConfigError, match=match):
             load_config({"method": "strotss"}, [bad])
 
@@ -248,9 +269,19 @@ def _totals(path):
 def test_two_scale_run_lowers_the_loss(tmp_path):
     from semstyle.api import run
 
-    out = run(str(ROOT / "configs/strotss/default.yaml"), [
-        f"content={ASSETS / 'content/tubingen.jpg'}", f"style={ASSETS / 'styles/starry_night.jpg'}",
-        "size=128", "steps=16", f"out_dir={tmp_path / 'run'}", "progress=false", "samples=256", "style_samples=1000"])
+    out = run(
+        str(ROOT / "configs/strotss/default.yaml"),
+        [
+            f"content={ASSETS / 'content/tubingen.jpg'}",
+            f"style={ASSETS / 'styles/starry_night.jpg'}",
+            "size=128",
+            "steps=16",
+            f"out_dir={tmp_path / 'run'}",
+            "progress=false",
+            "samples=256",
+            "style_samples=1000",
+        ],
+    )
     assert {p.name for p in out.iterdir()} >= {"output.png", "losses.csv", "losses.png", "config.yaml"}
     header = (out / "losses.csv").read_text().splitlines()[0]
     assert header.split(",")[2:6] == ["content", "remd", "moment", "color"]
@@ -264,16 +295,25 @@ def test_two_scale_run_lowers_the_loss(tmp_path):
 
 def _region_error(image, masks, style, style_masks):
     """Mean over regions of the RGB distance between the output's and the style's mean colour in that region."""
-    masks, style_masks = resize(masks, tuple(image.shape[-2:]), "area"), resize(style_masks, tuple(style.shape[-2:]), "area")
-    mean = lambda img, m: (img * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-6)  # (1, K) per channel
-    errs = [(mean(image, masks[:, k:k + 1]) - mean(style, style_masks[:, k:k + 1])).norm() for k in range(masks.shape[1])]
+    masks, style_masks = (
+        resize(masks, tuple(image.shape[-2:]), "area"),
+        resize(style_masks, tuple(style.shape[-2:]), "area"),
+    )
+
+    def mean(img, m):  # (1, K) per channel
+        return (img * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-6)
+
+    errs = [
+        (mean(image, masks[:, k : k + 1]) - mean(style, style_masks[:, k : k + 1])).norm()
+        for k in range(masks.shape[1])
+    ]
     return float(torch.stack(errs).mean())
 
 
 @pytest.mark.shared_data
 def test_guidance_beats_unguided_on_region_fidelity(shared_data):
-    from semstyle.methods.strotss import guidance_masks, stylize
     from semstyle.core.semantic import load_map
+    from semstyle.methods.strotss import guidance_masks, stylize
 
     d = shared_data / "doodle/strotss_bouquet"
     content, style = load_image(d / "content.jpg"), load_image(d / "style.jpg", 512)

@@ -28,8 +28,9 @@ def _blob(h: int, w: int, centre, sigma: float = 2.5) -> torch.Tensor:
 
 def _centroid(image: torch.Tensor) -> torch.Tensor:
     m = image[0, 0]
-    ys, xs = torch.meshgrid(torch.arange(m.shape[0], dtype=m.dtype), torch.arange(m.shape[1], dtype=m.dtype),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(m.shape[0], dtype=m.dtype), torch.arange(m.shape[1], dtype=m.dtype), indexing="ij"
+    )
     return torch.stack([(m * xs).sum(), (m * ys).sum()]) / m.sum()
 
 
@@ -64,12 +65,12 @@ def test_moving_one_keypoint_moves_the_image_near_it():
     # the neighbourhood of the keypoint reappears, shifted by the displacement (the TPS is locally ~a translation)
     sx, sy = points[0].long().tolist()
     x, y = (points[0] + move).long().tolist()
-    before, after = image[0, 0, sy - 3:sy + 4, sx - 3:sx + 4], warped[0, 0, y - 3:y + 4, x - 3:x + 4]
+    before, after = image[0, 0, sy - 3 : sy + 4, sx - 3 : sx + 4], warped[0, 0, y - 3 : y + 4, x - 3 : x + 4]
     assert (after - before).abs().max() < 0.06
     assert torch.allclose(_centroid(warped), points[0].double() + move.double(), atol=0.6)
     # the flow at the destination is the displacement, and the other keypoints stay put
     assert torch.allclose(flow[0, :, y, x].float(), move, atol=0.3)
-    for (px, py) in points[1:].long().tolist():
+    for px, py in points[1:].long().tolist():
         assert flow[0, :, py, px].abs().max() < 0.05
 
 

@@ -34,8 +34,15 @@ def split_config(config, overrides) -> tuple[str | None, list[str]]:
 def add_run_options(parser, example: str) -> None:
     """The options every method command shares: overrides, ``--device``, ``--precision``, ``--out``, ``--seed``."""
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"config overrides, e.g. {example}")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="set_overrides",
-                        help="the same overrides (older spelling)")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="set_overrides",
+        help="the same overrides (older spelling)",
+    )
     parser.add_argument("--device", help="auto, cpu or cuda (config key device)")
     parser.add_argument("--precision", choices=PRECISIONS, help="config key precision")
     parser.add_argument("--seed", type=int, help="config key seed")
@@ -44,8 +51,9 @@ def add_run_options(parser, example: str) -> None:
 
 def common_overrides(args) -> list[str]:
     if args.set_overrides:
-        warnings.warn("--set KEY=VALUE: give the overrides as plain KEY=VALUE arguments", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "--set KEY=VALUE: give the overrides as plain KEY=VALUE arguments", DeprecationWarning, stacklevel=2
+        )
     out = []
     for option, key in (("device", "device"), ("precision", "precision"), ("seed", "seed"), ("out", "out_dir")):
         if getattr(args, option) is not None:
@@ -64,6 +72,7 @@ def run_and_report(config, overrides, extra_files=()) -> None:
 
 # -- run ---------------------------------------------------------------------------------------------------------
 
+
 def _run(args) -> None:
     config, overrides = split_config(args.config, args.overrides)
     run_and_report(DEFAULT_CONFIG if config is None else config, overrides + common_overrides(args))
@@ -79,9 +88,17 @@ def add_run(sub) -> None:
 # -- doodle ------------------------------------------------------------------------------------------------------
 
 DOODLE_OPTIONS = (  # (command-line option, config key)
-    ("style", "style.image"), ("style_map", "style.map"), ("target_map", "target.map"), ("content", "content.image"),
-    ("loss", "style.loss"), ("semantic_weight", "semantic.weight"), ("auto_maps", "semantic.auto_maps"),
-    ("auto_features", "semantic.auto_features"), ("size", "size"), ("steps", "steps"), ("phases", "phases"),
+    ("style", "style.image"),
+    ("style_map", "style.map"),
+    ("target_map", "target.map"),
+    ("content", "content.image"),
+    ("loss", "style.loss"),
+    ("semantic_weight", "semantic.weight"),
+    ("auto_maps", "semantic.auto_maps"),
+    ("auto_features", "semantic.auto_features"),
+    ("size", "size"),
+    ("steps", "steps"),
+    ("phases", "phases"),
     ("init", "init"),
 )
 
@@ -103,32 +120,45 @@ def _defaults(key: str) -> str:
 
 
 def add_doodle(sub) -> None:
-    p = sub.add_parser("doodle", help="paint a colour-coded map (or a photo) with a painting's patches, "
-                                      "region by region (neural doodle / CNNMRF)")
+    p = sub.add_parser(
+        "doodle",
+        help="paint a colour-coded map (or a photo) with a painting's patches, "
+        "region by region (neural doodle / CNNMRF)",
+    )
     p.add_argument("config", nargs="?", help="optional YAML config (e.g. configs/doodle/monet.yaml)")
     p.add_argument("--style", help="the style painting")
     p.add_argument("--style-map", help="colour-coded map of the painting (same size)")
     p.add_argument("--target-map", help="the doodle to paint (or the content photo's map), same colour code")
     p.add_argument("--content", help="optional content photo (its map is --target-map)")
     p.add_argument("--auto-maps", type=int, metavar="N", help="no maps: segment style and content into N regions")
-    p.add_argument("--auto-features", choices=("color", "vgg"),
-                   help=f"what --auto-maps clusters (default {DoodleConfig().semantic.auto_features})")
+    p.add_argument(
+        "--auto-features",
+        choices=("color", "vgg"),
+        help=f"what --auto-maps clusters (default {DoodleConfig().semantic.auto_features})",
+    )
     p.add_argument("--resize-maps", action="store_true", help="resize maps whose size differs from their image")
     p.add_argument("--loss", choices=("mrf", "gram_masked"), help=f"style loss (default {DoodleConfig().style.loss})")
-    p.add_argument("--semantic-weight", type=float,
-                   help=f"weight of the maps in the patch matching (default {DoodleConfig().semantic.weight}; "
-                        f"--cnnmrf: {CNNMRF_PRESET['semantic']['weight']})")
+    p.add_argument(
+        "--semantic-weight",
+        type=float,
+        help=f"weight of the maps in the patch matching (default {DoodleConfig().semantic.weight}; "
+        f"--cnnmrf: {CNNMRF_PRESET['semantic']['weight']})",
+    )
     p.add_argument("--cnnmrf", action="store_true", help="plain CNNMRF defaults (content + style, no maps)")
     p.add_argument("--size", type=int, help=f"long side of the result in px ({_defaults('size')})")
     p.add_argument("--steps", type=int, help=f"L-BFGS steps per phase ({_defaults('steps')})")
     p.add_argument("--phases", type=int, help=f"coarse-to-fine phases ({_defaults('phases')})")
-    p.add_argument("--init", help=f"auto (content with a photo, else noise), noise, regions, content, style or an image "
-                                  f"file ({_defaults('init')})")
+    p.add_argument(
+        "--init",
+        help=f"auto (content with a photo, else noise), noise, regions, content, style or an image "
+        f"file ({_defaults('init')})",
+    )
     add_run_options(p, "mrf.stride=2 tv_weight=0")
     p.set_defaults(func=_doodle)
 
 
 # -- reconstruct -------------------------------------------------------------------------------------------------
+
 
 def _reconstruct(args) -> None:
     config = {"method": "reconstruct", "target": args.target, "image": args.image}
@@ -147,12 +177,18 @@ def add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct an image from its content or style (Gram) features")
     p.add_argument("target", choices=("content", "style"), help="content: one layer at a time; style: Gram matrices")
     p.add_argument("image", help="the image to reconstruct")
-    p.add_argument("--layers", "--layer", nargs="+", metavar="LAYER",
-                   help=f"content: one reconstruction per layer; style: growing subsets "
-                        f"(default {' '.join(defaults.layers)})")
+    p.add_argument(
+        "--layers",
+        "--layer",
+        nargs="+",
+        metavar="LAYER",
+        help=f"content: one reconstruction per layer; style: growing subsets (default {' '.join(defaults.layers)})",
+    )
     p.add_argument("--no-growing", action="store_true", help="style: one reconstruction from all --layers together")
     p.add_argument("--size", type=int, help=f"long side in px (default {defaults.size})")
-    p.add_argument("--steps", type=int, help=f"{defaults.optimizer} steps per reconstruction (default {defaults.steps})")
+    p.add_argument(
+        "--steps", type=int, help=f"{defaults.optimizer} steps per reconstruction (default {defaults.steps})"
+    )
     p.add_argument("--init", help=f"noise, content or an image file (default {defaults.init})")
     p.add_argument("--pooling", choices=POOLINGS, help=f"default {defaults.pooling}")
     add_run_options(p, "tv_weight=1e-3 progress=false")
@@ -166,17 +202,18 @@ FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 
 def _features(args) -> None:
     # torch and matplotlib load when the command runs (see _api)
-    from ..errors import check
-    from ..viz.features import feature_view
     from ..core.image import load_image
     from ..engine.runs import RunDir
+    from ..errors import check
+    from ..viz.features import feature_view
 
     check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
     out = args.out or f"runs/features-{time.strftime('%Y%m%d-%H%M%S')}"
     with RunDir(out, "features", key="--out") as run_dir:
         image = load_image(args.image, args.size, what="image")
-        figure = feature_view(image, args.layers, args.channels, args.tile, args.cmap, args.pooling, args.precision,
-                              args.device)
+        figure = feature_view(
+            image, args.layers, args.channels, args.tile, args.cmap, args.pooling, args.precision, args.device
+        )
         run_dir.save_image("features.png", figure)
     print(f"result: {run_dir.path / 'features.png'}")
     print(f"run folder: {run_dir.path}")
@@ -185,8 +222,14 @@ def _features(args) -> None:
 def add_features(sub) -> None:
     p = sub.add_parser("features", help="grid of the first feature maps of VGG-19 layers for an image")
     p.add_argument("image")
-    p.add_argument("--layers", "--layer", nargs="+", default=FEATURE_LAYERS, metavar="LAYER",
-                   help=f"default {' '.join(FEATURE_LAYERS)}")
+    p.add_argument(
+        "--layers",
+        "--layer",
+        nargs="+",
+        default=FEATURE_LAYERS,
+        metavar="LAYER",
+        help=f"default {' '.join(FEATURE_LAYERS)}",
+    )
     p.add_argument("--channels", type=int, default=16, help="first N channels of each layer (default 16)")
     p.add_argument("--size", type=int, default=256, help="image long side fed to VGG (default 256)")
     p.add_argument("--tile", type=int, default=64, help="px per feature map in the figure (default 64)")

@@ -12,5 +12,18 @@ from .vocab import LAYER_NAMES, OPTIMIZERS, check_layers
 SCHEMAS: dict[str, Schema] = {s.name: s for s in (GATYS, DOODLE, CNNMRF, STROTSS, DST, RECONSTRUCT)}
 """Every method's config schema by method name."""
 
-__all__ = ["SCHEMAS", "Schema", "load", "to_yaml", "RunConfig", "packaged", "scale_schedule", "COSMETIC_KEYS",
-           "check_number", "check_choice", "check_layers", "LAYER_NAMES", "OPTIMIZERS"]
+__all__ = [
+    "SCHEMAS",
+    "Schema",
+    "load",
+    "to_yaml",
+    "RunConfig",
+    "packaged",
+    "scale_schedule",
+    "COSMETIC_KEYS",
+    "check_number",
+    "check_choice",
+    "check_layers",
+    "LAYER_NAMES",
+    "OPTIMIZERS",
+]

@@ -148,26 +148,41 @@ def validate_doodle(cfg) -> None:
     check(cfg.style.image not in (None, ""), "style.image: required (the painting whose patches are used)")
     auto = cfg.semantic.auto_maps > 0
     if auto:
-        check(cfg.content.image is not None,
-              "semantic.auto_maps: needs content.image (the target's regions are found in it)")
-        check(cfg.style.map is None and cfg.target.map is None,
-              "semantic.auto_maps: computes both maps; remove style.map / target.map, or set semantic.auto_maps=0")
+        check(
+            cfg.content.image is not None,
+            "semantic.auto_maps: needs content.image (the target's regions are found in it)",
+        )
+        check(
+            cfg.style.map is None and cfg.target.map is None,
+            "semantic.auto_maps: computes both maps; remove style.map / target.map, or set semantic.auto_maps=0",
+        )
     elif cfg.style.loss == "gram_masked" or cfg.target.map is not None or cfg.style.map is not None:
-        check(cfg.style.map is not None, "style.map: required with target.map or style.loss=gram_masked "
-                                         "(or use semantic.auto_maps=N)")
+        check(
+            cfg.style.map is not None,
+            "style.map: required with target.map or style.loss=gram_masked (or use semantic.auto_maps=N)",
+        )
         check(cfg.target.map is not None, "target.map: required (the doodle to paint, same colours as style.map)")
     else:
-        check(cfg.content.image is not None,
-              "content.image: required when there are no maps (give target.map to paint a doodle)")
+        check(
+            cfg.content.image is not None,
+            "content.image: required when there are no maps (give target.map to paint a doodle)",
+        )
     if cfg.init == "content":  # auto picks content only when there is a photo
         check(cfg.content.image is not None, "init: content needs content.image")
     if cfg.init == "regions":
-        check(auto or cfg.target.map is not None,
-              "init: regions needs maps (style.map + target.map, or semantic.auto_maps)")
+        check(
+            auto or cfg.target.map is not None,
+            "init: regions needs maps (style.map + target.map, or semantic.auto_maps)",
+        )
 
 
-DOODLE = Schema("doodle", DoodleConfig, validate_doodle, groups={"style.loss": STYLE_LOSS_DEFAULTS},
-                summary="neural doodle: paint a colour-coded map with a painting's patches, region by region")
+DOODLE = Schema(
+    "doodle",
+    DoodleConfig,
+    validate_doodle,
+    groups={"style.loss": STYLE_LOSS_DEFAULTS},
+    summary="neural doodle: paint a colour-coded map with a painting's patches, region by region",
+)
 
 # CNNMRF weights a layer's MRF gradient as mrf_weight · (x − mean matched patch), i.e. summed, not averaged, over the
 # layer; mrf_loss is a mean over patch elements, whose gradient is 2/(C·h·w) of that. The equivalent weight is
@@ -184,19 +199,33 @@ CNNMRF_PRESET = {
     # CNNMRF's 384x288.
     "tv_weight": 1.0e7,
     "tv_power": 2.0,
-    "content": {"image": packaged("content/astronaut.jpg"), "weight": 20.0,  # content_weight 2e1
-                "layers": ["relu4_2"]},  # content_layers {23} = relu4_2
-    "style": {"image": packaged("styles/monalisa.jpg"), "weight": 1.0,
-              "layers": ["relu3_1", "relu4_1"],  # mrf_layers {12, 21}
-              "layer_weights": [88.0, 44.0]},  # mrf_weight {1e-4, 1e-4}, converted (see above)
-    "mrf": {"patch_size": 3,  # mrf_patch_size {3, 3}
-            "style_stride": 2,  # mrf_sample_stride {2, 2}
-            "stride": 2,  # mrf_synthesis_stride {2, 2}
-            "search": "exact", "match_channels": 0,  # CNNMRF's search: every style patch, all channels,
-            "search_every": 1},  # every step
+    "content": {
+        "image": packaged("content/astronaut.jpg"),
+        "weight": 20.0,  # content_weight 2e1
+        "layers": ["relu4_2"],
+    },  # content_layers {23} = relu4_2
+    "style": {
+        "image": packaged("styles/monalisa.jpg"),
+        "weight": 1.0,
+        "layers": ["relu3_1", "relu4_1"],  # mrf_layers {12, 21}
+        "layer_weights": [88.0, 44.0],
+    },  # mrf_weight {1e-4, 1e-4}, converted (see above)
+    "mrf": {
+        "patch_size": 3,  # mrf_patch_size {3, 3}
+        "style_stride": 2,  # mrf_sample_stride {2, 2}
+        "stride": 2,  # mrf_synthesis_stride {2, 2}
+        "search": "exact",
+        "match_channels": 0,  # CNNMRF's search: every style patch, all channels,
+        "search_every": 1,
+    },  # every step
     "semantic": {"weight": 0.0},  # no maps: pure feature NCC
 }
 
-CNNMRF = Schema("cnnmrf", DoodleConfig, validate_doodle, preset=CNNMRF_PRESET,
-                groups={"style.loss": STYLE_LOSS_DEFAULTS},
-                summary="CNNMRF (Li & Wand 2016): content + patch MRF style, no maps (a preset of doodle)")
+CNNMRF = Schema(
+    "cnnmrf",
+    DoodleConfig,
+    validate_doodle,
+    preset=CNNMRF_PRESET,
+    groups={"style.loss": STYLE_LOSS_DEFAULTS},
+    summary="CNNMRF (Li & Wand 2016): content + patch MRF style, no maps (a preset of doodle)",
+)

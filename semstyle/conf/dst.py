@@ -29,9 +29,17 @@ BASE_DEFAULTS = {
     # the gradient doubles and a step moves half as far, so its lr 0.3 on the pyramid is 0.3 / 4 here; θ is in
     # pixels in both, so it keeps 0.3.
     "strotss": {
-        "content_weight": 8.0, "style_weight": 1.0, "warp_weight": 0.5, "warp_tv_weight": 50.0,
-        "optimizer": "sgd", "lr": 0.075, "momentum": 0.9, "scale_content_weight": True, "pooling": "max",
-        "warp_sgd": False, "warp_optimizer": "adam",
+        "content_weight": 8.0,
+        "style_weight": 1.0,
+        "warp_weight": 0.5,
+        "warp_tv_weight": 50.0,
+        "optimizer": "sgd",
+        "lr": 0.075,
+        "momentum": 0.9,
+        "scale_content_weight": True,
+        "pooling": "max",
+        "warp_sgd": False,
+        "warp_optimizer": "adam",
     },
     # No public reference (docs/dst.md has the experiments). The image: Gatys's content/style ratio (1e-3 / 1e-6,
     # semstyle.conf.gatys) with Adam, which is blind to the loss scale. The scale itself sets how hard the warped
@@ -42,9 +50,17 @@ BASE_DEFAULTS = {
     # dark blotchy mask (issue 16; astronaut / Mona Lisa and CNNMRF portrait at 128 px: blotches at 1e3, fewer at
     # 3e3, none at 1e4 content : style), and the warped Gram term then pulls θ 10x less.
     "gram": {
-        "content_weight": 5.0e-7, "style_weight": 5.0e-11, "warp_weight": 0.5, "warp_tv_weight": 50.0,
-        "optimizer": "adam", "lr": 0.02, "momentum": 0.0, "scale_content_weight": False, "pooling": "avg",
-        "warp_sgd": True, "warp_optimizer": "adam",
+        "content_weight": 5.0e-7,
+        "style_weight": 5.0e-11,
+        "warp_weight": 0.5,
+        "warp_tv_weight": 50.0,
+        "optimizer": "adam",
+        "lr": 0.02,
+        "momentum": 0.0,
+        "scale_content_weight": False,
+        "pooling": "avg",
+        "warp_sgd": True,
+        "warp_optimizer": "adam",
     },
 }
 
@@ -78,7 +94,9 @@ class DSTConfig(RunConfig):
     warp_optimizer: Optional[str] = None  # adam: θ on its own Adam, steps of ~warp_lr px | sgd: as DST (see docs)
     scale_content_weight: Optional[bool] = None  # α × size / scale long side at coarser scales (DST: 32, 16, 8)
     border_points: int = 80  # fixed points per image side (DST utils_keypoints.py: border_num_pts 80)
-    warp_grid: int = 64  # side of the lattice the spline is evaluated on during the optimisation (semstyle.geometry.tps)
+    warp_grid: int = (
+        64  # side of the lattice the spline is evaluated on during the optimisation (semstyle.geometry.tps)
+    )
     target_margin: float = 5  # targets are clamped this many px (at 256) inside the image (DST styletransfer.py)
     naive_baseline: bool = False  # also stylise the keypoint-warped content with the base method alone
     pooling: Optional[str] = None  # VGG pooling; null = the base's
@@ -96,8 +114,10 @@ def validate_dst(cfg) -> None:
     check_choice(cfg, "optimizer", OPTIMIZERS)
     if cfg.warp_lr is None and cfg.optimizer != "lbfgs":
         cfg.warp_lr = WARP_LR
-    check(cfg.optimizer != "lbfgs" or cfg.warp_lr is None,
-          "warp_lr: L-BFGS has one step size for all parameters; set optimizer to adam or sgd, or warp_lr to null")
+    check(
+        cfg.optimizer != "lbfgs" or cfg.warp_lr is None,
+        "warp_lr: L-BFGS has one step size for all parameters; set optimizer to adam or sgd, or warp_lr to null",
+    )
     if cfg.warp_lr is not None:
         check_number(cfg, "warp_lr", lo=0, lo_open=True)
     check_choice(cfg, "pooling", POOLINGS)
@@ -118,5 +138,11 @@ def validate_dst(cfg) -> None:
     check(cfg.keypoints != "files" or has_a, "keypoints=files needs content_keypoints and style_keypoints")
 
 
-DST = Schema("dst", DSTConfig, validate_dst, groups={"base": BASE_DEFAULTS}, renamed={"reg_weight": "warp_tv_weight"},
-             summary="Deformable Style Transfer (Kim et al. 2020): a thin-plate-spline warp optimised with the image")
+DST = Schema(
+    "dst",
+    DSTConfig,
+    validate_dst,
+    groups={"base": BASE_DEFAULTS},
+    renamed={"reg_weight": "warp_tv_weight"},
+    summary="Deformable Style Transfer (Kim et al. 2020): a thin-plate-spline warp optimised with the image",
+)

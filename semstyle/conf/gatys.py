@@ -85,8 +85,10 @@ def style_plan(cfg, n_styles: int) -> list[tuple[float, list[str], list[float] |
     layers = cfg.style_layers
     check(is_list(layers) and len(layers) > 0, "style_layers: must name at least one layer")
     per_style = all(is_list(entry) for entry in layers)
-    check(per_style or not any(is_list(entry) for entry in layers),
-          "style_layers: give one list of layers, or one list per style image, not a mix")
+    check(
+        per_style or not any(is_list(entry) for entry in layers),
+        "style_layers: give one list of layers, or one list per style image, not a mix",
+    )
     if per_style:
         check(len(layers) == n_styles, f"style_layers: {len(layers)} layer lists given for {n_styles} style images")
     layer_lists = [list(entry) for entry in layers] if per_style else [list(layers)] * n_styles
@@ -103,8 +105,10 @@ def style_plan(cfg, n_styles: int) -> list[tuple[float, list[str], list[float] |
     else:
         weight_lists = [numbers(weights, "style_layer_weights")] * n_styles
     for entry, w in zip(layer_lists, weight_lists):
-        check(w is None or len(w) == len(entry),
-              f"style_layer_weights: {len(w) if w else 0} weights given for the {len(entry)} layers {entry}")
+        check(
+            w is None or len(w) == len(entry),
+            f"style_layer_weights: {len(w) if w else 0} weights given for the {len(entry)} layers {entry}",
+        )
     return list(zip(blend, layer_lists, weight_lists))
 
 
@@ -136,13 +140,19 @@ def validate_gatys(cfg) -> None:
         check(p >= 1, f"laplacian.pool_sizes: each must be an integer >= 1, got {p!r}")
     if cfg.laplacian.pool_weights is not None:
         pool_weights = numbers(cfg.laplacian.pool_weights, "laplacian.pool_weights")
-        check(len(pool_weights) == len(pools),
-              f"laplacian.pool_weights: {len(pool_weights)} weights given for {len(pools)} pool sizes")
+        check(
+            len(pool_weights) == len(pools),
+            f"laplacian.pool_weights: {len(pool_weights)} weights given for {len(pools)} pool sizes",
+        )
     check(cfg.init != "", "init: needs noise, content, style or an image file, got an empty value")
 
 
-GATYS = Schema("gatys", GatysConfig, validate_gatys,
-               summary="Gatys et al. 2016: content + Gram style losses on VGG-19, optimised on the pixels")
+GATYS = Schema(
+    "gatys",
+    GatysConfig,
+    validate_gatys,
+    summary="Gatys et al. 2016: content + Gram style losses on VGG-19, optimised on the pixels",
+)
 
 
 # -- reconstructions ----------------------------------------------------------------------------------------------
@@ -183,5 +193,9 @@ def validate_reconstruct(cfg) -> None:
     check(weight > 0, f"{cfg.target}_weight: must be > 0 for a {cfg.target} reconstruction")
 
 
-RECONSTRUCT = Schema("reconstruct", ReconstructConfig, validate_reconstruct,
-                     summary="content and style reconstructions from VGG-19 layers (Gatys et al. 2016, Fig. 1)")
+RECONSTRUCT = Schema(
+    "reconstruct",
+    ReconstructConfig,
+    validate_reconstruct,
+    summary="content and style reconstructions from VGG-19 layers (Gatys et al. 2016, Fig. 1)",
+)

@@ -102,8 +102,9 @@ def _rename(cfg: DictConfig, renamed: dict, where: str) -> None:
         value = OmegaConf.select(cfg, old, default="__absent__", throw_on_missing=False)
         if isinstance(value, str) and value == "__absent__":
             continue
-        warnings.warn(f"{where}: '{old}' is now spelled '{new}'; the old name will be removed", DeprecationWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{where}: '{old}' is now spelled '{new}'; the old name will be removed", DeprecationWarning, stacklevel=3
+        )
         parent, _, leaf = old.rpartition(".")
         container = OmegaConf.select(cfg, parent) if parent else cfg
         del container[leaf]
@@ -140,15 +141,19 @@ def load(schema: Schema, config=None, overrides=(), *, origin: str | None = None
     _rename(user, schema.renamed, where)
     _rename(cli, schema.renamed, "overrides")
     written_for = user.get("method", schema.name)
-    hint = (f" ({where} was written for method {written_for}, not {schema.name})"
-            if written_for != schema.name and "method" in cli else "")
+    hint = (
+        f" ({where} was written for method {written_for}, not {schema.name})"
+        if written_for != schema.name and "method" in cli
+        else ""
+    )
     node = schema_node(schema)
     try:
         cfg = OmegaConf.merge(node, user, cli)
     except ConfigKeyError as e:
         key = getattr(e, "full_key", None) or getattr(e, "key", "?")
-        raise ConfigError(f"unknown config key {key!r} for method {schema.name}{hint}; "
-                          f"valid keys: {', '.join(valid_keys(node))}") from None
+        raise ConfigError(
+            f"unknown config key {key!r} for method {schema.name}{hint}; valid keys: {', '.join(valid_keys(node))}"
+        ) from None
     except ValidationError as e:
         raise ConfigError(_validation_message(e) + hint) from None
     except OmegaConfBaseException as e:

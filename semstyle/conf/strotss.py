@@ -25,7 +25,9 @@ class StrotssConfig(RunConfig):
     size: int = 512  # reference: max_scl 5 -> long sides 64, 128, 256, 512
     scales: List[int] = field(default_factory=lambda: [64, 128, 256])
     steps: int = 250  # per scale; reference st_helper.py MAX_ITER = 250 (futscdav/strotss: 200)
-    content_weight: float = 16.0  # α at the first scale: reference CLI weight 1.0 × 16 (paper Sec. 2.5); halved per scale
+    content_weight: float = (
+        16.0  # α at the first scale: reference CLI weight 1.0 × 16 (paper Sec. 2.5); halved per scale
+    )
     moment_weight: float = 1.0  # reference objective: moment_weight=1.0
     samples: int = 1024  # output locations per region and step (reference get_feature_inds: 32**2)
     style_samples: int = 5000  # style locations per region and scale (reference: 5 × 1000)
@@ -49,9 +51,15 @@ def validate_strotss(cfg) -> None:
     check_optimizer(cfg, [o for o in OPTIMIZERS if o != "lbfgs"])  # the loss is stochastic: no line search
     check_choice(cfg, "pooling", POOLINGS)
     check(cfg.init != "", f"init: {cfg.init!r} is not style_mean, content or an image file")
-    check((cfg.content_map is None) == (cfg.style_map is None),
-          "content_map and style_map: spatial guidance needs both maps (or neither)")
+    check(
+        (cfg.content_map is None) == (cfg.style_map is None),
+        "content_map and style_map: spatial guidance needs both maps (or neither)",
+    )
 
 
-STROTSS = Schema("strotss", StrotssConfig, validate_strotss,
-                 summary="STROTSS (Kolkin et al. 2019): relaxed optimal transport + self-similarity, on a pyramid")
+STROTSS = Schema(
+    "strotss",
+    StrotssConfig,
+    validate_strotss,
+    summary="STROTSS (Kolkin et al. 2019): relaxed optimal transport + self-similarity, on a pyramid",
+)

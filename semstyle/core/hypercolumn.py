@@ -38,7 +38,15 @@ import torch.nn.functional as F
 from ..errors import check
 
 STROTSS_LAYERS: tuple[str, ...] = (
-    "relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu4_3", "relu5_3",
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu4_3",
+    "relu5_3",
 )
 
 # Caffe VGG activations -> the paper-era reference's units (input RGB − 0.5 instead of 255 · (RGB − mean)).
@@ -67,7 +75,10 @@ def pixel_points(mask: torch.Tensor, n: int, generator: torch.Generator | None =
 
 
 def sample_hypercolumns(
-    features: dict[str, torch.Tensor], layers, points: torch.Tensor, image: torch.Tensor | None = None,
+    features: dict[str, torch.Tensor],
+    layers,
+    points: torch.Tensor,
+    image: torch.Tensor | None = None,
     feature_scale: float = FEATURE_SCALE,
 ) -> torch.Tensor:
     """Hypercolumns at ``points``: ``[image RGB (if given), layer_1, ..., layer_L]`` concatenated per point.

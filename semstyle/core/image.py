@@ -43,9 +43,11 @@ def _open(path: str | os.PathLike | None, what: str) -> Image.Image:
             img = Image.open(path)
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{what} {path}: claims {_claimed_size(e)}, over the limit of "
-                         f"{Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); a decompression bomb or "
-                         "a corrupt header") from None
+        raise ImageError(
+            f"{what} {path}: claims {_claimed_size(e)}, over the limit of "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); a decompression bomb or "
+            "a corrupt header"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{what} {path}: not a readable image ({e.__class__.__name__}: {_one_line(e)})") from None
     try:
@@ -104,8 +106,9 @@ def as_image(source, what: str = "image", loader=None) -> torch.Tensor:
     if not isinstance(source, torch.Tensor):
         return (loader or load_image)(source, what=what)
     if source.ndim != 4 or source.shape[:2] != (1, 3):
-        raise ImageError(f"{what}: expected an RGB tensor (1, 3, H, W) in [0, 1] or an image path, "
-                         f"got shape {tuple(source.shape)}")
+        raise ImageError(
+            f"{what}: expected an RGB tensor (1, 3, H, W) in [0, 1] or an image path, got shape {tuple(source.shape)}"
+        )
     return source.float().contiguous()
 
 

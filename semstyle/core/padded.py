@@ -97,5 +97,5 @@ class PaddedEncoder(nn.Module):
         cropped = {}
         for layer, feature in out.items():
             s = layer_stride(layer)
-            cropped[layer] = feature[..., pad // s: pad // s + h // s, pad // s: pad // s + w // s]
+            cropped[layer] = feature[..., pad // s : pad // s + h // s, pad // s : pad // s + w // s]
         return cropped

@@ -17,8 +17,9 @@ CHUNK_ENTRIES = 1 << 24
 
 
 @torch.no_grad()
-def nearest_rows(x: torch.Tensor, y: torch.Tensor, cost: str = "dot", chunk_entries: int = CHUNK_ENTRIES,
-                 columns: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def nearest_rows(
+    x: torch.Tensor, y: torch.Tensor, cost: str = "dot", chunk_entries: int = CHUNK_ENTRIES, columns: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """For each row of ``x`` ``(N, D)``, the row of ``y`` ``(M, D)`` that scores best.
 
     Args:
@@ -43,7 +44,7 @@ def nearest_rows(x: torch.Tensor, y: torch.Tensor, cost: str = "dot", chunk_entr
     index = torch.zeros(n, dtype=torch.long, device=x.device)
     col_index = torch.empty(m, dtype=torch.long, device=x.device) if columns else None
     for start in range(0, m, step):
-        ys = y[start:start + step]
+        ys = y[start : start + step]
         score = x @ ys.t() if cost == "dot" else -torch.cdist(x, ys)
         value, arg = score.max(dim=1)
         value = value.float()
@@ -51,5 +52,5 @@ def nearest_rows(x: torch.Tensor, y: torch.Tensor, cost: str = "dot", chunk_entr
         best = torch.where(better, value, best)
         index = torch.where(better, arg + start, index)
         if columns:
-            col_index[start:start + len(ys)] = score.argmax(dim=0)
+            col_index[start : start + len(ys)] = score.argmax(dim=0)
     return index, best, col_index

@@ -21,22 +21,38 @@ from __future__ import annotations
 import os
 import warnings
 
+import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from ..errors import ConfigError, ImageError, SemstyleError, check
-from .image import _open, pil_to_array, resize
-from .sizes import check_sizes
-from .encoder import vgg19_encoder
-import kornia
 from sklearn.cluster import KMeans
 
+from ..errors import ConfigError, ImageError, SemstyleError, check
+from .encoder import vgg19_encoder
+from .image import _open, pil_to_array, resize
+from .sizes import check_sizes
+
 # Distinct colours used to draw automatic maps (and any masks without a palette of their own).
-AUTO_COLORS = torch.tensor([
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180), (70, 240, 240),
-    (245, 130, 48), (240, 50, 230), (210, 245, 60), (0, 0, 128), (170, 110, 40), (128, 128, 128),
-], dtype=torch.float32) / 255.0
+AUTO_COLORS = (
+    torch.tensor(
+        [
+            (230, 25, 75),
+            (60, 180, 75),
+            (0, 130, 200),
+            (255, 225, 25),
+            (145, 30, 180),
+            (70, 240, 240),
+            (245, 130, 48),
+            (240, 50, 230),
+            (210, 245, 60),
+            (0, 0, 128),
+            (170, 110, 40),
+            (128, 128, 128),
+        ],
+        dtype=torch.float32,
+    )
+    / 255.0
+)
 
 # Two palette colours closer than this (Euclidean, RGB in [0, 1]) are one class split by k-means.
 MERGE_DISTANCE = 0.12
@@ -57,13 +73,16 @@ def load_map(path: str | os.PathLike, size=None, what: str = "style map") -> tor
     """
     img = _open(path, what)
     if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
-        raise ImageError(f"{what} {path}: is a greyscale image; a semantic map must be an RGB image whose colours "
-                         "name regions")
+        raise ImageError(
+            f"{what} {path}: is a greyscale image; a semantic map must be an RGB image whose colours name regions"
+        )
     if img.mode in ("RGBA", "PA", "LA") or (img.mode == "P" and "transparency" in img.info):
         alpha = np.asarray(img.convert("RGBA"))[..., 3]
         if alpha.min() < 255:
-            raise ImageError(f"{what} {path}: has transparent pixels (RGBA); a semantic map must be an opaque RGB "
-                             "image (flatten it onto a colour first)")
+            raise ImageError(
+                f"{what} {path}: has transparent pixels (RGBA); a semantic map must be an opaque RGB "
+                "image (flatten it onto a colour first)"
+            )
     arr = pil_to_array(img.convert("RGB"))
     semantic = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
     return resize(semantic, size, mode="nearest") if size is not None else semantic
@@ -71,8 +90,11 @@ def load_map(path: str | os.PathLike, size=None, what: str = "style map") -> tor
 
 def _pixels(semantic: torch.Tensor) -> torch.Tensor:
     """``(1, 3, H, W)`` -> ``(H·W, 3)`` float32."""
-    check(semantic.ndim == 4 and semantic.shape[:2] == (1, 3),
-          f"a semantic map must be a (1, 3, H, W) tensor, got shape {tuple(semantic.shape)}", SemstyleError)
+    check(
+        semantic.ndim == 4 and semantic.shape[:2] == (1, 3),
+        f"a semantic map must be a (1, 3, H, W) tensor, got shape {tuple(semantic.shape)}",
+        SemstyleError,
+    )
     return semantic[0].reshape(3, -1).t().float()
 
 
@@ -119,13 +141,17 @@ def _where(semantic: torch.Tensor, palette: torch.Tensor, index: int) -> str:
     if len(ys) == 0:
         return "nowhere"
     share = 100.0 * len(ys) / masks.numel()
-    return (f"{share:.1f}% of the pixels, within x={int(xs.min())}..{int(xs.max())}, "
-            f"y={int(ys.min())}..{int(ys.max())}")
+    return f"{share:.1f}% of the pixels, within x={int(xs.min())}..{int(xs.max())}, y={int(ys.min())}..{int(ys.max())}"
 
 
-def match_palettes(target_palette: torch.Tensor, style_palette: torch.Tensor, unmatched: str = "error",
-                   max_distance: float = MATCH_DISTANCE, target_map: torch.Tensor | None = None,
-                   what: str = "target map") -> torch.Tensor:
+def match_palettes(
+    target_palette: torch.Tensor,
+    style_palette: torch.Tensor,
+    unmatched: str = "error",
+    max_distance: float = MATCH_DISTANCE,
+    target_map: torch.Tensor | None = None,
+    what: str = "target map",
+) -> torch.Tensor:
     """For each target colour, the index of the nearest style colour: ``(K_t,)`` int64.
 
     A target colour farther than ``max_distance`` (Euclidean, RGB in [0, 1]) from every style colour has no
@@ -137,8 +163,10 @@ def match_palettes(target_palette: torch.Tensor, style_palette: torch.Tensor, un
     best, index = dist.min(dim=1)
     for t in (best > max_distance).nonzero()[:, 0].tolist():
         where = f" ({_where(target_map, target_palette, t)})" if target_map is not None else ""
-        msg = (f"{what}: colour {describe_color(target_palette[t])}{where} has no counterpart in the style map "
-               f"(nearest is {describe_color(style_palette[index[t]])}); fix the map or set semantic.unmatched=ignore")
+        msg = (
+            f"{what}: colour {describe_color(target_palette[t])}{where} has no counterpart in the style map "
+            f"(nearest is {describe_color(style_palette[index[t]])}); fix the map or set semantic.unmatched=ignore"
+        )
         if unmatched == "error":
             raise ConfigError(msg)
         warnings.warn(msg + " -> ignored", stacklevel=2)
@@ -177,9 +205,14 @@ def masks_to_map(masks: torch.Tensor, palette: torch.Tensor | None = None) -> to
     return torch.einsum("bkhw,kc->bchw", masks.float(), palette.to(masks.device)).clamp(0, 1)
 
 
-def semantic_masks(style_map: torch.Tensor, target_map: torch.Tensor, max_colors: int = 8,
-                   min_fraction: float = 0.005, unmatched: str = "error",
-                   palette: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def semantic_masks(
+    style_map: torch.Tensor,
+    target_map: torch.Tensor,
+    max_colors: int = 8,
+    min_fraction: float = 0.005,
+    unmatched: str = "error",
+    palette: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Masks of a style map and a target map in one shared channel order.
 
     Returns ``(style_masks (1, K, Hs, Ws), target_masks (1, K, Ht, Wt), palette (K, 3))`` where ``palette`` is the
@@ -197,15 +230,25 @@ def semantic_masks(style_map: torch.Tensor, target_map: torch.Tensor, max_colors
     return map_to_masks(style_map, palette), target, palette
 
 
-def check_map_size(semantic: torch.Tensor, image: torch.Tensor, map_name: str, image_name: str,
-                   resize_maps: bool = False, option: str = "--resize-maps") -> torch.Tensor:
+def check_map_size(
+    semantic: torch.Tensor,
+    image: torch.Tensor,
+    map_name: str,
+    image_name: str,
+    resize_maps: bool = False,
+    option: str = "--resize-maps",
+) -> torch.Tensor:
     """The map at its image's size: an error naming both when they differ, unless ``resize_maps`` (nearest)."""
     if tuple(semantic.shape[-2:]) == tuple(image.shape[-2:]):
         return semantic
     mh, mw = semantic.shape[-2:]
     ih, iw = image.shape[-2:]
-    check(resize_maps, f"{map_name} is {mw}x{mh} but {image_name} is {iw}x{ih}; a map must have its image's size "
-                       f"(pass {option} to resize it)", ImageError)
+    check(
+        resize_maps,
+        f"{map_name} is {mw}x{mh} but {image_name} is {iw}x{ih}; a map must have its image's size "
+        f"(pass {option} to resize it)",
+        ImageError,
+    )
     return resize(semantic, (ih, iw), mode="nearest")
 
 
@@ -218,8 +261,16 @@ def _color_position_features(image: torch.Tensor, position_weight: float) -> tor
     return feats.reshape(5, -1).t()
 
 
-def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color", position_weight: float = 0.5,
-              work_size: int = 128, encoder=None, layer: str = "relu3_1", seed: int = 0) -> list[torch.Tensor]:
+def auto_maps(
+    images: list[torch.Tensor],
+    n_regions: int,
+    features: str = "color",
+    position_weight: float = 0.5,
+    work_size: int = 128,
+    encoder=None,
+    layer: str = "relu3_1",
+    seed: int = 0,
+) -> list[torch.Tensor]:
     """Segment several images into the same ``n_regions`` classes by one joint k-means; one-hot masks per image.
 
     Args:
@@ -232,7 +283,10 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
     the same kind of area (sky, foliage...) in each, which is what a doodle pairing needs.
     """
     check(features in ("color", "vgg"), f"semantic.auto_features: {features!r} is not one of color, vgg")
-    check(isinstance(n_regions, int) and n_regions >= 2, f"auto maps: need an integer number of regions >= 2, got {n_regions!r}")
+    check(
+        isinstance(n_regions, int) and n_regions >= 2,
+        f"auto maps: need an integer number of regions >= 2, got {n_regions!r}",
+    )
 
     def feats_of(image: torch.Tensor, size) -> tuple[torch.Tensor, tuple[int, int]]:
         small = resize(image.float(), size, mode="area") if size is not None else image.float()
@@ -250,8 +304,12 @@ def auto_maps(images: list[torch.Tensor], n_regions: int, features: str = "color
         return f.reshape(f.shape[0], -1).t(), (hf, wf)
 
     if features == "vgg":
-        check_sizes({f"auto-map image {i + 1}": img for i, img in enumerate(images)}, [work_size], [layer],
-                    key="semantic.auto_features=color, or a less elongated image")
+        check_sizes(
+            {f"auto-map image {i + 1}": img for i, img in enumerate(images)},
+            [work_size],
+            [layer],
+            key="semantic.auto_features=color, or a less elongated image",
+        )
     fit = [feats_of(img, work_size)[0] for img in images]
     km = KMeans(n_clusters=n_regions, n_init=4, random_state=seed).fit(torch.cat(fit).numpy())
     centers = torch.from_numpy(km.cluster_centers_).float()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .encoder import LAYER_NAMES, check_layers
 from ..errors import ConfigError, ImageError
+from .encoder import LAYER_NAMES, check_layers
 from .image import target_size
 
 MAX_SIZE = 8192  # the largest `size` the configs accept (semstyle.config.check_common)
@@ -64,25 +64,31 @@ def check_image_size(hw, long_side: int, min_side: int, what: str, layer: str, k
         return
     need = min_long_side(h, w, min_side)
     if need is None:
-        raise ImageError(f"{what}: {w}x{h} px is too elongated for the network: at any size up to {MAX_SIZE} px its "
-                         f"short side stays under the {min_side} px that {layer} needs; crop it to an aspect ratio "
-                         f"of at most {MAX_SIZE // min_side}:1")
+        raise ImageError(
+            f"{what}: {w}x{h} px is too elongated for the network: at any size up to {MAX_SIZE} px its "
+            f"short side stays under the {min_side} px that {layer} needs; crop it to an aspect ratio "
+            f"of at most {MAX_SIZE // min_side}:1"
+        )
     now = f"is {w}x{h} px" if (hh, ww) == (h, w) else f"{w}x{h} px becomes {ww}x{hh} px"
-    raise ImageError(f"{what}: {now} at a working long side of {long_side} px, but {layer} "
-                     f"needs at least {min_side} px per side; the smallest working long side that works is {need} px "
-                     f"(raise {key})")
+    raise ImageError(
+        f"{what}: {now} at a working long side of {long_side} px, but {layer} "
+        f"needs at least {min_side} px per side; the smallest working long side that works is {need} px "
+        f"(raise {key})"
+    )
 
 
-def check_working_size(image: torch.Tensor | tuple[int, int], long_side: int, layers, what: str, key: str = "size",
-                       patch: int = 1) -> None:
+def check_working_size(
+    image: torch.Tensor | tuple[int, int], long_side: int, layers, what: str, key: str = "size", patch: int = 1
+) -> None:
     """:func:`check_image_size` for an image ``(1, C, H, W)`` (or its ``(H, W)``) that goes through ``layers``
     (with ``patch`` x ``patch`` patches on them) at a working long side of ``long_side`` px."""
     hw = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) else tuple(image)
     check_image_size(hw, long_side, min_side_for(layers, patch), what, deepest_layer(layers), key)
 
 
-def check_sizes(images: dict, sizes, layers, patch: int = 1, scale: float = 1.0, floor: int = 1,
-                key: str | None = None) -> None:
+def check_sizes(
+    images: dict, sizes, layers, patch: int = 1, scale: float = 1.0, floor: int = 1, key: str | None = None
+) -> None:
     """Before any work: every image of ``images`` (``{name: (1, C, H, W) tensor or (H, W)}``), resized to the
     smallest long side of the schedule ``sizes`` times ``scale`` (at least ``floor`` px, as the methods size their
     style images), can go through ``layers`` with ``patch`` x ``patch`` patches. ``key`` names the setting to
@@ -108,8 +114,9 @@ def check_output_path(path, key: str, folder: bool = False) -> None:
         raise ConfigError(f"{key}: must be a {'folder' if folder else 'file'} path, got {path!r}")
     p = Path(os.fspath(path)).expanduser()
     if p.name in ("", ".", ".."):
-        raise ConfigError(f"{key} {path}: is the current folder or its parent, not a new "
-                          f"{'folder' if folder else 'file'}; name one")
+        raise ConfigError(
+            f"{key} {path}: is the current folder or its parent, not a new {'folder' if folder else 'file'}; name one"
+        )
     if p.exists() or p.is_symlink():
         if folder and not p.is_dir():
             raise ConfigError(f"{key} {path}: is a file; a run folder is wanted there")

@@ -16,11 +16,17 @@ class ProgressBar:
 
     def __call__(self, event: Event) -> None:
         if event.kind == "scale_start":
-            self.bar = tqdm(total=event.steps, desc=event.label or f"scale {event.scale}", disable=not self.enabled,
-                            leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=event.steps,
+                desc=event.label or f"scale {event.scale}",
+                disable=not self.enabled,
+                leave=False,
+                dynamic_ncols=True,
+            )
         elif event.kind == "step" and self.bar is not None:
-            self.bar.set_postfix({"loss": f"{event.loss:.4g}", **{k: f"{v:.3g}" for k, v in event.terms.items()}},
-                                 refresh=False)
+            self.bar.set_postfix(
+                {"loss": f"{event.loss:.4g}", **{k: f"{v:.3g}" for k, v in event.terms.items()}}, refresh=False
+            )
             self.bar.update(1)
         elif event.kind in ("scale_end", "run_end") and self.bar is not None:
             self.bar.close()

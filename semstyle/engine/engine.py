@@ -49,8 +49,13 @@ class Engine:
         for callback in self.callbacks:
             callback(event)
 
-    def run(self, sizes: list[int], scale_fn: ScaleFn, state: dict[str, torch.Tensor] | None = None,
-            steps: int | None = None) -> torch.Tensor:
+    def run(
+        self,
+        sizes: list[int],
+        scale_fn: ScaleFn,
+        state: dict[str, torch.Tensor] | None = None,
+        steps: int | None = None,
+    ) -> torch.Tensor:
         """Run ``scale_fn(index, long_side, previous_result_or_None) -> Problem`` for each size, coarse to fine.
 
         ``state`` holds tensors the method updates between scales (checkpointed with the image and restored on

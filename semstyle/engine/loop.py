@@ -71,8 +71,9 @@ class Problem:
             return self.image().detach().cpu()
 
 
-def run_steps(problem: Problem, steps: int, on_step: Callable[[int, float, dict[str, float]], bool | None],
-              where: str = "") -> tuple[float, dict[str, float]]:
+def run_steps(
+    problem: Problem, steps: int, on_step: Callable[[int, float, dict[str, float]], bool | None], where: str = ""
+) -> tuple[float, dict[str, float]]:
     """Minimise ``problem.loss()`` for up to ``steps`` steps, calling ``on_step(step, total, terms)`` after each;
     a true answer ends the loop early (the stopping rule).
 
@@ -93,7 +94,9 @@ def run_steps(problem: Problem, steps: int, on_step: Callable[[int, float, dict[
         opt.step(closure)
         total, terms = last
         if not math.isfinite(total):
-            raise SemstyleError(f"loss became {total} at step {step}{where}: lower the learning rate or the loss weights")
+            raise SemstyleError(
+                f"loss became {total} at step {step}{where}: lower the learning rate or the loss weights"
+            )
         if problem.project is not None:
             with torch.no_grad():
                 problem.project()

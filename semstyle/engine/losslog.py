@@ -15,8 +15,15 @@ class LossLog:
         self.start = time.perf_counter()
 
     def add(self, scale: int, step: int, total: float, terms: dict[str, float]) -> None:
-        self.rows.append({"scale": scale, "step": step, **terms, "total": total,
-                          "seconds": round(time.perf_counter() - self.start, 4)})
+        self.rows.append(
+            {
+                "scale": scale,
+                "step": step,
+                **terms,
+                "total": total,
+                "seconds": round(time.perf_counter() - self.start, 4),
+            }
+        )
 
     @property
     def columns(self) -> list[str]:
@@ -29,8 +36,12 @@ class LossLog:
         cols = self.columns
         lines = [",".join(cols)]
         for row in self.rows:
-            lines.append(",".join("" if row.get(c) is None else f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
-                                  for c in cols))
+            lines.append(
+                ",".join(
+                    "" if row.get(c) is None else f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
+                    for c in cols
+                )
+            )
         return "\n".join(lines) + "\n"
 
     def plot(self, path) -> None:

@@ -27,12 +27,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from . import divergence
-from . import fingerprint as fp
 from ..core.image import atomic_write, save_image
 from ..core.sizes import check_output_path
-from .losslog import LossLog
 from ..errors import ConfigError, ResourceError, SemstyleError, check
+from . import divergence
+from . import fingerprint as fp
+from .losslog import LossLog
 from .resources import out_of_memory
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -102,8 +102,14 @@ class RunDir:
     whose fingerprint differs is refused with the keys that differ. Without it no check is made.
     """
 
-    def __init__(self, out_dir: str | None, method: str, resume: bool = False, fingerprint: dict | None = None,
-                 key: str = "out_dir"):
+    def __init__(
+        self,
+        out_dir: str | None,
+        method: str,
+        resume: bool = False,
+        fingerprint: dict | None = None,
+        key: str = "out_dir",
+    ):
         if out_dir is None:
             out_dir = f"runs/{method}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_output_path(out_dir, key, folder=True)  # before any work: /proc, ".", a parent that is a file, ...

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 from ..conf.common import STOP_RULES as RULES
 from ..conf.common import StopConfig
@@ -63,8 +61,9 @@ class StopRule:
         if self.rule not in RULES:
             raise ConfigError(f"stop.rule: {self.rule!r} is not one of {', '.join(RULES)}")
         if not _is_number(self.threshold) or not self.threshold >= 0 or not math.isfinite(self.threshold):
-            raise ConfigError(f"stop.threshold: must be a number >= 0 (relative improvement per step), "
-                              f"got {self.threshold!r}")
+            raise ConfigError(
+                f"stop.threshold: must be a number >= 0 (relative improvement per step), got {self.threshold!r}"
+            )
         for key in ("window", "min_steps"):
             value = getattr(self, key)
             lowest = 1 if key == "window" else 0

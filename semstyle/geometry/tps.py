@@ -41,14 +41,17 @@ def border_points(height: int, width: int, per_side: int = BORDER_PER_SIDE) -> t
     w1, h1 = float(width - 1), float(height - 1)
     corners = torch.tensor([[0.0, 0.0], [w1, 0.0], [0.0, h1], [w1, h1]])
     sides = [
-        torch.stack([xs, torch.zeros_like(xs)], 1), torch.stack([xs, torch.full_like(xs, h1)], 1),
-        torch.stack([torch.zeros_like(ys), ys], 1), torch.stack([torch.full_like(ys, w1), ys], 1),
+        torch.stack([xs, torch.zeros_like(xs)], 1),
+        torch.stack([xs, torch.full_like(xs, h1)], 1),
+        torch.stack([torch.zeros_like(ys), ys], 1),
+        torch.stack([torch.full_like(ys, w1), ys], 1),
     ]
     return torch.cat([corners, *sides])
 
 
-def pixel_lattice(h: int, w: int, gh: int | None = None, gw: int | None = None, device=None,
-                  dtype=torch.float32) -> torch.Tensor:
+def pixel_lattice(
+    h: int, w: int, gh: int | None = None, gw: int | None = None, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """``(1, gh, gw, 2)`` pixel (x, y) of a lattice from the first to the last pixel centre of an ``h × w`` image
     (every pixel when ``gh, gw = h, w``)."""
     ys = torch.linspace(0, h - 1, gh or h, device=device, dtype=dtype)
@@ -94,8 +97,9 @@ def tps_solve(sites: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, 
     return weights[:, :n], weights[:, n:]
 
 
-def tps_eval(points: torch.Tensor, sites: torch.Tensor, kernel_w: torch.Tensor, affine_w: torch.Tensor,
-             chunk: int = 65536) -> torch.Tensor:
+def tps_eval(
+    points: torch.Tensor, sites: torch.Tensor, kernel_w: torch.Tensor, affine_w: torch.Tensor, chunk: int = 65536
+) -> torch.Tensor:
     """The TPS of :func:`tps_solve` at ``points`` ``(B, M, 2)`` -> ``(B, M, 2)``, ``chunk`` points at a time (the
     kernel matrix of a full-resolution grid would otherwise take ``M·N`` floats at once)."""
     out = []
@@ -105,8 +109,13 @@ def tps_eval(points: torch.Tensor, sites: torch.Tensor, kernel_w: torch.Tensor, 
     return torch.cat(out, 1)
 
 
-def tps_flow(points: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], border: int = BORDER_PER_SIDE,
-             grid: int | None = COARSE_GRID) -> torch.Tensor:
+def tps_flow(
+    points: torch.Tensor,
+    theta: torch.Tensor,
+    size: tuple[int, int],
+    border: int = BORDER_PER_SIDE,
+    grid: int | None = COARSE_GRID,
+) -> torch.Tensor:
     """Flow ``(1, 2, H, W)`` (pixels, ``q − g(q)``) of the TPS warp that moves ``points`` ``(N, 2)`` by ``theta``
     ``(N, 2)`` in an image of ``size = (H, W)``, with ``border`` fixed points per side.
 
@@ -147,8 +156,14 @@ def warp_image(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") 
     return out.clamp(0, 1) if mode == "bicubic" else out
 
 
-def tps_warp(image: torch.Tensor, points: torch.Tensor, theta: torch.Tensor, border: int = BORDER_PER_SIDE,
-             grid: int | None = COARSE_GRID, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+def tps_warp(
+    image: torch.Tensor,
+    points: torch.Tensor,
+    theta: torch.Tensor,
+    border: int = BORDER_PER_SIDE,
+    grid: int | None = COARSE_GRID,
+    mode: str = "bilinear",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp ``image`` ``(B, C, H, W)`` so that the content at ``points`` ``(N, 2)`` (x, y pixels) moves to
     ``points + theta``; the image border stays fixed.
 

@@ -17,10 +17,10 @@ to the ``(B, 3, H, W)`` image itself. :class:`semstyle.engine.Objective` compose
 """
 
 from .content import ContentLoss, content_loss
+from .flow_tv import flow_tv
 from .gram import GramLoss, gram_loss, gram_matrix
 from .gram_masked import MaskedGramLoss, masked_grams
 from .laplacian import LaplacianLoss, laplacian, laplacian_loss
-from .flow_tv import flow_tv
 from .mrf import MRFLoss, mrf_loss
 from .strotss import StrotssLoss, color_emd, moment_loss, relaxed_emd, self_similarity_loss
 from .tv import TVLoss, tv_loss

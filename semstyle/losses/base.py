@@ -46,4 +46,4 @@ class LayerLoss(nn.Module):
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.targets:
             raise RuntimeError(f"{type(self).__name__}: set_target() was not called")
-        return sum(w * self.layer_loss(features[l], self.targets[l]) for l, w in self.weights.items())
+        return sum(w * self.layer_loss(features[layer], self.targets[layer]) for layer, w in self.weights.items())

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.semantic import masks_at
 from .base import layer_weights
 from .gram import gram_loss, gram_matrix
-from ..core.semantic import masks_at
 
 MIN_AREA = 1e-3  # a region covering less of a layer than this has no meaningful Gram there
 
@@ -59,9 +59,13 @@ class MaskedGramLoss(nn.Module):
     @torch.no_grad()
     def set_style(self, features: dict[str, torch.Tensor], masks: torch.Tensor) -> None:
         """Style features ``{layer: (1, C, h, w)}`` and image-resolution masks ``(1, K, H, W)``."""
-        self.targets = {layer: masked_grams(features[layer].detach().float(),
-                                            masks_at(masks.float().to(features[layer].device), features[layer].shape[-2:]))
-                        for layer in self.layers}
+        self.targets = {
+            layer: masked_grams(
+                features[layer].detach().float(),
+                masks_at(masks.float().to(features[layer].device), features[layer].shape[-2:]),
+            )
+            for layer in self.layers
+        }
 
     def set_target_masks(self, masks: torch.Tensor) -> None:
         """Target masks ``(1, K, H, W)`` at image resolution; pooled to each layer on use."""
@@ -75,7 +79,9 @@ class MaskedGramLoss(nn.Module):
             feature = features[layer]
             masks = self.target_masks.get(layer)
             if masks is None or masks.shape[-2:] != feature.shape[-2:]:
-                masks = self.target_masks[layer] = masks_at(self.target_masks["image"], feature.shape[-2:]).to(feature.device)
+                masks = self.target_masks[layer] = masks_at(self.target_masks["image"], feature.shape[-2:]).to(
+                    feature.device
+                )
             style_grams, style_area = self.targets[layer]
             grams, area = masked_grams(feature, masks)
             shared = (area > MIN_AREA) & (style_area > MIN_AREA)

@@ -24,8 +24,10 @@ def laplacian(image: torch.Tensor, pool: int = 1) -> torch.Tensor:
     ``p × p``-average-pooled image (the filter is linear, so summing the channels first is the same and 3x cheaper)."""
     h, w = (n // pool for n in image.shape[-2:])  # checked before pooling, which fails on a side under `pool`
     if h < 3 or w < 3:
-        raise ConfigError(f"laplacian.pool_sizes: pool size {pool} leaves a {h}x{w} image, too small for the 3x3 "
-                          f"Laplacian; use images of at least {3 * pool} px per side or smaller pool sizes")
+        raise ConfigError(
+            f"laplacian.pool_sizes: pool size {pool} leaves a {h}x{w} image, too small for the 3x3 "
+            f"Laplacian; use images of at least {3 * pool} px per side or smaller pool sizes"
+        )
     if pool > 1:
         image = F.avg_pool2d(image, pool)
     kernel = LAPLACIAN_KERNEL.to(device=image.device, dtype=image.dtype)[None]
@@ -53,8 +55,10 @@ class LaplacianLoss(nn.Module):
         weights = [1.0] * len(pool_sizes) if weights is None else [float(w) for w in weights]
         check(len(pool_sizes) > 0, "laplacian.pool_sizes: give at least one pool size")
         check(all(p >= 1 for p in pool_sizes), f"laplacian.pool_sizes: each must be an integer >= 1, got {pool_sizes}")
-        check(len(weights) == len(pool_sizes),
-              f"laplacian.pool_weights: {len(weights)} weights given for {len(pool_sizes)} pool sizes")
+        check(
+            len(weights) == len(pool_sizes),
+            f"laplacian.pool_weights: {len(weights)} weights given for {len(pool_sizes)} pool sizes",
+        )
         check(all(w >= 0 for w in weights), f"laplacian.pool_weights: must be >= 0, got {weights}")
         self.weights = dict(zip(pool_sizes, weights))
         self.targets: dict[int, torch.Tensor] = {}

@@ -85,8 +85,9 @@ def _cover(size: tuple[int, int], patch_size: int, stride: int, device: torch.de
     return overlay_patches(ones, size, patch_size, stride)
 
 
-def patch_distance(features: torch.Tensor, overlay: torch.Tensor, squares: torch.Tensor, patch_size: int = 3,
-                   stride: int = 1) -> torch.Tensor:
+def patch_distance(
+    features: torch.Tensor, overlay: torch.Tensor, squares: torch.Tensor, patch_size: int = 3, stride: int = 1
+) -> torch.Tensor:
     """Mean over patch elements of ``(Φ_i(x) − s_i)²`` for ``features`` ``(1, C, h, w)`` and matched style patches
     s_i given by their ``overlay`` ``(1, C, h, w)`` (:func:`overlay_patches`) and the sum of their squared norms
     ``squares`` (a scalar tensor; it only offsets the value).
@@ -147,10 +148,21 @@ class MRFLoss(nn.Module):
     matches every synthesis patch, then returns Σ_l w_l · mrf_loss.
     """
 
-    def __init__(self, layers=("relu3_1", "relu4_1"), weights=None, patch_size: int = 3, style_stride: int = 1,
-                 stride: int = 1, semantic_weight: float = 0.0, match_dtype: torch.dtype = torch.float32,
-                 chunk_elements: int = CHUNK_ELEMENTS, match_channels: int = 0, search: str = "exact",
-                 search_every: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        layers=("relu3_1", "relu4_1"),
+        weights=None,
+        patch_size: int = 3,
+        style_stride: int = 1,
+        stride: int = 1,
+        semantic_weight: float = 0.0,
+        match_dtype: torch.dtype = torch.float32,
+        chunk_elements: int = CHUNK_ELEMENTS,
+        match_channels: int = 0,
+        search: str = "exact",
+        search_every: int = 1,
+        seed: int = 0,
+    ):
         super().__init__()
         layers = list(layers)
         self.weights = layer_weights(layers, [1.0] * len(layers) if weights is None else weights)
@@ -208,8 +220,10 @@ class MRFLoss(nn.Module):
         for layer in self.layers:
             feats = [f[layer].detach().float().contiguous(memory_format=torch.channels_last) for f in features]
             if min(feats[0].shape[-2:]) < k:
-                raise ValueError(f"style features at {layer} are {tuple(feats[0].shape[-2:])}, smaller than a "
-                                 f"{k}x{k} patch: use a larger style image or size")
+                raise ValueError(
+                    f"style features at {layer} are {tuple(feats[0].shape[-2:])}, smaller than a "
+                    f"{k}x{k} patch: use a larger style image or size"
+                )
             channels = feats[0].shape[1]
             basis = principal_channels(feats, self.match_channels) if 0 < self.match_channels < channels else None
             rows, norms, units, keeps = [], [], [], []
@@ -266,8 +280,9 @@ class MRFLoss(nn.Module):
         dtype = self.match_dtype if exact else torch.float32
         if guided:
             unit, buffers, groups = self._target_rows(layer, size, feature.device)
-            rows, _ = ncc_patches(search, self.patch_size, self.stride, unit, self.semantic_weight, dtype,
-                                  out=buffers.get(dtype))
+            rows, _ = ncc_patches(
+                search, self.patch_size, self.stride, unit, self.semantic_weight, dtype, out=buffers.get(dtype)
+            )
             buffers[dtype] = rows
         else:
             rows, groups = extract_patches(search, self.patch_size, self.stride, dtype), None
@@ -278,8 +293,16 @@ class MRFLoss(nn.Module):
                 self._field[layer] = size, index.view(grid), 0, pools, style.float()
             return index
         _, field, steps, pools, style32 = previous
-        field = patchmatch_step(rows, style32, field, self.patch_index[layer], pools, steps, self._generator,
-                                self._shifts.setdefault(layer, {}))
+        field = patchmatch_step(
+            rows,
+            style32,
+            field,
+            self.patch_index[layer],
+            pools,
+            steps,
+            self._generator,
+            self._shifts.setdefault(layer, {}),
+        )
         self._field[layer] = size, field, steps + 1, pools, style32
         return field.flatten()
 
@@ -291,8 +314,9 @@ class MRFLoss(nn.Module):
         if self._target.get(layer, (None,))[0] != size:
             style = self.style_rows[layer]
             unit = mask_rows(masks_at(self.target_masks["image"], size).to(device), self.patch_size, self.stride)
-            groups = candidate_groups(unit, self.style_units[layer], self.patch_size, self.semantic_weight,
-                                      self.chunk_elements)
+            groups = candidate_groups(
+                unit, self.style_units[layer], self.patch_size, self.semantic_weight, self.chunk_elements
+            )
             if groups is not None:
                 groups = [PatchGroup(m, c, None if c is None else style.index_select(0, c)) for m, c in groups]
             self._target[layer] = size, unit, {}, groups
@@ -311,8 +335,9 @@ class MRFLoss(nn.Module):
                 self._matched[layer] = size, calls + 1, overlay, squares
             else:
                 index = self.last_index[layer] = self.match(layer, feature)
-                overlay = overlay_style_patches(self.style_pixels[layer], self.patch_index[layer], index, size,
-                                                self.patch_size, self.stride)
+                overlay = overlay_style_patches(
+                    self.style_pixels[layer], self.patch_index[layer], index, size, self.patch_size, self.stride
+                )
                 squares = self.style_norms[layer][index].square().sum()
                 self._matched[layer] = size, 0, overlay, squares
             loss = patch_distance(feature, overlay, squares, self.patch_size, self.stride)

@@ -30,11 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ImageError, check
+from ..core.encoder import check_layers
 from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from ..core.search import CHUNK_ENTRIES, nearest_rows
+from ..errors import ImageError, check
 from .gram import symmetric_gram
-from ..core.encoder import check_layers
+
 
 def _paired_l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """RMS distance of row ``i`` of ``x`` to row ``i`` of ``y`` (``(N, C)`` each); returns ``(N,)``.
@@ -44,8 +45,9 @@ def _paired_l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).pow(2).mean(dim=1).clamp_min(1e-12).sqrt()
 
 
-def nearest_neighbours(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", bf16: bool = False,
-                       chunk_entries: int = CHUNK_ENTRIES) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(
+    x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", bf16: bool = False, chunk_entries: int = CHUNK_ENTRIES
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of each row's nearest ``y`` (``(N,)``) and of each ``y``'s nearest row of ``x`` (``(M,)``).
 
     No gradient. ``cost="cosine"`` expects unit rows (see :func:`relaxed_emd`); the search is
@@ -183,7 +185,10 @@ def self_similarity_loss(x: torch.Tensor, content: torch.Tensor, unit: bool = Fa
 
     Invariant to any per-set rescaling of the features: only the structure of the output is constrained.
     """
-    check(x.shape[0] == content.shape[0], f"self-similarity needs the same locations, got {x.shape[0]} and {content.shape[0]}")
+    check(
+        x.shape[0] == content.shape[0],
+        f"self-similarity needs the same locations, got {x.shape[0]} and {content.shape[0]}",
+    )
     with torch.no_grad():
         target = self_similarity_matrix(content, unit)
     return (self_similarity_matrix(x, unit) - target).abs().sum() / x.shape[0]
@@ -193,8 +198,11 @@ def _region_masks(masks: torch.Tensor | None, shape, what: str) -> list[torch.Te
     """``(1, K, H, W)`` soft or hard masks -> K bool ``(H, W)`` masks (> 0.5; > 0 where nothing passes 0.5)."""
     if masks is None:
         return [torch.ones(shape, dtype=torch.bool)]
-    check(masks.ndim == 4 and masks.shape[0] == 1 and tuple(masks.shape[-2:]) == tuple(shape),
-          f"{what} masks must be (1, K, {shape[0]}, {shape[1]}), got {tuple(masks.shape)}", ImageError)
+    check(
+        masks.ndim == 4 and masks.shape[0] == 1 and tuple(masks.shape[-2:]) == tuple(shape),
+        f"{what} masks must be (1, K, {shape[0]}, {shape[1]}), got {tuple(masks.shape)}",
+        ImageError,
+    )
     out = []
     for m in masks[0].detach().cpu():
         hard = m > 0.5
@@ -221,11 +229,23 @@ class StrotssLoss(nn.Module):
 
     layers: tuple[str, ...] = ()
 
-    def __init__(self, encoder, layers=STROTSS_LAYERS, content_weight: float = 16.0, moment_weight: float = 1.0,
-                 samples: int = 1024, style_samples: int = 5000, seed: int = 0, feature_scale: float = FEATURE_SCALE):
+    def __init__(
+        self,
+        encoder,
+        layers=STROTSS_LAYERS,
+        content_weight: float = 16.0,
+        moment_weight: float = 1.0,
+        samples: int = 1024,
+        style_samples: int = 5000,
+        seed: int = 0,
+        feature_scale: float = FEATURE_SCALE,
+    ):
         super().__init__()
         check_layers(layers)
-        check(samples >= 2 and style_samples >= 1, f"samples must be >= 2 and style_samples >= 1, got {samples}, {style_samples}")
+        check(
+            samples >= 2 and style_samples >= 1,
+            f"samples must be >= 2 and style_samples >= 1, got {samples}, {style_samples}",
+        )
         self.encoder = encoder
         self.feature_layers = tuple(layers)
         self.content_weight = float(content_weight)
@@ -240,8 +260,13 @@ class StrotssLoss(nn.Module):
         self.style_sets: list[dict] = []  # per region: unit rows, their bf16 copy, YUV colours, moments
 
     # -- targets -------------------------------------------------------------------------------------------------
-    def set_targets(self, content: torch.Tensor, style: torch.Tensor, content_masks: torch.Tensor | None = None,
-                    style_masks: torch.Tensor | None = None) -> None:
+    def set_targets(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_masks: torch.Tensor | None = None,
+        style_masks: torch.Tensor | None = None,
+    ) -> None:
         """Cache the targets for one scale.
 
         Args:
@@ -250,13 +275,20 @@ class StrotssLoss(nn.Module):
             content_masks / style_masks: ``(1, K, H, W)`` / ``(1, K, Hs, Ws)`` region masks (both or neither);
                 locations in content region k are matched to style region k only.
         """
-        check((content_masks is None) == (style_masks is None), "guidance needs both a content and a style map", ImageError)
+        check(
+            (content_masks is None) == (style_masks is None),
+            "guidance needs both a content and a style map",
+            ImageError,
+        )
         device = self.encoder.device
         content, style = content.to(device), style.to(device)
         regions = _region_masks(content_masks, content.shape[-2:], "content")
         style_regions = _region_masks(style_masks, style.shape[-2:], "style")
-        check(len(regions) == len(style_regions),
-              f"content and style maps have different region counts ({len(regions)} vs {len(style_regions)})", ImageError)
+        check(
+            len(regions) == len(style_regions),
+            f"content and style maps have different region counts ({len(regions)} vs {len(style_regions)})",
+            ImageError,
+        )
         with torch.no_grad():
             self.content_features = self.encoder(content, self.feature_layers)
             self.content_image = content
@@ -265,16 +297,23 @@ class StrotssLoss(nn.Module):
             for k, (region, style_region) in enumerate(zip(regions, style_regions)):
                 if not region.any():  # region absent from the content at this scale: nothing to stylise
                     continue
-                check(bool(style_region.any()), f"style map: region {k} of the content map has no pixels in the style map",
-                      ImageError)
+                check(
+                    bool(style_region.any()),
+                    f"style map: region {k} of the content map has no pixels in the style map",
+                    ImageError,
+                )
                 points = pixel_points(style_region, self.style_samples, self.generator)
                 columns = sample_hypercolumns(style_features, self.feature_layers, points, style, self.feature_scale)[0]
                 unit = F.normalize(columns, dim=1)
                 self.regions.append(region.to(device))
-                self.style_sets.append({
-                    "unit": unit, "search": unit.bfloat16() if self.bf16 else None,
-                    "yuv": rgb_to_yuv_rows(columns[:, :3]), "moments": self._moments(columns),
-                })
+                self.style_sets.append(
+                    {
+                        "unit": unit,
+                        "search": unit.bfloat16() if self.bf16 else None,
+                        "yuv": rgb_to_yuv_rows(columns[:, :3]),
+                        "moments": self._moments(columns),
+                    }
+                )
         check(len(self.regions) > 0, "content map: no region has any pixels", ImageError)
 
     # -- pieces --------------------------------------------------------------------------------------------------
@@ -286,8 +325,10 @@ class StrotssLoss(nn.Module):
     def hypercolumns(self, image: torch.Tensor, points: list[torch.Tensor]) -> list[torch.Tensor]:
         """One encoder pass over ``image`` ``(1, 3, H, W)``; its hypercolumns at each region's points, ``(N_k, C)``."""
         self._check_targets()
-        check(tuple(image.shape[-2:]) == tuple(self.content_image.shape[-2:]),
-              f"image is {tuple(image.shape[-2:])} but the targets were set for {tuple(self.content_image.shape[-2:])}")
+        check(
+            tuple(image.shape[-2:]) == tuple(self.content_image.shape[-2:]),
+            f"image is {tuple(image.shape[-2:])} but the targets were set for {tuple(self.content_image.shape[-2:])}",
+        )
         features = self.encoder(image, self.feature_layers)
         columns = sample_hypercolumns(features, self.feature_layers, torch.cat(points), image, self.feature_scale)[0]
         return self._split(columns, points)
@@ -302,8 +343,9 @@ class StrotssLoss(nn.Module):
 
     def _content_term(self, xn: list[torch.Tensor], points: list[torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            hc = sample_hypercolumns(self.content_features, self.feature_layers, torch.cat(points), self.content_image,
-                                     self.feature_scale)[0]
+            hc = sample_hypercolumns(
+                self.content_features, self.feature_layers, torch.cat(points), self.content_image, self.feature_scale
+            )[0]
             cn = self._split(F.normalize(hc, dim=1), points)
         return torch.stack([self_similarity_loss(x, c, unit=True) for x, c in zip(xn, cn)]).mean()
 
@@ -328,7 +370,9 @@ class StrotssLoss(nn.Module):
         total = sum(weighted.values())
         return total, {name: float(value.detach()) for name, value in weighted.items()}
 
-    def forward(self, image: torch.Tensor, style_image: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, image: torch.Tensor, style_image: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss of ``image`` ``(1, 3, H, W)`` at fresh random points, and its weighted terms as floats.
 
         ``style_image`` (same size; e.g. DST's warped output) takes the style terms instead of ``image``.
@@ -356,7 +400,16 @@ class StrotssLoss(nn.Module):
 
 
 __all__ = [
-    "FEATURE_SCALE", "STROTSS_LAYERS", "StrotssLoss", "color_emd", "feature_moments", "moment_loss",
-    "nearest_neighbours", "relaxed_emd", "relaxed_emd_unit", "rgb_to_yuv_rows", "self_similarity_loss",
+    "FEATURE_SCALE",
+    "STROTSS_LAYERS",
+    "StrotssLoss",
+    "color_emd",
+    "feature_moments",
+    "moment_loss",
+    "nearest_neighbours",
+    "relaxed_emd",
+    "relaxed_emd_unit",
+    "rgb_to_yuv_rows",
+    "self_similarity_loss",
     "self_similarity_matrix",
 ]

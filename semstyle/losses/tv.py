@@ -1,4 +1,5 @@
-"""Total-variation regulariser (Mahendran & Vedaldi 2015), as used by Gatys-style methods against high-frequency noise."""
+"""Total-variation regulariser (Mahendran & Vedaldi 2015), as used by Gatys-style methods against high-frequency
+noise."""
 
 from __future__ import annotations
 

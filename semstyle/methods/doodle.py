@@ -26,20 +26,20 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from ..core import semantic
-from ..core.sizes import check_sizes
 from ..conf import load
 from ..conf.doodle import CNNMRF, DOODLE
+from ..core import semantic
 from ..core.encoder import vgg19_encoder
+from ..core.image import as_image, resize, target_size
+from ..core.padded import PaddedEncoder
+from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem
+from ..engine.runs import RunDir
 from ..engine.start import init_image
 from ..errors import check
-from ..core.padded import PaddedEncoder
-from ..core.image import as_image, resize, target_size
 from ..losses import ContentLoss, TVLoss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
-from ..engine.runs import RunDir
 from ..viz.layout import side_by_side
 
 
@@ -70,8 +70,9 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     if sem.auto_maps > 0:
         check(content is not None, "semantic.auto_maps: needs a content image")
         encoder = vgg19_encoder("max", cfg.precision, cfg.device) if sem.auto_features == "vgg" else None
-        style_masks, target_masks = semantic.auto_maps([style, content], int(sem.auto_maps), sem.auto_features,
-                                                       encoder=encoder, seed=int(cfg.seed))
+        style_masks, target_masks = semantic.auto_maps(
+            [style, content], int(sem.auto_maps), sem.auto_features, encoder=encoder, seed=int(cfg.seed)
+        )
         palette = semantic.AUTO_COLORS[torch.arange(sem.auto_maps) % len(semantic.AUTO_COLORS)]
         return Inputs(style, style_masks, target_masks, content, palette, tuple(content.shape[-2:]))
     if style_map is None:  # unguided (CNNMRF)
@@ -80,13 +81,26 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     check(target_map is not None, "target.map: required with style.map")
     smap = as_image(style_map, "style map", semantic.load_map)
     tmap = as_image(target_map, "target map", semantic.load_map)
-    smap = semantic.check_map_size(smap, style, _name("style map", style_map),
-                                   "the style image", sem.resize_maps, "semantic.resize_maps=true (--resize-maps)")
+    smap = semantic.check_map_size(
+        smap,
+        style,
+        _name("style map", style_map),
+        "the style image",
+        sem.resize_maps,
+        "semantic.resize_maps=true (--resize-maps)",
+    )
     if content is not None:
-        tmap = semantic.check_map_size(tmap, content, _name("target map", target_map),
-                                       "the content image", sem.resize_maps, "semantic.resize_maps=true (--resize-maps)")
+        tmap = semantic.check_map_size(
+            tmap,
+            content,
+            _name("target map", target_map),
+            "the content image",
+            sem.resize_maps,
+            "semantic.resize_maps=true (--resize-maps)",
+        )
     style_masks, target_masks, palette = semantic.semantic_masks(
-        smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched)
+        smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched
+    )
     return Inputs(style, style_masks, target_masks, content, palette, tuple(tmap.shape[-2:]))
 
 
@@ -98,7 +112,9 @@ def phase_sizes(cfg) -> list[int]:
     return sorted(set(sizes))
 
 
-def style_copies(style: torch.Tensor, masks: torch.Tensor | None, mrf) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+def style_copies(
+    style: torch.Tensor, masks: torch.Tensor | None, mrf
+) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
     """CNNMRF's augmented style: ``(image, masks, valid)`` for every rotation × scaling (the original first).
 
     Rotated copies have empty corners, marked 0 in ``valid`` so no patch is taken there.
@@ -121,8 +137,9 @@ def style_copies(style: torch.Tensor, masks: torch.Tensor | None, mrf) -> list[t
     return copies
 
 
-def region_colors(style: torch.Tensor, style_masks: torch.Tensor, target_masks: torch.Tensor, seed: int,
-                  noise: float = 0.25) -> torch.Tensor:
+def region_colors(
+    style: torch.Tensor, style_masks: torch.Tensor, target_masks: torch.Tensor, seed: int, noise: float = 0.25
+) -> torch.Tensor:
     """A starting image ``(1, 3, h, w)`` for the target masks ``(1, K, h, w)``: each region filled with the mean
     colour of the same style region, plus uniform noise of amplitude ``noise`` (the patches need texture to match).
 
@@ -139,10 +156,16 @@ def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Obj
     style_layers, style_weight = list(cfg.style.layers), float(cfg.style.weight)
     if cfg.style.loss == "mrf":
         style_term = MRFLoss(
-            style_layers, cfg.style.layer_weights, cfg.mrf.patch_size, cfg.mrf.style_stride, cfg.mrf.stride,
+            style_layers,
+            cfg.style.layer_weights,
+            cfg.mrf.patch_size,
+            cfg.mrf.style_stride,
+            cfg.mrf.stride,
             semantic_weight=cfg.semantic.weight if guided else 0.0,
             match_dtype=torch.bfloat16 if encoder.precision == "bf16" else torch.float32,
-            match_channels=cfg.mrf.match_channels, search=cfg.mrf.search, search_every=cfg.mrf.search_every,
+            match_channels=cfg.mrf.match_channels,
+            search=cfg.mrf.search,
+            search_every=cfg.mrf.search_every,
             seed=cfg.seed,
         )
     else:
@@ -165,9 +188,15 @@ def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Obj
 
 
 @torch.no_grad()
-def set_targets(objective: Objective, terms: dict[str, nn.Module], cfg, style: torch.Tensor,
-                style_masks: torch.Tensor | None, target_masks: torch.Tensor | None,
-                content: torch.Tensor | None) -> None:
+def set_targets(
+    objective: Objective,
+    terms: dict[str, nn.Module],
+    cfg,
+    style: torch.Tensor,
+    style_masks: torch.Tensor | None,
+    target_masks: torch.Tensor | None,
+    content: torch.Tensor | None,
+) -> None:
     """Give the terms of :func:`doodle_objective` one phase's targets: the style ``(1, 3, h, w)`` (with CNNMRF's
     rotated/scaled copies) and its masks, the target masks and the content, all at that phase's size."""
     device = objective.encoder.device
@@ -177,8 +206,11 @@ def set_targets(objective: Objective, terms: dict[str, nn.Module], cfg, style: t
     if cfg.style.loss == "mrf":
         copies = style_copies(style, style_masks, cfg.mrf)
         feats = [objective.features(img.to(device), style_layers) for img, _, _ in copies]
-        terms["style"].set_style(feats, [m for _, m, _ in copies] if style_masks is not None else None,
-                                 [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies])
+        terms["style"].set_style(
+            feats,
+            [m for _, m, _ in copies] if style_masks is not None else None,
+            [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies],
+        )
     else:
         terms["style"].set_style(objective.features(style.to(device), style_layers), style_masks)
     if target_masks is not None:
@@ -197,11 +229,17 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     init = ("content" if has_content else "noise") if cfg.init == "auto" else cfg.init
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
     patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
-    check_sizes({"target map" if guided else "content image": inputs.shape}, phase_sizes(cfg), terms["style"].layers,
-                patch, key=key)
-    zoom = cfg.mrf.scaling_step ** -cfg.mrf.scalings if cfg.style.loss == "mrf" else 1.0  # smallest style copy
-    check_sizes({"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale * zoom,
-                16, key)
+    check_sizes(
+        {"target map" if guided else "content image": inputs.shape},
+        phase_sizes(cfg),
+        terms["style"].layers,
+        patch,
+        key=key,
+    )
+    zoom = cfg.mrf.scaling_step**-cfg.mrf.scalings if cfg.style.loss == "mrf" else 1.0  # smallest style copy
+    check_sizes(
+        {"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale * zoom, 16, key
+    )
     device = encoder.device
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
@@ -220,9 +258,16 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
         else:
             start = resize(previous, shape)
         image = start.to(device).requires_grad_(True)
-        return Problem([image], lambda: objective(image), image=lambda: image.detach(), optimizer=cfg.optimizer,
-                       lr=cfg.lr, project=lambda: image.clamp_(0, 1), result=lambda: image.detach().cpu(),
-                       label=f"doodle {shape[1]}x{shape[0]}")
+        return Problem(
+            [image],
+            lambda: objective(image),
+            image=lambda: image.detach(),
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            project=lambda: image.clamp_(0, 1),
+            result=lambda: image.detach().cpu(),
+            label=f"doodle {shape[1]}x{shape[0]}",
+        )
 
     return engine.run(phase_sizes(cfg), scale_fn)
 
@@ -231,8 +276,10 @@ def save_extras(inputs: Inputs, output: torch.Tensor, run: RunDir) -> None:
     """``sheet.png`` (style, style map, target map, [content,] result) and ``palette.png``."""
     panels = [inputs.style]
     if inputs.style_masks is not None:
-        panels += [semantic.masks_to_map(inputs.style_masks, inputs.palette),
-                   semantic.masks_to_map(inputs.target_masks, inputs.palette)]
+        panels += [
+            semantic.masks_to_map(inputs.style_masks, inputs.palette),
+            semantic.masks_to_map(inputs.target_masks, inputs.palette),
+        ]
     if inputs.content is not None:
         panels.append(inputs.content)
     panels.append(output)
@@ -258,8 +305,11 @@ def doodle(style, style_map=None, target_map=None, content=None, **options) -> t
     Images and maps are paths or ``(1, 3, H, W)`` tensors in [0, 1]; ``options`` are config keys, nested ones
     dotted (``doodle(s, sm, tm, size=256, **{"semantic.weight": 0})``). Returns the result tensor.
     """
-    cfg = _config(DOODLE, options, {"style.image": style, "style.map": style_map, "target.map": target_map,
-                                    "content.image": content})
+    cfg = _config(
+        DOODLE,
+        options,
+        {"style.image": style, "style.map": style_map, "target.map": target_map, "content.image": content},
+    )
     return paint(prepare(cfg, style, style_map, target_map, content), cfg)
 
 

@@ -7,7 +7,8 @@ is the warped image ``W(X, θ)`` (:mod:`semstyle.geometry.tps`, thin-plate splin
 
 ``L_warp = mean_i ‖(p_i + θ_i) − p'_i‖₂`` (px at the final size), where the targets ``P'`` are the style keypoints
 brought into the content frame by a least-squares similarity (Umeyama), and ``R_TV`` is the size-normalised total
-variation of the warp's flow field (:func:`semstyle.losses.flow_tv.flow_tv`, DST's squared differences of the per-pixel flow,
+variation of the warp's flow field (:func:`semstyle.losses.flow_tv.flow_tv`, DST's squared differences of the
+per-pixel flow,
 which do not change with the scale). The base losses are STROTSS's (``base: strotss``, as the paper) or Gatys's
 Gram losses (``base: gram``). ``warp_weight = 0`` runs the base method alone, as DST's ``styletransfer.py`` does.
 
@@ -24,24 +25,25 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..core.sizes import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.dst import BASE_DEFAULTS, DST
-from ..geometry.keypoints import read_correspondences, similarity_align, write_correspondences, write_keypoints
-from ..geometry.keypoints.clean import clean_points
-from ..geometry.keypoints.nbb import nbb_keypoints
 from ..core.encoder import LAYER_NAMES
-from ..engine import Engine, Problem
-from ..errors import SemstyleError
 from ..core.hypercolumn import STROTSS_LAYERS
 from ..core.image import as_image, load_image, resize
-from ..geometry.keypoints.landmarks import available as landmarks_available, face_keypoints
-from ..losses import ContentLoss, GramLoss
-from ..losses.strotss import StrotssLoss
 from ..core.pyramid import LaplacianPyramid, high_pass
+from ..core.sizes import check_sizes
+from ..engine import Engine, Problem
 from ..engine.runs import RunDir
+from ..errors import SemstyleError
 from ..geometry import save_flow, tps_flow, warp_image
+from ..geometry.keypoints import read_correspondences, similarity_align, write_correspondences, write_keypoints
+from ..geometry.keypoints.clean import clean_points
+from ..geometry.keypoints.landmarks import available as landmarks_available
+from ..geometry.keypoints.landmarks import face_keypoints
+from ..geometry.keypoints.nbb import nbb_keypoints
+from ..losses import ContentLoss, GramLoss
 from ..losses.flow_tv import flow_tv
+from ..losses.strotss import StrotssLoss
 from ..viz.points import draw_points, flow_picture
 
 # Adam's step is lr·m̂/(√v̂ + eps); with eps far above any gradient of θ it becomes (lr/eps)·m̂, a gradient step with
@@ -64,10 +66,13 @@ def settings(cfg) -> dict:
 
 # -- keypoints ---------------------------------------------------------------------------------------------------
 
+
 def check_keypoints(content_pts: torch.Tensor, style_pts: torch.Tensor, where: str) -> None:
     """Keypoint pairs usable by DST: equal counts, at least 3, finite, no repeated content point."""
     if len(content_pts) != len(style_pts):
-        raise SemstyleError(f"{where}: {len(content_pts)} content but {len(style_pts)} style keypoints; they must pair up")
+        raise SemstyleError(
+            f"{where}: {len(content_pts)} content but {len(style_pts)} style keypoints; they must pair up"
+        )
     if len(content_pts) < 3:
         raise SemstyleError(f"{where}: {len(content_pts)} keypoint pairs; DST needs at least 3")
     if not (torch.isfinite(content_pts).all() and torch.isfinite(style_pts).all()):
@@ -75,18 +80,28 @@ def check_keypoints(content_pts: torch.Tensor, style_pts: torch.Tensor, where: s
     same = (torch.cdist(content_pts, content_pts) < 0.5).float().triu(1).nonzero()
     if len(same):
         i, j = same[0].tolist()
-        raise SemstyleError(f"{where}: content keypoints {i + 1} and {j + 1} are the same pixel "
-                            f"({content_pts[i, 0]:g}, {content_pts[i, 1]:g}); a warp cannot move one point two ways")
+        raise SemstyleError(
+            f"{where}: content keypoints {i + 1} and {j + 1} are the same pixel "
+            f"({content_pts[i, 0]:g}, {content_pts[i, 1]:g}); a warp cannot move one point two ways"
+        )
 
 
 def _nbb_pairs(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inline Neural Best-Buddies (``--fast``, as DST's job_example.sh) + DST's cleaning -> points in original
     pixels and activations."""
-    found = nbb_keypoints(content, style, fast=True, size=cfg.nbb_size, precision=cfg.precision, device=cfg.device,
-                          progress=cfg.progress)
-    return clean_points(found.points_a, found.points_b, found.activation, tuple(content.shape[-2:]),
-                        tuple(style.shape[-2:]), max_num_points=cfg.max_points, b=cfg.min_point_distance,
-                        im_size=cfg.nbb_size)
+    found = nbb_keypoints(
+        content, style, fast=True, size=cfg.nbb_size, precision=cfg.precision, device=cfg.device, progress=cfg.progress
+    )
+    return clean_points(
+        found.points_a,
+        found.points_b,
+        found.activation,
+        tuple(content.shape[-2:]),
+        tuple(style.shape[-2:]),
+        max_num_points=cfg.max_points,
+        b=cfg.min_point_distance,
+        im_size=cfg.nbb_size,
+    )
 
 
 def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -95,14 +110,16 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
     if source == "auto":
         source = "files" if cfg.content_keypoints is not None else "nbb"
     if source == "files":
-        pa, pb, _ = read_correspondences(cfg.content_keypoints, cfg.style_keypoints,
-                                         size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:]))
+        pa, pb, _ = read_correspondences(
+            cfg.content_keypoints, cfg.style_keypoints, size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:])
+        )
         check_keypoints(pa, pb, f"keypoint files {cfg.content_keypoints}, {cfg.style_keypoints}")
         return pa, pb, "files"
     if source == "faces":
         if not landmarks_available():
-            warnings.warn("keypoints=faces: MediaPipe is not installed (the faces extra, docs/dst.md); using NBB",
-                          stacklevel=2)
+            warnings.warn(
+                "keypoints=faces: MediaPipe is not installed (the faces extra, docs/dst.md); using NBB", stacklevel=2
+            )
         else:
             found = face_keypoints(content, style, cfg.max_points, cfg.min_point_distance, cfg.nbb_size)
             if found is not None:
@@ -116,6 +133,7 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
 
 # -- the base losses ---------------------------------------------------------------------------------------------
 
+
 class _GramBase:
     """Gatys content (conv4_2) and Gram style losses on pixels; ``X`` and ``W(X)`` share one batched VGG pass."""
 
@@ -123,7 +141,7 @@ class _GramBase:
         self.encoder = encoder
         self.content = ContentLoss(GRAM_CONTENT_LAYERS)
         self.style = GramLoss(GRAM_STYLE_LAYERS)
-        self.layers = [l for l in _ordered(GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS)]
+        self.layers = _ordered(GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS)
 
     def set_targets(self, content: torch.Tensor, style: torch.Tensor) -> None:
         with torch.no_grad():
@@ -137,7 +155,9 @@ class _GramBase:
         x = image.clone().requires_grad_(True)
         return [x], lambda: x, lambda: x.clamp_(0, 1)
 
-    def losses(self, x: torch.Tensor, warped: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def losses(
+        self, x: torch.Tensor, warped: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Unweighted ``(content(X), style(X), style(W(X)) or None)``."""
         batch = x if warped is None else torch.cat([x, warped])
         feats = self.encoder(batch, self.layers)
@@ -154,8 +174,9 @@ class _StrotssBase:
         # DST runs STROTSS's losses on torchvision's VGG-16 with ImageNet-normalised input (vggfeatures.py), i.e.
         # Caffe activations / 58, not the paper-era 1/255 of semstyle.core.hypercolumn: its moment term is ~4x
         # (means) and ~20x (covariances) the paper-era one, and its weights (α 8) were set for that balance.
-        self.loss = StrotssLoss(encoder, samples=samples, style_samples=style_samples, seed=seed,
-                                feature_scale=DST_FEATURE_SCALE)
+        self.loss = StrotssLoss(
+            encoder, samples=samples, style_samples=style_samples, seed=seed, feature_scale=DST_FEATURE_SCALE
+        )
         self.levels = levels
         self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
 
@@ -186,10 +207,11 @@ class _StrotssBase:
 
 
 def _ordered(layers) -> list[str]:
-    return [l for l in LAYER_NAMES if l in set(layers)]
+    return [layer for layer in LAYER_NAMES if layer in set(layers)]
 
 
 # -- the method --------------------------------------------------------------------------------------------------
+
 
 def min_jacobian(flow: torch.Tensor) -> float:
     """Smallest Jacobian determinant of the warp ``q -> q − flow(q)`` (forward differences): 1 = no change,
@@ -205,9 +227,19 @@ def alignment_error(points: torch.Tensor, theta: torch.Tensor, targets: torch.Te
     return (points + theta - targets).norm(dim=1).mean()
 
 
-def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous: torch.Tensor | None,
-                  theta0: torch.Tensor, points: torch.Tensor, targets: torch.Tensor, final_width: int, alpha: float,
-                  opt: dict, cfg):
+def scale_problem(
+    base,
+    content_s: torch.Tensor,
+    style_s: torch.Tensor,
+    previous: torch.Tensor | None,
+    theta0: torch.Tensor,
+    points: torch.Tensor,
+    targets: torch.Tensor,
+    final_width: int,
+    alpha: float,
+    opt: dict,
+    cfg,
+):
     """Set up one scale: targets, the image parameters started from ``previous`` (or the content), θ and the
     objective. Returns ``(param groups, objective() -> (total, terms), image_fn, project, theta)``."""
     hs, ws = content_s.shape[-2:]
@@ -257,7 +289,9 @@ def scale_problem(base, content_s: torch.Tensor, style_s: torch.Tensor, previous
             # px at DST's 256: R_TV is unit-free (a squared Jacobian), so L_warp in px of cfg.size would shift the
             # balance with the image size (at 64 px the warp would stop 4x earlier)
             terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets) * (DST_SIZE / cfg.size)
-            terms["warp_tv"] = opt["warp_tv_weight"] * flow_tv(flow)  # DST's four-direction TV, for which γ = 50 was set
+            terms["warp_tv"] = opt["warp_tv_weight"] * flow_tv(
+                flow
+            )  # DST's four-direction TV, for which γ = 50 was set
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -271,8 +305,14 @@ def make_base(cfg, encoder):
     return _StrotssBase(encoder, cfg.pyramid_levels, cfg.samples, cfg.style_samples, cfg.seed)
 
 
-def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tensor, style_pts: torch.Tensor, cfg,
-             engine: Engine | None = None) -> dict[str, torch.Tensor]:
+def transfer(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    content_pts: torch.Tensor,
+    style_pts: torch.Tensor,
+    cfg,
+    engine: Engine | None = None,
+) -> dict[str, torch.Tensor]:
     """DST with a resolved config. Images ``(1, 3, H, W)`` in [0, 1]; keypoints ``(N, 2)`` (x, y) in each image's
     own pixels. Returns ``{"output", "stylized", "content_warped", "theta", "points", "targets", "flow"}`` at the
     final size (points in its pixels)."""
@@ -309,8 +349,16 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
             with torch.no_grad():
                 return image_fn().clamp(0, 1).detach().cpu()
 
-        return Problem(groups, objective, image=lambda: image_fn().clamp(0, 1), optimizer=opt["optimizer"],
-                       lr=opt["lr"], project=project, result=result, label=f"dst/{cfg.base} {long_side}px")
+        return Problem(
+            groups,
+            objective,
+            image=lambda: image_fn().clamp(0, 1),
+            optimizer=opt["optimizer"],
+            lr=opt["lr"],
+            project=project,
+            result=result,
+            label=f"dst/{cfg.base} {long_side}px",
+        )
 
     stylized = engine.run(scale_schedule(cfg), scale_fn, state)
     theta = state["theta"]
@@ -322,9 +370,18 @@ def transfer(content: torch.Tensor, style: torch.Tensor, content_pts: torch.Tens
             content_warped = warp_image(content_f.to(device), flow, mode="bicubic")
         else:  # the base method alone
             output, content_warped = stylized, content_f
-    return {"output": output.cpu(), "stylized": stylized, "content_warped": content_warped.cpu(),
-            "theta": theta.cpu(), "points": points.cpu(), "targets": targets.cpu(), "flow": flow.cpu(),
-            "content": content_f, "style": style_f, "style_points": style_scaled}
+    return {
+        "output": output.cpu(),
+        "stylized": stylized,
+        "content_warped": content_warped.cpu(),
+        "theta": theta.cpu(),
+        "points": points.cpu(),
+        "targets": targets.cpu(),
+        "flow": flow.cpu(),
+        "content": content_f,
+        "style": style_f,
+        "style_points": style_scaled,
+    }
 
 
 def _naive_baseline(result: dict, cfg) -> torch.Tensor:
@@ -334,8 +391,16 @@ def _naive_baseline(result: dict, cfg) -> torch.Tensor:
     with torch.no_grad():
         flow = tps_flow(points, targets - points, tuple(content_f.shape[-2:]), cfg.border_points, grid=None)
         warped_content = warp_image(content_f, flow, mode="bicubic")
-    plain = load(DST, {**OmegaConf.to_container(cfg, resolve=True), "warp_weight": 0.0, "naive_baseline": False,
-                       "out_dir": None, "progress": cfg.progress})
+    plain = load(
+        DST,
+        {
+            **OmegaConf.to_container(cfg, resolve=True),
+            "warp_weight": 0.0,
+            "naive_baseline": False,
+            "out_dir": None,
+            "progress": cfg.progress,
+        },
+    )
     return transfer(warped_content, result["style"], targets, result["style_points"], plain)["output"]
 
 
@@ -346,8 +411,13 @@ def stylize(content, style, content_keypoints=None, style_keypoints=None, **opti
     (x, y) tensors in each image's pixels, or None (NBB). Returns the warped stylised image ``W(X, θ)``.
     """
     files = isinstance(content_keypoints, (str, Path))
-    cfg = load(DST, {**options, **({"content_keypoints": str(content_keypoints),
-                                                      "style_keypoints": str(style_keypoints)} if files else {})})
+    cfg = load(
+        DST,
+        {
+            **options,
+            **({"content_keypoints": str(content_keypoints), "style_keypoints": str(style_keypoints)} if files else {}),
+        },
+    )
     content, style = as_image(content, "content image"), as_image(style, "style image")
     if content_keypoints is None or files:
         content_keypoints, style_keypoints, _ = get_keypoints(content, style, cfg)
@@ -358,12 +428,19 @@ def solve(cfg, engine: Engine) -> dict:
     """The method's entry for :func:`semstyle.api.run`: keypoints (files, NBB or faces), then :func:`transfer`."""
     content = load_image(cfg.content, what="content image")
     style = load_image(cfg.style, what="style image")
-    check_sizes({f"content image {cfg.content}": content, f"style image {cfg.style}": style}, scale_schedule(cfg),
-                GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS)
+    check_sizes(
+        {f"content image {cfg.content}": content, f"style image {cfg.style}": style},
+        scale_schedule(cfg),
+        GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS,
+    )
     content_pts, style_pts, source = get_keypoints(content, style, cfg)
     if source != "files" and engine.run_dir is not None:  # keep what NBB / the landmarks found (original pixels)
-        write_correspondences(engine.run_dir.path / "correspondences", content_pts, style_pts,
-                              meta={"source": source, "content": str(cfg.content), "style": str(cfg.style)})
+        write_correspondences(
+            engine.run_dir.path / "correspondences",
+            content_pts,
+            style_pts,
+            meta={"source": source, "content": str(cfg.content), "style": str(cfg.style)},
+        )
     return {**transfer(content, style, content_pts, style_pts, cfg, engine), "source": source}
 
 
@@ -383,12 +460,20 @@ def save(result: dict, cfg, run_dir: RunDir) -> None:
         run_dir.save_image("naive_baseline.png", _naive_baseline(result, cfg))
     fold = min_jacobian(result["flow"])
     if fold < 0:
-        warnings.warn(f"dst: the warp folds the image over itself (smallest Jacobian determinant {fold:.2f}): the "
-                      "keypoint pairs disagree; raise warp_tv_weight or give cleaner keypoints (see flow.png)", stacklevel=2)
+        warnings.warn(
+            f"dst: the warp folds the image over itself (smallest Jacobian determinant {fold:.2f}): the "
+            "keypoint pairs disagree; raise warp_tv_weight or give cleaner keypoints (see flow.png)",
+            stacklevel=2,
+        )
     start = float(alignment_error(points, torch.zeros_like(theta), targets))
     end = float(alignment_error(points, theta, targets))
-    summary = {"keypoints": source, "pairs": len(points), "base": cfg.base, **settings(cfg),
-               "alignment_error_px": {"start": round(start, 3), "end": round(end, 3)},
-               "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0,
-               "min_jacobian": round(fold, 3)}
+    summary = {
+        "keypoints": source,
+        "pairs": len(points),
+        "base": cfg.base,
+        **settings(cfg),
+        "alignment_error_px": {"start": round(start, 3), "end": round(end, 3)},
+        "max_displacement_px": round(float(theta.norm(dim=1).max()), 3) if len(theta) else 0.0,
+        "min_jacobian": round(fold, 3),
+    }
     (run_dir.path / "dst.json").write_text(json.dumps(summary, indent=1))

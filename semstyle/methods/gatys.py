@@ -19,19 +19,19 @@ import os
 import torch
 from torch import nn
 
-from ..core.sizes import check_sizes
-from ..core.color import combine_luminance, luminance, match_color, match_luminance
 from ..conf import load, scale_schedule
 from ..conf.gatys import GATYS, style_paths, style_plan
+from ..core.color import combine_luminance, luminance, match_color, match_luminance
 from ..core.encoder import LAYER_NAMES
+from ..core.image import as_image, resize
+from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem
 from ..engine.start import init_image
-from ..core.image import as_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss, gram_loss, gram_matrix
 from ..losses.laplacian import LaplacianLoss
 
-
 # -- losses ------------------------------------------------------------------------------------------------------
+
 
 class BlendedStyleLoss(nn.Module):
     """``Σ_i w_i L_style(x, a_i)``: one :class:`GramLoss` (layers, layer weights, cached target Grams) per style
@@ -48,23 +48,31 @@ class BlendedStyleLoss(nn.Module):
         grams = {layer: gram_matrix(features[layer]) for layer in self.layers}
         return sum(
             w * sum(lw * gram_loss(grams[layer], term.targets[layer]) for layer, lw in term.weights.items())
-            for w, term in zip(self.blend, self.styles) if w != 0
+            for w, term in zip(self.blend, self.styles)
+            if w != 0
         )
 
 
 # -- transfer ----------------------------------------------------------------------------------------------------
 
+
 def build_objective(cfg, plan, encoder) -> Objective:
     """The Gatys objective of a resolved config: terms ``content``, ``style`` (a :class:`BlendedStyleLoss` built
     from ``plan``, see :func:`style_plan`), ``tv`` and, when its weight is > 0, ``laplacian``."""
     lap_weight = cfg.laplacian.weight
-    return Objective(encoder, {
-        "content": (ContentLoss(cfg.content_layers), cfg.content_weight),
-        "style": (BlendedStyleLoss(plan), cfg.style_weight),
-        "tv": (TVLoss(), cfg.tv_weight),
-        **({"laplacian": (LaplacianLoss(cfg.laplacian.pool_sizes, cfg.laplacian.pool_weights), lap_weight)}
-           if lap_weight > 0 else {}),
-    })
+    return Objective(
+        encoder,
+        {
+            "content": (ContentLoss(cfg.content_layers), cfg.content_weight),
+            "style": (BlendedStyleLoss(plan), cfg.style_weight),
+            "tv": (TVLoss(), cfg.tv_weight),
+            **(
+                {"laplacian": (LaplacianLoss(cfg.laplacian.pool_sizes, cfg.laplacian.pool_weights), lap_weight)}
+                if lap_weight > 0
+                else {}
+            ),
+        },
+    )
 
 
 @torch.no_grad()
@@ -98,8 +106,13 @@ def transfer(content: torch.Tensor, style, cfg, engine: Engine | None = None) ->
     plan = style_plan(cfg, len(styles))
     style_layers = [layer for _, layers, _ in plan for layer in layers]  # the output goes through all of them
     check_sizes({"content image": content}, scale_schedule(cfg), list(cfg.content_layers) + style_layers)
-    check_sizes({f"style image {i + 1}": s for i, s in enumerate(styles)}, scale_schedule(cfg), style_layers,
-                scale=cfg.style_scale, floor=16)
+    check_sizes(
+        {f"style image {i + 1}": s for i, s in enumerate(styles)},
+        scale_schedule(cfg),
+        style_layers,
+        scale=cfg.style_scale,
+        floor=16,
+    )
     preserve = cfg.color.preserve
     if preserve == "histogram":  # Gatys et al. 2016 (colour), Sec. 2.2: recolour the style, then transfer
         styles = [match_color(s, content, cfg.color.histogram_method).clamp(0, 1) for s in styles]
@@ -126,9 +139,16 @@ def transfer(content: torch.Tensor, style, cfg, engine: Engine | None = None) ->
             start = resize(previous, tuple(shape))
         # contiguous: L-BFGS flattens the gradient with .view(), which a channels-last loaded image would break
         image = start.to(encoder.device).contiguous().requires_grad_(True)
-        return Problem([image], lambda: objective(view(image)), image=lambda: view(image.detach()),
-                       optimizer=cfg.optimizer, lr=cfg.lr, project=lambda: image.clamp_(0, 1),
-                       result=lambda: image.detach().cpu(), label=f"gatys {long_side}px")
+        return Problem(
+            [image],
+            lambda: objective(view(image)),
+            image=lambda: view(image.detach()),
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            project=lambda: image.clamp_(0, 1),
+            result=lambda: image.detach().cpu(),
+            label=f"gatys {long_side}px",
+        )
 
     result = engine.run(scale_schedule(cfg), scale_fn)
     if grey:

@@ -20,15 +20,15 @@ import os
 
 import torch
 
-from ..core.sizes import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.gatys import RECONSTRUCT
+from ..core.image import load_image, resize
+from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem
+from ..engine.runs import RunDir
 from ..engine.start import init_image
 from ..errors import check
-from ..core.image import load_image, resize
 from ..losses import ContentLoss, GramLoss, TVLoss
-from ..engine.runs import RunDir
 from ..viz.layout import captioned_row
 
 
@@ -46,8 +46,10 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
     They run as one schedule (each reconstruction's scales in turn, started afresh from ``init``), so a
     resumed run keeps the finished ones.
     """
-    check(isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
-          "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path")
+    check(
+        isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
+        "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path",
+    )
     check_sizes({"image": image}, scale_schedule(cfg), cfg.layers)
     engine = engine or Engine(cfg)
     encoder = engine.encoder(cfg.pooling)
@@ -79,9 +81,16 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
                 done[f"reconstruction_{k}"] = x.detach().cpu().clone()  # kept apart from the image a checkpoint saves
             return x.detach().cpu()
 
-        return Problem([x], lambda: objective(x), image=lambda: x.detach(), optimizer=cfg.optimizer, lr=cfg.lr,
-                       project=lambda: x.clamp_(0, 1), result=result,
-                       label=f"{cfg.target} {'+'.join(layers)} {long_side}px")
+        return Problem(
+            [x],
+            lambda: objective(x),
+            image=lambda: x.detach(),
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            project=lambda: x.clamp_(0, 1),
+            result=result,
+            label=f"{cfg.target} {'+'.join(layers)} {long_side}px",
+        )
 
     engine.run([sizes[i] for _, i in schedule], scale_fn, done)
     return [(_name(layers), done[f"reconstruction_{k}"]) for k, layers in enumerate(sets)]

@@ -13,26 +13,33 @@ from __future__ import annotations
 
 import torch
 
-from ..core.sizes import check_sizes
 from ..conf import load, scale_schedule
 from ..conf.strotss import STROTSS
-from ..engine import Engine, Problem
-from ..errors import check
 from ..core.hypercolumn import STROTSS_LAYERS
 from ..core.image import as_image, load_image, resize
-from ..losses.strotss import StrotssLoss
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..core.semantic import check_map_size, load_map, masks_at, semantic_masks
+from ..core.sizes import check_sizes
+from ..engine import Engine, Problem
+from ..errors import check
+from ..losses.strotss import StrotssLoss
 
 
-def guidance_masks(content: torch.Tensor, style: torch.Tensor, content_map: torch.Tensor,
-                   style_map: torch.Tensor, resize_maps: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def guidance_masks(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    content_map: torch.Tensor,
+    style_map: torch.Tensor,
+    resize_maps: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Region masks ``(1, K, H, W)`` of the content and ``(1, K, Hs, Ws)`` of the style, channel k the same region.
 
     Maps must have their image's size; their major colours are found by k-means and paired by nearest colour
     (:func:`semstyle.semantic.semantic_masks`), which tolerates JPEG noise in the maps.
     """
-    content_map = check_map_size(content_map, content, "content_map", "the content image", resize_maps, "resize_maps=true")
+    content_map = check_map_size(
+        content_map, content, "content_map", "the content image", resize_maps, "resize_maps=true"
+    )
     style_map = check_map_size(style_map, style, "style_map", "the style image", resize_maps, "resize_maps=true")
     style_masks, content_masks, _ = semantic_masks(style_map, content_map)
     return content_masks, style_masks
@@ -58,15 +65,26 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
     content, style = as_image(content, "content image"), as_image(style, "style image")
     masks = None
     if content_map is not None or style_map is not None:
-        check(content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map")
-        content_map, style_map = as_image(content_map, "content_map", load_map), as_image(style_map, "style_map", load_map)
+        check(
+            content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map"
+        )
+        content_map, style_map = (
+            as_image(content_map, "content_map", load_map),
+            as_image(style_map, "style_map", load_map),
+        )
         masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps)
     check_sizes({"content image": content}, scale_schedule(cfg), STROTSS_LAYERS)
     check_sizes({"style image": style}, scale_schedule(cfg), STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
     encoder = engine.encoder(cfg.pooling)
     device = encoder.device
-    loss = StrotssLoss(encoder, content_weight=cfg.content_weight, moment_weight=cfg.moment_weight,
-                       samples=cfg.samples, style_samples=cfg.style_samples, seed=cfg.seed)
+    loss = StrotssLoss(
+        encoder,
+        content_weight=cfg.content_weight,
+        moment_weight=cfg.moment_weight,
+        samples=cfg.samples,
+        style_samples=cfg.style_samples,
+        seed=cfg.seed,
+    )
     sizes = scale_schedule(cfg)
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
@@ -76,7 +94,7 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
         if masks is not None:
             content_masks = masks_at(masks[0], tuple(content_s.shape[-2:]))
             style_masks = masks_at(masks[1], tuple(style_s.shape[-2:]))
-        loss.content_weight = cfg.content_weight / 2 ** index  # reference: content_weight /= 2 per scale
+        loss.content_weight = cfg.content_weight / 2**index  # reference: content_weight /= 2 per scale
         loss.set_targets(content_s, style_s, content_masks, style_masks)
         last = index == len(sizes) - 1 and len(sizes) > 1
         if previous is None:
@@ -93,8 +111,15 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
             with torch.no_grad():
                 return pyramid().cpu()  # unclamped, as the reference, so the next scale can keep optimising it
 
-        return Problem(list(pyramid.parameters()), lambda: loss(pyramid()), image=pyramid, optimizer=cfg.optimizer,
-                       lr=cfg.final_lr if last else cfg.lr, result=result, label=f"strotss {long_side}px")
+        return Problem(
+            list(pyramid.parameters()),
+            lambda: loss(pyramid()),
+            image=pyramid,
+            optimizer=cfg.optimizer,
+            lr=cfg.final_lr if last else cfg.lr,
+            result=result,
+            label=f"strotss {long_side}px",
+        )
 
     return engine.run(sizes, scale_fn).clamp(0, 1)
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 EPS = 1e-8
 
+
 def patch_grid(size, patch_size: int, stride: int) -> tuple[int, int]:
     """Number of patch positions ``(h', w')`` along each side of a ``size`` ``(h, w)`` map."""
     return tuple((n - patch_size) // stride + 1 for n in size)
@@ -22,8 +23,13 @@ def _positions(offset: int, count: int, stride: int) -> slice:
     return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
-def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, dtype: torch.dtype | None = None,
-                    out: torch.Tensor | None = None) -> torch.Tensor:
+def extract_patches(
+    features: torch.Tensor,
+    patch_size: int = 3,
+    stride: int = 1,
+    dtype: torch.dtype | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """All ``patch_size``² patches of ``(1, C, h, w)`` at ``stride`` as rows ``(L, k·k·C)``, row-major positions,
     each row in ``(ky, kx, c)`` order. ``out``: an ``(L, ≥k·k·C)`` buffer whose first k·k·C columns are written."""
     x = features[0].permute(1, 2, 0)  # (h, w, C): a free view of channels-last memory
@@ -31,7 +37,7 @@ def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1
     (hp, wp), c = patch_grid(x.shape[:2], k, stride), x.shape[2]
     if out is None:
         out = torch.empty(hp * wp, k * k * c, dtype=dtype or features.dtype, device=features.device)
-    grid = out[:, :k * k * c].view(hp, wp, k, k, c)
+    grid = out[:, : k * k * c].view(hp, wp, k, k, c)
     for dy in range(k):  # k² strided copies, each over every position at once
         for dx in range(k):
             grid[:, :, dy, dx] = x[_positions(dy, hp, stride), _positions(dx, wp, stride)]
@@ -59,9 +65,15 @@ def patch_norms(features: torch.Tensor, patch_size: int = 3, stride: int = 1) ->
     return (F.avg_pool2d(square, patch_size, stride=stride) * patch_size**2).clamp_min(0).sqrt().flatten()
 
 
-def ncc_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1, masks: torch.Tensor | None = None,
-                mask_scale: float | None = None, dtype: torch.dtype = torch.float32,
-                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ncc_patches(
+    features: torch.Tensor,
+    patch_size: int = 3,
+    stride: int = 1,
+    masks: torch.Tensor | None = None,
+    mask_scale: float | None = None,
+    dtype: torch.dtype = torch.float32,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Patches as rows for the normalised cross-correlation search: ``(rows (L, D), feature norms (L,))``.
 
     Style rows (``mask_scale=None``): the feature patch divided by its L2 norm, then (with ``masks`` ``(1, K, h, w)``,
@@ -122,10 +134,19 @@ def patch_index(sizes, patch_size: int, stride: int, keep: list[torch.Tensor | N
     parts, pixel0, cell0 = [], 0, 0
     for (h, w), ok in zip(sizes, keep):
         gh, gw = patch_grid((h, w), patch_size, stride)
-        y, x = (t.flatten() for t in torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device),
-                                                   indexing="ij"))
-        fields = [pixel0 + y * stride * w + x * stride, torch.full_like(y, w), y, x, torch.full_like(y, gh),
-                  torch.full_like(y, gw), torch.full_like(y, cell0)]
+        y, x = (
+            t.flatten()
+            for t in torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing="ij")
+        )
+        fields = [
+            pixel0 + y * stride * w + x * stride,
+            torch.full_like(y, w),
+            y,
+            x,
+            torch.full_like(y, gh),
+            torch.full_like(y, gw),
+            torch.full_like(y, cell0),
+        ]
         parts.append([f if ok is None else f[ok] for f in fields])
         pixel0, cell0 = pixel0 + h * w, cell0 + gh * gw
     origin, width, y, x, grid_h, grid_w, first = (torch.cat(column) for column in zip(*parts))
@@ -134,8 +155,9 @@ def patch_index(sizes, patch_size: int, stride: int, keep: list[torch.Tensor | N
     return PatchIndex(origin, width, y, x, grid_h, grid_w, first, row_of_cell)
 
 
-def overlay_style_patches(style_pixels: torch.Tensor, index: PatchIndex, rows: torch.Tensor, size,
-                          patch_size: int = 3, stride: int = 1) -> torch.Tensor:
+def overlay_style_patches(
+    style_pixels: torch.Tensor, index: PatchIndex, rows: torch.Tensor, size, patch_size: int = 3, stride: int = 1
+) -> torch.Tensor:
     """The overlay (:func:`overlay_patches`) of style patches ``rows`` ``(L,)`` at the synthesis patch positions of a
     ``size`` ``(h, w)`` map, read straight from the style features ``style_pixels`` ``(P + 1, C)`` (pixel rows, the
     last one zero) instead of from a copy of every patch: ``(1, C, h, w)`` channels-last.

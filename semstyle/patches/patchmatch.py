@@ -15,6 +15,7 @@ from .search import PatchGroup
 # small operations: relu4_1 of a 256 px doodle (660 × 660) is searched exactly, its relu3_1 (2852 × 2852) is not
 PATCHMATCH_MIN_SCORES = 1 << 22
 
+
 def neighbour_candidates(field: torch.Tensor, dy: int, dx: int, shifted: torch.Tensor) -> torch.Tensor:
     """PatchMatch propagation: for each synthesis position of ``field`` ``(h', w')`` (style rows), the match of its
     neighbour ``(dy, dx)`` cells away, moved back by ``(dy, dx)`` in the style grid (where a coherent copy of the
@@ -46,8 +47,13 @@ def best_candidates(target_rows: torch.Tensor, style_rows: torch.Tensor, candida
         warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
         # a candidate listed twice in a row (a coherent region proposes its current match again) is scored twice;
         # the kernel computes each stored pair on its own, so the pattern needs no sorting or deduplication
-        pattern = torch.sparse_csr_tensor(crow, candidates.flatten(), torch.zeros(n * m, device=candidates.device),
-                                          (n, len(style_rows)), check_invariants=False)
+        pattern = torch.sparse_csr_tensor(
+            crow,
+            candidates.flatten(),
+            torch.zeros(n * m, device=candidates.device),
+            (n, len(style_rows)),
+            check_invariants=False,
+        )
         scores = torch.sparse.sampled_addmm(pattern, target_rows.float(), style_rows.float().t(), beta=0)
     return candidates.gather(1, scores.values().view(n, m).argmax(1, keepdim=True))[:, 0]
 
@@ -70,9 +76,16 @@ def sampling_pools(groups: list[PatchGroup] | None, positions: int, patches: int
 
 
 @torch.no_grad()
-def patchmatch_step(target_rows: torch.Tensor, style_rows: torch.Tensor, field: torch.Tensor, index: PatchIndex,
-                    pools: tuple[torch.Tensor, torch.Tensor, torch.Tensor], iteration: int,
-                    generator: torch.Generator | None = None, shifts: dict | None = None) -> torch.Tensor:
+def patchmatch_step(
+    target_rows: torch.Tensor,
+    style_rows: torch.Tensor,
+    field: torch.Tensor,
+    index: PatchIndex,
+    pools: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    iteration: int,
+    generator: torch.Generator | None = None,
+    shifts: dict | None = None,
+) -> torch.Tensor:
     """One vectorised PatchMatch iteration (Barnes et al. 2009) of the nearest-neighbour ``field`` ``(h', w')`` of
     the synthesis rows ``(h'·w', D)`` among the style rows ``(N, D)``; returns the new field, no worse than the old
     one for these rows.

@@ -12,7 +12,10 @@ import torch.nn.functional as F
 
 from ..core.search import CHUNK_ENTRIES, nearest_rows
 
-CHUNK_ELEMENTS = CHUNK_ENTRIES  # scores per chunk of the NCC search: 16.8 M (32 MiB bf16) -> ~1400 style patches at 512 px
+CHUNK_ELEMENTS = (
+    CHUNK_ENTRIES  # scores per chunk of the NCC search: 16.8 M (32 MiB bf16) -> ~1400 style patches at 512 px
+)
+
 
 @torch.no_grad()
 def principal_channels(features: list[torch.Tensor], count: int) -> torch.Tensor:
@@ -47,9 +50,16 @@ class PatchGroup(NamedTuple):
 
 
 @torch.no_grad()
-def candidate_groups(target_units: torch.Tensor, style_units: torch.Tensor, patch_size: int, semantic_weight: float,
-                     chunk_elements: int = CHUNK_ELEMENTS, min_share: float = 1 / 32, margin: float = 0.02,
-                     min_scores: int = 1 << 21) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
+def candidate_groups(
+    target_units: torch.Tensor,
+    style_units: torch.Tensor,
+    patch_size: int,
+    semantic_weight: float,
+    chunk_elements: int = CHUNK_ELEMENTS,
+    min_share: float = 1 / 32,
+    margin: float = 0.02,
+    min_scores: int = 1 << 21,
+) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
     """Groups of synthesis patches, each with the style patches that can still be the best match of one of them.
 
     ``target_units`` ``(L, k·k·K)`` and ``style_units`` ``(N, k·k·K)`` are :func:`mask_rows`. A score is
@@ -77,9 +87,9 @@ def candidate_groups(target_units: torch.Tensor, style_units: torch.Tensor, patc
     hits = torch.zeros(len(keys), n, device=target_units.device)
     rows = max(1, chunk_elements // n)
     for start in range(0, positions, rows):  # (rows, N) map scores at a time
-        scores = target_units[start:start + rows] @ style_units.t()
+        scores = target_units[start : start + rows] @ style_units.t()
         can_win = scores >= scores.amax(1, keepdim=True) - 2 / semantic_weight - margin
-        hits += one_hot[start:start + rows].t() @ can_win.float()
+        hits += one_hot[start : start + rows].t() @ can_win.float()
     groups, cost = [], 0
     for g in range(len(keys)):
         members, candidates = (group == g).nonzero()[:, 0], (hits[g] > 0).nonzero()[:, 0]
@@ -91,22 +101,27 @@ def candidate_groups(target_units: torch.Tensor, style_units: torch.Tensor, patc
 
 
 @torch.no_grad()
-def nearest_patches(target_rows: torch.Tensor, style_rows: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
-                    groups: list[PatchGroup] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_patches(
+    target_rows: torch.Tensor,
+    style_rows: torch.Tensor,
+    chunk_elements: int = CHUNK_ELEMENTS,
+    groups: list[PatchGroup] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For each synthesis patch, the style patch of highest score: ``(index (L,) int64, score (L,) float32)``.
 
     ``target_rows`` ``(L, D)`` and ``style_rows`` ``(N, D)`` come from :func:`ncc_patches`. The scores are the
     convolution of the synthesis features with the normalised style patches as filters, written as one GEMM per
     chunk of ``chunk_elements // L`` style patches (:func:`semstyle.core.search.nearest_rows`), so memory stays at
-    one ``(L, chunk)`` score block. ``groups`` (:class:`PatchGroup`, from :func:`candidate_groups`): search each group's members
-    among its candidates only.
+    one ``(L, chunk)`` score block. ``groups`` (:class:`PatchGroup`, from :func:`candidate_groups`): search each
+    group's members among its candidates only.
     """
     if groups is not None:
         index = torch.empty(len(target_rows), dtype=torch.long, device=target_rows.device)
         best = torch.empty(len(target_rows), device=target_rows.device)
         for members, candidates, rows in groups:
-            i, b = nearest_patches(target_rows.index_select(0, members), style_rows if rows is None else rows,
-                                   chunk_elements)
+            i, b = nearest_patches(
+                target_rows.index_select(0, members), style_rows if rows is None else rows, chunk_elements
+            )
             index[members] = i if candidates is None else candidates[i]
             best[members] = b
         return index, best

@@ -13,11 +13,12 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from ..core.sizes import check_sizes
 from ..core.encoder import check_layers, layer_channels, vgg19_encoder
-from ..errors import check
 from ..core.image import resize
+from ..core.sizes import check_sizes
+from ..errors import check
 from .layout import captioned_row, grid
+
 
 def colorize(maps: torch.Tensor, cmap: str = "viridis") -> torch.Tensor:
     """``(N, h, w)`` maps in [0, 1] -> ``(N, 3, h, w)`` RGB through a matplotlib colour map (``gray`` for grey)."""
@@ -26,8 +27,14 @@ def colorize(maps: torch.Tensor, cmap: str = "viridis") -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgba[..., :3], dtype=np.float32)).permute(0, 3, 1, 2)
 
 
-def feature_maps(image: torch.Tensor, layer: str, channels: int = 16, pooling: str = "avg", precision: str = "auto",
-                 device: str = "auto") -> torch.Tensor:
+def feature_maps(
+    image: torch.Tensor,
+    layer: str,
+    channels: int = 16,
+    pooling: str = "avg",
+    precision: str = "auto",
+    device: str = "auto",
+) -> torch.Tensor:
     """The first ``channels`` maps of ``layer`` for ``image`` ``(1, 3, H, W)``, each min-max scaled to [0, 1]:
     ``(channels, h, w)`` (a flat map becomes 0)."""
     check_layers([layer])
@@ -41,8 +48,16 @@ def feature_maps(image: torch.Tensor, layer: str, channels: int = 16, pooling: s
     return (maps - lo) / span.clamp_min(1e-12)
 
 
-def feature_view(image: torch.Tensor, layers, channels: int = 16, tile: int = 64, cmap: str = "viridis",
-                 pooling: str = "avg", precision: str = "auto", device: str = "auto") -> Image.Image:
+def feature_view(
+    image: torch.Tensor,
+    layers,
+    channels: int = 16,
+    tile: int = 64,
+    cmap: str = "viridis",
+    pooling: str = "avg",
+    precision: str = "auto",
+    device: str = "auto",
+) -> Image.Image:
     """A figure: the image, then per layer a square-ish grid of its first ``channels`` feature maps.
 
     Every map is scaled to a ``tile``-px long side (nearest neighbour when enlarging, so deep layers show their
@@ -62,5 +77,6 @@ def feature_view(image: torch.Tensor, layers, channels: int = 16, tile: int = 64
         panels.append(panel)
         captions.append(f"{layer} ({tiles.shape[0]} of {layer_channels(layer)})")
     tallest = max(p.shape[-2] for p in panels)
-    return captioned_row([resize(image, (tallest, round(image.shape[-1] * tallest / image.shape[-2])))] + panels,
-                         ["input"] + captions)
+    return captioned_row(
+        [resize(image, (tallest, round(image.shape[-1] * tallest / image.shape[-2])))] + panels, ["input"] + captions
+    )

@@ -39,11 +39,11 @@ def captioned_row(panels, captions, pad: int = 6) -> Image.Image:
     return canvas
 
 
-
-
 def side_by_side(panels: list[torch.Tensor], height: int = 256, gap: int = 6) -> torch.Tensor:
     """Images ``(1, 3, H, W)`` resized to ``height`` and laid side by side on white: ``(1, 3, height, ΣW + gaps)``."""
-    resized = [resize(p.float().clamp(0, 1), (height, max(1, round(p.shape[-1] * height / p.shape[-2])))) for p in panels]
+    resized = [
+        resize(p.float().clamp(0, 1), (height, max(1, round(p.shape[-1] * height / p.shape[-2])))) for p in panels
+    ]
     white = torch.ones(1, 3, height, gap)
     row = [x for p in resized for x in (p, white)][:-1]
     return torch.cat(row, dim=3)

@@ -42,9 +42,16 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_correspondences(image_a: torch.Tensor, image_b: torch.Tensor, points_a: torch.Tensor,
-                         points_b: torch.Tensor, height: int = 320, numbers: bool | None = None,
-                         lines: bool | None = None, title: str | None = None) -> Image.Image:
+def draw_correspondences(
+    image_a: torch.Tensor,
+    image_b: torch.Tensor,
+    points_a: torch.Tensor,
+    points_b: torch.Tensor,
+    height: int = 320,
+    numbers: bool | None = None,
+    lines: bool | None = None,
+    title: str | None = None,
+) -> Image.Image:
     """Side-by-side picture of two images with matched points.
 
     Args:
@@ -85,8 +92,9 @@ def draw_correspondences(image_a: torch.Tensor, image_b: torch.Tensor, points_a:
         for x, y in (a, b):
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=c, outline="black")
             if numbers:
-                draw.text((x + radius + 1, y - radius - 6), str(i + 1), fill=c, font=font, stroke_width=2,
-                          stroke_fill="black")
+                draw.text(
+                    (x + radius + 1, y - radius - 6), str(i + 1), fill=c, font=font, stroke_width=2, stroke_fill="black"
+                )
     return canvas
 
 
@@ -121,7 +129,9 @@ def _grid_lines(h: int, w: int, spacing: int) -> torch.Tensor:
     return mask
 
 
-def flow_picture(image: torch.Tensor, flow: torch.Tensor, src=None, dst=None, spacing: int | None = None) -> Image.Image:
+def flow_picture(
+    image: torch.Tensor, flow: torch.Tensor, src=None, dst=None, spacing: int | None = None
+) -> Image.Image:
     """A picture of a warp: ``image`` ``(1, 3, H, W)`` (usually the warped one) faded, a regular grid warped by
     ``flow`` ``(1, 2, H, W)`` drawn over it, and arrows from the source points ``src`` to ``dst`` ``(N, 2)``."""
     _, _, h, w = image.shape

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import ASSETS, ROOT
 from omegaconf import OmegaConf
 
 from semstyle.api import METHODS, load_config, run
@@ -14,18 +15,34 @@ from semstyle.conf import SCHEMAS, load
 from semstyle.engine import Engine, Problem, StopRun
 from semstyle.errors import ConfigError
 
-from conftest import ASSETS, ROOT
-
-SMALL = ["size=48", "steps=3", "progress=false", "precision=fp32",
-         f"content={ASSETS / 'content/tubingen.jpg'}", f"style={ASSETS / 'styles/starry_night.jpg'}"]
+SMALL = [
+    "size=48",
+    "steps=3",
+    "progress=false",
+    "precision=fp32",
+    f"content={ASSETS / 'content/tubingen.jpg'}",
+    f"style={ASSETS / 'styles/starry_night.jpg'}",
+]
 
 
 def test_events_arrive_in_order_with_losses_and_images(tmp_path):
     events = []
     run(None, SMALL + ["scales=[32]", f"out_dir={tmp_path / 'r'}"], callbacks=[events.append])
     kinds = [e.kind for e in events]
-    assert kinds == ["run_start", "scale_start", "step", "step", "step", "scale_end",
-                     "scale_start", "step", "step", "step", "scale_end", "run_end"]
+    assert kinds == [
+        "run_start",
+        "scale_start",
+        "step",
+        "step",
+        "step",
+        "scale_end",
+        "scale_start",
+        "step",
+        "step",
+        "step",
+        "scale_end",
+        "run_end",
+    ]
     steps = [e for e in events if e.kind == "step"]
     assert [(e.scale, e.step) for e in steps] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
     assert all(e.scales == 2 and e.steps == 3 and e.loss > 0 and set(e.terms) >= {"content", "style"} for e in steps)
@@ -47,8 +64,17 @@ def test_a_callback_can_stop_the_run_and_the_folder_is_finished(tmp_path):
 
 def test_model_parameters_optimise_through_the_same_loop():
     """The engine optimises any parameters: here a 1x1 convolution (a model) towards a target image."""
-    cfg = OmegaConf.create({"method": "test", "seed": 0, "steps": 40, "progress": False, "save_every": 0,
-                            "precision": "fp32", "device": "cpu"})
+    cfg = OmegaConf.create(
+        {
+            "method": "test",
+            "seed": 0,
+            "steps": 40,
+            "progress": False,
+            "save_every": 0,
+            "precision": "fp32",
+            "device": "cpu",
+        }
+    )
     torch.manual_seed(0)
     source, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
     model = torch.nn.Conv2d(3, 3, 1)
@@ -58,6 +84,7 @@ def test_model_parameters_optimise_through_the_same_loop():
         def loss():
             value = (model(source) - target).pow(2).mean()
             return value, {"mse": float(value.detach())}
+
         return Problem(list(model.parameters()), loss, image=lambda: model(source), optimizer="adam", lr=0.05)
 
     Engine(cfg, callbacks=[lambda e: losses.append(e.loss) if e.kind == "step" else None]).run([8], problem)
@@ -74,8 +101,10 @@ def test_config_yaml_is_fully_resolved_with_provenance(tmp_path):
     cfg = load(SCHEMAS["dst"], {"base": "gram"})
     assert cfg.warp_tv_weight == 50.0 and cfg.optimizer == "adam" and cfg.warp_lr == 0.3 and cfg.pooling == "avg"
     assert load(SCHEMAS["dst"]).optimizer == "sgd"
-    doodle = load(SCHEMAS["doodle"], {"style": {"image": "a.jpg", "loss": "gram_masked", "map": "m.png"},
-                                      "target": {"map": "t.png"}})
+    doodle = load(
+        SCHEMAS["doodle"],
+        {"style": {"image": "a.jpg", "loss": "gram_masked", "map": "m.png"}, "target": {"map": "t.png"}},
+    )
     assert doodle.style.weight == 1e-2 and len(doodle.style.layers) == 5
     path = run(None, SMALL + [f"out_dir={tmp_path / 'r'}"])
     text = (path / "config.yaml").read_text()
@@ -91,12 +120,15 @@ def test_cnnmrf_is_a_preset_of_doodle():
     assert set(OmegaConf.to_container(cnnmrf)) == set(OmegaConf.to_container(doodle))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("resume=maybe", "resume: must be true or false, got 'maybe'"),
-    ("size=abc", "size: must be an integer, got 'abc'"),
-    ("content=${nowhere}", "content: "),
-    ("reg_weight=1", "unknown config key 'reg_weight' for method gatys"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("resume=maybe", "resume: must be true or false, got 'maybe'"),
+        ("size=abc", "size: must be an integer, got 'abc'"),
+        ("content=${nowhere}", "content: "),
+        ("reg_weight=1", "unknown config key 'reg_weight' for method gatys"),
+    ],
+)
 def test_config_errors_are_one_line(override, message):
     with pytest.raises(ConfigError, match=message.replace("$", r"\$").replace("{", r"\{")) as info:
         load_config(None, [override])
@@ -115,16 +147,20 @@ def test_old_spellings_still_work_with_a_warning():
 
 
 def test_the_command_line_starts_without_torch():
-    code = ("import sys; from semstyle.cli import build_parser; build_parser(); "
-            "from semstyle.conf import SCHEMAS, load; load(SCHEMAS['gatys']); print('torch' in sys.modules)")
+    code = (
+        "import sys; from semstyle.cli import build_parser; build_parser(); "
+        "from semstyle.conf import SCHEMAS, load; load(SCHEMAS['gatys']); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
 
 def test_run_works_from_any_folder(tmp_path):
     """The default config and its images ship inside the package."""
-    env_code = ("import sys; from semstyle.cli import main; "
-                "sys.exit(main(['run', 'size=32', 'steps=1', 'progress=false', 'out_dir=out']))")
+    env_code = (
+        "import sys; from semstyle.cli import main; "
+        "sys.exit(main(['run', 'size=32', 'steps=1', 'progress=false', 'out_dir=out']))"
+    )
     done = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "output.png").is_file()
@@ -132,8 +168,15 @@ def test_run_works_from_any_folder(tmp_path):
 
 def test_the_stop_rule_ends_each_scale_when_the_loss_stops_falling(tmp_path):
     events = []
-    overrides = SMALL + ["steps=200", "scales=[32]", "stop.rule=rel_improvement", "stop.threshold=0.01",
-                         "stop.window=3", "stop.min_steps=5", f"out_dir={tmp_path / 'r'}"]
+    overrides = SMALL + [
+        "steps=200",
+        "scales=[32]",
+        "stop.rule=rel_improvement",
+        "stop.threshold=0.01",
+        "stop.window=3",
+        "stop.min_steps=5",
+        f"out_dir={tmp_path / 'r'}",
+    ]
     run(None, overrides, callbacks=[events.append])
     per_scale = [max(e.step for e in events if e.kind == "step" and e.scale == s) for s in (0, 1)]
     assert all(5 <= n < 200 for n in per_scale), per_scale  # both scales ran and both ended early

@@ -42,7 +42,8 @@ def main(names) -> None:
         print(f"{name}: {HERE / (name + '.csv')}")
     (HERE / "MACHINE.txt").write_text(
         f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads\n")
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads\n"
+    )
 
 
 if __name__ == "__main__":

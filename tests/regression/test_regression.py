@@ -51,4 +51,5 @@ def test_curve_matches_recording(name, monkeypatch):
     a, b = float(old[-1]["total"]), float(new[-1]["total"])
     assert abs(b - a) <= tolerance * abs(a), (
         f"{name}: last total {b:.6g} vs recorded {a:.6g} ({(b - a) / a:+.3%}); allowed {tolerance:.1%} "
-        f"({'same' if same_cpu else 'another'} CPU kind than the recording)")
+        f"({'same' if same_cpu else 'another'} CPU kind than the recording)"
+    )

@@ -11,8 +11,17 @@ from .nbb import Correspondences, LevelMatches, nbb_keypoints
 from .select import kmeans_select
 
 __all__ = [
-    "read_keypoints", "write_keypoints", "read_correspondences", "write_correspondences",
-    "umeyama", "similarity_align", "apply_similarity",
-    "nbb_keypoints", "Correspondences", "LevelMatches", "kmeans_select",
-    "clean_points", "aligned_targets",
+    "read_keypoints",
+    "write_keypoints",
+    "read_correspondences",
+    "write_correspondences",
+    "umeyama",
+    "similarity_align",
+    "apply_similarity",
+    "nbb_keypoints",
+    "Correspondences",
+    "LevelMatches",
+    "kmeans_select",
+    "clean_points",
+    "aligned_targets",
 ]

@@ -19,8 +19,9 @@ def umeyama(src: torch.Tensor, dst: torch.Tensor, with_scale: bool = True):
     rotation, det +1). With fewer than two distinct source points only the translation is estimated.
     """
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) == 0:
-        raise SemstyleError(f"umeyama: need two (N, 2) point sets with N >= 1, got {tuple(src.shape)} and "
-                            f"{tuple(dst.shape)}")
+        raise SemstyleError(
+            f"umeyama: need two (N, 2) point sets with N >= 1, got {tuple(src.shape)} and {tuple(dst.shape)}"
+        )
     s64, d64 = src.double(), dst.double()
     mu_s, mu_d = s64.mean(0), d64.mean(0)
     sc, dc = s64 - mu_s, d64 - mu_d

@@ -31,8 +31,8 @@ from __future__ import annotations
 import torch
 
 from ...conf.keypoints import DST_MAX_POINTS, DST_MIN_ACTIVATION, DST_SPACING, DST_WORK_SIZE
-from ...errors import SemstyleError, check
 from ...core.image import target_size
+from ...errors import SemstyleError, check
 from .align import similarity_align
 
 MIN_ACTIVATION = DST_MIN_ACTIVATION
@@ -45,7 +45,8 @@ GRID_TOL = 1e-3
 
 
 def working_size(size_hw: tuple[int, int], im_size: int = WORK_SIZE) -> tuple[int, int]:
-    """``(H, W)`` of the working frame: long side ``im_size``, the frame NBB runs in (:func:`~semstyle.image.resize`)."""
+    """``(H, W)`` of the working frame: long side ``im_size``, the frame NBB runs in
+    (:func:`~semstyle.core.image.resize`)."""
     return target_size(int(size_hw[0]), int(size_hw[1]), im_size)
 
 
@@ -76,8 +77,9 @@ def dst_to_original(grid: torch.Tensor, size_hw: tuple[int, int], im_size: int =
     return torch.trunc(grid.double() / fac).float()
 
 
-def greedy_select(points: torch.Tensor, activation: torch.Tensor, max_num_points: int = MAX_NUM_POINTS,
-                  b: float = SPACING) -> torch.Tensor:
+def greedy_select(
+    points: torch.Tensor, activation: torch.Tensor, max_num_points: int = MAX_NUM_POINTS, b: float = SPACING
+) -> torch.Tensor:
     """Indices of at most ``max_num_points`` points, by decreasing activation, no two within +-``b`` on both axes.
 
     ``points`` should be integers of the working frame (as in DST) so that the inclusive window is exact; ties in
@@ -121,7 +123,7 @@ def remove_crossing(starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
     alive = torch.ones(len(starts), dtype=torch.bool)
     for i in range(len(starts)):  # <= max_num_points rounds
         if alive[i]:
-            alive[i + 1:] &= ~cross[i, i + 1:]
+            alive[i + 1 :] &= ~cross[i, i + 1 :]
     return alive
 
 
@@ -133,9 +135,16 @@ def aligned_targets(points_a: torch.Tensor, points_b: torch.Tensor, hw_a: tuple[
     return torch.stack([t[:, 0].clamp(1, hw_a[1] - 1), t[:, 1].clamp(1, hw_a[0] - 1)], 1)
 
 
-def clean_grid(grid_a: torch.Tensor, grid_b: torch.Tensor, activation: torch.Tensor, size_a: tuple[int, int],
-               max_num_points: int = MAX_NUM_POINTS, b: float = SPACING, im_size: int = WORK_SIZE,
-               min_activation: float = MIN_ACTIVATION) -> tuple[torch.Tensor, torch.Tensor]:
+def clean_grid(
+    grid_a: torch.Tensor,
+    grid_b: torch.Tensor,
+    activation: torch.Tensor,
+    size_a: tuple[int, int],
+    max_num_points: int = MAX_NUM_POINTS,
+    b: float = SPACING,
+    im_size: int = WORK_SIZE,
+    min_activation: float = MIN_ACTIVATION,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DST's cleaning on integer working-frame points: ``(rows, targets)``.
 
     Args:
@@ -170,19 +179,29 @@ def _check_pairs(points_a, points_b, activation, name: str = "clean_points"):
     """The inputs as CPU float tensors of their own precision (kept rows come back exactly as given)."""
     pa, pb = _floats(points_a), _floats(points_b)
     if pa.shape != pb.shape or pa.ndim != 2 or pa.shape[1:] != (2,):
-        raise SemstyleError(f"{name}: points must be two (N, 2) tensors, got {tuple(pa.shape)} and "
-                            f"{tuple(pb.shape)}")
+        raise SemstyleError(f"{name}: points must be two (N, 2) tensors, got {tuple(pa.shape)} and {tuple(pb.shape)}")
     act = torch.ones(len(pa)) if activation is None else _floats(activation).reshape(-1)
     check(len(act) == len(pa), f"{name}: {len(act)} activations for {len(pa)} pairs", SemstyleError)
-    check(bool(torch.isfinite(pa).all() and torch.isfinite(pb).all() and torch.isfinite(act).all()),
-          f"{name}: points or activations contain NaN or infinite values", SemstyleError)
+    check(
+        bool(torch.isfinite(pa).all() and torch.isfinite(pb).all() and torch.isfinite(act).all()),
+        f"{name}: points or activations contain NaN or infinite values",
+        SemstyleError,
+    )
     return pa, pb, act
 
 
-def clean_points(points_a: torch.Tensor, points_b: torch.Tensor, activation: torch.Tensor | None,
-                 size_a: tuple[int, int], size_b: tuple[int, int], max_num_points: int = MAX_NUM_POINTS,
-                 b: float = SPACING, im_size: int = WORK_SIZE, min_activation: float = MIN_ACTIVATION,
-                 return_targets: bool = False):
+def clean_points(
+    points_a: torch.Tensor,
+    points_b: torch.Tensor,
+    activation: torch.Tensor | None,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    max_num_points: int = MAX_NUM_POINTS,
+    b: float = SPACING,
+    im_size: int = WORK_SIZE,
+    min_activation: float = MIN_ACTIVATION,
+    return_targets: bool = False,
+):
     """DST's cleaning of NBB pairs given in original pixels.
 
     Args:
@@ -196,11 +215,21 @@ def clean_points(points_a: torch.Tensor, points_b: torch.Tensor, activation: tor
     Returns ``(points_a, points_b, activation)``: the kept input rows, unchanged, in selection order (decreasing
     activation); with ``return_targets`` also the aligned style points in A's original pixels.
     """
-    check(max_num_points >= 1 and b >= 0 and im_size >= 8,
-          f"clean_points: need max_num_points >= 1, b >= 0, im_size >= 8 (got {max_num_points}, {b}, {im_size})")
+    check(
+        max_num_points >= 1 and b >= 0 and im_size >= 8,
+        f"clean_points: need max_num_points >= 1, b >= 0, im_size >= 8 (got {max_num_points}, {b}, {im_size})",
+    )
     pa, pb, act = _check_pairs(points_a, points_b, activation)
-    rows, targets = clean_grid(to_grid(pa, size_a, im_size), to_grid(pb, size_b, im_size), act, size_a,
-                               max_num_points, b, im_size, min_activation)
+    rows, targets = clean_grid(
+        to_grid(pa, size_a, im_size),
+        to_grid(pb, size_b, im_size),
+        act,
+        size_a,
+        max_num_points,
+        b,
+        im_size,
+        min_activation,
+    )
     out = (pa[rows], pb[rows], act[rows])
     if return_targets:
         out += (from_grid(targets, size_a, im_size),)

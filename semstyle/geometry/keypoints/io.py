@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ...errors import SemstyleError
 from ...core.image import atomic_write
+from ...errors import SemstyleError
 
 FILE_A = "correspondence_A.txt"
 FILE_B = "correspondence_B.txt"
@@ -49,8 +49,9 @@ def _number(text: str, path, lineno: int, what: str) -> float:
     return value
 
 
-def read_keypoints(path: str | os.PathLike, image_size: tuple[int, int] | None = None,
-                   what: str = "keypoint file") -> torch.Tensor:
+def read_keypoints(
+    path: str | os.PathLike, image_size: tuple[int, int] | None = None, what: str = "keypoint file"
+) -> torch.Tensor:
     """Read a ``row, col`` keypoint file into an ``(N, 2)`` float tensor of **(x, y)** pixel coordinates.
 
     Args:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...errors import SemstyleError
 from ...core.image import to_pil
+from ...errors import SemstyleError
 from .clean import clean_points
 
 # Face Mesh connection sets, in the order the greedy spacing prefers them (the eyes and mouth first).
@@ -49,8 +49,10 @@ def face_landmarks(image: torch.Tensor) -> torch.Tensor | None:
     """The 468 Face Mesh landmarks of the most prominent face in ``image`` ``(1, 3, H, W)`` as ``(468, 2)`` (x, y)
     pixels, or None when no face is found."""
     if not available():
-        raise SemstyleError("keypoints=faces needs the faces extra: pip install --no-deps mediapipe==0.10.21 && "
-                            "pip install 'protobuf<5' absl-py attrs flatbuffers")
+        raise SemstyleError(
+            "keypoints=faces needs the faces extra: pip install --no-deps mediapipe==0.10.21 && "
+            "pip install 'protobuf<5' absl-py attrs flatbuffers"
+        )
     from mediapipe.python.solutions import face_mesh
 
     rgb = np.ascontiguousarray(np.asarray(to_pil(image)))
@@ -64,9 +66,15 @@ def face_landmarks(image: torch.Tensor) -> torch.Tensor | None:
     return torch.tensor([[m.x * w, m.y * h] for m in marks], dtype=torch.float32)
 
 
-def face_keypoints(content: torch.Tensor, style: torch.Tensor, max_points: int = 80, b: float = 10,
-                   im_size: int = 256, landmarks=face_landmarks, indices: list[int] | None = None,
-                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
+def face_keypoints(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    max_points: int = 80,
+    b: float = 10,
+    im_size: int = 256,
+    landmarks=face_landmarks,
+    indices: list[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Portrait-mode keypoint pairs ``(content (N, 2), style (N, 2))`` in original pixels, or None when either
     image has no detectable face. ``max_points``, ``b``, ``im_size``: DST's cleaning (80, 10 px at 256 px).
 
@@ -81,6 +89,14 @@ def face_keypoints(content: torch.Tensor, style: torch.Tensor, max_points: int =
     for pts, img in ((pa, content), (pb, style)):
         pts[:, 0].clamp_(0, img.shape[-1] - 1)
         pts[:, 1].clamp_(0, img.shape[-2] - 1)
-    pa, pb, _ = clean_points(pa, pb, None, tuple(content.shape[-2:]), tuple(style.shape[-2:]),
-                             max_num_points=max_points, b=b, im_size=im_size)
+    pa, pb, _ = clean_points(
+        pa,
+        pb,
+        None,
+        tuple(content.shape[-2:]),
+        tuple(style.shape[-2:]),
+        max_num_points=max_points,
+        b=b,
+        im_size=im_size,
+    )
     return pa, pb

@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 
 from ...conf.keypoints import NBB_SIZE
 from ...core.encoder import layer_stride, vgg19_encoder
-from ...errors import ConfigError, check
 from ...core.image import as_image, resize
+from ...errors import ConfigError, check
 from .select import best_per_group, inside_border, kmeans_select, unique_points
 
 LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
@@ -170,10 +170,10 @@ def _best_buddies(fa, fb, win_a, win_b, patch: int):
         # Sum of the patch's shifted diagonals, separably: rows then columns (2 p instead of p^2 slices).
         rows = cos[:, :ha, :, :hb].clone()
         for o in range(1, patch):
-            rows += cos[:, o:o + ha, :, o:o + hb]
+            rows += cos[:, o : o + ha, :, o : o + hb]
         sim = rows[:, :, :wa, :, :wb].clone()
         for o in range(1, patch):
-            sim += rows[:, :, o:o + wa, :, o:o + wb]
+            sim += rows[:, :, o : o + wa, :, o : o + wb]
         sim = sim.reshape(-1, ha * wa, hb * wb)
         a2b, b2a = sim.argmax(2), sim.argmax(1)
         mutual = b2a.gather(1, a2b) == torch.arange(ha * wa, device=sim.device)
@@ -204,9 +204,20 @@ def _one_to_one(ca, cb, act):
     return ca[sel], cb[sel], act[sel]
 
 
-def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, size: int = DEFAULT_SIZE,
-                  tau: float = TAU, border: float = BORDER, k_per_level: int | None = None, encoder=None,
-                  precision: str = "auto", device: str = "auto", progress: bool = False) -> Correspondences:
+def nbb_keypoints(
+    image_a,
+    image_b,
+    k: int | None = None,
+    fast: bool = False,
+    size: int = DEFAULT_SIZE,
+    tau: float = TAU,
+    border: float = BORDER,
+    k_per_level: int | None = None,
+    encoder=None,
+    precision: str = "auto",
+    device: str = "auto",
+    progress: bool = False,
+) -> Correspondences:
     """Neural Best-Buddies between two images.
 
     Args:
@@ -225,15 +236,19 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
     check(isinstance(size, int) and size >= 32, f"size: {size!r} must be an integer >= 32 (working long side, px)")
     check(0 <= tau < 1, f"tau: {tau!r} must be in [0, 1)")
     check(k is None or (isinstance(k, int) and k >= 1), f"k: {k!r} must be a positive integer or None (all pairs)")
-    check(k_per_level is None or (isinstance(k_per_level, int) and k_per_level >= 1),
-          f"k_per_level: {k_per_level!r} must be a positive integer or None")
+    check(
+        k_per_level is None or (isinstance(k_per_level, int) and k_per_level >= 1),
+        f"k_per_level: {k_per_level!r} must be a positive integer or None",
+    )
     image_a, image_b = _as_image(image_a, "image A"), _as_image(image_b, "image B")
     orig_a, orig_b = tuple(image_a.shape[-2:]), tuple(image_b.shape[-2:])
     work_a, work_b = resize(image_a, size), resize(image_b, size)
     for name, img in (("image A", work_a), ("image B", work_b)):
         if min(img.shape[-2:]) < 16:
-            raise ConfigError(f"{name}: too elongated for size={size} (short side {min(img.shape[-2:])} px < 16 at "
-                              "the working size); raise size or crop the image")
+            raise ConfigError(
+                f"{name}: too elongated for size={size} (short side {min(img.shape[-2:])} px < 16 at "
+                "the working size); raise size or crop the image"
+            )
     enc = encoder if encoder is not None else vgg19_encoder("max", precision, device)
     levels = LEVELS[: FAST_LEVELS if fast else len(LEVELS)]
     with torch.no_grad():
@@ -242,6 +257,8 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
     work_hw_a, work_hw_b = tuple(work_a.shape[-2:]), tuple(work_b.shape[-2:])
 
     records, ca = [], None
+    cb = act = None  # the previous level's matches and their activations (set at the end of each level)
+    prev_w_a = prev_w_b = 0
     bar = tqdm(levels, desc="NBB levels", disable=not progress, leave=False, dynamic_ncols=True)
     for i, layer in enumerate(bar):
         fa, fb = feats_a[layer][0].float().contiguous(), feats_b[layer][0].float().contiguous()
@@ -266,8 +283,9 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
         if k_per_level is not None and len(act) > k_per_level:
             sel = kmeans_select(pa, pb, act.cpu(), k_per_level).to(ca.device)
             ca, cb, act, pa, pb = ca[sel], cb[sel], act[sel], pa[sel.cpu()], pb[sel.cpu()]
-        records.append(LevelMatches(layer, _to_original(pa, work_hw_a, orig_a), _to_original(pb, work_hw_b, orig_b),
-                                    act.cpu()))
+        records.append(
+            LevelMatches(layer, _to_original(pa, work_hw_a, orig_a), _to_original(pb, work_hw_b, orig_b), act.cpu())
+        )
         prev_w_a, prev_w_b = wa, wb
         bar.set_postfix(pairs=len(act))
         if len(act) == 0:
@@ -287,5 +305,12 @@ def nbb_keypoints(image_a, image_b, k: int | None = None, fast: bool = False, si
     if k is not None:
         sel = kmeans_select(pa, pb, act, k)
         pa, pb, act = pa[sel], pb[sel], act[sel]
-    return Correspondences(_to_original(pa, work_hw_a, orig_a), _to_original(pb, work_hw_b, orig_b), act,
-                           orig_a, orig_b, records, candidates)
+    return Correspondences(
+        _to_original(pa, work_hw_a, orig_a),
+        _to_original(pb, work_hw_b, orig_b),
+        act,
+        orig_a,
+        orig_b,
+        records,
+        candidates,
+    )

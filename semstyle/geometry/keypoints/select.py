@@ -39,8 +39,9 @@ def unique_points(points: torch.Tensor, activation: torch.Tensor) -> torch.Tenso
     return best_per_group(groups, activation)
 
 
-def kmeans_select(points_a: torch.Tensor, points_b: torch.Tensor, activation: torch.Tensor, k: int,
-                  seed: int = 0) -> torch.Tensor:
+def kmeans_select(
+    points_a: torch.Tensor, points_b: torch.Tensor, activation: torch.Tensor, k: int, seed: int = 0
+) -> torch.Tensor:
     """At most ``k`` pairs: k-means on (xA, yA, xB, yB), then the highest-activation pair of each cluster.
 
     NBB (Aberman et al. 2018, §5 and ``top_k_in_clusters``) uses this to spread the final ``k_final`` points
