@@ -4,9 +4,8 @@
 ``--help`` and config errors without loading torch.
 """
 
-__version__ = "0.1.0"
-
 from .errors import ConfigError, ImageError, SemstyleError  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = ["run", "SemstyleError", "ConfigError", "ImageError", "__version__"]
 

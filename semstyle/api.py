@@ -18,7 +18,6 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
-from . import __version__
 from .conf import SCHEMAS, Schema, load, to_yaml
 from .conf.loader import method_of, parse_overrides, user_config
 from .engine import Engine
@@ -27,6 +26,7 @@ from .engine.resources import check_memory
 from .engine.runs import RunDir
 from .errors import check
 from .methods import doodle, dst, gatys, reconstruct, strotss
+from .version import __version__
 
 
 @dataclass(frozen=True)

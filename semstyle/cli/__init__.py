@@ -15,9 +15,9 @@ import argparse
 import signal
 import sys
 
-from .. import __version__
 from ..errors import SemstyleError
 from ..studio import cli as studio
+from ..version import __version__
 from . import commands, nbb
 
 

@@ -14,10 +14,10 @@ import os
 import warnings
 from typing import Any
 
-from .. import __version__
 from ..conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
 from ..core.encoder import resolve_device, resolve_precision
 from ..errors import SemstyleError
+from ..version import __version__
 
 VERSION_KEY = "semstyle version"
 
