@@ -1,5 +1,20 @@
+"""``python -m semstyle`` and the ``semstyle`` console script.
+
+The command line is imported inside :func:`run` so that a Ctrl-C while it is still loading ends like any later
+one: one line, exit 130, no traceback.
+"""
+
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def run() -> int:
+    try:
+        from .cli import main
+    except KeyboardInterrupt:
+        print("semstyle: interrupted", file=sys.stderr)
+        return 130
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

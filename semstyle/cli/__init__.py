@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     except SemstyleError as e:
         print(f"semstyle: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("semstyle: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"semstyle: interrupted{'; ' + str(e) if e.args else ''}", file=sys.stderr)
         return 130
     return 0

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 
 # A minimisation whose last loss is 3x its first has failed: every bundled config ends each scale far below its
-# starting loss (tests/test_run_safety.py checks gatys, strotss, doodle and dst at 64 px).
+# starting loss (tests/engine/test_run_safety.py checks gatys, strotss, doodle and dst at 64 px).
 LOSS_FACTOR = 3.0
 # A value rounds to 0 or 255 in the saved PNG.
 EDGE = 0.5 / 255

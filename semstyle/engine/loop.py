@@ -71,6 +71,23 @@ class Problem:
             return self.image().detach().cpu()
 
 
+def pixel_problem(
+    image: torch.Tensor, loss, optimizer: str, lr: float | None, label: str, picture=None, result=None
+) -> Problem:
+    """A :class:`Problem` over the pixels of ``image`` ``(1, C, H, W)`` (a leaf with ``requires_grad``), clamped to
+    [0, 1] after each step; ``picture`` (default: the image) is what frames and events show."""
+    return Problem(
+        [image],
+        loss,
+        image=picture or (lambda: image.detach()),
+        optimizer=optimizer,
+        lr=lr,
+        project=lambda: image.clamp_(0, 1),
+        result=result or (lambda: image.detach().cpu()),
+        label=label,
+    )
+
+
 def run_steps(
     problem: Problem, steps: int, on_step: Callable[[int, float, dict[str, float]], bool | None], where: str = ""
 ) -> tuple[float, dict[str, float]]:

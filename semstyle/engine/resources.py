@@ -26,7 +26,7 @@ from ..errors import ResourceError
 GIB = 1024**3
 
 # (base bytes, bytes per content pixel at the final scale), fp32 on a CPU. See the module docstring and
-# tests/test_run_safety.py::test_memory_model_matches_a_measured_peak for the check on another method.
+# tests/engine/test_run_safety.py::test_memory_model_matches_a_measured_peak for the check on another method.
 MODELS: dict[str, tuple[float, float]] = {}
 
 # Refuse only when the estimate exceeds what is available by this factor: the model is a few-% fit for Gatys but

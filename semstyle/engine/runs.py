@@ -277,10 +277,10 @@ class RunDir:
                 raise ResourceError(self._out_of_memory_message()) from None
             if is_disk_full(exc):
                 raise ResourceError(self._disk_full_message(exc)) from None
-            print(
-                f"semstyle: run interrupted; partial results kept in {self.path} (resume=true continues)",
-                file=sys.stderr,
-            )
+            kept = f"partial results kept in {self.path} (resume=true continues)"
+            if issubclass(exc_type, KeyboardInterrupt):  # the command line says it in its one closing line
+                raise KeyboardInterrupt(kept) from None
+            print(f"semstyle: run interrupted; {kept}", file=sys.stderr)
             return False
         finally:
             self._release_lock()

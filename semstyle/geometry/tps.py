@@ -15,7 +15,7 @@ as :func:`tps_eval` by broadcasting, ~10x slower than the matrix product.
 
 Evaluating the spline at every pixel costs ``H·W·(N + 324)`` kernel terms (more than a VGG pass at 512 px), and a
 TPS is smooth, so it is evaluated on a coarse grid (default 64×64) and the displacement is upsampled bilinearly:
-the same warp to a fraction of a pixel (tests/test_warp.py) for ~1 % of the cost.
+the same warp to a fraction of a pixel (tests/geometry/test_warp.py) for ~1 % of the cost.
 
 Conventions: points are ``(x, y)`` pixel coordinates with pixel centres at integers (as
 :mod:`semstyle.correspondence.io` returns them). The flow is ``(B, 2, H, W)`` in pixels, channels ``(dx, dy)``,

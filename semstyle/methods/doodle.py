@@ -33,7 +33,7 @@ from ..core.encoder import vgg19_encoder
 from ..core.image import as_image, resize, target_size
 from ..core.padded import PaddedEncoder
 from ..core.sizes import check_sizes
-from ..engine import Engine, Objective, Problem
+from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.runs import RunDir
 from ..engine.start import init_image
 from ..errors import check
@@ -258,16 +258,7 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
         else:
             start = resize(previous, shape)
         image = start.to(device).requires_grad_(True)
-        return Problem(
-            [image],
-            lambda: objective(image),
-            image=lambda: image.detach(),
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            project=lambda: image.clamp_(0, 1),
-            result=lambda: image.detach().cpu(),
-            label=f"doodle {shape[1]}x{shape[0]}",
-        )
+        return pixel_problem(image, lambda: objective(image), cfg.optimizer, cfg.lr, f"doodle {shape[1]}x{shape[0]}")
 
     return engine.run(phase_sizes(cfg), scale_fn)
 

@@ -25,7 +25,7 @@ from ..core.color import combine_luminance, luminance, match_color, match_lumina
 from ..core.encoder import LAYER_NAMES
 from ..core.image import as_image, resize
 from ..core.sizes import check_sizes
-from ..engine import Engine, Objective, Problem
+from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.start import init_image
 from ..losses import ContentLoss, GramLoss, TVLoss, gram_loss, gram_matrix
 from ..losses.laplacian import LaplacianLoss
@@ -139,15 +139,13 @@ def transfer(content: torch.Tensor, style, cfg, engine: Engine | None = None) ->
             start = resize(previous, tuple(shape))
         # contiguous: L-BFGS flattens the gradient with .view(), which a channels-last loaded image would break
         image = start.to(encoder.device).contiguous().requires_grad_(True)
-        return Problem(
-            [image],
+        return pixel_problem(
+            image,
             lambda: objective(view(image)),
-            image=lambda: view(image.detach()),
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            project=lambda: image.clamp_(0, 1),
-            result=lambda: image.detach().cpu(),
-            label=f"gatys {long_side}px",
+            cfg.optimizer,
+            cfg.lr,
+            f"gatys {long_side}px",
+            picture=lambda: view(image.detach()),
         )
 
     result = engine.run(scale_schedule(cfg), scale_fn)

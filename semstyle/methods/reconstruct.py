@@ -24,7 +24,7 @@ from ..conf import load, scale_schedule
 from ..conf.gatys import RECONSTRUCT
 from ..core.image import load_image, resize
 from ..core.sizes import check_sizes
-from ..engine import Engine, Objective, Problem
+from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.runs import RunDir
 from ..engine.start import init_image
 from ..errors import check
@@ -81,16 +81,8 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
                 done[f"reconstruction_{k}"] = x.detach().cpu().clone()  # kept apart from the image a checkpoint saves
             return x.detach().cpu()
 
-        return Problem(
-            [x],
-            lambda: objective(x),
-            image=lambda: x.detach(),
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            project=lambda: x.clamp_(0, 1),
-            result=result,
-            label=f"{cfg.target} {'+'.join(layers)} {long_side}px",
-        )
+        label = f"{cfg.target} {'+'.join(layers)} {long_side}px"
+        return pixel_problem(x, lambda: objective(x), cfg.optimizer, cfg.lr, label, result=result)
 
     engine.run([sizes[i] for _, i in schedule], scale_fn, done)
     return [(_name(layers), done[f"reconstruction_{k}"]) for k, layers in enumerate(sets)]

@@ -182,3 +182,23 @@ def test_the_stop_rule_ends_each_scale_when_the_loss_stops_falling(tmp_path):
     assert all(5 <= n < 200 for n in per_scale), per_scale  # both scales ran and both ended early
     with pytest.raises(ConfigError, match="stop.rule: 'sometimes' is not one of none, rel_improvement"):
         load_config(None, ["stop.rule=sometimes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.5, 1.5])
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
+    """A SIGINT while the command line is still importing torch ends as a later one does: one line, exit 130."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "semstyle", "run", "size=32", "steps=50", "progress=false", f"out_dir={tmp_path / 'r'}"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

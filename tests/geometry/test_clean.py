@@ -446,8 +446,8 @@ def test_write_failure_leaves_no_unmarked_folder(small_pair, tmp_path, capsys, m
     "make_out, expect",
     [
         (lambda t: ".", "new folder"),
-        (lambda t: "/proc/semstyle-nbb-test", "cannot create"),
-        (lambda t: str(t / "afile" / "sub"), "is a file"),
+        (lambda t: "/proc/semstyle-nbb-test", "cannot write in /proc"),
+        (lambda t: str(t / "afile" / "sub"), "is not a folder"),
     ],
 )
 def test_unwritable_out_is_one_line_error(small_pair, tmp_path, capsys, make_out, expect):

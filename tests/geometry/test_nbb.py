@@ -218,7 +218,7 @@ def test_clean_published_dst_points_is_stable():
         (422, 610),
     )
     ca, cb, cact = clean_points(pa, pb, act, (450, 450), (422, 610))
-    # DST's own output is a fixed point of its cleaning (tests/test_clean.py checks every path)
+    # DST's own output is a fixed point of its cleaning (tests/geometry/test_clean.py checks every path)
     assert torch.equal(ca, pa) and torch.equal(cb, pb) and torch.equal(cact, act)
 
 
