@@ -9,7 +9,7 @@ from __future__ import annotations
 COMMON = ["precision=fp32", "progress=false", "device=cpu"]
 
 CASES = {
-    "gatys": ("configs/default.yaml", ["size=128", "steps=30"], False),
+    "gatys": ("configs/default.yaml", ["size=128", "steps=30", "stop.rule=none"], False),
     "doodle_monet": ("configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True),
     "strotss": ("configs/strotss/default.yaml", ["size=64", "scales=[32]", "steps=15"], False),
     "dst_gatys": ("configs/dst/gatys.yaml", ["size=96", "scales=[64]", "steps=15"], True),
