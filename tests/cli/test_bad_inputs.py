@@ -26,6 +26,7 @@ import pytest
 import torch
 from PIL import Image
 
+from semstyle.api import run
 from semstyle.cli import main
 from semstyle.core.image import load_image
 from semstyle.core.sizes import check_image_size, check_output_path, min_long_side, min_side_for
@@ -764,21 +765,27 @@ def test_failed_validation_leaves_nothing_to_resume(sandbox, capsys):
     assert again == first and len(again.strip().splitlines()) == 1 and "Traceback" not in again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead (issue 21): runs.RunDir.__exit__ deletes the .partial folder on any "
-    "SemstyleError, also one it was resuming: keep a resumed folder (its "
-    "checkpoint is still good) and remove only a folder this run created",
-)
 def test_bad_input_on_resume_keeps_the_earlier_partial(sandbox, capsys):
+    """A resume refused for its input leaves the interrupted run's folder and checkpoint as they were."""
     indir, out, work = sandbox
-    partial = out.with_name("out.partial")
-    partial.mkdir()
-    (partial / "checkpoint.safetensors").write_bytes(b"an earlier run's checkpoint")
     args = [a.replace("@IN@", str(indir)).replace("@OUT@", str(out)) for a in BASE["gatys"]]
-    assert main(args + ["content=@IN@/missing.png".replace("@IN@", str(indir)), "resume=true"]) == 2
+
+    def crash_in_scale_1(event):
+        if event.kind == "step" and event.scale == 1:
+            raise RuntimeError("simulated crash in scale 1")
+
+    with pytest.raises(RuntimeError):
+        run(
+            args[1],
+            [a for a in args[2:] if a != "scales=[]"] + ["size=64", "scales=[32]"],
+            callbacks=[crash_in_scale_1],
+        )
+    partial = out.with_name("out.partial")
+    checkpoint = (partial / "checkpoint.safetensors").read_bytes()
+    missing = f"content={indir}/missing.png"
+    assert main(args + ["size=64", "scales=[32]", missing, "resume=true"]) == 2
     assert "missing.png" in capsys.readouterr().err
-    assert (partial / "checkpoint.safetensors").read_bytes() == b"an earlier run's checkpoint"
+    assert (partial / "checkpoint.safetensors").read_bytes() == checkpoint
 
 
 # Faults of a real process (Ctrl-C, a full disk; kill -9 and a second run on the same folder are in
