@@ -362,7 +362,9 @@ def test_memory_model_matches_a_measured_peak(tmp_path):
     peak = int(proc.stdout.strip().splitlines()[-1]) * 1024
     h, w = resources.content_shape({"size": 320, "content": str(CONTENT)})
     estimate = resources.estimate_bytes("strotss", h, w)
-    assert abs(estimate - peak) < 0.2 * peak, (estimate / resources.GIB, peak / resources.GIB)
+    # never far below the peak (an impossible run would start), nor so far above that a run that fits is refused;
+    # the same run's peak moved by 25 % between two installs of the same packages on one machine (1.10 / 1.38 GiB)
+    assert 0.8 * peak <= estimate <= 1.5 * peak, (estimate / resources.GIB, peak / resources.GIB)
 
 
 def _out_of_memory_in_scale_1(monkeypatch):
