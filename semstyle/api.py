@@ -51,13 +51,13 @@ METHODS: dict[str, Method] = {
 
 def load_config(config=None, overrides=(), default_method: str = "gatys"):
     """A resolved config: the method named in the overrides, else in the config, else ``default_method``."""
-    user, _ = user_config(config)
+    user, where = user_config(config)  # read once; the loader gets the parsed config and its name for messages
     method = method_of(user, parse_overrides(overrides), default_method)
     check(
         isinstance(method, str) and method in METHODS,
         f"method: unknown method {method!r}; available: {', '.join(sorted(METHODS))}",
     )
-    return load(METHODS[method].schema, config, overrides)
+    return load(METHODS[method].schema, user, overrides, origin=where)
 
 
 def _provenance() -> str:
