@@ -12,14 +12,17 @@ from importlib.resources import files
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
 from ..conf.vocab import POOLINGS, PRECISIONS
+from ..interrupts import deferred
 
 DEFAULT_CONFIG = str(files("semstyle") / "conf" / "default.yaml")
 """``configs/default.yaml`` as shipped inside the package, so ``semstyle run`` works from any folder."""
 
 
 def _api():
-    # torch, kornia and the methods load here, when a command runs: --help and config errors answer without them
-    from .. import api
+    # torch, kornia and the methods load here, when a command runs: --help and config errors answer without them;
+    # a Ctrl-C during the import waits for its end (semstyle.interrupts)
+    with deferred():
+        from .. import api
 
     return api
 
@@ -202,10 +205,11 @@ FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 
 def _features(args) -> None:
     # torch and matplotlib load when the command runs (see _api)
-    from ..core.image import load_image
-    from ..engine.runs import RunDir
-    from ..errors import check
-    from ..viz.features import feature_view
+    with deferred():
+        from ..core.image import load_image
+        from ..engine.runs import RunDir
+        from ..errors import check
+        from ..viz.features import feature_view
 
     check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
     out = args.out or f"runs/features-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -18,6 +18,7 @@ from ..conf.keypoints import DST_WORK_SIZE as WORK_SIZE
 from ..conf.keypoints import NBB_SIZE as DEFAULT_SIZE
 from ..conf.vocab import PRECISIONS
 from ..errors import ConfigError, SemstyleError
+from ..interrupts import deferred
 
 
 def _positive_int(text: str) -> int:
@@ -182,10 +183,11 @@ def _clean_files(args, image_a, image_b):
 
 
 def run_cli(args) -> Path:
-    # torch loads when the command runs: --help and usage errors answer without it
-    from ..core.image import load_image
-    from ..geometry.keypoints.clean import clean_points
-    from ..geometry.keypoints.nbb import nbb_keypoints
+    # torch loads when the command runs: --help and usage errors answer without it (Ctrl-C waits for the import)
+    with deferred():
+        from ..core.image import load_image
+        from ..geometry.keypoints.clean import clean_points
+        from ..geometry.keypoints.nbb import nbb_keypoints
 
     _check_options(args)
     if args.size is None:
