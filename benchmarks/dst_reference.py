@@ -264,6 +264,18 @@ def reference_warp_only(path: Path, pair: Path, size: int, steps: int, seed: int
     return errors
 
 
+def load_pair(pair: Path):
+    """The pair's content and style images and its published keypoints (original pixels, (x, y))."""
+    content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
+    pa, pb, _ = read_correspondences(
+        pair / "correspondence_A.txt",
+        pair / "correspondence_B.txt",
+        size_a=tuple(content.shape[-2:]),
+        size_b=tuple(style.shape[-2:]),
+    )
+    return content, style, pa, pb
+
+
 def semstyle_warp_only(
     pair: Path, size: int, steps: int, tv: str = "dst", optimizer: str = "adam", px_at_256: bool = True
 ) -> list[float]:
@@ -274,13 +286,7 @@ def semstyle_warp_only(
     from semstyle.losses.flow_tv import flow_tv
     from semstyle.methods import dst
 
-    content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
-    pa, pb, _ = read_correspondences(
-        pair / "correspondence_A.txt",
-        pair / "correspondence_B.txt",
-        size_a=tuple(content.shape[-2:]),
-        size_b=tuple(style.shape[-2:]),
-    )
+    content, style, pa, pb = load_pair(pair)
     points = pa * (size / max(content.shape[-2:]))
     h, w = resize(content, size).shape[-2:]
     margin = 5 * size / 256
@@ -338,13 +344,7 @@ def run_semstyle(pair: Path, base: str, size: int, steps: int, seed: int, overri
 
     from semstyle.methods import dst
 
-    content, style = load_image(pair / "content.jpg"), load_image(pair / "style.jpg")
-    pa, pb, _ = read_correspondences(
-        pair / "correspondence_A.txt",
-        pair / "correspondence_B.txt",
-        size_a=tuple(content.shape[-2:]),
-        size_b=tuple(style.shape[-2:]),
-    )
+    content, style, pa, pb = load_pair(pair)
     extra = OmegaConf.to_container(OmegaConf.from_dotlist(overrides)) if overrides else {}
     cfg = dst_config({"base": base, "size": size, "steps": steps, "seed": seed, "progress": False, **extra})
     t = time.perf_counter()

@@ -169,35 +169,18 @@ def cmd_run(args):
     print(f"# {machine()}; {args.clock} seconds; pair {args.pair[0]} / {args.pair[1]}", flush=True)
     units = [bare_units()]
     results = {}
+
+    def save() -> None:  # after every schedule, so a long study that stops keeps what it measured
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        record = {"machine": machine(), "clock": args.clock, "pair": args.pair, "size": args.size, "units": units}
+        Path(args.out).write_text(json.dumps({**record, "results": results}))
+
     for name, stages in schedules.items():
         print(f"{name}: {stages}", flush=True)
         results[name] = run_schedule(cfg, content, style, stages, args.size, args.eval_every)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(
-            json.dumps(
-                {
-                    "machine": machine(),
-                    "clock": args.clock,
-                    "pair": args.pair,
-                    "size": args.size,
-                    "units": units,
-                    "results": results,
-                }
-            )
-        )
+        save()
     units.append(bare_units())
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "machine": machine(),
-                "clock": args.clock,
-                "pair": args.pair,
-                "size": args.size,
-                "units": units,
-                "results": results,
-            }
-        )
-    )
+    save()
 
 
 def rows_of(data: dict) -> list[dict]:
