@@ -361,25 +361,34 @@ def _format(value) -> str:
     return "" if value is None else str(value)
 
 
-def write_tables(rows: list[dict], folder) -> tuple[Path, Path]:
-    """``metrics.csv`` and ``metrics.md`` of ``rows`` in ``folder``: one row per run, its swept values, then the
-    metric keys in :data:`KEYS` order (those any row has), then any others."""
+def _columns(rows: list[dict]) -> list[str]:
+    """The run name and swept values (in order of appearance), then the metric keys any row has, in KEYS order."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns and k not in KEYS]
-    present = [k for k in KEYS if any(k in row for row in rows)]
-    columns += present
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in columns})
+    return columns + [k for k in KEYS if any(k in row for row in rows)]
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table; metric headers carry ↑ (higher is better) or ↓."""
+    columns = _columns(rows)
     arrows = {k: f"{k} {'↑' if k in HIGHER_IS_BETTER else '↓'}" if k in KEYS[:8] else k for k in columns}
     lines = ["| " + " | ".join(arrows[c] for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_format(row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: list[dict], folder) -> tuple[Path, Path]:
+    """``metrics.csv`` and ``metrics.md`` of ``rows`` in ``folder``: one row per run, its swept values, then the
+    metric keys in :data:`KEYS` order (those any row has)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(rows), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in writer.fieldnames})
     folder = Path(folder)
     csv_path = atomic_write(folder / "metrics.csv", lambda tmp: Path(tmp).write_text(buffer.getvalue()))
-    md_path = atomic_write(folder / "metrics.md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    md_path = atomic_write(folder / "metrics.md", lambda tmp: Path(tmp).write_text(markdown(rows)))
     return csv_path, md_path
 
 
@@ -429,4 +438,4 @@ def collect(
     return rows
 
 
-__all__ = ["evaluate", "collect", "write_tables", "sweep_runs", "is_sweep", "KEYS", "HIGHER_IS_BETTER"]
+__all__ = ["evaluate", "collect", "write_tables", "markdown", "sweep_runs", "is_sweep", "KEYS", "HIGHER_IS_BETTER"]
