@@ -33,6 +33,7 @@ def parser(doc: str, size: int, steps: int, out: str) -> argparse.ArgumentParser
     p.add_argument("--jobs", type=int, default=None, help="runs at once (default: the cores)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="default auto")
     p.add_argument("--cell", type=int, default=160, help="px per picture in the contact sheet (default 160)")
+    p.add_argument("--eval-size", type=int, default=256, help="long side the metrics are scored at (default 256)")
     return p
 
 
@@ -68,7 +69,7 @@ def sweep(args, folder, config, params: dict, overrides=(), rows=None, cols=None
     from semstyle.experiments.sweep import failures, run_sweep
 
     folder = run_sweep(config, params, folder, launcher=args.launcher, overrides=list(overrides), n_jobs=args.jobs)
-    page = report(folder, rows=rows, cols=cols, cell=args.cell)
+    page = report(folder, rows=rows, cols=cols, cell=args.cell, size=args.eval_size)
     for failure in failures(folder):
         FAILED.append(failure["name"])
         print(f"failed: {failure['name']} {failure['overrides']}: {failure['error']}", file=sys.stderr)

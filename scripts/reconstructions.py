@@ -35,12 +35,13 @@ def main(argv=None) -> int:
         for target, image, layer_sets in (("content", CONTENT, single), ("style", STYLE, growing)):
             overrides = base_overrides(args, scales=False) + [f"target={target}", f"image={image}", "growing=false"]
             folder = sweep(args, out / target, CONFIG, {"layers": layer_sets}, overrides)
-            panels, captions = [], []
+            panels, captions = [load_image(image, args.size)], [target]
             for run in sweep_runs(folder):  # in sweep order; one reconstruction per run (growing=false)
                 found = sorted(run["folder"].glob(f"{target}_*.png"))
                 if run["state"] == "done" and found:
+                    layers = run["overrides"]["layers"].strip("[]").split(",")
                     panels.append(load_image(found[0]))
-                    captions.append(f"{target}: {run['overrides']['layers'].strip('[]').replace(',', '+')}")
+                    captions.append(layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]}")
             if panels:
                 rows.append(captioned_row(panels, captions))
         rows.append(feature_view(load_image(CONTENT, args.size), LAYERS, channels=8, tile=48))
