@@ -337,7 +337,9 @@ def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, devi
         for key in ("seconds", "peak_mb", "steps"):
             if isinstance(facts.get(key), (int, float)):
                 metrics[key] = facts[key]
-    text = json.dumps(metrics, indent=1) + "\n"
+    # what the scores were computed against, so that collect() never mixes runs scored at different sizes
+    reference = {"size": size, "content": content_file, "style": style_files, "own": content is None and style is None}
+    text = json.dumps({**metrics, "reference": reference}, indent=1) + "\n"
     atomic_write(run_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(text))
     return metrics
 
@@ -413,8 +415,8 @@ def collect(
     out=None,
     force: bool = False,
 ) -> list[dict]:
-    """Rows of metrics for run folders and sweep folders, evaluating runs that have no ``metrics.json`` yet (or all
-    of them with ``force``, e.g. after changing ``size`` or the references).
+    """Rows of metrics for run folders and sweep folders, evaluating runs that have no ``metrics.json`` yet, or one
+    scored at another ``size`` (and all of them with ``force`` or with ``content``/``style`` given).
 
     A sweep folder contributes one row per finished run (``run`` name, then its swept ``key=value``s), and gets its
     own ``metrics.csv`` and ``metrics.md``. A plain run folder contributes one row named by its folder. With
@@ -430,7 +432,10 @@ def collect(
     def score(folder: Path) -> dict:
         stored = folder / METRICS_FILE
         if stored.is_file() and not force and content is None and style is None:
-            return _json(stored)
+            scores = _json(stored)
+            reference = scores.pop("reference", None) or {}
+            if reference.get("size") == size and reference.get("own"):  # scored as asked: against its own images
+                return scores
         return evaluate(folder, content, style, size, device)
 
     rows: list[dict] = []
