@@ -32,6 +32,8 @@ import importlib.util
 import itertools
 import json
 import os
+import shlex
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -128,6 +130,12 @@ def dotlist(key: str, value) -> str:
     """``key=value`` for :func:`semstyle.api.run` (OmegaConf's YAML dot-list): JSON is YAML, so the value arrives
     with the type Hydra gave it, also a string that YAML would read as a number."""
     return f"{key}={json.dumps(value)}"
+
+
+def _command() -> str:
+    """The command line that started this invocation (recorded in ``sweep.json``; each run's ``config.yaml`` names
+    it too)."""
+    return shlex.join(["semstyle", *sys.argv[1:]])
 
 
 def _check_key(key) -> None:
@@ -339,8 +347,38 @@ def hydra_session(conf_dir: Path):
         yield GlobalHydra.instance().hydra
 
 
-def _hydra_error(e: Exception) -> ConfigError:
-    return ConfigError(f"hydra: {_one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)}")
+def _hydra_error(e: BaseException) -> ConfigError:
+    """Hydra's error (and its cause: "could not be converted to Integer") on one line, without its search path."""
+    parts = []
+    while e is not None and len(parts) < 2:
+        lines = []
+        for line in str(e).splitlines():
+            if line.startswith("Config search path") or line.startswith("    full_key") or line.startswith("full_key"):
+                break
+            if line.strip() and not line.startswith("To append"):
+                lines.append(line.strip())
+        if lines:
+            parts.append(_one_line("; ".join(lines)))
+        e = e.__cause__
+    return ConfigError(f"hydra: {parts[0]}" + (f" ({parts[1]})" if len(parts) > 1 else "") if parts else "hydra: error")
+
+
+def check_hydra(keys, overrides: list[str]) -> None:
+    """Compose Hydra's config once with ``overrides`` (launcher, sweeper and their settings) on a scratch primary
+    config: a typo in them is bad input, reported before the sweep folder is touched."""
+    import tempfile
+
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    with tempfile.TemporaryDirectory(prefix="semstyle-hydra-") as scratch:
+        conf_dir = write_primary(Path(scratch), keys, {"folder": scratch, "threads": 1, "cwd": scratch, "run": None})
+        with hydra_session(conf_dir) as hydra:
+            try:
+                hydra.compose_config(PRIMARY, overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+            except (HydraException, OmegaConfBaseException) as e:
+                raise _hydra_error(e) from None
 
 
 def launch(conf_dir: Path, task, hydra_overrides: list[str], jobs: list[list[str]], batch: int | None = None):
@@ -426,7 +464,9 @@ def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cw
         return {"name": name, "state": "done", "skipped": True}
     resume = partial(run_dir).is_dir()
     set_run(folder, name, overrides=texts, state="running", error=None, seconds=None)
-    previous_threads, previous_cwd = torch.get_num_threads(), os.getcwd()
+    previous_threads, previous_cwd, previous_argv = torch.get_num_threads(), os.getcwd(), sys.argv
+    if data.get("command"):  # the run's config.yaml then names the sweep's command line, not the worker's
+        sys.argv = [sys.argv[0] if sys.argv else "semstyle", *shlex.split(data["command"])[1:]]
     threads = threads or cores()  # 0: the job's own allocation (a SLURM task's cores)
     start = time.perf_counter()
     state, error = "done", None
@@ -447,6 +487,7 @@ def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cw
     finally:
         os.chdir(previous_cwd)
         torch.set_num_threads(previous_threads)
+        sys.argv = previous_argv
     seconds = round(time.perf_counter() - start, 2)
     set_run(folder, name, state=state, error=error, seconds=seconds)
     return {"name": name, "state": state, "error": error, "seconds": seconds}
@@ -557,6 +598,11 @@ def run_sweep(
     texts = expand(params)
     combos = [(run_name(i, len(texts)), t, {k: typed(k, v) for k, v in t.items()}) for i, t in enumerate(texts)]
     validate(record["config"], base, combos)
+    left = sum(not finished(folder / RUNS_DIR / name) for name, _, _ in combos)
+    n_jobs, threads = plan_jobs(launcher, n_jobs, max(1, left), record["config"], base, combos)
+    hydra_overrides = [*hydra_settings, *launcher_overrides(launcher, n_jobs, threads)]
+    if left:
+        check_hydra(params, hydra_overrides)
 
     folder.mkdir(parents=True, exist_ok=True)
     with _sweep_lock(folder):
@@ -569,21 +615,18 @@ def run_sweep(
             if finished(run_dir):
                 entry["state"] = "done"
             runs.append(entry)
-        _write(folder, {**record, "launcher": launcher, "runs": runs})
+        _write(folder, {**record, "launcher": launcher, "command": _command(), "runs": runs})
         todo = [(name, t) for name, t, _ in combos if not finished(folder / RUNS_DIR / name)]
         log(f"sweep {folder}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run")
         if not todo:
             return folder
-        n_jobs, threads = plan_jobs(launcher, n_jobs, len(todo), record["config"], base, combos)
         log(f"launcher {launcher}: {n_jobs} at a time, {threads or 'the job allocation of'} torch thread(s) each")
         meta = {"folder": str(folder.resolve()), "threads": threads, "cwd": os.getcwd(), "run": None}
         conf_dir = write_primary(folder, params, meta)
         jobs = [[f"{k}={v}" for k, v in t.items()] + [f"{META}.run='{name}'"] for name, t in todo]
         batch = n_jobs if launcher == "submitit_local" else None  # submitit's local executor starts all at once
         try:
-            returns = launch(
-                conf_dir, sweep_job, [*hydra_settings, *launcher_overrides(launcher, n_jobs, threads)], jobs, batch
-            )
+            returns = launch(conf_dir, sweep_job, hydra_overrides, jobs, batch)
         except KeyboardInterrupt:
             _settle(folder, "interrupted", "pending")
             raise KeyboardInterrupt(f"sweep {folder}: run the same command again to resume") from None
