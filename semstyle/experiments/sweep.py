@@ -565,8 +565,11 @@ def prepare(config, params, out, overrides, launcher: str, extra: dict | None = 
     if file.is_file():
         _compare(load_sweep(folder), record, folder)
     else:
+        # a new sweep goes into a new or empty folder, or one holding only what a sweep writes (run folders made
+        # beforehand with `semstyle run out_dir=SWEEP/runs/NNN` count as this sweep's runs)
+        ours = {RUNS_DIR, HYDRA_DIR, ".sweep.lock", ".sweep.run.lock"}
         check(
-            not (folder.exists() and (not folder.is_dir() or any(folder.iterdir()))),
+            not (folder.exists() and (not folder.is_dir() or any(p.name not in ours for p in folder.iterdir()))),
             f"{folder}: exists and is not a sweep folder (no {SWEEP_FILE}); choose another folder",
         )
     return folder, record
