@@ -247,13 +247,13 @@ def run_search(
     for key, spec in space.items():
         for value in endpoints(key, spec):
             values = {**firsts, key: value}
-            combos.append((f"bound {key}={value}", {}, values))
+            if all(values != c[2] for c in combos):
+                combos.append((f"a trial with {', '.join(f'{k}={v}' for k, v in values.items())}", {}, values))
     for label, _, values in combos:
         try:
             api.load_config(record["config"], sw.run_overrides(base, values, Path(sw.RUNS_DIR) / "000"))
         except ConfigError as e:
             raise ConfigError(f"{label}: {e}") from None
-
     n_jobs, threads = sw.plan_jobs(launcher, n_jobs, batch, record["config"], base, combos)
     hydra = [
         *hydra_settings,

@@ -234,6 +234,7 @@ def set_run(folder, name: str, **fields) -> None:
                 run.update(fields)
                 return
         data["runs"].append({"name": name, "folder": f"{RUNS_DIR}/{name}", **fields})
+        data["runs"].sort(key=lambda run: run["name"])  # trials start in any order; the file lists them in order
 
     update_runs(folder, change)
 
