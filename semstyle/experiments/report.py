@@ -124,14 +124,14 @@ def contact_sheet(sweep, rows: str | None = None, cols: str | None = None, cell:
     row_labels = [_label(row_keys, rv) for rv in row_values] if row_keys else []
     label_w = 0
     if row_keys:
-        label_w = int(min(3 * cell, max(font.getlength(t) for t in row_labels + [f"{row_keys[0]} ↓"]) + 2 * PAD))
+        label_w = int(min(3 * cell, max(font.getlength(t) for t in row_labels + [row_keys[0]]) + 2 * PAD))
     header_h = 2 * (FONT_PX + PAD) + PAD
     sheet = Image.new("RGB", (label_w + body.width, header_h + body.height), "white")
     sheet.paste(body, (label_w, header_h))
     draw = ImageDraw.Draw(sheet)
     draw.text((label_w + PAD, PAD), _fit(" × ".join(col_keys), body.width - PAD, font), "black", font)
     if row_keys:
-        draw.text((PAD, header_h - FONT_PX - PAD), _fit(f"{row_keys[0]} ↓", label_w - PAD, font), "black", font)
+        draw.text((PAD, header_h - FONT_PX - PAD), _fit(row_keys[0], label_w - PAD, font), "black", font)
     cells = []
     for j, cv in enumerate(col_values):
         x = label_w + j * (cell + PAD)
