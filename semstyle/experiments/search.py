@@ -256,7 +256,6 @@ def run_search(
             raise ConfigError(f"{label}: {e}") from None
     n_jobs, threads = sw.plan_jobs(launcher, n_jobs, batch, record["config"], base, combos)
     hydra = [
-        *hydra_settings,
         "hydra/sweeper=optuna",
         *sw.launcher_overrides(launcher, n_jobs, threads),
         f"hydra.sweeper.direction={settings['direction']}",
@@ -267,6 +266,7 @@ def run_search(
         "hydra.sweeper.study_name=semstyle",
         # a failed trial is a penalised value, never a reason to stop the search
         "hydra.sweeper.max_failure_rate=1.0",
+        *hydra_settings,  # the user's hydra.* settings, last: they win
         *(f"{k}={v}" for k, v in space.items()),
     ]
     sw.check_hydra(space, hydra)
@@ -311,6 +311,7 @@ def plot(folder) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from ..core.image import atomic_write
 
@@ -341,6 +342,7 @@ def plot(folder) -> Path | None:
     where = " and ".join(settings["where"])
     ax.set_title(f"{settings['direction']} {settings['objective']}" + (f" where {where}" if where else ""))
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(settings["objective"])
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

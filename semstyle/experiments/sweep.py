@@ -301,8 +301,9 @@ def check_launcher(launcher: str) -> None:
         )
 
 
-def launcher_overrides(launcher: str, n_jobs: int, threads: int) -> list[str]:
-    """Hydra overrides that select ``launcher`` and size it: ``n_jobs`` runs at once, ``threads`` each."""
+def launcher_overrides(launcher: str, n_jobs: int, threads: int, given=()) -> list[str]:
+    """Hydra overrides that select ``launcher`` and size it (``n_jobs`` runs at once, ``threads`` each), then the
+    user's own ``hydra.*`` settings ``given``, which win over ours."""
     out = [f"hydra/launcher={launcher}"]
     if launcher == "joblib":
         out.append(f"hydra.launcher.n_jobs={n_jobs}")
@@ -311,7 +312,8 @@ def launcher_overrides(launcher: str, n_jobs: int, threads: int) -> list[str]:
         out.append(f"+hydra.launcher.ray.remote.num_cpus={threads}")
     elif launcher == "submitit_slurm":
         out.append(f"hydra.launcher.array_parallelism={n_jobs}")
-    return out
+    keys = {item.split("=", 1)[0].lstrip("+") for item in given}
+    return [item for item in out if item.split("=", 1)[0].lstrip("+") not in keys] + list(given)
 
 
 def write_primary(folder: Path, keys, meta: dict) -> Path:
@@ -604,7 +606,7 @@ def run_sweep(
     validate(record["config"], base, combos)
     left = sum(not finished(folder / RUNS_DIR / name) for name, _, _ in combos)
     n_jobs, threads = plan_jobs(launcher, n_jobs, max(1, left), record["config"], base, combos)
-    hydra_overrides = [*hydra_settings, *launcher_overrides(launcher, n_jobs, threads)]
+    hydra_overrides = launcher_overrides(launcher, n_jobs, threads, hydra_settings)
     if left:
         check_hydra(params, hydra_overrides)
 

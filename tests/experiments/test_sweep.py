@@ -173,6 +173,15 @@ def test_threads_per_worker_do_not_oversubscribe(monkeypatch):
     assert sw.plan_jobs("submitit_slurm", 4, 9, None, [], []) == (4, 0)  # SLURM: the job's own allocation
     assert "hydra.launcher.n_jobs=3" in sw.launcher_overrides("joblib", 3, 2)
     assert "+hydra.launcher.ray.remote.num_cpus=2" in sw.launcher_overrides("ray", 3, 2)
+    # the user's own Hydra settings win
+    assert sw.launcher_overrides("joblib", 3, 2, ["hydra.launcher.n_jobs=5"]) == [
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=5",
+    ]
+    assert sw.launcher_overrides("ray", 3, 2, ["+hydra.launcher.ray.remote.num_cpus=4"]) == [
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.remote.num_cpus=4",
+    ]
 
 
 # -- bad input: one line, exit 2, nothing started -------------------------------------------------------------------
