@@ -186,6 +186,22 @@ def test_threads_per_worker_do_not_oversubscribe(monkeypatch):
     ]
 
 
+@pytest.mark.parametrize(
+    "launcher, settings",
+    [
+        ("submitit_slurm", ["hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=240"]),
+        ("ray", ["hydra.launcher.ray.init.address=auto"]),
+    ],
+)
+def test_the_cluster_launchers_take_their_settings(launcher, settings):
+    """The one-word move: SLURM and a Ray cluster compose with their usual settings (no cluster here to run on),
+    and a mistyped setting is refused before anything starts."""
+    sw.check_launcher(launcher)
+    sw.check_hydra({"style_weight": None}, sw.launcher_overrides(launcher, 4, 0, settings))
+    with pytest.raises(ConfigError, match="hydra: Could not override"):
+        sw.check_hydra({"style_weight": None}, sw.launcher_overrides(launcher, 4, 0, ["hydra.launcher.partiton=gpu"]))
+
+
 # -- bad input: one line, exit 2, nothing started -------------------------------------------------------------------
 
 
