@@ -63,8 +63,6 @@ LAUNCHERS: dict[str, tuple[str | None, str | None]] = {
 LOCAL = ("joblib", "submitit_local", "basic")  # every job of these runs on this machine
 RESERVED = ("out_dir", "resume", "progress")  # set by the sweep for every run
 
-STATES = ("pending", "running", "done", "failed")
-
 
 # -- values: Hydra's grammar in, plain YAML overrides out ------------------------------------------------------------
 
@@ -199,13 +197,13 @@ def _write(folder: Path, data: dict) -> None:
 
 
 @contextmanager
-def _flock(path: Path, blocking: bool = True) -> Iterator[int]:
-    """An exclusive ``flock`` on ``path`` (made if missing); file systems without locks get none (a warning-free
-    fallback: one sweep at a time is then the user's to keep)."""
+def _flock(path: Path) -> Iterator[int]:
+    """An exclusive ``flock`` on ``path`` (made if missing), waiting for it; a file system without locks (some NFS
+    mounts) gets none, as :class:`semstyle.engine.runs.RunDir` does."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as e:
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 raise
@@ -412,16 +410,9 @@ def launch(conf_dir: Path, task, hydra_overrides: list[str], jobs: list[list[str
 
 
 def hydra_multirun(conf_dir: Path, task, overrides: list[str]):
-    """Hydra's multirun (its sweeper, then its launcher) on the primary config in ``conf_dir``."""
-    from hydra.errors import HydraException
-    from hydra.types import RunMode
-    from omegaconf.errors import OmegaConfBaseException
-
+    """Hydra's multirun (its sweeper, then its launcher) on the primary config in ``conf_dir``; check the
+    overrides first with :func:`check_hydra`."""
     with hydra_session(conf_dir) as hydra:
-        try:  # Hydra's own config errors are bad input: one line, before any job
-            hydra.compose_config(PRIMARY, overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
-        except (HydraException, OmegaConfBaseException) as e:
-            raise _hydra_error(e) from None
         return hydra.multirun(PRIMARY, task, overrides, with_log_configuration=False)
 
 
