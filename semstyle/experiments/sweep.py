@@ -614,7 +614,11 @@ def run_sweep(
             runs.append(entry)
         _write(folder, {**record, "launcher": launcher, "command": _command(), "runs": runs})
         todo = [(name, t) for name, t, _ in combos if not finished(folder / RUNS_DIR / name)]
-        log(f"sweep {folder}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run")
+        resumed = sum(partial(folder / RUNS_DIR / name).is_dir() for name, _ in todo)
+        log(
+            f"sweep {folder}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run"
+            + (f" ({resumed} resumed from runs/NNN.partial)" if resumed else "")
+        )
         if not todo:
             return folder
         log(f"launcher {launcher}: {n_jobs} at a time, {threads or 'the job allocation of'} torch thread(s) each")
