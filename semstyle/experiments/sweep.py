@@ -457,15 +457,15 @@ def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cw
         set_run(folder, name, overrides=texts, state="done", error=None)
         return {"name": name, "state": "done", "skipped": True}
     resume = partial(run_dir).is_dir()
-    set_run(folder, name, overrides=texts, state="running", error=None, seconds=None)
+    threads = max(1, threads or cores())  # 0: the job's own allocation (a SLURM task's cores)
+    set_run(folder, name, overrides=texts, state="running", error=None, seconds=None, threads=threads)
     previous_threads, previous_cwd, previous_argv = torch.get_num_threads(), os.getcwd(), sys.argv
     if data.get("command"):  # the run's config.yaml then names the sweep's command line, not the worker's
         sys.argv = [sys.argv[0] if sys.argv else "semstyle", *shlex.split(data["command"])[1:]]
-    threads = threads or cores()  # 0: the job's own allocation (a SLURM task's cores)
     start = time.perf_counter()
     state, error = "done", None
     try:
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads)
         os.chdir(cwd)  # relative paths in the config mean what they meant where the sweep was started
         api.run(data.get("config"), run_overrides(data.get("overrides", []), values, run_dir.resolve(), resume))
     except KeyboardInterrupt:

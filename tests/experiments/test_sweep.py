@@ -67,6 +67,7 @@ def test_sweep_writes_a_run_folder_per_combination_and_reports_the_failed_one(gr
         assert run["overrides"] == {"style_weight": weight, "content_layers": layers}
     for name in ("000", "001", "002"):  # ordinary run folders, each with its own values
         assert runs[name]["state"] == "done" and runs[name]["error"] is None and runs[name]["seconds"] > 0
+        assert runs[name]["threads"] == max(1, sw.cores() // 2)  # 2 workers share the cores
         run_dir = folder / "runs" / name
         assert {"config.yaml", "output.png", "losses.csv"} <= {p.name for p in run_dir.iterdir()}
         config = OmegaConf.load(run_dir / "config.yaml")
@@ -165,6 +166,9 @@ def test_every_launcher_gives_the_same_losses(launcher, grid, tmp_path, request)
     joblib = final_losses(grid[0])
     assert final_losses(folder) == {"000": joblib["000"], "001": joblib["002"]}
     assert joblib["000"] != joblib["002"]  # the swept value reached the runs
+    for mine, theirs in (("000", "000"), ("001", "002")):  # the same pixels (PNG encoding is deterministic)
+        output = (folder / "runs" / mine / "output.png").read_bytes()
+        assert output == (grid[0] / "runs" / theirs / "output.png").read_bytes()
 
 
 def test_threads_per_worker_do_not_oversubscribe(monkeypatch):
