@@ -100,7 +100,8 @@ def _search(args) -> int:
     data = sweep.load_sweep(folder)
     top = search.best(folder)
     if top is None:
-        print(f"semstyle: no trial met {' and '.join(data['search']['where']) or 'its run'}", file=sys.stderr)
+        where = " and ".join(data["search"]["where"])
+        print(f"semstyle: {f'no trial met {where}' if where else 'no trial finished'}", file=sys.stderr)
         return 1
     objective = f"{data['search']['objective']}={top['objective']:.6g}"
     print(f"best: {top['name']} ({objective}; {sweep._describe(top['overrides'])})")
