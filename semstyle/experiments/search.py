@@ -150,7 +150,8 @@ def search_trial(cfg) -> float:
         sw.set_run(folder, name, value=sign * FAILED, feasible=False)
         return sign * FAILED
     try:
-        scores = metric_module.evaluate(folder / sw.RUNS_DIR / name, size=int(settings["metric_size"]))
+        with sw.torch_threads(result.get("threads") or int(meta.threads)):  # parallel trials share the cores here too
+            scores = metric_module.evaluate(folder / sw.RUNS_DIR / name, size=int(settings["metric_size"]))
     except Exception as e:  # the run exists but cannot be scored: a failed trial, said in one line
         sw.set_run(folder, name, state="failed", error=f"metrics: {sw._error_line(e)}", value=sign * FAILED)
         return sign * FAILED

@@ -446,28 +446,39 @@ def _error_line(e: BaseException) -> str:
     return _one_line(f"{type(e).__name__}: {e}")
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (0: the cores this process may use) for the block."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads or cores()))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cwd: str) -> dict:
     """Run (or skip, or resume) run ``name`` of the sweep in ``folder`` and record it in ``sweep.json``; never
     raises for a failed run (a failure is a state), only for an interrupt."""
-    import torch
-
     data = load_sweep(folder)
     run_dir = folder / RUNS_DIR / name
+    threads = max(1, threads or cores())  # 0: the job's own allocation (a SLURM task's cores)
     if finished(run_dir):  # an earlier invocation, or another worker, finished it
         set_run(folder, name, overrides=texts, state="done", error=None)
-        return {"name": name, "state": "done", "skipped": True}
+        return {"name": name, "state": "done", "skipped": True, "threads": threads}
     resume = partial(run_dir).is_dir()
-    threads = max(1, threads or cores())  # 0: the job's own allocation (a SLURM task's cores)
     set_run(folder, name, overrides=texts, state="running", error=None, seconds=None, threads=threads)
-    previous_threads, previous_cwd, previous_argv = torch.get_num_threads(), os.getcwd(), sys.argv
+    previous_cwd, previous_argv = os.getcwd(), sys.argv
     if data.get("command"):  # the run's config.yaml then names the sweep's command line, not the worker's
         sys.argv = [sys.argv[0] if sys.argv else "semstyle", *shlex.split(data["command"])[1:]]
     start = time.perf_counter()
     state, error = "done", None
     try:
-        torch.set_num_threads(threads)
         os.chdir(cwd)  # relative paths in the config mean what they meant where the sweep was started
-        api.run(data.get("config"), run_overrides(data.get("overrides", []), values, run_dir.resolve(), resume))
+        with torch_threads(threads):
+            api.run(data.get("config"), run_overrides(data.get("overrides", []), values, run_dir.resolve(), resume))
     except KeyboardInterrupt:
         set_run(folder, name, state="pending", error="interrupted", seconds=round(time.perf_counter() - start, 2))
         raise
@@ -480,11 +491,10 @@ def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cw
             error += f" (traceback: {log.relative_to(folder)})"
     finally:
         os.chdir(previous_cwd)
-        torch.set_num_threads(previous_threads)
         sys.argv = previous_argv
     seconds = round(time.perf_counter() - start, 2)
     set_run(folder, name, state=state, error=error, seconds=seconds)
-    return {"name": name, "state": state, "error": error, "seconds": seconds}
+    return {"name": name, "state": state, "error": error, "seconds": seconds, "threads": threads}
 
 
 def sweep_job(cfg) -> dict:
