@@ -33,10 +33,11 @@ from . import sweep as sw
 
 OPERATORS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-# Trials that violate a constraint score PENALTY + how far they miss, so they rank after every trial that meets
-# the constraints (the metrics are far below 1e12: distances of [0, 1] images, dB, seconds); failed runs after them.
-PENALTY = 1e12
-FAILED = 1e15
+# Trials that violate a constraint score PENALTY * (1 + how far they miss), so they rank after every trial that
+# meets the constraints: the metrics stay far below 1e200 (Gram distances of 0-255 Caffe features reach ~1e11 at
+# 48 px); failed runs rank after them. A product, not a sum, so that the miss still orders them at this magnitude.
+PENALTY = 1e200
+FAILED = 1e250
 PLOT = "search.png"
 BATCH = 2  # trials asked at once: hydra-optuna-sweeper's default n_jobs
 
@@ -59,17 +60,17 @@ def violation(metrics: dict, constraints) -> float:
         if value is None or not math.isfinite(value):
             return math.inf
         if not OPERATORS[op](value, bound):
-            total += abs(value - bound) + 1e-12  # a strict bound missed by equality still misses
+            total += abs(value - bound) + 1e-9  # a strict bound missed by equality still misses
     return total
 
 
 def penalised(objective: float | None, miss: float, sign: float) -> float:
-    """The value Optuna minimises (``sign`` -1 when maximising): the objective when every constraint holds, else
-    :data:`PENALTY` plus the miss, else :data:`FAILED`."""
+    """The value Optuna gets (``sign`` -1 when maximising): the objective when every constraint holds, else
+    ``sign * PENALTY * (1 + miss)``, else ``sign * FAILED`` (no objective, or a metric missing)."""
     if objective is None or not math.isfinite(objective) or not math.isfinite(miss):
         return sign * FAILED
     if miss > 0:
-        return sign * (PENALTY + min(miss, PENALTY))
+        return sign * PENALTY * (1.0 + min(miss, 1e40))
     return objective
 
 
@@ -149,7 +150,8 @@ def search_trial(cfg) -> float:
         sw.set_run(folder, name, value=sign * FAILED, feasible=False)
         return sign * FAILED
     try:
-        scores = metric_module.evaluate(folder / sw.RUNS_DIR / name, size=int(settings["metric_size"]))
+        with sw.torch_threads(result.get("threads") or int(meta.threads)):  # parallel trials share the cores here too
+            scores = metric_module.evaluate(folder / sw.RUNS_DIR / name, size=int(settings["metric_size"]))
     except Exception as e:  # the run exists but cannot be scored: a failed trial, said in one line
         sw.set_run(folder, name, state="failed", error=f"metrics: {sw._error_line(e)}", value=sign * FAILED)
         return sign * FAILED
@@ -246,20 +248,34 @@ def run_search(
     for key, spec in space.items():
         for value in endpoints(key, spec):
             values = {**firsts, key: value}
-            combos.append((f"bound {key}={value}", {}, values))
+            if all(values != c[2] for c in combos):
+                combos.append((f"a trial with {', '.join(f'{k}={v}' for k, v in values.items())}", {}, values))
     for label, _, values in combos:
         try:
             api.load_config(record["config"], sw.run_overrides(base, values, Path(sw.RUNS_DIR) / "000"))
         except ConfigError as e:
             raise ConfigError(f"{label}: {e}") from None
+    n_jobs, threads = sw.plan_jobs(launcher, n_jobs, batch, record["config"], base, combos)
+    hydra = [
+        "hydra/sweeper=optuna",
+        *sw.launcher_overrides(launcher, n_jobs, threads),
+        f"hydra.sweeper.direction={settings['direction']}",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.n_jobs={batch}",
+        f"hydra.sweeper.sampler.seed={seed}",
+        f"hydra.sweeper.sampler.n_startup_trials={startup}",
+        "hydra.sweeper.study_name=semstyle",
+        # a failed trial is a penalised value, never a reason to stop the search
+        "hydra.sweeper.max_failure_rate=1.0",
+        *hydra_settings,  # the user's hydra.* settings, last: they win
+        *(f"{k}={v}" for k, v in space.items()),
+    ]
+    sw.check_hydra(space, hydra)
 
     folder.mkdir(parents=True, exist_ok=True)
     with sw._sweep_lock(folder):
         old = sw.load_sweep(folder)["runs"] if (folder / sw.SWEEP_FILE).is_file() else []
-        sw._write(folder, {**record, "launcher": launcher, "runs": old, "best": None})
-        n_jobs, threads = sw.plan_jobs(
-            launcher, n_jobs or min(batch, sw.cores()), batch, record["config"], base, combos
-        )
+        sw._write(folder, {**record, "launcher": launcher, "command": sw._command(), "runs": old, "best": None})
         log(
             f"search {folder}: {trials} trials, {batch} at a time, {settings['direction']} {objective}"
             + (f" where {' and '.join(where)}" if where else "")
@@ -267,20 +283,6 @@ def run_search(
         )
         meta = {"folder": str(folder.resolve()), "threads": threads, "cwd": os.getcwd(), "run": None}
         conf_dir = sw.write_primary(folder, space, meta)
-        hydra = [
-            *hydra_settings,
-            "hydra/sweeper=optuna",
-            *sw.launcher_overrides(launcher, n_jobs, threads),
-            f"hydra.sweeper.direction={settings['direction']}",
-            f"hydra.sweeper.n_trials={trials}",
-            f"hydra.sweeper.n_jobs={batch}",
-            f"hydra.sweeper.sampler.seed={seed}",
-            f"hydra.sweeper.sampler.n_startup_trials={startup}",
-            "hydra.sweeper.study_name=semstyle",
-            # a failed trial is a penalised value, never a reason to stop the search
-            "hydra.sweeper.max_failure_rate=1.0",
-            *(f"{k}={v}" for k, v in space.items()),
-        ]
         _quiet_optuna()
         try:
             sw.hydra_multirun(conf_dir, search_trial, hydra)
@@ -310,6 +312,7 @@ def plot(folder) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from ..core.image import atomic_write
 
@@ -340,6 +343,7 @@ def plot(folder) -> Path | None:
     where = " and ".join(settings["where"])
     ax.set_title(f"{settings['direction']} {settings['objective']}" + (f" where {where}" if where else ""))
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(settings["objective"])
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

@@ -32,6 +32,8 @@ import importlib.util
 import itertools
 import json
 import os
+import shlex
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -60,8 +62,6 @@ LAUNCHERS: dict[str, tuple[str | None, str | None]] = {
 }
 LOCAL = ("joblib", "submitit_local", "basic")  # every job of these runs on this machine
 RESERVED = ("out_dir", "resume", "progress")  # set by the sweep for every run
-
-STATES = ("pending", "running", "done", "failed")
 
 
 # -- values: Hydra's grammar in, plain YAML overrides out ------------------------------------------------------------
@@ -130,6 +130,12 @@ def dotlist(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+def _command() -> str:
+    """The command line that started this invocation (recorded in ``sweep.json``; each run's ``config.yaml`` names
+    it too)."""
+    return shlex.join(["semstyle", *sys.argv[1:]])
+
+
 def _check_key(key) -> None:
     check(
         isinstance(key, str) and key.replace(".", "").replace("_", "").isalnum() and not key.startswith("."),
@@ -191,13 +197,13 @@ def _write(folder: Path, data: dict) -> None:
 
 
 @contextmanager
-def _flock(path: Path, blocking: bool = True) -> Iterator[int]:
-    """An exclusive ``flock`` on ``path`` (made if missing); file systems without locks get none (a warning-free
-    fallback: one sweep at a time is then the user's to keep)."""
+def _flock(path: Path) -> Iterator[int]:
+    """An exclusive ``flock`` on ``path`` (made if missing), waiting for it; a file system without locks (some NFS
+    mounts) gets none, as :class:`semstyle.engine.runs.RunDir` does."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as e:
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 raise
@@ -226,6 +232,7 @@ def set_run(folder, name: str, **fields) -> None:
                 run.update(fields)
                 return
         data["runs"].append({"name": name, "folder": f"{RUNS_DIR}/{name}", **fields})
+        data["runs"].sort(key=lambda run: run["name"])  # trials start in any order; the file lists them in order
 
     update_runs(folder, change)
 
@@ -292,8 +299,9 @@ def check_launcher(launcher: str) -> None:
         )
 
 
-def launcher_overrides(launcher: str, n_jobs: int, threads: int) -> list[str]:
-    """Hydra overrides that select ``launcher`` and size it: ``n_jobs`` runs at once, ``threads`` each."""
+def launcher_overrides(launcher: str, n_jobs: int, threads: int, given=()) -> list[str]:
+    """Hydra overrides that select ``launcher`` and size it (``n_jobs`` runs at once, ``threads`` each), then the
+    user's own ``hydra.*`` settings ``given``, which win over ours."""
     out = [f"hydra/launcher={launcher}"]
     if launcher == "joblib":
         out.append(f"hydra.launcher.n_jobs={n_jobs}")
@@ -302,7 +310,8 @@ def launcher_overrides(launcher: str, n_jobs: int, threads: int) -> list[str]:
         out.append(f"+hydra.launcher.ray.remote.num_cpus={threads}")
     elif launcher == "submitit_slurm":
         out.append(f"hydra.launcher.array_parallelism={n_jobs}")
-    return out
+    keys = {item.split("=", 1)[0].lstrip("+") for item in given}
+    return [item for item in out if item.split("=", 1)[0].lstrip("+") not in keys] + list(given)
 
 
 def write_primary(folder: Path, keys, meta: dict) -> Path:
@@ -339,8 +348,38 @@ def hydra_session(conf_dir: Path):
         yield GlobalHydra.instance().hydra
 
 
-def _hydra_error(e: Exception) -> ConfigError:
-    return ConfigError(f"hydra: {_one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)}")
+def _hydra_error(e: BaseException) -> ConfigError:
+    """Hydra's error (and its cause: "could not be converted to Integer") on one line, without its search path."""
+    parts = []
+    while e is not None and len(parts) < 2:
+        lines = []
+        for line in str(e).splitlines():
+            if line.startswith("Config search path") or line.startswith("    full_key") or line.startswith("full_key"):
+                break
+            if line.strip() and not line.startswith("To append"):
+                lines.append(line.strip())
+        if lines:
+            parts.append(_one_line("; ".join(lines)))
+        e = e.__cause__
+    return ConfigError(f"hydra: {parts[0]}" + (f" ({parts[1]})" if len(parts) > 1 else "") if parts else "hydra: error")
+
+
+def check_hydra(keys, overrides: list[str]) -> None:
+    """Compose Hydra's config once with ``overrides`` (launcher, sweeper and their settings) on a scratch primary
+    config: a typo in them is bad input, reported before the sweep folder is touched."""
+    import tempfile
+
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    with tempfile.TemporaryDirectory(prefix="semstyle-hydra-") as scratch:
+        conf_dir = write_primary(Path(scratch), keys, {"folder": scratch, "threads": 1, "cwd": scratch, "run": None})
+        with hydra_session(conf_dir) as hydra:
+            try:
+                hydra.compose_config(PRIMARY, overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+            except (HydraException, OmegaConfBaseException) as e:
+                raise _hydra_error(e) from None
 
 
 def launch(conf_dir: Path, task, hydra_overrides: list[str], jobs: list[list[str]], batch: int | None = None):
@@ -371,16 +410,9 @@ def launch(conf_dir: Path, task, hydra_overrides: list[str], jobs: list[list[str
 
 
 def hydra_multirun(conf_dir: Path, task, overrides: list[str]):
-    """Hydra's multirun (its sweeper, then its launcher) on the primary config in ``conf_dir``."""
-    from hydra.errors import HydraException
-    from hydra.types import RunMode
-    from omegaconf.errors import OmegaConfBaseException
-
+    """Hydra's multirun (its sweeper, then its launcher) on the primary config in ``conf_dir``; check the
+    overrides first with :func:`check_hydra`."""
     with hydra_session(conf_dir) as hydra:
-        try:  # Hydra's own config errors are bad input: one line, before any job
-            hydra.compose_config(PRIMARY, overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
-        except (HydraException, OmegaConfBaseException) as e:
-            raise _hydra_error(e) from None
         return hydra.multirun(PRIMARY, task, overrides, with_log_configuration=False)
 
 
@@ -414,26 +446,39 @@ def _error_line(e: BaseException) -> str:
     return _one_line(f"{type(e).__name__}: {e}")
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (0: the cores this process may use) for the block."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads or cores()))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cwd: str) -> dict:
     """Run (or skip, or resume) run ``name`` of the sweep in ``folder`` and record it in ``sweep.json``; never
     raises for a failed run (a failure is a state), only for an interrupt."""
-    import torch
-
     data = load_sweep(folder)
     run_dir = folder / RUNS_DIR / name
+    threads = max(1, threads or cores())  # 0: the job's own allocation (a SLURM task's cores)
     if finished(run_dir):  # an earlier invocation, or another worker, finished it
         set_run(folder, name, overrides=texts, state="done", error=None)
-        return {"name": name, "state": "done", "skipped": True}
+        return {"name": name, "state": "done", "skipped": True, "threads": threads}
     resume = partial(run_dir).is_dir()
-    set_run(folder, name, overrides=texts, state="running", error=None, seconds=None)
-    previous_threads, previous_cwd = torch.get_num_threads(), os.getcwd()
-    threads = threads or cores()  # 0: the job's own allocation (a SLURM task's cores)
+    set_run(folder, name, overrides=texts, state="running", error=None, seconds=None, threads=threads)
+    previous_cwd, previous_argv = os.getcwd(), sys.argv
+    if data.get("command"):  # the run's config.yaml then names the sweep's command line, not the worker's
+        sys.argv = [sys.argv[0] if sys.argv else "semstyle", *shlex.split(data["command"])[1:]]
     start = time.perf_counter()
     state, error = "done", None
     try:
-        torch.set_num_threads(max(1, threads))
         os.chdir(cwd)  # relative paths in the config mean what they meant where the sweep was started
-        api.run(data.get("config"), run_overrides(data.get("overrides", []), values, run_dir.resolve(), resume))
+        with torch_threads(threads):
+            api.run(data.get("config"), run_overrides(data.get("overrides", []), values, run_dir.resolve(), resume))
     except KeyboardInterrupt:
         set_run(folder, name, state="pending", error="interrupted", seconds=round(time.perf_counter() - start, 2))
         raise
@@ -446,10 +491,10 @@ def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cw
             error += f" (traceback: {log.relative_to(folder)})"
     finally:
         os.chdir(previous_cwd)
-        torch.set_num_threads(previous_threads)
+        sys.argv = previous_argv
     seconds = round(time.perf_counter() - start, 2)
     set_run(folder, name, state=state, error=error, seconds=seconds)
-    return {"name": name, "state": state, "error": error, "seconds": seconds}
+    return {"name": name, "state": state, "error": error, "seconds": seconds, "threads": threads}
 
 
 def sweep_job(cfg) -> dict:
@@ -524,8 +569,11 @@ def prepare(config, params, out, overrides, launcher: str, extra: dict | None = 
     if file.is_file():
         _compare(load_sweep(folder), record, folder)
     else:
+        # a new sweep goes into a new or empty folder, or one holding only what a sweep writes (run folders made
+        # beforehand with `semstyle run out_dir=SWEEP/runs/NNN` count as this sweep's runs)
+        ours = {RUNS_DIR, HYDRA_DIR, ".sweep.lock", ".sweep.run.lock"}
         check(
-            not (folder.exists() and (not folder.is_dir() or any(folder.iterdir()))),
+            not (folder.exists() and (not folder.is_dir() or any(p.name not in ours for p in folder.iterdir()))),
             f"{folder}: exists and is not a sweep folder (no {SWEEP_FILE}); choose another folder",
         )
     return folder, record
@@ -557,6 +605,11 @@ def run_sweep(
     texts = expand(params)
     combos = [(run_name(i, len(texts)), t, {k: typed(k, v) for k, v in t.items()}) for i, t in enumerate(texts)]
     validate(record["config"], base, combos)
+    left = sum(not finished(folder / RUNS_DIR / name) for name, _, _ in combos)
+    n_jobs, threads = plan_jobs(launcher, n_jobs, max(1, left), record["config"], base, combos)
+    hydra_overrides = launcher_overrides(launcher, n_jobs, threads, hydra_settings)
+    if left:
+        check_hydra(params, hydra_overrides)
 
     folder.mkdir(parents=True, exist_ok=True)
     with _sweep_lock(folder):
@@ -569,21 +622,22 @@ def run_sweep(
             if finished(run_dir):
                 entry["state"] = "done"
             runs.append(entry)
-        _write(folder, {**record, "launcher": launcher, "runs": runs})
+        _write(folder, {**record, "launcher": launcher, "command": _command(), "runs": runs})
         todo = [(name, t) for name, t, _ in combos if not finished(folder / RUNS_DIR / name)]
-        log(f"sweep {folder}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run")
+        resumed = sum(partial(folder / RUNS_DIR / name).is_dir() for name, _ in todo)
+        log(
+            f"sweep {folder}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run"
+            + (f" ({resumed} resumed from runs/NNN.partial)" if resumed else "")
+        )
         if not todo:
             return folder
-        n_jobs, threads = plan_jobs(launcher, n_jobs, len(todo), record["config"], base, combos)
         log(f"launcher {launcher}: {n_jobs} at a time, {threads or 'the job allocation of'} torch thread(s) each")
         meta = {"folder": str(folder.resolve()), "threads": threads, "cwd": os.getcwd(), "run": None}
         conf_dir = write_primary(folder, params, meta)
         jobs = [[f"{k}={v}" for k, v in t.items()] + [f"{META}.run='{name}'"] for name, t in todo]
         batch = n_jobs if launcher == "submitit_local" else None  # submitit's local executor starts all at once
         try:
-            returns = launch(
-                conf_dir, sweep_job, [*hydra_settings, *launcher_overrides(launcher, n_jobs, threads)], jobs, batch
-            )
+            returns = launch(conf_dir, sweep_job, hydra_overrides, jobs, batch)
         except KeyboardInterrupt:
             _settle(folder, "interrupted", "pending")
             raise KeyboardInterrupt(f"sweep {folder}: run the same command again to resume") from None
