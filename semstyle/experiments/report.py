@@ -64,8 +64,8 @@ def _axes(params: dict[str, list[str]], rows: str | None, cols: str | None) -> t
             f"{option}: {key!r} is not a swept key; the sweep varies {', '.join(keys) or 'nothing'}",
         )
     check(rows is None or rows != cols, f"--rows and --cols: both name {rows!r}; give two different keys")
-    if rows is None and cols is None:
-        rows = keys[0] if len(keys) > 1 else None
+    if rows is None and len(keys) > 1:  # the first key not across goes down
+        rows = next(k for k in keys if k != cols)
     row_keys = [rows] if rows else []
     col_keys = ([cols] if cols else []) + [k for k in keys if k not in row_keys and k != cols]
     return row_keys, col_keys
@@ -104,9 +104,9 @@ def _tile(run: dict | None, cell: int, font) -> torch.Tensor:
 def contact_sheet(sweep, rows: str | None = None, cols: str | None = None, cell: int = 128):
     """The sweep's results in a labelled grid: ``(sheet (PIL image), cells)``.
 
-    ``rows`` / ``cols`` name swept keys (default: the first key down, the others across); swept keys on neither
-    axis are folded into the columns. ``cells`` lists ``{"run", "row", "col", "box": (x0, y0, x1, y1)}`` in the
-    sheet's pixels, one per grid cell (``run`` None where no run has that combination).
+    ``rows`` / ``cols`` name swept keys (default: the first key not across goes down, the others across); swept
+    keys on neither axis are folded into the columns. ``cells`` lists ``{"run", "row", "col", "box": (x0, y0, x1,
+    y1)}`` in the sheet's pixels, one per grid cell (``run`` None where no run has that combination).
     """
     check(isinstance(cell, int) and 16 <= cell <= 1024, f"--cell: must be an integer in [16, 1024], got {cell!r}")
     data, runs = _sweep(sweep)
