@@ -375,20 +375,35 @@ def _format(value) -> str:
     return "" if value is None else str(value)
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    """The run name and swept values (in order of appearance), then the metric keys any row has, in KEYS order."""
-    columns: list[str] = []
+def _is_metric(key: str) -> bool:
+    return key in KEYS or (key.startswith("style_distance_") and key[len("style_distance_") :].isdigit())
+
+
+def scored(key: str) -> bool:
+    """A metric with a better direction (not the run facts seconds, peak_mb, steps)."""
+    return _is_metric(key) and key not in ("seconds", "peak_mb", "steps")
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """The run name and swept values (in order of appearance), then the metric keys any row has, in KEYS order
+    (a blend's ``style_distance_1``, ``_2``, ... after ``style_distance``)."""
+    names: list[str] = []
     for row in rows:
-        columns += [k for k in row if k not in columns and k not in KEYS]
-    return columns + [k for k in KEYS if any(k in row for row in rows)]
+        names += [k for k in row if k not in names]
+    per_style = sorted((k for k in names if _is_metric(k) and k not in KEYS), key=lambda k: int(k.rsplit("_", 1)[1]))
+    ordered = []
+    for key in KEYS:
+        ordered += [key] if key in names else []
+        ordered += per_style if key == "style_distance" else []
+    return [k for k in names if not _is_metric(k)] + ordered
 
 
 def markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table; metric headers carry ↑ (higher is better) or ↓."""
-    columns = _columns(rows)
-    arrows = {k: f"{k} {'↑' if k in HIGHER_IS_BETTER else '↓'}" if k in KEYS[:8] else k for k in columns}
-    lines = ["| " + " | ".join(arrows[c] for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_format(row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    names = columns(rows)
+    arrows = {k: f"{k} {'↑' if k in HIGHER_IS_BETTER else '↓'}" if scored(k) else k for k in names}
+    lines = ["| " + " | ".join(arrows[c] for c in names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(_format(row.get(c)).replace("|", "\\|") for c in names) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -396,7 +411,7 @@ def write_tables(rows: list[dict], folder) -> tuple[Path, Path]:
     """``metrics.csv`` and ``metrics.md`` of ``rows`` in ``folder``: one row per run, its swept values, then the
     metric keys in :data:`KEYS` order (those any row has)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_columns(rows), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns(rows), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in writer.fieldnames})

@@ -259,13 +259,10 @@ def _cell(value) -> str:
 
 
 def _metrics_table(rows: list[dict]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns and k not in metrics.KEYS]
-    columns += [k for k in metrics.KEYS if any(k in row for row in rows)]
+    columns = metrics.columns(rows)
     head = "".join(
         f'<th title="{"higher" if c in metrics.HIGHER_IS_BETTER else "lower"} is better">{html.escape(c)}</th>'
-        if c in metrics.KEYS[:8]
+        if metrics.scored(c)
         else f"<th>{html.escape(c)}</th>"
         for c in columns
     )
