@@ -326,6 +326,9 @@ def report(
     states = {s: sum(r["state"] == s for r in runs) for s in ("done", "failed", "pending", "running")}
     summary = ", ".join(f"{n} {s}" for s, n in states.items() if n)
     title = f"sweep {sweep.resolve().name}"
+    # a sweep with no finished run has no tables: never a link to a missing file
+    names = ("metrics.csv", "metrics.md", "sheet.png", "losses.png")
+    files = ", ".join(f'<a href="{n}">{n}</a>' for n in names if (sweep / n).is_file())
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -338,8 +341,7 @@ def report(
 <p>base config: <code>{html.escape(str(data.get("config")))}</code>
 {html.escape(" ".join(str(o) for o in data.get("overrides") or []))};
 launcher: {html.escape(str(data.get("launcher", "?")))}; {len(runs)} runs: {html.escape(summary)}.
-Files: <a href="metrics.csv">metrics.csv</a>, <a href="metrics.md">metrics.md</a>,
-<a href="sheet.png">sheet.png</a>, <a href="losses.png">losses.png</a>.</p>
+Files: {files}.</p>
 <h2>Contact sheet</h2>
 <img alt="contact sheet" src="{_png_uri(sheet)}">
 <h2>Metrics</h2>
