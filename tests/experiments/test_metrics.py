@@ -144,3 +144,26 @@ def test_keypoint_error_of_a_dst_run(tmp_path):
     scores = metrics.evaluate(out, size=64)
     assert scores["keypoint_error"] == pytest.approx(end * 64 / 32, rel=1e-6)
     assert scores["keypoint_error"] > 0
+
+
+def test_table_columns_put_swept_values_first_and_metrics_in_order(tmp_path):
+    rows = [
+        {"run": "000", "style_weights": "[1,0]", "steps": 4, "style_distance_2": 2.0, "ssim": 0.5},
+        {"run": "001", "style_weights": "[0,1]", "style_distance_1": 1.5, "style_distance": 1.0, "psnr": 20.0},
+    ]
+    assert metrics.columns(rows) == [
+        "run",
+        "style_weights",
+        "ssim",
+        "psnr",
+        "style_distance",
+        "style_distance_1",
+        "style_distance_2",
+        "steps",
+    ]
+    metrics.write_tables(rows, tmp_path)
+    header = (tmp_path / "metrics.md").read_text().splitlines()[0]
+    assert header == (
+        "| run | style_weights | ssim ↑ | psnr ↑ | style_distance ↓ | style_distance_1 ↓ | style_distance_2 ↓ | steps |"
+    )
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[1] == '000,"[1,0]",0.5,,,,2.0,4'  # CSV quotes the comma
