@@ -44,7 +44,10 @@ def main(argv=None) -> int:
         )
         gatys = out / "gatys"
         if not (gatys / "output.png").is_file():  # one run beside the sweep: re-running skips it like the sweep's
-            run(ROOT / "configs" / "default.yaml", base_overrides(args) + images + [f"out_dir={gatys}"])
+            run(
+                ROOT / "configs" / "default.yaml",
+                base_overrides(args) + images + [f"out_dir={gatys}", "progress=false"],
+            )
         collect([folder, gatys], size=args.eval_size, out=out)
         panels = [load_image(content, args.size), load_image(style, args.size), load_image(gatys / "output.png")]
         captions = ["content", "style", "Gatys"]

@@ -64,6 +64,7 @@ from ..core.semantic import load_map, region_means, semantic_masks
 from ..errors import SemstyleError, check
 from ..losses.content import content_loss
 from ..losses.gram import gram_loss, gram_matrix
+from .sweep import load_sweep
 
 CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016, Sec. 2.2
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Gatys et al. 2016, Sec. 3, w_l = 1/5
@@ -114,7 +115,8 @@ def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
 
 def _features(image: torch.Tensor, layers, device: str) -> dict[str, torch.Tensor]:
     # the reference encoder: max pooling (the network as trained), fp32, whatever the run used
-    return vgg19_encoder("max", "fp32", device)(image.float(), layers)
+    with torch.no_grad():
+        return vgg19_encoder("max", "fp32", device)(image.float(), layers)
 
 
 def _content(a: dict, b: dict) -> float:
@@ -284,6 +286,11 @@ def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, devi
     # every input is read and checked before any encoder work
     content_file = _file(own_content, "content", run_dir) if own_content else None
     style_files = [_file(s, "style", run_dir) for s in own_styles]
+    target_map, style_map = _maps(cfg)
+    if target_map and style_map and len(style_files) == 1:
+        target_map, style_map = _file(target_map, "target map", run_dir), _file(style_map, "style map", run_dir)
+    else:
+        target_map = style_map = None
     metrics: dict[str, float] = {}
 
     if _get(cfg, "method") != "reconstruct":  # its output.png is a captioned figure, not one image
@@ -303,11 +310,9 @@ def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, devi
             metrics["color_distance"] = sum(w * color_distance(output, s) for w, s in zip(weights, styles))
         if content_file is not None:
             metrics["perceptual_distance"] = _perceptual(out_features, content_features)
-        target_map, style_map = _maps(cfg)
-        if target_map and style_map and len(style_files) == 1:
-            h, w = output.shape[-2:]
-            tmap = load_map(_file(target_map, "target map", run_dir), (h, w), what="target map")
-            smap = load_map(_file(style_map, "style map", run_dir), tuple(styles[0].shape[-2:]), what="style map")
+        if target_map is not None:
+            tmap = load_map(target_map, tuple(output.shape[-2:]), what="target map")
+            smap = load_map(style_map, tuple(styles[0].shape[-2:]), what="style map")
             semantic = _get(cfg, "semantic") or {}
             metrics["region_fidelity"] = region_fidelity(
                 output,
@@ -332,19 +337,14 @@ def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, devi
         for key in ("seconds", "peak_mb", "steps"):
             if isinstance(facts.get(key), (int, float)):
                 metrics[key] = facts[key]
-    text = json.dumps(metrics, indent=1) + "\n"
+    # what the scores were computed against, so that collect() never mixes runs scored at different sizes
+    reference = {"size": size, "content": content_file, "style": style_files, "own": content is None and style is None}
+    text = json.dumps({**metrics, "reference": reference}, indent=1) + "\n"
     atomic_write(run_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(text))
     return metrics
 
 
 # -- many runs: a sweep's tables -----------------------------------------------------------------------------------
-
-
-def _read_sweep(path: Path) -> dict:
-    """``sweep.json`` of a sweep folder (see :mod:`semstyle.experiments.sweep`)."""
-    data = _json(path / "sweep.json")
-    check(isinstance(data.get("runs"), list), f"{path / 'sweep.json'}: has no list of runs")
-    return data
 
 
 def is_sweep(path) -> bool:
@@ -355,7 +355,7 @@ def sweep_runs(path) -> list[dict]:
     """The runs of a sweep folder as ``{"name", "folder" (absolute Path), "overrides", "state", "error"}``."""
     path = Path(path)
     runs = []
-    for entry in _read_sweep(path)["runs"]:
+    for entry in load_sweep(path)["runs"]:
         folder = Path(entry.get("folder") or Path("runs") / str(entry["name"]))
         runs.append(
             {
@@ -415,8 +415,8 @@ def collect(
     out=None,
     force: bool = False,
 ) -> list[dict]:
-    """Rows of metrics for run folders and sweep folders, evaluating runs that have no ``metrics.json`` yet (or all
-    of them with ``force``, e.g. after changing ``size`` or the references).
+    """Rows of metrics for run folders and sweep folders, evaluating runs that have no ``metrics.json`` yet, or one
+    scored at another ``size`` (and all of them with ``force`` or with ``content``/``style`` given).
 
     A sweep folder contributes one row per finished run (``run`` name, then its swept ``key=value``s), and gets its
     own ``metrics.csv`` and ``metrics.md``. A plain run folder contributes one row named by its folder. With
@@ -432,7 +432,10 @@ def collect(
     def score(folder: Path) -> dict:
         stored = folder / METRICS_FILE
         if stored.is_file() and not force and content is None and style is None:
-            return _json(stored)
+            scores = _json(stored)
+            reference = scores.pop("reference", None) or {}
+            if reference.get("size") == size and reference.get("own"):  # scored as asked: against its own images
+                return scores
         return evaluate(folder, content, style, size, device)
 
     rows: list[dict] = []

@@ -34,6 +34,7 @@ from ..errors import SemstyleError, check
 from ..viz.layout import grid
 from ..viz.plots import overlay_curves
 from . import metrics
+from .sweep import load_sweep
 
 FONT_PX = 12
 PAD = 4
@@ -42,7 +43,7 @@ PAD = 4
 def _sweep(path) -> tuple[dict, list[dict]]:
     path = Path(path)
     check(metrics.is_sweep(path), f"{path}: not a sweep folder (no sweep.json)")
-    return metrics._read_sweep(path), metrics.sweep_runs(path)
+    return load_sweep(path), metrics.sweep_runs(path)
 
 
 def _params(data: dict, runs: list[dict]) -> dict[str, list[str]]:

@@ -90,7 +90,8 @@ def gatys_run(tmp_path_factory):
 def test_evaluate_a_run_writes_its_metrics(gatys_run, assets_dir):
     scores = metrics.evaluate(gatys_run, size=48)
     assert set(scores) == {k for k in metrics.KEYS if k not in ("region_fidelity", "keypoint_error")}
-    assert json.loads((gatys_run / "metrics.json").read_text()) == pytest.approx(scores)
+    stored = json.loads((gatys_run / "metrics.json").read_text())
+    assert stored.pop("reference")["size"] == 48 and stored == pytest.approx(scores)
     record = json.loads((gatys_run / "run.json").read_text())
     assert scores["steps"] == record["steps"] == 2
     assert record["precision"] == "fp32" and record["device"] == "cpu" and record["peak_mb"] > 0
@@ -110,8 +111,10 @@ def test_evaluate_bad_input_is_one_line(tmp_path, gatys_run):
 
 
 def test_collect_plain_runs_writes_tables(gatys_run, tmp_path):
-    rows = metrics.collect([gatys_run], out=tmp_path)
+    # the last evaluate() above scored against another content: collect scores the run against its own again
+    rows = metrics.collect([gatys_run], size=48, out=tmp_path)
     assert [r["run"] for r in rows] == ["gatys"]
+    assert json.loads((gatys_run / "metrics.json").read_text())["reference"]["own"]
     table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert len(table) == 1 and float(table[0]["ssim"]) == pytest.approx(rows[0]["ssim"], rel=1e-6)
     md = (tmp_path / "metrics.md").read_text().splitlines()

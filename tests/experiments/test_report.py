@@ -5,8 +5,6 @@ files inside the sweep folder, and sorts its table in headless Chromium."""
 from __future__ import annotations
 
 import csv
-import itertools
-import json
 import os
 import shutil
 from html.parser import HTMLParser
@@ -16,57 +14,47 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 
-from semstyle.api import run
 from semstyle.cli import main
 from semstyle.core.image import load_image
 from semstyle.errors import SemstyleError
 from semstyle.experiments import report
+from semstyle.experiments.sweep import load_sweep, run_sweep
 
-PARAMS = {"style_weight": ["1e-7", "1e-5"], "content_layers": ["[conv4_2]", "[conv2_2]"]}
-BASE = ["size=32", "scales=[]", "steps=2", "progress=false", "precision=fp32"]
+ROOT = Path(__file__).resolve().parents[2]
+# at 32 px, a 16 px Laplacian pool leaves too small an image: those runs fail (a real failure, recorded by the sweep)
+PARAMS = {"style_weight": ["1e-7", "1e-5"], "laplacian.pool_sizes": ["[4]", "[16]"]}
+BASE = ["size=32", "scales=[]", "steps=2", "precision=fp32", "laplacian.weight=100"]
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """A 2 x 2 sweep folder: three real runs, and the fourth recorded as failed (as the sweep runner records one)."""
+    """A 2 x 2 sweep of real 32 px runs, in this process (Hydra's basic launcher): two finish, two fail."""
     root = tmp_path_factory.mktemp("report") / "sweep"
-    runs = []
-    for i, values in enumerate(itertools.product(*PARAMS.values())):
-        name, overrides = f"{i:03d}", dict(zip(PARAMS, values))
-        entry = {"name": name, "folder": f"runs/{name}", "overrides": overrides, "state": "done", "error": None}
-        if i < 3:
-            run(
-                "configs/default.yaml",
-                BASE + [f"{k}={v}" for k, v in overrides.items()] + [f"out_dir={root}/runs/{name}"],
-            )
-        else:
-            entry.update(state="failed", error="ResourceError: out of memory")
-        runs.append(entry)
-    sweep = {"config": "configs/default.yaml", "overrides": BASE, "params": PARAMS, "launcher": "joblib", "runs": runs}
-    (root / "sweep.json").write_text(json.dumps(sweep))
-    return root
+    return run_sweep(ROOT / "configs" / "default.yaml", PARAMS, root, launcher="basic", overrides=BASE)
 
 
 def test_contact_sheet_has_a_labelled_cell_per_combination(sweep):
-    sheet, cells = report.contact_sheet(sweep, rows="style_weight", cols="content_layers", cell=40)
+    sheet, cells = report.contact_sheet(sweep, rows="style_weight", cols="laplacian.pool_sizes", cell=40)
+    names = [r["name"] for r in load_sweep(sweep)["runs"]]
     assert [(c["row"], c["col"], c["run"]) for c in cells] == [
-        ("1e-7", "[conv4_2]", "000"),
-        ("1e-7", "[conv2_2]", "001"),
-        ("1e-5", "[conv4_2]", "002"),
-        ("1e-5", "[conv2_2]", "003"),
+        ("1e-7", "[4]", names[0]),
+        ("1e-7", "[16]", names[1]),
+        ("1e-5", "[4]", names[2]),
+        ("1e-5", "[16]", names[3]),
     ]
     pixels = np.asarray(sheet).astype(float) / 255
-    for c in cells[:3]:
+    for c in (cells[0], cells[2]):
         x0, y0, x1, y1 = c["box"]
         picture = load_image(sweep / "runs" / c["run"] / "output.png", 40)[0].permute(1, 2, 0).numpy()
         h, w = picture.shape[:2]
         top, left = y0 + (40 - h) // 2, x0 + (40 - w) // 2
         assert np.abs(pixels[top : top + h, left : left + w] - picture).mean() < 0.01
-    x0, y0, x1, y1 = cells[3]["box"]  # the failed run: a grey tile, not a picture
-    assert abs(pixels[y0 + 2 : y0 + 8, x0 + 2 : x1 - 2].mean() - 210 / 255) < 0.01
+    for c in (cells[1], cells[3]):  # the failed runs: grey tiles, not pictures
+        x0, y0, x1, y1 = c["box"]
+        assert abs(pixels[y0 + 2 : y0 + 8, x0 + 2 : x1 - 2].mean() - 210 / 255) < 0.01
     # the other way round: the sheet is transposed
-    _, turned = report.contact_sheet(sweep, rows="content_layers", cols="style_weight", cell=40)
-    assert [c["run"] for c in turned] == ["000", "002", "001", "003"]
+    _, turned = report.contact_sheet(sweep, rows="laplacian.pool_sizes", cols="style_weight", cell=40)
+    assert [c["run"] for c in turned] == [names[0], names[2], names[1], names[3]]
     with pytest.raises(SemstyleError, match="--rows: 'seed' is not a swept key; the sweep varies style_weight"):
         report.contact_sheet(sweep, rows="seed")
 
@@ -92,7 +80,7 @@ class _Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def page(sweep):
-    return report.report(sweep, rows="style_weight", cols="content_layers", cell=40, size=48)
+    return report.report(sweep, rows="style_weight", cols="laplacian.pool_sizes", cell=40, size=48)
 
 
 def test_report_writes_valid_self_contained_html(sweep, page):
@@ -109,24 +97,26 @@ def test_report_writes_valid_self_contained_html(sweep, page):
             target = (sweep / unquote(url)).resolve()
             assert target.exists() and sweep.resolve() in target.parents, url
     assert "http" not in text  # no script, style, font or picture from the network
-    assert text.count("data:image/png;base64,") == 2 + 3  # sheet, loss overlay, three results
+    assert text.count("data:image/png;base64,") == 2 + 2  # sheet, loss overlay, the two results
     # each run's config differs from the base config in its swept keys only
     assert "<td>style_weight</td><td>1e-06</td><td>1e-07</td>" in text
-    assert "out of memory" in text  # the failed run says why
+    assert "pool size 16 leaves a 1x2 image" in text  # the failed runs say why
     rows = list(csv.DictReader((sweep / "metrics.csv").open()))
-    assert [r["run"] for r in rows] == ["000", "001", "002"]
+    names = [r["name"] for r in load_sweep(sweep)["runs"]]
+    assert [r["run"] for r in rows] == [names[0], names[2]]
     assert all(float(r["ssim"]) > 0 and r["style_weight"] for r in rows)
     for name in ("sheet.png", "losses.png", "metrics.md"):
         assert (sweep / name).is_file()
 
 
 def test_eval_and_report_commands(sweep, page, capsys):
-    assert main(["eval", str(sweep), str(sweep / "runs" / "000"), "--size", "48"]) == 0
+    first = load_sweep(sweep)["runs"][0]["name"]
+    assert main(["eval", str(sweep), str(sweep / "runs" / first), "--size", "48"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("| run | style_weight | content_layers | ssim ↑") and out.count("| 000 |") == 2
+    assert out.startswith("| run | style_weight | laplacian.pool_sizes | ssim ↑") and out.count(f"| {first} |") == 2
     assert main(["report", str(sweep), "--rows", "nope"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "semstyle: error: --rows: 'nope' is not a swept key; the sweep varies style_weight, content_layers"
+        "semstyle: error: --rows: 'nope' is not a swept key; the sweep varies style_weight, laplacian.pool_sizes"
     ]
 
 

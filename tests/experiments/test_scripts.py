@@ -6,11 +6,11 @@ from __future__ import annotations
 import csv
 import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 
 
