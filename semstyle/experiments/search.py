@@ -74,19 +74,14 @@ def penalised(objective: float | None, miss: float, sign: float) -> float:
     return objective
 
 
-def _metric_names() -> tuple[str, ...] | None:
-    try:
-        from . import metrics
-    except ImportError:
-        return None
-    return tuple(getattr(metrics, "KEYS", ())) or None
-
-
 def _check_metric(name: str, what: str) -> None:
-    known = _metric_names()
+    """``name`` is a key :func:`semstyle.experiments.metrics.evaluate` can return (per-style distances of a blend
+    included)."""
+    from .metrics import KEYS
+
     check(
-        known is None or name in known or re.fullmatch(r"style_distance_\d+", name) is not None,
-        f"{what} {name!r}: not a metric; metrics: {', '.join(known or ())}",
+        name in KEYS or re.fullmatch(r"style_distance_\d+", name) is not None,
+        f"{what} {name!r}: not a metric; metrics: {', '.join(KEYS)}",
     )
 
 

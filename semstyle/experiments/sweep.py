@@ -476,7 +476,8 @@ def execute(folder: Path, name: str, values: dict, texts: dict, threads: int, cw
     start = time.perf_counter()
     state, error = "done", None
     try:
-        os.chdir(cwd)  # relative paths in the config mean what they meant where the sweep was started
+        if os.path.isdir(cwd):  # relative paths in the config mean what they meant where the sweep was started
+            os.chdir(cwd)  # (a cluster node without that folder keeps its own: absolute paths are safer there)
         with torch_threads(threads):
             api.run(data.get("config"), run_overrides(data.get("overrides", []), values, run_dir.resolve(), resume))
     except KeyboardInterrupt:
