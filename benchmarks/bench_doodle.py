@@ -82,8 +82,8 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     cfg = load_config(
         {
             "method": options.pop("method", "doodle"),
-            "style": {"image": str(MONET / "style.jpg")},
-            "content": {"image": str(MONET / "style.jpg")},
+            "style": str(MONET / "style.jpg"),
+            "content": str(MONET / "style.jpg"),
             "precision": precision,
         },
         [f"{k}={v}" for k, v in options.items()],
