@@ -190,6 +190,45 @@ def masks_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(masks, size=tuple(size), mode="area")
 
 
+class RegionMasks:
+    """The region masks ``(B, K, H, W)`` of one image, handed to every loss that works region by region.
+
+    Each loss reads them at its layers' resolutions through :meth:`at`, which pools them once per size and device
+    and keeps the result: the style term, the colour term and every layer of both share one pooled copy, and no
+    loss resizes masks itself.
+
+    >>> masks = RegionMasks(torch.ones(1, 2, 8, 8))
+    >>> masks.at((4, 4)).shape, masks.count
+    (torch.Size([1, 2, 4, 4]), 2)
+    """
+
+    def __init__(self, masks: torch.Tensor):
+        check(masks.ndim == 4, f"region masks must be (B, K, H, W), got {tuple(masks.shape)}")
+        self.masks = masks.float()
+        self._pooled: dict[tuple, torch.Tensor] = {}
+
+    @classmethod
+    def of(cls, masks) -> "RegionMasks | None":
+        """``masks`` as :class:`RegionMasks` (a tensor is wrapped; None and RegionMasks pass through)."""
+        return masks if masks is None or isinstance(masks, RegionMasks) else cls(masks)
+
+    @property
+    def count(self) -> int:
+        return self.masks.shape[1]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.masks.shape[-2:])
+
+    def at(self, size, device=None) -> torch.Tensor:
+        """The masks area-pooled to ``size`` (:func:`masks_at`), on ``device`` (default: where they are)."""
+        key = (tuple(size), None if device is None else torch.device(device))
+        if key not in self._pooled:
+            pooled = masks_at(self.masks, tuple(size))
+            self._pooled[key] = pooled if device is None else pooled.to(device)
+        return self._pooled[key]
+
+
 def region_means(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Mean colour ``(K, 3)`` of ``image`` ``(1, 3, H, W)`` in each region of ``masks`` ``(1, K, h, w)`` (pooled to
     the image's size); an empty region gives 0."""

@@ -1,8 +1,10 @@
 """Loss terms: pure functions on tensors, each with a thin module that caches its target.
 
-Every module has ``layers`` (the encoder layers it reads; empty for image-space terms) and
-``forward(features) -> scalar``, where ``features`` maps layer names to ``(B, C, h, w)`` tensors and ``"image"``
-to the ``(B, 3, H, W)`` image itself. :class:`semstyle.engine.Objective` composes them.
+Every module follows one contract (:class:`semstyle.losses.base.Loss`): ``layers`` (the encoder layers it reads;
+empty for image-space terms), ``set_target(features, masks=None)``, ``set_input_masks(masks)`` for region-wise
+losses, and ``forward(features) -> scalar``, where ``features`` maps layer names to ``(B, C, h, w)`` tensors and
+``"image"`` to the ``(B, 3, H, W)`` image itself; a batch scores the mean of its images' losses.
+:class:`semstyle.engine.Objective` composes them.
 
 | module | loss | used by |
 |---|---|---|

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torch import nn
 
 from ..conf import load
 from ..conf.doodle import CNNMRF, DOODLE
@@ -38,6 +37,7 @@ from ..engine.runs import RunDir
 from ..engine.start import init_image
 from ..errors import check
 from ..losses import ContentLoss, TVLoss
+from ..losses.base import Loss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
 from ..viz.layout import side_by_side
@@ -150,7 +150,7 @@ def region_colors(
     return (fill + noise * (torch.rand(fill.shape, generator=gen) - 0.5)).clamp(0, 1)
 
 
-def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, nn.Module]]:
+def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, Loss]]:
     """The doodle objective for a resolved config: content, style (``mrf`` or ``gram_masked``), region colour and TV
     terms. Returns it with every term by name, weightless ones included (their targets are set all the same)."""
     style_layers, style_weight = list(cfg.style_layers), float(cfg.style_weight)
@@ -190,7 +190,7 @@ def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Obj
 @torch.no_grad()
 def set_targets(
     objective: Objective,
-    terms: dict[str, nn.Module],
+    terms: dict[str, Loss],
     cfg,
     style: torch.Tensor,
     style_masks: torch.Tensor | None,
@@ -201,22 +201,25 @@ def set_targets(
     rotated/scaled copies) and its masks, the target masks and the content, all at that phase's size."""
     device = objective.encoder.device
     style_layers = terms["style"].layers
+    # one RegionMasks per image: the terms that read it share its copies pooled to each layer
+    style_regions = semantic.RegionMasks.of(style_masks)
     if content is not None:
         terms["content"].set_target(objective.features(content.to(device), terms["content"].layers))
     if cfg.style_loss == "mrf":
         copies = style_copies(style, style_masks, cfg.mrf)
         feats = [objective.features(img.to(device), style_layers) for img, _, _ in copies]
-        terms["style"].set_style(
+        terms["style"].set_target(
             feats,
             [m for _, m, _ in copies] if style_masks is not None else None,
             [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies],
         )
     else:
-        terms["style"].set_style(objective.features(style.to(device), style_layers), style_masks)
+        terms["style"].set_target(objective.features(style.to(device), style_layers), style_regions)
     if target_masks is not None:
-        terms["style"].set_target_masks(target_masks.to(device))
-        terms["color"].set_style({"image": style.to(device)}, style_masks)
-        terms["color"].set_target_masks(target_masks.to(device))
+        target_regions = semantic.RegionMasks(target_masks.to(device))
+        terms["style"].set_input_masks(target_regions)
+        terms["color"].set_target({"image": style.to(device)}, style_regions)
+        terms["color"].set_input_masks(target_regions)
 
 
 def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
