@@ -24,7 +24,15 @@ from .gram import GramLoss, gram_loss, gram_matrix
 from .gram_masked import MaskedGramLoss, masked_grams
 from .laplacian import LaplacianLoss, laplacian, laplacian_loss
 from .mrf import MRFLoss, mrf_loss
-from .strotss import StrotssLoss, color_emd, moment_loss, relaxed_emd, self_similarity_loss
+from .strotss import (
+    SamplePoints,
+    SelfSimilarityLoss,
+    StrotssStyleLoss,
+    color_emd,
+    moment_loss,
+    relaxed_emd,
+    self_similarity_loss,
+)
 from .tv import TVLoss, tv_loss
 
 __all__ = [
@@ -40,7 +48,9 @@ __all__ = [
     "laplacian_loss",
     "MRFLoss",
     "mrf_loss",
-    "StrotssLoss",
+    "SamplePoints",
+    "SelfSimilarityLoss",
+    "StrotssStyleLoss",
     "relaxed_emd",
     "moment_loss",
     "color_emd",
