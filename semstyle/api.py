@@ -9,17 +9,23 @@ builds and solves its problem on the engine, and what it saves beside ``output.p
 
 from __future__ import annotations
 
+import json
+import resource
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
 from omegaconf import OmegaConf
 
 from .conf import SCHEMAS, Schema, load, to_yaml
 from .conf.loader import method_of, parse_overrides, user_config
+from .core.encoder import resolve_device, resolve_precision
+from .core.image import atomic_write
 from .engine import Engine
 from .engine.fingerprint import fingerprint
 from .engine.resources import check_memory
@@ -81,18 +87,44 @@ def _provenance() -> str:
     return "\n".join(lines)
 
 
+def _run_record(cfg, run_dir: RunDir, start: float) -> dict:
+    """``run.json``: what the run cost (wall time, peak memory, steps done) and where it ran (resolved precision
+    and device), read by :mod:`semstyle.experiments.metrics`. ``seconds`` is this call's wall time (a resumed run
+    counts from its resumption); ``steps`` counts every logged step, those before a resumption included.
+
+    ``peak_mb`` is the process's peak resident set (``getrusage`` max RSS, KiB on Linux): for a process that ran
+    several runs it is the largest so far, not this run's alone. On CUDA, ``cuda_peak_mb`` is this run's peak of
+    allocated GPU memory (the counter is reset when the run starts).
+    """
+    device = resolve_device(cfg.device)
+    record = {
+        "seconds": round(time.perf_counter() - start, 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "steps": len(run_dir.log.rows),
+        "precision": resolve_precision(cfg.precision, device),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        record["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return record
+
+
 def run(config=None, overrides=(), callbacks=(), **options) -> Path:
     """Run a method from a config file, dict or DictConfig, with ``key=value`` overrides and keyword options.
 
     ``callbacks`` receive every :class:`~semstyle.engine.events.Event` of the run; one may raise
     :class:`~semstyle.engine.events.StopRun` to end it early with the current image. Returns the finished run
-    folder (``config.yaml``, ``output.png``, ``losses.csv``, ``losses.png``, and the method's extras).
+    folder (``config.yaml``, ``output.png``, ``losses.csv``, ``losses.png``, ``run.json``, and the method's
+    extras).
     """
     overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
     cfg = load_config(config, overrides)
     method = METHODS[cfg.method]
     container = OmegaConf.to_container(cfg, resolve=True)
     check_memory(container)  # refuse a size that clearly cannot fit before any folder or heavy work
+    start = time.perf_counter()
+    if resolve_device(cfg.device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     with RunDir(cfg.out_dir, cfg.method, resume=cfg.resume, fingerprint=fingerprint(container)) as run_dir:
         run_dir.save_config(to_yaml(cfg, _provenance()))
         engine = Engine(cfg, run_dir, callbacks)
@@ -100,6 +132,8 @@ def run(config=None, overrides=(), callbacks=(), **options) -> Path:
         run_dir.save_image("output.png", result["output"])
         if method.save is not None:
             method.save(result, cfg, run_dir)
+        record = json.dumps(_run_record(cfg, run_dir, start), indent=1) + "\n"
+        atomic_write(run_dir.path / "run.json", lambda tmp: Path(tmp).write_text(record))
     return run_dir.path
 
 

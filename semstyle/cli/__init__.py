@@ -18,7 +18,7 @@ import sys
 from ..errors import SemstyleError
 from ..studio import cli as studio
 from ..version import __version__
-from . import commands, nbb
+from . import commands, evaluate, nbb, sweep
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_reconstruct(sub)
     commands.add_features(sub)
     nbb.add_cli(sub)
+    evaluate.add_eval(sub)
+    evaluate.add_report(sub)
+    sweep.add_sweep(sub)
+    sweep.add_search(sub)
     studio.add_cli(sub)  # imports no web server: the studio extra is only needed when the command runs
     return parser
 
@@ -57,11 +61,13 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = parse(build_parser(), argv)
-        args.func(args)
+        code = args.func(args)
     except SemstyleError as e:
         print(f"semstyle: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"semstyle: interrupted{'; ' + str(e) if e.args else ''}", file=sys.stderr)
         return 130
-    return 0
+    # a command may return an exit code: 1 when it ran and some of its work failed (sweep, search); other return
+    # values (nbb's run folder) are not codes
+    return code if isinstance(code, int) else 0

@@ -1,4 +1,4 @@
-"""Plots: the loss curves of a run (``losses.png``)."""
+"""Plots: the loss curves of a run (``losses.png``) and the overlay of many runs' curves (a sweep report)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,25 @@ def loss_curves(rows: list[dict], columns: list[str], path) -> None:
     ax.set_xlabel("step (all scales)")
     ax.set_ylabel("weighted loss")
     ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def overlay_curves(series: dict[str, tuple[list[float], list[float]]], path, ylabel: str = "total loss") -> None:
+    """Several runs' curves in one plot: ``series`` maps a label to ``(x, y)``; log scale; PNG to ``path``.
+
+    The loss-curve overlay of a sweep report (:mod:`semstyle.experiments.report`).
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for label, (x, y) in series.items():
+        ax.plot(x, [abs(v) if v else float("nan") for v in y], label=label, lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("step (all scales)")
+    ax.set_ylabel(ylabel)
+    if series:
+        ax.legend(fontsize=7, loc="upper right", ncol=max(1, len(series) // 12))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
