@@ -25,7 +25,6 @@ import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import KMeans
 
 from ..errors import ConfigError, ImageError, SemstyleError, check
 from .encoder import vgg19_encoder
@@ -115,6 +114,10 @@ def extract_palette(semantic: torch.Tensor, max_colors: int = 8, min_fraction: f
     colors = torch.stack([codes >> 16, (codes >> 8) & 255, codes & 255], 1).float() / 255
     counts = counts.double()
     k = min(max_colors, len(codes))
+    # imported here, not at the top: sklearn takes ~1.5 s to load, and only maps and keypoint selection
+    # cluster; every other run (and each sweep worker, each CLI call) starts without it
+    from sklearn.cluster import KMeans
+
     km = KMeans(n_clusters=k, n_init=4, random_state=0).fit(colors.numpy(), sample_weight=counts.numpy())
     labels = torch.from_numpy(km.labels_).long()
     mass = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, counts)
@@ -350,6 +353,10 @@ def auto_maps(
             key="semantic.auto_features=color, or a less elongated image",
         )
     fit = [feats_of(img, work_size)[0] for img in images]
+    # imported here, not at the top: sklearn takes ~1.5 s to load, and only maps and keypoint selection
+    # cluster; every other run (and each sweep worker, each CLI call) starts without it
+    from sklearn.cluster import KMeans
+
     km = KMeans(n_clusters=n_regions, n_init=4, random_state=seed).fit(torch.cat(fit).numpy())
     centers = torch.from_numpy(km.cluster_centers_).float()
     out = []
