@@ -289,9 +289,12 @@ class SelfSimilarityLoss(Loss):
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.target:
             raise RuntimeError("SelfSimilarityLoss: set_target() was not called")
-        xn = [F.normalize(x, dim=1) for x in self.points.columns(features, self.layers, self.feature_scale)]
         with torch.no_grad():
             cn = [F.normalize(c, dim=1) for c in self.points.columns(self.target, self.layers, self.feature_scale)]
+        return _batch_mean(features, lambda image: self._image_loss(image, cn))
+
+    def _image_loss(self, features: dict[str, torch.Tensor], cn: list[torch.Tensor]) -> torch.Tensor:
+        xn = [F.normalize(x, dim=1) for x in self.points.columns(features, self.layers, self.feature_scale)]
         return torch.stack([self_similarity_loss(x, c, unit=True) for x, c in zip(xn, cn)]).mean()
 
 
@@ -364,6 +367,9 @@ class StrotssStyleLoss(Loss):
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not self.style_sets:
             raise RuntimeError("StrotssStyleLoss: set_target() was not called")
+        return _batch_mean(features, self._image_terms)
+
+    def _image_terms(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hx = self.points.columns(features, self.layers, self.feature_scale)
         terms = {"remd": [], "moment": [], "color": []}
         for x, style in zip(hx, self.style_sets):
@@ -371,6 +377,18 @@ class StrotssStyleLoss(Loss):
             terms["moment"].append(moment_loss(x, style["moments"], self.bf16))
             terms["color"].append(relaxed_emd(rgb_to_yuv_rows(x[:, :3]), style["yuv"], "l2"))
         return {name: torch.stack(values).mean() for name, values in terms.items()}
+
+
+def _batch_mean(features: dict[str, torch.Tensor], loss):
+    """``loss`` of each image of a batch ``{layer: (B, C, h, w)}`` read at the same points, averaged (a dict of
+    terms: each term averaged); a batch of one is scored as it is."""
+    batch = len(features["image"])
+    if batch == 1:
+        return loss(features)
+    values = [loss({layer: f[b : b + 1] for layer, f in features.items()}) for b in range(batch)]
+    if isinstance(values[0], dict):
+        return {name: torch.stack([v[name] for v in values]).mean() for name in values[0]}
+    return torch.stack(values).mean()
 
 
 def strotss_weights(content_weight: float, moment_weight: float = 1.0, color_scale: float = 1.0) -> dict:

@@ -8,6 +8,7 @@ from semstyle.core.semantic import RegionMasks
 from semstyle.errors import SemstyleError
 from semstyle.losses import ContentLoss, GramLoss, LaplacianLoss, MaskedGramLoss, MRFLoss, TVLoss
 from semstyle.losses.base import Loss
+from semstyle.losses.strotss import SamplePoints, SelfSimilarityLoss, StrotssStyleLoss
 
 LAYER = "relu3_1"
 
@@ -91,3 +92,28 @@ def test_a_batch_scores_the_mean_of_its_images(make):
     assert one_by_one[0].item() != pytest.approx(one_by_one[1].item(), rel=1e-3)  # the two images differ
     together.backward()
     assert batch.grad[0].abs().sum() > 0 and batch.grad[1].abs().sum() > 0
+
+
+def test_the_strotss_terms_score_a_batch_as_the_mean_of_its_images():
+    """The STROTSS terms read every image of a batch at the same points; the batch's value is their mean."""
+    gen = torch.Generator().manual_seed(5)
+
+    def features(batch):
+        return {
+            "relu1_1": torch.rand(batch, 4, 8, 8, generator=gen),
+            "image": torch.rand(batch, 3, 16, 16, generator=gen),
+        }
+
+    points = SamplePoints(24, seed=0)
+    points.set_regions((16, 16))
+    content, style = SelfSimilarityLoss(points, ("relu1_1",)), StrotssStyleLoss(points, ("relu1_1",), style_samples=40)
+    content.set_target(features(1))
+    style.set_target(features(1))
+    points.resample()
+    batch = features(2)
+    singles = [{name: f[b : b + 1] for name, f in batch.items()} for b in (0, 1)]
+    assert content(batch).item() == pytest.approx((content(singles[0]) + content(singles[1])).item() / 2, rel=1e-5)
+    together, apart = style(batch), [style(one) for one in singles]
+    for term in ("remd", "moment", "color"):
+        assert together[term].item() == pytest.approx((apart[0][term] + apart[1][term]).item() / 2, rel=1e-5)
+    assert apart[0]["remd"].item() != pytest.approx(apart[1]["remd"].item(), rel=1e-3)
