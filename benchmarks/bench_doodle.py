@@ -82,8 +82,8 @@ def measure(size: int, mode: str, repeats: int, precision: str = "auto", overrid
     cfg = load_config(
         {
             "method": options.pop("method", "doodle"),
-            "style": {"image": str(MONET / "style.jpg")},
-            "content": {"image": str(MONET / "style.jpg")},
+            "style": str(MONET / "style.jpg"),
+            "content": str(MONET / "style.jpg"),
             "precision": precision,
         },
         [f"{k}={v}" for k, v in options.items()],
@@ -147,8 +147,8 @@ def exact_mrf_loss(output: Path, size: int, stride: int) -> float:
     style, s_masks, t_masks = monet_set(size)
     mrf = MRFLoss(style_stride=stride, stride=stride, semantic_weight=defaults.semantic.weight)
     with torch.no_grad():
-        mrf.set_style(encoder(style, mrf.layers), s_masks)
-        mrf.set_target_masks(t_masks)
+        mrf.set_target(encoder(style, mrf.layers), s_masks)
+        mrf.set_input_masks(t_masks)
         return mrf(encoder(load_image(output, size), mrf.layers)).item()
 
 

@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument(
         "--settings",
         default="noise/10,content/10,content/30,content/100,content/300,noise/100",
-        help="comma-separated init/content.weight",
+        help="comma-separated init/content_weight",
     )
     parser.add_argument("--save", help="folder for the results (optional)")
     args = parser.parse_args()
@@ -83,7 +83,7 @@ def main() -> None:
         for setting in args.settings.split(","):
             init, weight = setting.split("/")
             runs[setting] = doodle.doodle(
-                style, smap, tmap, content=content, init=init, **{"content.weight": float(weight)}, **options
+                style, smap, tmap, content=content, init=init, **{"content_weight": float(weight)}, **options
             )
         photo = resize(content, tuple(runs["maps-only"].shape[-2:]))
         cells = [f"{key} {luminance_correlation(result, photo):.3f}" for key, result in runs.items()]

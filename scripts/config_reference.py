@@ -50,6 +50,15 @@ def _apply(node, preset: dict):
     return node
 
 
+def renamed_keys() -> list[tuple[str, str, str]]:
+    """``(method, old, new)`` for every renamed key; the method is left out where all methods share the rename."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for name, schema in SCHEMAS.items():
+        for old, new in schema.renamed.items():
+            seen.setdefault((old, new), []).append(name)
+    return [(", ".join(names), old, new) for (old, new), names in seen.items()]
+
+
 def render() -> str:
     base = RunConfig()
     common = {f.name: getattr(base, f.name) for f in fields(RunConfig)}  # shown per method only where it differs
@@ -58,8 +67,16 @@ def render() -> str:
         "",
         "Generated from the schemas in `semstyle/conf/` by `python scripts/config_reference.py`: every key, its "
         "type and its default. The comments beside each default in `semstyle/conf/*.py` give its source. "
-        "`null` keys of a config group (dst `base`, doodle `style.loss`) are filled from the group's table when "
+        "`null` keys of a config group (dst `base`, doodle `style_loss`) are filled from the group's table when "
         "a run starts, and `config.yaml` in the run folder shows the values that ran.",
+        "",
+        "One vocabulary across methods: `content` and `style` are the images, `content_map` and `style_map` their "
+        "region maps (the doodle's `content_map` is the doodle it paints), `resize_maps` lets a map of another size "
+        "through, and `content_weight`, `style_weight`, `content_layers`, `style_layers`, `style_scale` mean the same "
+        "in every method. `reconstruct` has `image`: the one picture whose `target` (content or style) it rebuilds. "
+        "Old spellings still load, with a deprecation warning: "
+        + ", ".join(f"`{old}` → `{new}`" + (f" ({name})" if name else "") for name, old, new in renamed_keys())
+        + ".",
         "",
         "## Keys of every method",
         "",

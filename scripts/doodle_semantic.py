@@ -25,9 +25,9 @@ def main(argv=None) -> int:
     with Timer():
         overrides = base_overrides(args, scales=False) + [
             "phases=2",
-            f"style.image={style}",
-            f"style.map={style_map}",
-            f"target.map={target_map}",
+            f"style={style}",
+            f"style_map={style_map}",
+            f"content_map={target_map}",
         ]
         params = {"semantic.weight": SEMANTIC_WEIGHTS}
         sweep(args, args.out, ROOT / "configs" / "doodle" / "monet.yaml", params, overrides)

@@ -91,11 +91,11 @@ def add_run(sub) -> None:
 # -- doodle ------------------------------------------------------------------------------------------------------
 
 DOODLE_OPTIONS = (  # (command-line option, config key)
-    ("style", "style.image"),
-    ("style_map", "style.map"),
-    ("target_map", "target.map"),
-    ("content", "content.image"),
-    ("loss", "style.loss"),
+    ("style", "style"),
+    ("style_map", "style_map"),
+    ("content_map", "content_map"),
+    ("content", "content"),
+    ("loss", "style_loss"),
     ("semantic_weight", "semantic.weight"),
     ("auto_maps", "semantic.auto_maps"),
     ("auto_features", "semantic.auto_features"),
@@ -111,7 +111,7 @@ def _doodle(args) -> None:
     if config is None:
         config = {"method": "cnnmrf" if args.cnnmrf else "doodle"}
     given = [f"{key}={getattr(args, option)}" for option, key in DOODLE_OPTIONS if getattr(args, option) is not None]
-    given += ["semantic.resize_maps=true"] * args.resize_maps + ["method=cnnmrf"] * args.cnnmrf
+    given += ["resize_maps=true"] * args.resize_maps + ["method=cnnmrf"] * args.cnnmrf
     run_and_report(config, given + common_overrides(args) + overrides, ["sheet.png"])
 
 
@@ -131,8 +131,13 @@ def add_doodle(sub) -> None:
     p.add_argument("config", nargs="?", help="optional YAML config (e.g. configs/doodle/monet.yaml)")
     p.add_argument("--style", help="the style painting")
     p.add_argument("--style-map", help="colour-coded map of the painting (same size)")
-    p.add_argument("--target-map", help="the doodle to paint (or the content photo's map), same colour code")
-    p.add_argument("--content", help="optional content photo (its map is --target-map)")
+    p.add_argument(
+        "--content-map",
+        "--target-map",
+        dest="content_map",
+        help="the doodle to paint (or the content photo's map), same colour code",
+    )
+    p.add_argument("--content", help="optional content photo (its map is --content-map)")
     p.add_argument("--auto-maps", type=int, metavar="N", help="no maps: segment style and content into N regions")
     p.add_argument(
         "--auto-features",
@@ -140,7 +145,7 @@ def add_doodle(sub) -> None:
         help=f"what --auto-maps clusters (default {DoodleConfig().semantic.auto_features})",
     )
     p.add_argument("--resize-maps", action="store_true", help="resize maps whose size differs from their image")
-    p.add_argument("--loss", choices=("mrf", "gram_masked"), help=f"style loss (default {DoodleConfig().style.loss})")
+    p.add_argument("--loss", choices=("mrf", "gram_masked"), help=f"style loss (default {DoodleConfig().style_loss})")
     p.add_argument(
         "--semantic-weight",
         type=float,

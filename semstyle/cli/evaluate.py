@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import check
 from ..interrupts import deferred
 
 REFERENCE_SIZE = 256  # semstyle.experiments.metrics.REFERENCE_SIZE (not imported here: it would load torch)
 
 
 def _check_size(size: int) -> None:
-    from ..errors import check
-
     check(32 <= size <= 4096, f"--size: must be in [32, 4096], got {size}")
 
 
 def _eval(args) -> None:
-    from ..errors import check
-
     _check_size(args.size)
     for path in args.paths:
         check(Path(path).is_dir(), f"{path}: no such run or sweep folder")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..interrupts import deferred
-from .commands import split_config
+from .commands import DEFAULT_CONFIG, split_config
 
 LAUNCHER_NAMES = ("joblib", "submitit_local", "submitit_slurm", "ray", "basic")  # semstyle.experiments.sweep
 
@@ -58,8 +58,6 @@ def _sweep(args) -> int:
         data = sweep.load_sweep(args.out)
         config, params, base = data.get("config"), data["params"], data.get("overrides", [])
     elif config is None:
-        from .commands import DEFAULT_CONFIG
-
         config = DEFAULT_CONFIG
     folder = sweep.run_sweep(config, params, _out(args, "sweep"), args.launcher, base, args.jobs, log=_log)
     return _report(sweep, folder)
@@ -69,8 +67,6 @@ def _search(args) -> int:
     sweep, search = _modules()
     config, overrides = split_config(args.config, args.overrides)
     if config is None:
-        from .commands import DEFAULT_CONFIG
-
         config = DEFAULT_CONFIG
     space, base = {}, []
     for item in overrides:

@@ -50,6 +50,15 @@ class RunConfig:
     stop: StopConfig = field(default_factory=StopConfig)
 
 
+def check_stop(cfg) -> None:
+    """The ``stop`` section of ``cfg`` (a config, or ``{"stop": {...}}``): the checks of the loader and of
+    :class:`semstyle.engine.stopping.StopRule` alike."""
+    check_choice(cfg, "stop.rule", STOP_RULES)
+    check_number(cfg, "stop.threshold", lo=0)
+    check_number(cfg, "stop.window", lo=1, integer=True)
+    check_number(cfg, "stop.min_steps", lo=0, integer=True)
+
+
 def check_common(cfg) -> None:
     check_number(cfg, "size", lo=16, hi=8192, integer=True)
     check_number(cfg, "steps", lo=0, integer=True)
@@ -58,10 +67,7 @@ def check_common(cfg) -> None:
     check_choice(cfg, "precision", PRECISIONS)
     check_bool(cfg, "resume")
     check_bool(cfg, "progress")
-    check_choice(cfg, "stop.rule", STOP_RULES)
-    check_number(cfg, "stop.threshold", lo=0)
-    check_number(cfg, "stop.window", lo=1, integer=True)
-    check_number(cfg, "stop.min_steps", lo=0, integer=True)
+    check_stop(cfg)
     for s in cfg.scales:
         check(isinstance(s, int) and 16 <= s <= 8192, f"scales: each entry must be an integer in [16, 8192], got {s!r}")
 

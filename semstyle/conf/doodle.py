@@ -15,43 +15,16 @@ from .vocab import POOLINGS, check_layers
 
 STYLE_LOSSES = ("mrf", "gram_masked")
 
-# The style term's defaults per style.loss, filled where style.layers / style.weight are left null.
+# The style term's defaults per style_loss, filled where style_layers / style_weight are left null.
 STYLE_LOSS_DEFAULTS = {
     # neural-doodle doodle.py: --style-layers 3_1,4_1 (Lasagne convs include the ReLU), --style-weight 25,
     # each layer's loss a mean over patch elements, as mrf_loss is.
-    "mrf": {"style.layers": ["relu3_1", "relu4_1"], "style.weight": 25.0},
+    "mrf": {"style_layers": ["relu3_1", "relu4_1"], "style_weight": 25.0},
     # fast-neural-doodle uses neural-style's layers relu1_1..relu5_1; the weight keeps this toolkit's Gatys
-    # style/content balance (gatys: 1e-6 / 1e-3) relative to content.weight 10 (maps only: it just sets the
+    # style/content balance (gatys: 1e-6 / 1e-3) relative to content_weight 10 (maps only: it just sets the
     # balance with TV, which stays ~10 % of the loss on the Monet doodle).
-    "gram_masked": {"style.layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "style.weight": 1.0e-2},
+    "gram_masked": {"style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "style_weight": 1.0e-2},
 }
-
-
-@dataclass
-class DoodleStyle:
-    image: Optional[str] = None  # the painting whose patches are used
-    map: Optional[str] = None  # its colour-coded region map
-    loss: str = "mrf"  # mrf | gram_masked
-    weight: Optional[float] = None  # null: from style.loss (STYLE_LOSS_DEFAULTS)
-    layers: Optional[List[str]] = None  # null: from style.loss
-    layer_weights: Optional[List[float]] = None  # null: 1 per layer (neural-doodle sums its layers)
-    scale: float = 1.0  # style long side = phase long side × scale
-
-
-@dataclass
-class DoodleTarget:
-    map: Optional[str] = None  # the doodle to paint (or the content image's map)
-
-
-@dataclass
-class DoodleContent:
-    image: Optional[str] = None  # optional photo whose map is target.map
-    # neural-doodle's --content-weight 10 (a mean squared error, as ContentLoss is) lost the photo: abandoning it
-    # lowers the MRF and region-colour terms by 3.5-12x the most the content term can cost at 10 (its weight times
-    # the photo's mean squared relu4_2), so the optimum is the painting re-arranged. 100, from the photo, keeps
-    # faces and objects on 6 portrait and landscape pairs (docs/doodle.md, "Doodle with a content photo")
-    weight: float = 100.0
-    layers: List[str] = field(default_factory=lambda: ["relu4_2"])  # neural-doodle --content-layers 4_2
 
 
 @dataclass
@@ -62,7 +35,6 @@ class DoodleSemantic:
     unmatched: str = "error"  # error | ignore: a target colour with no style counterpart
     auto_maps: int = 0  # N > 0: segment style and content into N regions by k-means instead of maps
     auto_features: str = "color"  # color (Lab + position) | vgg (relu3_1 features + position)
-    resize_maps: bool = False  # resize a map whose size differs from its image instead of failing
     # semstyle's addition to neural-doodle (0 = its objective): a masked Gram loss on the RGB pixels in [0, 1] gives
     # each target region the colour statistics of its style region. The patch losses alone left thin or dark
     # regions too light (the Renoir tree: mean colour 0.3-0.4 from the painting's, nearer the grass); at 1e9 the
@@ -94,17 +66,30 @@ class DoodleConfig(RunConfig):
     size: int = 512  # neural-doodle samples are 512 px wide
     steps: int = 100  # per phase: neural-doodle --iterations 100
     phases: int = 3  # neural-doodle --phases 3: 1/4, 1/2, 1 of size (ignored when `scales` is set)
-    style: DoodleStyle = field(default_factory=DoodleStyle)
-    target: DoodleTarget = field(default_factory=DoodleTarget)
-    content: DoodleContent = field(default_factory=DoodleContent)
+    style: Optional[str] = None  # the painting whose patches are used
+    style_map: Optional[str] = None  # its colour-coded region map
+    style_loss: str = "mrf"  # mrf | gram_masked
+    style_weight: Optional[float] = None  # null: from style_loss (STYLE_LOSS_DEFAULTS)
+    style_layers: Optional[List[str]] = None  # null: from style_loss
+    style_layer_weights: Optional[List[float]] = None  # null: 1 per layer (neural-doodle sums its layers)
+    style_scale: float = 1.0  # style long side = phase long side × style_scale
+    content: Optional[str] = None  # optional photo whose map is content_map
+    content_map: Optional[str] = None  # the doodle to paint (or the content photo's map)
+    # neural-doodle's --content-weight 10 (a mean squared error, as ContentLoss is) lost the photo: abandoning it
+    # lowers the MRF and region-colour terms by 3.5-12x the most the content term can cost at 10 (its weight times
+    # the photo's mean squared relu4_2), so the optimum is the painting re-arranged. 100, from the photo, keeps
+    # faces and objects on 6 portrait and landscape pairs (docs/doodle.md, "Doodle with a content photo")
+    content_weight: float = 100.0
+    content_layers: List[str] = field(default_factory=lambda: ["relu4_2"])  # neural-doodle --content-layers 4_2
+    resize_maps: bool = False  # resize a map whose size differs from its image instead of failing
     semantic: DoodleSemantic = field(default_factory=DoodleSemantic)
     mrf: MRFConfig = field(default_factory=MRFConfig)
     # neural-doodle --smoothness 1: mean(((dx² + dy²)·255²)^1.25) on 0-255 pixels. TVLoss(p=2.5) on [0, 1] pixels is
     # mean(|dx|^2.5 + |dy|^2.5); the two agree within 2^0.25 (equal for dx = dy) at weight 255^2.5 · 2^0.25.
     tv_weight: float = 1.24e6
     tv_power: float = 2.5
-    # auto: content with content.image (CNNMRF ini_method 'image'), else noise (neural-doodle --seed noise, uniform in
-    # --seed-range 16:240); regions (see methods.doodle.region_colors); content; style; an image file
+    # auto: content when a content photo is given (CNNMRF ini_method 'image'), else noise (neural-doodle --seed
+    # noise, uniform in --seed-range 16:240); regions (see methods.doodle.region_colors); content; style; an image file
     init: str = "auto"
     optimizer: str = "lbfgs"
     lr: Optional[float] = None
@@ -112,15 +97,15 @@ class DoodleConfig(RunConfig):
 
 
 def validate_doodle(cfg) -> None:
-    check_choice(cfg, "style.loss", STYLE_LOSSES)
+    check_choice(cfg, "style_loss", STYLE_LOSSES)
     check_number(cfg, "phases", lo=1, hi=8, integer=True)
-    check_number(cfg, "style.scale", lo=0, lo_open=True)
-    check_number(cfg, "style.weight", lo=0)
-    check(len(cfg.style.layers) > 0, "style.layers: must name at least one layer")
-    check_layers(cfg.style.layers)
-    check_number(cfg, "content.weight", lo=0)
-    check(len(cfg.content.layers) > 0, "content.layers: name at least one layer, e.g. [relu4_2]")
-    check_layers(cfg.content.layers)
+    check_number(cfg, "style_scale", lo=0, lo_open=True)
+    check_number(cfg, "style_weight", lo=0)
+    check(len(cfg.style_layers) > 0, "style_layers: must name at least one layer")
+    check_layers(cfg.style_layers)
+    check_number(cfg, "content_weight", lo=0)
+    check(len(cfg.content_layers) > 0, "content_layers: name at least one layer, e.g. [relu4_2]")
+    check_layers(cfg.content_layers)
     check_number(cfg, "semantic.weight", lo=0)
     check_number(cfg, "semantic.color_weight", lo=0)
     check_number(cfg, "semantic.max_colors", lo=1, hi=64, integer=True)
@@ -145,42 +130,61 @@ def validate_doodle(cfg) -> None:
     check_optimizer(cfg)
     check_choice(cfg, "pooling", POOLINGS)
     check(cfg.init != "", f"init: {cfg.init!r} is not noise, regions, content, style or a file")
-    check(cfg.style.image not in (None, ""), "style.image: required (the painting whose patches are used)")
+    check(cfg.style not in (None, ""), "style: required (the painting whose patches are used)")
     auto = cfg.semantic.auto_maps > 0
     if auto:
         check(
-            cfg.content.image is not None,
-            "semantic.auto_maps: needs content.image (the target's regions are found in it)",
+            cfg.content is not None,
+            "semantic.auto_maps: needs content (the target's regions are found in it)",
         )
         check(
-            cfg.style.map is None and cfg.target.map is None,
-            "semantic.auto_maps: computes both maps; remove style.map / target.map, or set semantic.auto_maps=0",
+            cfg.style_map is None and cfg.content_map is None,
+            "semantic.auto_maps: computes both maps; remove style_map / content_map, or set semantic.auto_maps=0",
         )
-    elif cfg.style.loss == "gram_masked" or cfg.target.map is not None or cfg.style.map is not None:
+    elif cfg.style_loss == "gram_masked" or cfg.content_map is not None or cfg.style_map is not None:
         check(
-            cfg.style.map is not None,
-            "style.map: required with target.map or style.loss=gram_masked (or use semantic.auto_maps=N)",
+            cfg.style_map is not None,
+            "style_map: required with content_map or style_loss=gram_masked (or use semantic.auto_maps=N)",
         )
-        check(cfg.target.map is not None, "target.map: required (the doodle to paint, same colours as style.map)")
+        check(cfg.content_map is not None, "content_map: required (the doodle to paint, same colours as style_map)")
     else:
         check(
-            cfg.content.image is not None,
-            "content.image: required when there are no maps (give target.map to paint a doodle)",
+            cfg.content is not None,
+            "content: required when there are no maps (give content_map to paint a doodle)",
         )
     if cfg.init == "content":  # auto picks content only when there is a photo
-        check(cfg.content.image is not None, "init: content needs content.image")
+        check(cfg.content is not None, "init: content needs a content photo (key content)")
     if cfg.init == "regions":
         check(
-            auto or cfg.target.map is not None,
-            "init: regions needs maps (style.map + target.map, or semantic.auto_maps)",
+            auto or cfg.content_map is not None,
+            "init: regions needs maps (style_map + content_map, or semantic.auto_maps)",
         )
 
+
+# The doodle's keys were nested (style.image, target.map, ...) while every other method spelled the same ideas flat
+# (style, content_map, style_weight, ...); one vocabulary now, and the old spellings still load, with a warning.
+# The images come last: their old parents (style, content) must be empty before the new keys take their names.
+RENAMED = {
+    "style.map": "style_map",
+    "style.loss": "style_loss",
+    "style.weight": "style_weight",
+    "style.layers": "style_layers",
+    "style.layer_weights": "style_layer_weights",
+    "style.scale": "style_scale",
+    "target.map": "content_map",
+    "content.weight": "content_weight",
+    "content.layers": "content_layers",
+    "semantic.resize_maps": "resize_maps",
+    "style.image": "style",
+    "content.image": "content",
+}
 
 DOODLE = Schema(
     "doodle",
     DoodleConfig,
     validate_doodle,
-    groups={"style.loss": STYLE_LOSS_DEFAULTS},
+    groups={"style_loss": STYLE_LOSS_DEFAULTS},
+    renamed=RENAMED,
     summary="neural doodle: paint a colour-coded map with a painting's patches, region by region",
 )
 
@@ -199,17 +203,13 @@ CNNMRF_PRESET = {
     # CNNMRF's 384x288.
     "tv_weight": 1.0e7,
     "tv_power": 2.0,
-    "content": {
-        "image": packaged("content/astronaut.jpg"),
-        "weight": 20.0,  # content_weight 2e1
-        "layers": ["relu4_2"],
-    },  # content_layers {23} = relu4_2
-    "style": {
-        "image": packaged("styles/monalisa.jpg"),
-        "weight": 1.0,
-        "layers": ["relu3_1", "relu4_1"],  # mrf_layers {12, 21}
-        "layer_weights": [88.0, 44.0],
-    },  # mrf_weight {1e-4, 1e-4}, converted (see above)
+    "content": packaged("content/astronaut.jpg"),
+    "content_weight": 20.0,  # content_weight 2e1
+    "content_layers": ["relu4_2"],  # content_layers {23} = relu4_2
+    "style": packaged("styles/monalisa.jpg"),
+    "style_weight": 1.0,
+    "style_layers": ["relu3_1", "relu4_1"],  # mrf_layers {12, 21}
+    "style_layer_weights": [88.0, 44.0],  # mrf_weight {1e-4, 1e-4}, converted (see above)
     "mrf": {
         "patch_size": 3,  # mrf_patch_size {3, 3}
         "style_stride": 2,  # mrf_sample_stride {2, 2}
@@ -226,6 +226,7 @@ CNNMRF = Schema(
     DoodleConfig,
     validate_doodle,
     preset=CNNMRF_PRESET,
-    groups={"style.loss": STYLE_LOSS_DEFAULTS},
+    groups={"style_loss": STYLE_LOSS_DEFAULTS},
+    renamed=RENAMED,
     summary="CNNMRF (Li & Wand 2016): content + patch MRF style, no maps (a preset of doodle)",
 )

@@ -5,7 +5,7 @@ One mechanism for every method (Hydra's structured-config model on OmegaConf):
 - the method's dataclass gives every key, its type and its default;
 - a *preset* replaces some defaults (``cnnmrf`` is a preset of ``doodle``);
 - a *group* key fills the keys left null from the table of its chosen value (DST's ``base: gram | strotss``,
-  the doodle's ``style.loss: mrf | gram_masked``), so that the resolved config has no nulls left to fill later;
+  the doodle's ``style_loss: mrf | gram_masked``), so that the resolved config has no nulls left to fill later;
 - old spellings of renamed keys still work, with a deprecation warning.
 
 Unknown keys name the key and list the valid ones; wrong types and bad values are one-line
@@ -108,6 +108,8 @@ def _rename(cfg: DictConfig, renamed: dict, where: str) -> None:
         parent, _, leaf = old.rpartition(".")
         container = OmegaConf.select(cfg, parent) if parent else cfg
         del container[leaf]
+        if parent and not container:  # an emptied group (style: {image: ...}) gives its name to the new key
+            del cfg[parent]
         OmegaConf.update(cfg, new, value, force_add=True)
 
 

@@ -25,7 +25,6 @@ import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import KMeans
 
 from ..errors import ConfigError, ImageError, SemstyleError, check
 from .encoder import vgg19_encoder
@@ -115,6 +114,10 @@ def extract_palette(semantic: torch.Tensor, max_colors: int = 8, min_fraction: f
     colors = torch.stack([codes >> 16, (codes >> 8) & 255, codes & 255], 1).float() / 255
     counts = counts.double()
     k = min(max_colors, len(codes))
+    # imported here, not at the top: sklearn takes ~1.5 s to load, and only maps and keypoint selection
+    # cluster; every other run (and each sweep worker, each CLI call) starts without it
+    from sklearn.cluster import KMeans
+
     km = KMeans(n_clusters=k, n_init=4, random_state=0).fit(colors.numpy(), sample_weight=counts.numpy())
     labels = torch.from_numpy(km.labels_).long()
     mass = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, counts)
@@ -188,6 +191,45 @@ def masks_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(masks.shape[-2:]) == tuple(size):
         return masks
     return F.interpolate(masks, size=tuple(size), mode="area")
+
+
+class RegionMasks:
+    """The region masks ``(B, K, H, W)`` of one image, handed to every loss that works region by region.
+
+    Each loss reads them at its layers' resolutions through :meth:`at`, which pools them once per size and device
+    and keeps the result: the style term, the colour term and every layer of both share one pooled copy, and no
+    loss resizes masks itself.
+
+    >>> masks = RegionMasks(torch.ones(1, 2, 8, 8))
+    >>> masks.at((4, 4)).shape, masks.count
+    (torch.Size([1, 2, 4, 4]), 2)
+    """
+
+    def __init__(self, masks: torch.Tensor):
+        check(masks.ndim == 4, f"region masks must be (B, K, H, W), got {tuple(masks.shape)}")
+        self.masks = masks.float()
+        self._pooled: dict[tuple, torch.Tensor] = {}
+
+    @classmethod
+    def of(cls, masks) -> "RegionMasks | None":
+        """``masks`` as :class:`RegionMasks` (a tensor is wrapped; None and RegionMasks pass through)."""
+        return masks if masks is None or isinstance(masks, RegionMasks) else cls(masks)
+
+    @property
+    def count(self) -> int:
+        return self.masks.shape[1]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.masks.shape[-2:])
+
+    def at(self, size, device=None) -> torch.Tensor:
+        """The masks area-pooled to ``size`` (:func:`masks_at`), on ``device`` (default: where they are)."""
+        key = (tuple(size), None if device is None else torch.device(device))
+        if key not in self._pooled:
+            pooled = masks_at(self.masks, tuple(size))
+            self._pooled[key] = pooled if device is None else pooled.to(device)
+        return self._pooled[key]
 
 
 def region_means(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -311,6 +353,10 @@ def auto_maps(
             key="semantic.auto_features=color, or a less elongated image",
         )
     fit = [feats_of(img, work_size)[0] for img in images]
+    # imported here, not at the top: sklearn takes ~1.5 s to load, and only maps and keypoint selection
+    # cluster; every other run (and each sweep worker, each CLI call) starts without it
+    from sklearn.cluster import KMeans
+
     km = KMeans(n_clusters=n_regions, n_init=4, random_state=seed).fit(torch.cat(fit).numpy())
     centers = torch.from_numpy(km.cluster_centers_).float()
     out = []

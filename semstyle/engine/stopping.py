@@ -21,8 +21,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from ..conf.common import STOP_RULES as RULES
-from ..conf.common import StopConfig
+from omegaconf import OmegaConf
+
+from ..conf.common import StopConfig, check_stop
 from ..errors import ConfigError
 
 DEFAULTS = asdict(StopConfig())
@@ -58,17 +59,7 @@ class StopRule:
     history: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
-        if self.rule not in RULES:
-            raise ConfigError(f"stop.rule: {self.rule!r} is not one of {', '.join(RULES)}")
-        if not _is_number(self.threshold) or not self.threshold >= 0 or not math.isfinite(self.threshold):
-            raise ConfigError(
-                f"stop.threshold: must be a number >= 0 (relative improvement per step), got {self.threshold!r}"
-            )
-        for key in ("window", "min_steps"):
-            value = getattr(self, key)
-            lowest = 1 if key == "window" else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-                raise ConfigError(f"stop.{key}: must be an integer >= {lowest}, got {value!r}")
+        check_stop(OmegaConf.create({"stop": {key: getattr(self, key) for key in DEFAULTS}}))
         self.threshold = float(self.threshold)
 
     @classmethod
@@ -102,7 +93,3 @@ class StopRule:
         """Record this step's loss; ``True`` when the optimisation should stop after it."""
         self.history.append(float(loss))
         return self.should_stop(self.history)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

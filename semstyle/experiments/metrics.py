@@ -219,13 +219,9 @@ def _get(cfg, key: str):
 
 def _references(cfg) -> tuple[str | None, list[str], list[float]]:
     """The content image, the style images and their blend weights named by a run's config, per method."""
-    method = _get(cfg, "method")
-    if method in ("doodle", "cnnmrf"):
-        content, style = _get(cfg, "content.image"), _get(cfg, "style.image")
-    elif method == "reconstruct":
+    if _get(cfg, "method") == "reconstruct":
         return None, [], []
-    else:  # gatys, strotss, dst: content and style at the top
-        content, style = _get(cfg, "content"), _get(cfg, "style")
+    content, style = _get(cfg, "content"), _get(cfg, "style")  # one vocabulary: the same keys in every method
     styles = [str(s) for s in style] if is_list(style) else ([str(style)] if style else [])
     weights = [1.0] * len(styles)
     if len(styles) > 1 and _get(cfg, "style_weights") is not None:
@@ -237,11 +233,7 @@ def _references(cfg) -> tuple[str | None, list[str], list[float]]:
 
 def _maps(cfg) -> tuple[str | None, str | None]:
     """``(target map, style map)`` of a doodle or guided STROTSS run, else Nones."""
-    if _get(cfg, "method") in ("doodle", "cnnmrf"):
-        return _get(cfg, "target.map"), _get(cfg, "style.map")
-    if _get(cfg, "method") == "strotss":
-        return _get(cfg, "content_map"), _get(cfg, "style_map")
-    return None, None
+    return _get(cfg, "content_map"), _get(cfg, "style_map")
 
 
 def _file(path: str, key: str, run_dir: Path) -> str:
@@ -266,7 +258,7 @@ def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, devi
     Args:
         run_dir: a finished run folder (``config.yaml``, ``output.png``; ``run.json``, ``dst.json`` when present).
         content, style: image paths to score against; default the images the run's config names (``content`` /
-            ``style``, ``content.image`` / ``style.image`` for doodles). ``style`` may be a list (a blend).
+            ``style``, the same keys in every method). ``style`` may be a list (a blend).
         size: the long side every image is resized to; the same for every run that should compare.
         device: where the reference encoder runs (``cpu``, ``cuda``); fp32 either way.
     """

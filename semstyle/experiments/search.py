@@ -27,9 +27,16 @@ import re
 from pathlib import Path
 from typing import Callable
 
+import optuna
+from hydra.core.hydra_config import HydraConfig
+
 from .. import api
+from ..core.image import atomic_write
 from ..errors import ConfigError, SemstyleError, check
+from ..viz.plots import search_progress
+from . import metrics as metric_module
 from . import sweep as sw
+from .metrics import KEYS
 
 OPERATORS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -77,8 +84,6 @@ def penalised(objective: float | None, miss: float, sign: float) -> float:
 def _check_metric(name: str, what: str) -> None:
     """``name`` is a key :func:`semstyle.experiments.metrics.evaluate` can return (per-style distances of a blend
     included)."""
-    from .metrics import KEYS
-
     check(
         name in KEYS or re.fullmatch(r"style_distance_\d+", name) is not None,
         f"{what} {name!r}: not a metric; metrics: {', '.join(KEYS)}",
@@ -124,10 +129,6 @@ def endpoints(key: str, spec: str) -> list:
 def search_trial(cfg) -> float:
     """Hydra's task function for one trial: run it (or reuse its finished run), score it, record it, and return the
     value Optuna minimises."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from . import metrics as metric_module
-
     meta = cfg[sw.META]
     folder = Path(meta.folder)
     data = sw.load_sweep(folder)
@@ -200,8 +201,6 @@ def run_search(
     search of 10 trials or fewer would be random throughout). ``metric_size`` is the long side the metrics are
     computed at (default the metrics' reference size, 256).
     """
-    from . import metrics as metric_module
-
     log = log or (lambda message: None)
     check((minimize is None) != (maximize is None), "search: give one of --minimize METRIC or --maximize METRIC")
     objective = minimize or maximize
@@ -295,56 +294,30 @@ def run_search(
 
 
 def _quiet_optuna() -> None:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def plot(folder) -> Path | None:
     """``search.png``: each trial's objective (meeting the constraints: dots; missing them: crosses) and the best so
-    far among those meeting them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from ..core.image import atomic_write
-
+    far among those meeting them (:func:`semstyle.viz.plots.search_progress`)."""
     folder = Path(folder)
     data = sw.load_sweep(folder)
     settings = data["search"]
     runs = sorted((r for r in data["runs"] if r.get("objective") is not None), key=lambda r: r["name"])
     if not runs:
         return None
-    sign = -1.0 if settings["direction"] == "maximize" else 1.0
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    ok = [(int(r["name"]), r["objective"]) for r in runs if r.get("feasible")]
-    bad = [(int(r["name"]), r["objective"]) for r in runs if not r.get("feasible")]
-    if ok:
-        ax.plot(*zip(*ok), "o", color="tab:blue", label="meets the constraints")
-        best_so_far, steps = None, []
-        for n, v in ok:
-            best_so_far = v if best_so_far is None or sign * v < sign * best_so_far else best_so_far
-            steps.append((n, best_so_far))
-        last = max(int(r["name"]) for r in runs)
-        xs, ys = zip(*(steps + [(last, steps[-1][1])]))
-        ax.step(xs, ys, where="post", color="tab:green", label="best so far")
-    if bad:
-        ax.plot(*zip(*bad), "x", color="tab:red", label="misses a constraint")
-    values = [v for _, v in ok + bad]
-    if min(values) > 0 and max(values) / min(values) > 100:
-        ax.set_yscale("log")
     where = " and ".join(settings["where"])
-    ax.set_title(f"{settings['direction']} {settings['objective']}" + (f" where {where}" if where else ""))
-    ax.set_xlabel("trial")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(settings["objective"])
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = atomic_write(folder / PLOT, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return path
+    return atomic_write(
+        folder / PLOT,
+        lambda tmp: search_progress(
+            [(int(r["name"]), r["objective"]) for r in runs if r.get("feasible")],
+            [(int(r["name"]), r["objective"]) for r in runs if not r.get("feasible")],
+            settings["direction"] == "maximize",
+            f"{settings['direction']} {settings['objective']}" + (f" where {where}" if where else ""),
+            settings["objective"],
+            tmp,
+        ),
+    )
 
 
 __all__ = ["run_search", "best", "plot", "parse_constraint", "violation", "penalised"]

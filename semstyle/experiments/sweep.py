@@ -34,16 +34,28 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+import torch
+from hydra import initialize_config_dir
+from hydra._internal.callbacks import Callbacks
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.errors import HydraException
+from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .. import api
 from ..core.image import atomic_write
+from ..engine import resources
 from ..errors import ConfigError, SemstyleError, check
 
 SWEEP_FILE = "sweep.json"
@@ -68,8 +80,6 @@ RESERVED = ("out_dir", "resume", "progress")  # set by the sweep for every run
 
 
 def _parser():
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return OverridesParser.create()
 
 
@@ -80,8 +90,6 @@ def _one_line(text: str) -> str:
 def parse_override(item: str):
     """Hydra's parse of one ``key=value`` (a :class:`hydra.core.override_parser.types.Override`), or a one-line
     :class:`ConfigError` naming it."""
-    from hydra.errors import HydraException
-
     check(isinstance(item, str) and "=" in item, f"override {item!r}: expected key=value")
     try:
         override = _parser().parse_override(item)
@@ -341,9 +349,6 @@ def write_primary(folder: Path, keys, meta: dict) -> Path:
 @contextmanager
 def hydra_session(conf_dir: Path):
     """Hydra initialised on ``conf_dir`` (the Python API's :func:`hydra.initialize_config_dir`); yields Hydra."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3", job_name="semstyle"):
         yield GlobalHydra.instance().hydra
 
@@ -367,12 +372,6 @@ def _hydra_error(e: BaseException) -> ConfigError:
 def check_hydra(keys, overrides: list[str]) -> None:
     """Compose Hydra's config once with ``overrides`` (launcher, sweeper and their settings) on a scratch primary
     config: a typo in them is bad input, reported before the sweep folder is touched."""
-    import tempfile
-
-    from hydra.errors import HydraException
-    from hydra.types import RunMode
-    from omegaconf.errors import OmegaConfBaseException
-
     with tempfile.TemporaryDirectory(prefix="semstyle-hydra-") as scratch:
         conf_dir = write_primary(Path(scratch), keys, {"folder": scratch, "threads": 1, "cwd": scratch, "run": None})
         with hydra_session(conf_dir) as hydra:
@@ -385,13 +384,6 @@ def check_hydra(keys, overrides: list[str]) -> None:
 def launch(conf_dir: Path, task, hydra_overrides: list[str], jobs: list[list[str]], batch: int | None = None):
     """Hand ``jobs`` (each a list of ``key=value`` Hydra overrides) to the launcher the overrides select, in
     batches of ``batch`` (all at once when None), as Hydra's basic sweeper does; returns their JobReturns."""
-    from hydra._internal.callbacks import Callbacks
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.plugins import Plugins
-    from hydra.errors import HydraException
-    from hydra.types import HydraContext, RunMode
-    from omegaconf.errors import OmegaConfBaseException
-
     with hydra_session(conf_dir) as hydra:
         try:
             cfg = hydra.compose_config(
@@ -429,8 +421,6 @@ def _select(container: dict, key: str):
 def job_values(cfg, keys) -> tuple[dict, dict]:
     """``(values, texts)`` of this job's swept keys: the values from the job config Hydra composed, the texts as
     the job's overrides gave them."""
-    from hydra.core.hydra_config import HydraConfig
-
     container = OmegaConf.to_container(cfg, resolve=False)
     values = {key: _select(container, key) for key in keys}
     given = {}
@@ -449,8 +439,6 @@ def _error_line(e: BaseException) -> str:
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads set to ``threads`` (0: the cores this process may use) for the block."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, threads or cores()))
     try:
@@ -667,8 +655,6 @@ def plan_jobs(launcher: str, n_jobs, todo: int, config, base, combos) -> tuple[i
 
 def _memory_limit(config, base, combos) -> int:
     """How many of the largest run fit in the available memory at once (the engine's per-run estimate)."""
-    from ..engine import resources
-
     available = resources.available_bytes()
     if available is None:
         return cores()

@@ -1,8 +1,10 @@
 """Loss terms: pure functions on tensors, each with a thin module that caches its target.
 
-Every module has ``layers`` (the encoder layers it reads; empty for image-space terms) and
-``forward(features) -> scalar``, where ``features`` maps layer names to ``(B, C, h, w)`` tensors and ``"image"``
-to the ``(B, 3, H, W)`` image itself. :class:`semstyle.engine.Objective` composes them.
+Every module follows one contract (:class:`semstyle.losses.base.Loss`): ``layers`` (the encoder layers it reads;
+empty for image-space terms), ``set_target(features, masks=None)``, ``set_input_masks(masks)`` for region-wise
+losses, and ``forward(features) -> scalar``, where ``features`` maps layer names to ``(B, C, h, w)`` tensors and
+``"image"`` to the ``(B, 3, H, W)`` image itself; a batch scores the mean of its images' losses.
+:class:`semstyle.engine.Objective` composes them.
 
 | module | loss | used by |
 |---|---|---|
@@ -22,7 +24,15 @@ from .gram import GramLoss, gram_loss, gram_matrix
 from .gram_masked import MaskedGramLoss, masked_grams
 from .laplacian import LaplacianLoss, laplacian, laplacian_loss
 from .mrf import MRFLoss, mrf_loss
-from .strotss import StrotssLoss, color_emd, moment_loss, relaxed_emd, self_similarity_loss
+from .strotss import (
+    SamplePoints,
+    SelfSimilarityLoss,
+    StrotssStyleLoss,
+    color_emd,
+    moment_loss,
+    relaxed_emd,
+    self_similarity_loss,
+)
 from .tv import TVLoss, tv_loss
 
 __all__ = [
@@ -38,7 +48,9 @@ __all__ = [
     "laplacian_loss",
     "MRFLoss",
     "mrf_loss",
-    "StrotssLoss",
+    "SamplePoints",
+    "SelfSimilarityLoss",
+    "StrotssStyleLoss",
     "relaxed_emd",
     "moment_loss",
     "color_emd",

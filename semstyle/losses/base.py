@@ -1,4 +1,17 @@
-"""Shared plumbing of the loss modules."""
+"""The one contract of every loss module, and the plumbing of per-layer losses.
+
+Every loss (pystiche's pattern: targets set once, then a score per step) is a :class:`Loss`:
+
+- ``layers``: the encoder layers :meth:`~Loss.forward` reads; ``"image"`` names the pixels themselves;
+- ``set_target(features, masks=None)``: cache what the loss compares against, from the target image's
+  ``{layer: (B, C, h, w)}`` features (once per scale); ``masks``: that image's
+  :class:`~semstyle.core.semantic.RegionMasks`, for losses that work region by region;
+- ``set_input_masks(masks)``: the :class:`~semstyle.core.semantic.RegionMasks` of the image being optimised;
+- ``forward(features) -> scalar``: the loss of a batch ``{layer: (B, C, h, w)}``.
+
+Masks travel as :class:`~semstyle.core.semantic.RegionMasks`, which pools them to each layer's resolution once,
+for every loss that reads them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +19,7 @@ import torch
 from torch import nn
 
 from ..core.encoder import check_layers
+from ..core.semantic import RegionMasks
 from ..errors import check
 
 
@@ -24,7 +38,24 @@ def layer_weights(layers, weights=None) -> dict[str, float]:
     return dict(zip(layers, map(float, weights)))
 
 
-class LayerLoss(nn.Module):
+class Loss(nn.Module):
+    """The contract above. A loss with no target (TV) keeps the defaults; a loss that is not region-wise refuses
+    masks with a one-line error instead of ignoring them."""
+
+    layers: tuple[str, ...] = ()
+    region_wise = False  # True: set_target and set_input_masks take RegionMasks
+
+    def set_target(self, features: dict[str, torch.Tensor], masks: RegionMasks | None = None) -> None:
+        self._check_masks(masks)
+
+    def set_input_masks(self, masks: RegionMasks | None) -> None:
+        self._check_masks(masks)
+
+    def _check_masks(self, masks) -> None:
+        check(masks is None or self.region_wise, f"{type(self).__name__} does not work region by region: no masks")
+
+
+class LayerLoss(Loss):
     """A loss summed over layers with per-layer weights, comparing against cached per-layer targets."""
 
     def __init__(self, layers, weights=None):
@@ -37,7 +68,8 @@ class LayerLoss(nn.Module):
         """What is cached from a target feature map (the map itself by default)."""
         return feature.detach()
 
-    def set_target(self, features: dict[str, torch.Tensor]) -> None:
+    def set_target(self, features: dict[str, torch.Tensor], masks: RegionMasks | None = None) -> None:
+        self._check_masks(masks)
         self.targets = {layer: self.target_of(features[layer]) for layer in self.layers}
 
     def layer_loss(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -6,16 +6,17 @@ fast-neural-doodle divides each masked Gram by the whole layer area; here it is 
 (the mean of its squared mask), so a region's Gram is comparable between a style and a target of different
 region sizes.
 
-Shapes: features ``(1, C, h, w)``; masks ``(1, K, H, W)`` (pooled to each layer); Grams ``(K, C, C)``.
+Shapes: features ``(B, C, h, w)``; masks :class:`~semstyle.core.semantic.RegionMasks` of ``(B or 1, K, H, W)``
+(pooled to each layer once, by the masks); per-image Grams ``(K, C, C)``.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ..core.semantic import masks_at
-from .base import layer_weights
+from ..core.semantic import RegionMasks
+from ..errors import check
+from .base import Loss, layer_weights
 from .gram import gram_loss, gram_matrix
 
 MIN_AREA = 1e-3  # a region covering less of a layer than this has no meaningful Gram there
@@ -41,50 +42,65 @@ def masked_grams(features: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Ten
     return grams / area.clamp_min(MIN_AREA).view(-1, 1, 1), area
 
 
-class MaskedGramLoss(nn.Module):
-    """Σ_l w_l · mean over shared regions r of ``gram_loss(G_r(x), G_r(s))``.
+def _per_image(features: torch.Tensor, masks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`masked_grams` of each image of a batch ``(B, C, h, w)``, under its own masks or the one set given."""
+    check(
+        masks.shape[0] in (1, features.shape[0]),
+        f"{masks.shape[0]} sets of region masks for a batch of {features.shape[0]} images",
+    )
+    return [
+        masked_grams(features[b : b + 1], masks[b : b + 1] if masks.shape[0] > 1 else masks)
+        for b in range(len(features))
+    ]
 
-    Call :meth:`set_style` with the style features and masks, :meth:`set_target_masks` with the target masks
-    (same channel order, e.g. from :func:`semstyle.semantic.semantic_masks`). Regions absent from the style or
-    the target at a layer are skipped there.
+
+class MaskedGramLoss(Loss):
+    """Σ_l w_l · mean over images and shared regions r of ``gram_loss(G_r(x), G_r(s))``.
+
+    :meth:`set_target` takes the style features and the style's region masks, :meth:`set_input_masks` those of the
+    image being optimised (same region order, e.g. from :func:`semstyle.core.semantic.semantic_masks`). Regions
+    absent from the style or the target at a layer are skipped there. A batch of targets is matched image by
+    image; one target serves a whole batch.
     """
+
+    region_wise = True
 
     def __init__(self, layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), weights=None):
         super().__init__()
         self.weights = layer_weights(layers, weights)
         self.layers = tuple(self.weights)
-        self.targets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.target_masks: dict[str, torch.Tensor] = {}
+        self.targets: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.input_masks: RegionMasks | None = None
 
     @torch.no_grad()
-    def set_style(self, features: dict[str, torch.Tensor], masks: torch.Tensor) -> None:
-        """Style features ``{layer: (1, C, h, w)}`` and image-resolution masks ``(1, K, H, W)``."""
-        self.targets = {
-            layer: masked_grams(
-                features[layer].detach().float(),
-                masks_at(masks.float().to(features[layer].device), features[layer].shape[-2:]),
-            )
-            for layer in self.layers
-        }
+    def set_target(self, features: dict[str, torch.Tensor], masks: RegionMasks | None = None) -> None:
+        """Style features ``{layer: (B, C, h, w)}`` and the style's region masks."""
+        check(masks is not None, "MaskedGramLoss: the style's region masks are needed")
+        masks = RegionMasks.of(masks)
+        self.targets = {}
+        for layer in self.layers:
+            feature = features[layer].detach().float()
+            self.targets[layer] = _per_image(feature, masks.at(feature.shape[-2:], feature.device))
 
-    def set_target_masks(self, masks: torch.Tensor) -> None:
-        """Target masks ``(1, K, H, W)`` at image resolution; pooled to each layer on use."""
-        self.target_masks = {"image": masks.float()}
+    def set_input_masks(self, masks: RegionMasks | None) -> None:
+        self.input_masks = RegionMasks.of(masks)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        if not self.targets or not self.target_masks:
-            raise RuntimeError("MaskedGramLoss: set_style() and set_target_masks() must be called first")
+        if not self.targets or self.input_masks is None:
+            raise RuntimeError("MaskedGramLoss: set_target() and set_input_masks() must be called first")
         total = 0.0
         for layer, weight in self.weights.items():
             feature = features[layer]
-            masks = self.target_masks.get(layer)
-            if masks is None or masks.shape[-2:] != feature.shape[-2:]:
-                masks = self.target_masks[layer] = masks_at(self.target_masks["image"], feature.shape[-2:]).to(
-                    feature.device
-                )
-            style_grams, style_area = self.targets[layer]
-            grams, area = masked_grams(feature, masks)
-            shared = (area > MIN_AREA) & (style_area > MIN_AREA)
-            if shared.any():
-                total = total + weight * gram_loss(grams[shared], style_grams[shared])
+            targets = self.targets[layer]
+            per_image = []
+            for b, (grams, area) in enumerate(
+                _per_image(feature, self.input_masks.at(feature.shape[-2:], feature.device))
+            ):
+                style_grams, style_area = targets[b if len(targets) > 1 else 0]
+                shared = (area > MIN_AREA) & (style_area > MIN_AREA)
+                if shared.any():
+                    per_image.append(gram_loss(grams[shared], style_grams[shared]))
+            if per_image:  # one image: its loss as it is (a stack and a division would change its last bits)
+                loss = per_image[0] if len(feature) == 1 else torch.stack(per_image).sum() / len(feature)
+                total = total + weight * loss
         return total

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from kornia.filters import filter2d
-from torch import nn
 
 from ..errors import ConfigError, check
+from .base import Loss
 
 LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
 
@@ -39,15 +39,13 @@ def laplacian_loss(image: torch.Tensor, target: torch.Tensor, pool: int = 1) -> 
     return F.mse_loss(laplacian(image, pool), target.expand(image.shape[0], *target.shape[1:]))
 
 
-class LaplacianLoss(nn.Module):
+class LaplacianLoss(Loss):
     """``Σ_p w_p · laplacian_loss(x, D_p(content), p)`` over ``pool_sizes`` (image-space, ``layers = ()``).
 
     Args:
         pool_sizes: the ``p`` values (Li et al. 2017 use p = 4, and 4 with 16 combined).
         weights: relative weight per pool size; None = 1 each.
     """
-
-    layers: tuple[str, ...] = ()
 
     def __init__(self, pool_sizes=(4, 16), weights=None):
         super().__init__()
@@ -63,8 +61,9 @@ class LaplacianLoss(nn.Module):
         self.weights = dict(zip(pool_sizes, weights))
         self.targets: dict[int, torch.Tensor] = {}
 
-    def set_target(self, features: dict[str, torch.Tensor]) -> None:
+    def set_target(self, features: dict[str, torch.Tensor], masks=None) -> None:
         """Cache ``D_p`` of the content image ``features["image"]`` for every pool size."""
+        self._check_masks(masks)
         image = features["image"].detach()
         self.targets = {p: laplacian(image, p) for p in self.weights}
 

@@ -35,8 +35,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ..core.semantic import RegionMasks
 from ..patches.geometry import (
     PatchIndex,
     extract_patches,
@@ -57,7 +57,7 @@ from ..patches.search import (
     principal_channels,
     project_channels,
 )
-from .base import layer_weights
+from .base import Loss, layer_weights
 
 
 class _PatchDistance(torch.autograd.Function):
@@ -116,7 +116,7 @@ def mrf_loss(features: torch.Tensor, matched: torch.Tensor, patch_size: int = 3,
     return patch_distance(features, overlay, matched.float().pow(2).sum(), patch_size, stride)
 
 
-class MRFLoss(nn.Module):
+class MRFLoss(Loss):
     """MRF style loss over ``layers``, with or without semantic maps.
 
     Args:
@@ -143,10 +143,13 @@ class MRFLoss(nn.Module):
             every second step gives the same exact MRF loss of the result (3 seeds).
         seed: seed of PatchMatch's random search.
 
-    Call :meth:`set_style` with the style features (one dict per style copy: CNNMRF adds rotated and scaled
-    copies) and, for guidance, their masks; :meth:`set_target_masks` with the target's masks. ``forward(features)``
-    matches every synthesis patch, then returns Σ_l w_l · mrf_loss.
+    :meth:`set_target` takes the style features (one dict per style copy: CNNMRF adds rotated and scaled copies)
+    and, for guidance, their :class:`~semstyle.core.semantic.RegionMasks`; :meth:`set_input_masks` those of the
+    image being optimised. ``forward(features)`` matches every synthesis patch of each image of the batch, then
+    returns Σ_l w_l · mrf_loss (the mean over the batch).
     """
+
+    region_wise = True
 
     def __init__(
         self,
@@ -183,38 +186,38 @@ class MRFLoss(nn.Module):
         self.feature_width: dict[str, int] = {}  # per layer: width of the feature part of a style row
         self.basis: dict[str, torch.Tensor | None] = {}  # per layer: (C, match_channels) or None (exact search)
         self.style_units: dict[str, torch.Tensor | None] = {}  # (N, k·k·K) float32 mask rows, for candidate_groups
-        self.target_masks: dict[str, torch.Tensor] = {}  # "image": (1, K, H, W)
-        self.last_index: dict[str, torch.Tensor] = {}  # matches of the last forward, for inspection and tests
-        # per layer: (size, target mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)
-        self._target: dict[str, tuple] = {}
+        self.input_masks: RegionMasks | None = None  # (1 or B, K, H, W)
+        self.last_index: dict[str, torch.Tensor] = {}  # matches of the last forward (first image), for inspection
+        # per (layer, image): (size, target mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)
+        self._target: dict[tuple, tuple] = {}
         self.search = search
         self.search_every = int(search_every)
-        # per layer: (size, calls since the last search, the matches' overlay, Σ of their squared norms)
-        self._matched: dict[str, tuple] = {}
-        # per layer, patchmatch: (size, (h', w') matches, PatchMatch steps done, sampling_pools, float32 style rows)
-        self._field: dict[str, tuple] = {}
+        # per (layer, image): (size, calls since the last search, the matches' overlay, Σ of their squared norms)
+        self._matched: dict[tuple, tuple] = {}
+        # per (layer, image), patchmatch: (size, (h', w') matches, PatchMatch steps done, sampling_pools, float32
+        # style rows)
+        self._field: dict[tuple, tuple] = {}
         self._generator = torch.Generator().manual_seed(seed)
         self._shifts: dict[str, dict] = {}  # per layer: {(dy, dx): (N,) shift_patches table}, patchmatch
 
     @property
     def guided(self) -> bool:
-        return self.semantic_weight > 0 and "image" in self.target_masks
+        return self.semantic_weight > 0 and self.input_masks is not None
 
     @torch.no_grad()
-    def set_style(self, features, masks=None, valid=None) -> None:
+    def set_target(self, features, masks=None, valid=None) -> None:
         """Cache the style patches.
 
         Args:
             features: ``{layer: (1, C, h, w)}`` or a list of them (style copies).
-            masks: ``(1, K, H, W)`` image-resolution masks (a list: one per copy), or None (unguided).
-            valid: ``(1, 1, H, W)`` per copy, 1 where the copy has image content (rotated copies have empty
-                corners); patches touching invalid pixels are dropped.
+            masks: the style's :class:`~semstyle.core.semantic.RegionMasks` (or ``(1, K, H, W)`` tensors; a list:
+                one per copy), or None (unguided).
+            valid: ``(1, 1, H, W)`` per copy, as masks or tensors: 1 where the copy has image content (rotated
+                copies have empty corners); patches touching invalid pixels are dropped.
         """
-        from ..core.semantic import masks_at
-
         features = [features] if isinstance(features, dict) else list(features)
-        masks = [None] * len(features) if masks is None else ([masks] if torch.is_tensor(masks) else list(masks))
-        valid = [None] * len(features) if valid is None else ([valid] if torch.is_tensor(valid) else list(valid))
+        masks = _per_copy(masks, len(features))
+        valid = _per_copy(valid, len(features))
         guided = self.semantic_weight > 0 and all(m is not None for m in masks)
         k, s = self.patch_size, self.style_stride
         for layer in self.layers:
@@ -228,14 +231,14 @@ class MRFLoss(nn.Module):
             basis = principal_channels(feats, self.match_channels) if 0 < self.match_channels < channels else None
             rows, norms, units, keeps = [], [], [], []
             for f, mask, ok in zip(feats, masks, valid):
-                u = mask_rows(masks_at(mask.float().to(f.device), f.shape[-2:]), k, s) if guided else None
+                u = mask_rows(mask.at(f.shape[-2:], f.device), k, s) if guided else None
                 # search rows: the normalised patches, or those of the features projected on the basis
                 r, n = ncc_patches(f if basis is None else project_channels(f, basis), k, s, u, None, self.match_dtype)
                 if basis is not None:
                     n = patch_norms(f, k, s)
                 keep = None
                 if ok is not None:  # keep patches lying wholly inside the valid area
-                    inside = -F.max_pool2d(-masks_at(ok.float().to(f.device), f.shape[-2:]), k, stride=s)
+                    inside = -F.max_pool2d(-ok.at(f.shape[-2:], f.device), k, stride=s)
                     keep = inside.flatten() > 0.99
                     r, n, u = (None if t is None else t[keep] for t in (r, n, u))
                 rows.append(r)
@@ -253,13 +256,14 @@ class MRFLoss(nn.Module):
         # the groups, matches and shifts index these rows
         self._target, self._field, self._shifts, self._matched = {}, {}, {}, {}
 
-    def set_target_masks(self, masks: torch.Tensor | None) -> None:
-        """Target masks ``(1, K, H, W)`` at image resolution (None clears them); pooled to each layer on use."""
-        self.target_masks = {} if masks is None else {"image": masks.float()}
+    def set_input_masks(self, masks: RegionMasks | None) -> None:
+        """The region masks of the image being optimised (None clears them)."""
+        self.input_masks = RegionMasks.of(masks)
         self._target, self._field, self._matched = {}, {}, {}
 
-    def match(self, layer: str, feature: torch.Tensor) -> torch.Tensor:
-        """Nearest style patch index for each synthesis patch of ``feature`` at ``layer``: ``(h'·w',)``.
+    def match(self, layer: str, feature: torch.Tensor, item: int = 0) -> torch.Tensor:
+        """Nearest style patch index for each synthesis patch of ``feature`` ``(1, C, h, w)``, image ``item`` of
+        the batch, at ``layer``: ``(h'·w',)``.
 
         ``search="patchmatch"``: the exact search the first time for a layer and size (a phase's start), then one
         :func:`patchmatch_step` from the previous matches per call."""
@@ -274,12 +278,12 @@ class MRFLoss(nn.Module):
         if not guided:
             style = style[:, :ck2]
         patchmatch = self.search == "patchmatch" and math.prod(grid) * len(style) >= PATCHMATCH_MIN_SCORES
-        previous = self._field.get(layer) if patchmatch else None
+        previous = self._field.get((layer, item)) if patchmatch else None
         exact = previous is None or previous[0] != size
         # PatchMatch scores its candidates in float32 (best_candidates), the exact search in match_dtype
         dtype = self.match_dtype if exact else torch.float32
         if guided:
-            unit, buffers, groups = self._target_rows(layer, size, feature.device)
+            unit, buffers, groups = self._target_rows(layer, size, feature.device, item)
             rows, _ = ncc_patches(
                 search, self.patch_size, self.stride, unit, self.semantic_weight, dtype, out=buffers.get(dtype)
             )
@@ -290,7 +294,7 @@ class MRFLoss(nn.Module):
             index = nearest_patches(rows, style, self.chunk_elements, groups)[0]
             if patchmatch:
                 pools = sampling_pools(groups, len(rows), len(style), rows.device)
-                self._field[layer] = size, index.view(grid), 0, pools, style.float()
+                self._field[layer, item] = size, index.view(grid), 0, pools, style.float()
             return index
         _, field, steps, pools, style32 = previous
         field = patchmatch_step(
@@ -303,43 +307,59 @@ class MRFLoss(nn.Module):
             self._generator,
             self._shifts.setdefault(layer, {}),
         )
-        self._field[layer] = size, field, steps + 1, pools, style32
+        self._field[layer, item] = size, field, steps + 1, pools, style32
         return field.flatten()
 
-    def _target_rows(self, layer: str, size: tuple, device) -> tuple:
-        """``(mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)`` of the target map at ``layer`` and
-        ``size``: the map does not change, so they are kept per layer and size."""
-        from ..core.semantic import masks_at
-
-        if self._target.get(layer, (None,))[0] != size:
+    def _target_rows(self, layer: str, size: tuple, device, item: int = 0) -> tuple:
+        """``(mask rows, {dtype: (L, D) row buffer}, [PatchGroup] or None)`` of image ``item``'s map at ``layer``
+        and ``size``: the map does not change, so they are kept per layer, image and size."""
+        key = (layer, item if self.input_masks.masks.shape[0] > 1 else 0)
+        if self._target.get(key, (None,))[0] != size:
             style = self.style_rows[layer]
-            unit = mask_rows(masks_at(self.target_masks["image"], size).to(device), self.patch_size, self.stride)
+            masks = self.input_masks.at(size, device)
+            masks = masks[item : item + 1] if masks.shape[0] > 1 else masks
+            unit = mask_rows(masks, self.patch_size, self.stride)
             groups = candidate_groups(
                 unit, self.style_units[layer], self.patch_size, self.semantic_weight, self.chunk_elements
             )
             if groups is not None:
                 groups = [PatchGroup(m, c, None if c is None else style.index_select(0, c)) for m, c in groups]
-            self._target[layer] = size, unit, {}, groups
-        return self._target[layer][1:]
+            self._target[key] = size, unit, {}, groups
+        return self._target[key][1:]
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.style_rows:
-            raise RuntimeError("MRFLoss: set_style() was not called")
+            raise RuntimeError("MRFLoss: set_target() was not called")
         total = 0.0
         for layer, weight in self.weights.items():
             # one float32 channels-last copy (none from a bf16 encoder), read by both the search and the loss
-            feature = features[layer].float().contiguous(memory_format=torch.channels_last)
-            size = tuple(feature.shape[-2:])
-            size_, calls, overlay, squares = self._matched.get(layer, (None, 0, None, None))
-            if size_ == size and calls + 1 < self.search_every:  # keep the last matches and their overlay
-                self._matched[layer] = size, calls + 1, overlay, squares
-            else:
-                index = self.last_index[layer] = self.match(layer, feature)
-                overlay = overlay_style_patches(
-                    self.style_pixels[layer], self.patch_index[layer], index, size, self.patch_size, self.stride
-                )
-                squares = self.style_norms[layer][index].square().sum()
-                self._matched[layer] = size, 0, overlay, squares
-            loss = patch_distance(feature, overlay, squares, self.patch_size, self.stride)
+            batch = features[layer].float().contiguous(memory_format=torch.channels_last)
+            losses = [self._image_loss(layer, batch[b : b + 1], b) for b in range(len(batch))]
+            loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
             total = total + weight * loss
         return total
+
+    def _image_loss(self, layer: str, feature: torch.Tensor, item: int) -> torch.Tensor:
+        """:func:`patch_distance` of one image ``(1, C, h, w)`` to its matched style patches at ``layer``."""
+        size = tuple(feature.shape[-2:])
+        size_, calls, overlay, squares = self._matched.get((layer, item), (None, 0, None, None))
+        if size_ == size and calls + 1 < self.search_every:  # keep the last matches and their overlay
+            self._matched[layer, item] = size, calls + 1, overlay, squares
+        else:
+            index = self.match(layer, feature, item)
+            if item == 0:
+                self.last_index[layer] = index
+            overlay = overlay_style_patches(
+                self.style_pixels[layer], self.patch_index[layer], index, size, self.patch_size, self.stride
+            )
+            squares = self.style_norms[layer][index].square().sum()
+            self._matched[layer, item] = size, 0, overlay, squares
+        return patch_distance(feature, overlay, squares, self.patch_size, self.stride)
+
+
+def _per_copy(masks, copies: int) -> list:
+    """Masks for each style copy, as :class:`RegionMasks`: None, one set, or a list of one per copy."""
+    if masks is None:
+        return [None] * copies
+    masks = [masks] if torch.is_tensor(masks) or isinstance(masks, RegionMasks) else list(masks)
+    return [RegionMasks.of(m) for m in masks]

@@ -28,12 +28,13 @@ import warnings
 import kornia
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..core.encoder import check_layers
 from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from ..core.search import CHUNK_ENTRIES, nearest_rows
+from ..core.semantic import RegionMasks
 from ..errors import ImageError, check
+from .base import Loss
 from .gram import symmetric_gram
 
 
@@ -210,199 +211,205 @@ def _region_masks(masks: torch.Tensor | None, shape, what: str) -> list[torch.Te
     return out
 
 
-class StrotssLoss(nn.Module):
-    """The STROTSS objective for an image, against per-scale content and style targets.
+class SamplePoints:
+    """Where the STROTSS terms read the image being optimised (paper Sec. 2.4): per region, ``samples`` random pixel
+    locations drawn afresh at each step, shared by the content and style terms, and by DST's two views of the image
+    (``X`` and ``W(X)``, Kim et al. 2020).
+
+    Give :meth:`resample` to :class:`semstyle.engine.Objective` as a ``before_step`` hook. One generator draws both
+    these points and the style terms' fixed samples, in the reference's order.
 
     Args:
-        encoder: the shared :class:`semstyle.encoder.VGG19Encoder` (max pooling, as the reference's VGG-16).
-        layers: hypercolumn layers (default :data:`semstyle.hypercolumn.STROTSS_LAYERS`).
-        content_weight: α (reference: 1.0 × 16 at the coarsest scale, paper Sec. 2.5); set it per scale.
-        moment_weight: m (reference: 1.0).
-        samples: output/content locations drawn per region and step (reference: 32² = 1024).
-        style_samples: style locations per region, drawn once per :meth:`set_targets` (reference: 5 × 1000).
+        samples: locations per region and step (reference: 32² = 1024).
         seed: seeds the location sampling.
-        feature_scale: multiplies the VGG features in the hypercolumns (:data:`semstyle.hypercolumn.FEATURE_SCALE`);
-            only the moment term depends on it.
-
-    ``layers`` is empty for :class:`semstyle.objective.Objective`: this module runs its own encoder passes.
     """
 
-    layers: tuple[str, ...] = ()
+    def __init__(self, samples: int = 1024, seed: int = 0):
+        check(samples >= 2, f"samples must be >= 2, got {samples}")
+        self.samples = int(samples)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.regions: list[torch.Tensor] = []  # bool (H, W) of each region present at this scale
+        self.kept: list[int] = []  # their indices among the map's regions
+        self.count = 0  # regions of the map (1 without one)
+        self.shape: tuple[int, int] | None = None
+        self.points: list[torch.Tensor] = []
+
+    def set_regions(self, shape, masks: RegionMasks | None = None, device=None) -> None:
+        """The regions of the image being optimised at this scale (``shape`` ``(H, W)``); None: one region."""
+        shape = tuple(shape)
+        regions = _region_masks(None if masks is None else masks.at(shape), shape, "content")
+        self.count, self.shape = len(regions), shape
+        self.kept = [k for k, region in enumerate(regions) if region.any()]  # absent at this scale: nothing to stylise
+        check(len(self.kept) > 0, "content map: no region has any pixels", ImageError)
+        self.regions = [regions[k].to(device) for k in self.kept]
+        self.points = []
+
+    def resample(self) -> None:
+        """Fresh locations, one ``(N_k, 2)`` tensor per region (``N_k = min(samples, region pixels)``)."""
+        check(bool(self.regions), "SamplePoints: set_regions() was not called")
+        self.points = [pixel_points(region, self.samples, self.generator) for region in self.regions]
+
+    def columns(self, features: dict[str, torch.Tensor], layers, feature_scale: float) -> list[torch.Tensor]:
+        """Hypercolumns of ``features`` (with ``"image"``, ``(1, 3, H, W)``) at the current points, ``(N_k, C)``
+        per region."""
+        image = features["image"]
+        check(
+            tuple(image.shape[-2:]) == self.shape,
+            f"image is {tuple(image.shape[-2:])} but the regions were set for {self.shape}",
+        )
+        if not self.points:
+            self.resample()
+        columns = sample_hypercolumns(features, layers, torch.cat(self.points), image, feature_scale)[0]
+        return list(columns.split([p.shape[0] for p in self.points]))
+
+
+class SelfSimilarityLoss(Loss):
+    """STROTSS's content loss (paper eq. 5): the mean absolute difference of the cosine self-similarity matrices of
+    the image's and the content's hypercolumns at the same :class:`SamplePoints`, averaged over regions.
+
+    Args:
+        points: the shared :class:`SamplePoints`.
+        layers: hypercolumn layers (default :data:`semstyle.core.hypercolumn.STROTSS_LAYERS`).
+        feature_scale: multiplies the VGG features (:data:`semstyle.core.hypercolumn.FEATURE_SCALE`); the cosine
+            terms do not depend on it.
+
+    ``set_target`` takes the content's features with ``"image"`` (the size of the image being optimised).
+    """
+
+    def __init__(self, points: SamplePoints, layers=STROTSS_LAYERS, feature_scale: float = FEATURE_SCALE):
+        super().__init__()
+        check_layers(layers)
+        self.points, self.layers, self.feature_scale = points, tuple(layers), float(feature_scale)
+        self.target: dict[str, torch.Tensor] = {}
+
+    def set_target(self, features: dict[str, torch.Tensor], masks=None) -> None:
+        self._check_masks(masks)
+        self.target = {layer: features[layer].detach() for layer in (*self.layers, "image")}
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not self.target:
+            raise RuntimeError("SelfSimilarityLoss: set_target() was not called")
+        with torch.no_grad():
+            cn = [F.normalize(c, dim=1) for c in self.points.columns(self.target, self.layers, self.feature_scale)]
+        return _batch_mean(features, lambda image: self._image_loss(image, cn))
+
+    def _image_loss(self, features: dict[str, torch.Tensor], cn: list[torch.Tensor]) -> torch.Tensor:
+        xn = [F.normalize(x, dim=1) for x in self.points.columns(features, self.layers, self.feature_scale)]
+        return torch.stack([self_similarity_loss(x, c, unit=True) for x, c in zip(xn, cn)]).mean()
+
+
+class StrotssStyleLoss(Loss):
+    """STROTSS's style terms (paper eqs. 2-4 and 6), unweighted and averaged over regions, as a container:
+    ``forward`` returns ``{"remd": relaxed EMD of the hypercolumns (cosine cost), "moment": mean and covariance
+    distance, "color": relaxed EMD of the YUV colours}`` of the image at the shared :class:`SamplePoints`.
+
+    Args:
+        points: the shared :class:`SamplePoints` (its regions set first: the style's regions follow them).
+        layers / feature_scale: as :class:`SelfSimilarityLoss`; the moment term depends on the scale.
+        style_samples: style locations per region, drawn once per :meth:`set_target` (reference: 5 × 1000).
+        bf16: search neighbours and compare covariances in bfloat16 (the encoder's precision; fast where the CPU
+            has bf16 units).
+
+    The reference's weights (``stylize_objectives.py``; paper eq. 6) are the objective's:
+    ``total = (α·content + remd + m·(moment + color / max(α, 1))) / (α + 1 + m)``, ``m = 1``.
+    """
+
+    region_wise = True
 
     def __init__(
         self,
-        encoder,
+        points: SamplePoints,
         layers=STROTSS_LAYERS,
-        content_weight: float = 16.0,
-        moment_weight: float = 1.0,
-        samples: int = 1024,
         style_samples: int = 5000,
-        seed: int = 0,
         feature_scale: float = FEATURE_SCALE,
+        bf16: bool = False,
     ):
         super().__init__()
         check_layers(layers)
-        check(
-            samples >= 2 and style_samples >= 1,
-            f"samples must be >= 2 and style_samples >= 1, got {samples}, {style_samples}",
+        check(style_samples >= 1, f"style_samples must be >= 1, got {style_samples}")
+        self.points, self.layers, self.feature_scale = points, tuple(layers), float(feature_scale)
+        self.style_samples, self.bf16 = int(style_samples), bool(bf16)
+        self.style_sets: list[dict] = []  # per kept region: unit rows, their bf16 copy, YUV colours, moments
+
+    @torch.no_grad()
+    def set_target(self, features: dict[str, torch.Tensor], masks: RegionMasks | None = None) -> None:
+        """The style's features with ``"image"`` ``(1, 3, Hs, Ws)``, and its region masks (as many regions as the
+        points' map); style region k serves the image's region k."""
+        style = features["image"]
+        regions = _region_masks(
+            None if masks is None else RegionMasks.of(masks).at(style.shape[-2:]), style.shape[-2:], "style"
         )
-        self.encoder = encoder
-        self.feature_layers = tuple(layers)
-        self.content_weight = float(content_weight)
-        self.moment_weight = float(moment_weight)
-        self.samples, self.style_samples = int(samples), int(style_samples)
-        self.feature_scale = float(feature_scale)
-        self.generator = torch.Generator().manual_seed(int(seed))
-        self.content_features: dict[str, torch.Tensor] = {}
-        self.content_image: torch.Tensor | None = None
-        self.regions: list[torch.Tensor] = []  # per region: bool (H, W) content mask
-        self.bf16 = getattr(encoder, "precision", "fp32") == "bf16"  # big matmuls follow the encoder's precision
-        self.style_sets: list[dict] = []  # per region: unit rows, their bf16 copy, YUV colours, moments
-
-    # -- targets -------------------------------------------------------------------------------------------------
-    def set_targets(
-        self,
-        content: torch.Tensor,
-        style: torch.Tensor,
-        content_masks: torch.Tensor | None = None,
-        style_masks: torch.Tensor | None = None,
-    ) -> None:
-        """Cache the targets for one scale.
-
-        Args:
-            content: ``(1, 3, H, W)`` RGB in [0, 1], the size of the images :meth:`forward` will get.
-            style: ``(1, 3, Hs, Ws)``.
-            content_masks / style_masks: ``(1, K, H, W)`` / ``(1, K, Hs, Ws)`` region masks (both or neither);
-                locations in content region k are matched to style region k only.
-        """
         check(
-            (content_masks is None) == (style_masks is None),
-            "guidance needs both a content and a style map",
+            len(regions) == self.points.count,
+            f"content and style maps have different region counts ({self.points.count} vs {len(regions)})",
             ImageError,
         )
-        device = self.encoder.device
-        content, style = content.to(device), style.to(device)
-        regions = _region_masks(content_masks, content.shape[-2:], "content")
-        style_regions = _region_masks(style_masks, style.shape[-2:], "style")
-        check(
-            len(regions) == len(style_regions),
-            f"content and style maps have different region counts ({len(regions)} vs {len(style_regions)})",
-            ImageError,
-        )
-        with torch.no_grad():
-            self.content_features = self.encoder(content, self.feature_layers)
-            self.content_image = content
-            style_features = self.encoder(style, self.feature_layers)
-            self.regions, self.style_sets = [], []
-            for k, (region, style_region) in enumerate(zip(regions, style_regions)):
-                if not region.any():  # region absent from the content at this scale: nothing to stylise
-                    continue
-                check(
-                    bool(style_region.any()),
-                    f"style map: region {k} of the content map has no pixels in the style map",
-                    ImageError,
-                )
-                points = pixel_points(style_region, self.style_samples, self.generator)
-                columns = sample_hypercolumns(style_features, self.feature_layers, points, style, self.feature_scale)[0]
-                unit = F.normalize(columns, dim=1)
-                self.regions.append(region.to(device))
-                self.style_sets.append(
-                    {
-                        "unit": unit,
-                        "search": unit.bfloat16() if self.bf16 else None,
-                        "yuv": rgb_to_yuv_rows(columns[:, :3]),
-                        "moments": self._moments(columns),
-                    }
-                )
-        check(len(self.regions) > 0, "content map: no region has any pixels", ImageError)
+        self.style_sets = []
+        for k in self.points.kept:
+            check(
+                bool(regions[k].any()),
+                f"style map: region {k} of the content map has no pixels in the style map",
+                ImageError,
+            )
+            points = pixel_points(regions[k], self.style_samples, self.points.generator)
+            columns = sample_hypercolumns(features, self.layers, points, style, self.feature_scale)[0]
+            unit = F.normalize(columns, dim=1)
+            mean, cov = feature_moments(columns)
+            self.style_sets.append(
+                {
+                    "unit": unit,
+                    "search": unit.bfloat16() if self.bf16 else None,
+                    "yuv": rgb_to_yuv_rows(columns[:, :3]),
+                    "moments": (mean, cov.bfloat16() if self.bf16 else cov),  # cast once, not at every step
+                }
+            )
 
-    # -- pieces --------------------------------------------------------------------------------------------------
-    def draw_points(self) -> list[torch.Tensor]:
-        """Fresh random locations, one ``(N_k, 2)`` tensor per region (``N_k = min(samples, region pixels)``)."""
-        self._check_targets()
-        return [pixel_points(region, self.samples, self.generator) for region in self.regions]
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.style_sets:
+            raise RuntimeError("StrotssStyleLoss: set_target() was not called")
+        return _batch_mean(features, self._image_terms)
 
-    def hypercolumns(self, image: torch.Tensor, points: list[torch.Tensor]) -> list[torch.Tensor]:
-        """One encoder pass over ``image`` ``(1, 3, H, W)``; its hypercolumns at each region's points, ``(N_k, C)``."""
-        self._check_targets()
-        check(
-            tuple(image.shape[-2:]) == tuple(self.content_image.shape[-2:]),
-            f"image is {tuple(image.shape[-2:])} but the targets were set for {tuple(self.content_image.shape[-2:])}",
-        )
-        features = self.encoder(image, self.feature_layers)
-        columns = sample_hypercolumns(features, self.feature_layers, torch.cat(points), image, self.feature_scale)[0]
-        return self._split(columns, points)
-
-    def content_term(self, hx: list[torch.Tensor], points: list[torch.Tensor]) -> torch.Tensor:
-        """Self-similarity loss of output hypercolumns ``hx`` against the content's at the same points (region mean)."""
-        return self._content_term([F.normalize(x, dim=1) for x in hx], points)
-
-    def style_terms(self, hx: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Unweighted ``{"remd", "moment", "color"}`` of output hypercolumns against the style sets (region mean)."""
-        return self._style_terms(hx, [F.normalize(x, dim=1) for x in hx])
-
-    def _content_term(self, xn: list[torch.Tensor], points: list[torch.Tensor]) -> torch.Tensor:
-        with torch.no_grad():
-            hc = sample_hypercolumns(
-                self.content_features, self.feature_layers, torch.cat(points), self.content_image, self.feature_scale
-            )[0]
-            cn = self._split(F.normalize(hc, dim=1), points)
-        return torch.stack([self_similarity_loss(x, c, unit=True) for x, c in zip(xn, cn)]).mean()
-
-    def _style_terms(self, hx: list[torch.Tensor], xn: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _image_terms(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hx = self.points.columns(features, self.layers, self.feature_scale)
         terms = {"remd": [], "moment": [], "color": []}
-        for x, x_unit, style in zip(hx, xn, self.style_sets):
-            terms["remd"].append(relaxed_emd_unit(x_unit, style["unit"], style["search"]))
+        for x, style in zip(hx, self.style_sets):
+            terms["remd"].append(relaxed_emd_unit(F.normalize(x, dim=1), style["unit"], style["search"]))
             terms["moment"].append(moment_loss(x, style["moments"], self.bf16))
             terms["color"].append(relaxed_emd(rgb_to_yuv_rows(x[:, :3]), style["yuv"], "l2"))
         return {name: torch.stack(values).mean() for name, values in terms.items()}
 
-    def combine(self, content: torch.Tensor, style: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """``(total, {term: weighted value})`` with the reference's normalisation by ``α + 1 + m``."""
-        a, m = self.content_weight, self.moment_weight
-        norm = a + 1.0 + m
-        weighted = {
-            "content": a * content / norm,
-            "remd": style["remd"] / norm,
-            "moment": m * style["moment"] / norm,
-            "color": m * style["color"] / max(a, 1.0) / norm,  # palette term fades in as α shrinks
-        }
-        total = sum(weighted.values())
-        return total, {name: float(value.detach()) for name, value in weighted.items()}
 
-    def forward(
-        self, image: torch.Tensor, style_image: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Total loss of ``image`` ``(1, 3, H, W)`` at fresh random points, and its weighted terms as floats.
+def _batch_mean(features: dict[str, torch.Tensor], loss):
+    """``loss`` of each image of a batch ``{layer: (B, C, h, w)}`` read at the same points, averaged (a dict of
+    terms: each term averaged); a batch of one is scored as it is."""
+    batch = len(features["image"])
+    if batch == 1:
+        return loss(features)
+    values = [loss({layer: f[b : b + 1] for layer, f in features.items()}) for b in range(batch)]
+    if isinstance(values[0], dict):
+        return {name: torch.stack([v[name] for v in values]).mean() for name in values[0]}
+    return torch.stack(values).mean()
 
-        ``style_image`` (same size; e.g. DST's warped output) takes the style terms instead of ``image``.
-        """
-        points = self.draw_points()
-        hx = self.hypercolumns(image, points)
-        xn = [F.normalize(x, dim=1) for x in hx]  # shared by the content and the relaxed EMD terms
-        content = self._content_term(xn, points)
-        if style_image is None:
-            return self.combine(content, self._style_terms(hx, xn))
-        return self.combine(content, self.style_terms(self.hypercolumns(style_image, points)))
 
-    # -- helpers -------------------------------------------------------------------------------------------------
-    def _moments(self, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, cov = feature_moments(columns)
-        return mean, cov.bfloat16() if self.bf16 else cov  # cast once, not at every step
-
-    @staticmethod
-    def _split(columns: torch.Tensor, points: list[torch.Tensor]) -> list[torch.Tensor]:
-        return list(columns.split([p.shape[0] for p in points]))
-
-    def _check_targets(self) -> None:
-        if not self.regions:
-            raise RuntimeError("StrotssLoss: set_targets() was not called")
+def strotss_weights(content_weight: float, moment_weight: float = 1.0, color_scale: float = 1.0) -> dict:
+    """The objective's weights of :class:`SelfSimilarityLoss` (``"content"``) and :class:`StrotssStyleLoss`
+    (``"style"``), the reference's (paper eq. 6): each term over ``α + 1 + m``; the colour term fades in as α
+    shrinks (÷ max(α, 1)). ``color_scale`` multiplies the colour term (DST's units, methods/dst.py)."""
+    a, m = float(content_weight), float(moment_weight)
+    norm = a + 1.0 + m
+    return {
+        "content": a / norm,
+        "style": {"remd": 1.0 / norm, "moment": m / norm, "color": color_scale * m / max(a, 1.0) / norm},
+    }
 
 
 __all__ = [
     "FEATURE_SCALE",
     "STROTSS_LAYERS",
-    "StrotssLoss",
+    "SamplePoints",
+    "SelfSimilarityLoss",
+    "StrotssStyleLoss",
+    "strotss_weights",
     "color_emd",
     "feature_moments",
     "moment_loss",

@@ -4,7 +4,8 @@ noise."""
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from .base import Loss
 
 
 def _power_base(d: torch.Tensor, p: float) -> torch.Tensor:
@@ -48,10 +49,8 @@ def tv_loss(image: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     return _TotalVariation.apply(image, float(p))
 
 
-class TVLoss(nn.Module):
-    """Total variation of the image being optimised (reads ``features["image"]``)."""
-
-    layers: tuple[str, ...] = ()
+class TVLoss(Loss):
+    """Total variation of the image being optimised (reads ``features["image"]``); it has no target."""
 
     def __init__(self, p: float = 2.0):
         super().__init__()

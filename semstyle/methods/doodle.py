@@ -3,13 +3,13 @@ Turning Two-Bit Doodles into Fine Artworks"), built on the patch MRF loss of CNN
 
 Modes, all from one config:
 
-- **doodle from maps**: ``style.image`` + ``style.map`` + ``target.map``, no content: the target map is painted
+- **doodle from maps**: ``style`` + ``style_map`` + ``content_map``, no content: the target map is painted
   from noise with patches of the style painting, region by region (the "two-bit doodle" case);
-- **doodle with content**: add ``content.image`` (its map is ``target.map``): a content loss on ``relu4_2`` keeps
+- **doodle with content**: add a ``content`` photo (its map is ``content_map``): a content loss on ``relu4_2`` keeps
   the photo's structure;
 - **automatic maps**: ``semantic.auto_maps: N`` segments the style and content images jointly into N regions
   (k-means), for users without hand-drawn maps;
-- **style.loss: gram_masked**: one Gram matrix per region (fast-neural-doodle) instead of patch matching;
+- **style_loss: gram_masked**: one Gram matrix per region (fast-neural-doodle) instead of patch matching;
 - plain CNNMRF (no maps) is the ``cnnmrf`` method, which runs this same code with CNNMRF's defaults.
 
 Optimisation: L-BFGS on the pixels, clamped to [0, 1], in ``phases`` coarse-to-fine scales (neural-doodle
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torch import nn
 
 from ..conf import load
 from ..conf.doodle import CNNMRF, DOODLE
@@ -38,6 +37,7 @@ from ..engine.runs import RunDir
 from ..engine.start import init_image
 from ..errors import check
 from ..losses import ContentLoss, TVLoss
+from ..losses.base import Loss
 from ..losses.gram_masked import MaskedGramLoss
 from ..losses.mrf import MRFLoss
 from ..viz.layout import side_by_side
@@ -62,11 +62,11 @@ def _name(what: str, source) -> str:
 def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> Inputs:
     """Load images and maps (paths from ``cfg`` unless given as paths/tensors) and turn maps into masks."""
     sem = cfg.semantic
-    style = as_image(style if style is not None else cfg.style.image, "style image")
-    content_src = content if content is not None else cfg.content.image
+    style = as_image(style if style is not None else cfg.style, "style image")
+    content_src = content if content is not None else cfg.content
     content = as_image(content_src, "content image") if content_src is not None else None
-    style_map = style_map if style_map is not None else cfg.style.map
-    target_map = target_map if target_map is not None else cfg.target.map
+    style_map = style_map if style_map is not None else cfg.style_map
+    target_map = target_map if target_map is not None else cfg.content_map
     if sem.auto_maps > 0:
         check(content is not None, "semantic.auto_maps: needs a content image")
         encoder = vgg19_encoder("max", cfg.precision, cfg.device) if sem.auto_features == "vgg" else None
@@ -76,9 +76,9 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
         palette = semantic.AUTO_COLORS[torch.arange(sem.auto_maps) % len(semantic.AUTO_COLORS)]
         return Inputs(style, style_masks, target_masks, content, palette, tuple(content.shape[-2:]))
     if style_map is None:  # unguided (CNNMRF)
-        check(content is not None, "content.image: required when there are no maps")
+        check(content is not None, "content: required when there are no maps")
         return Inputs(style, None, None, content, None, tuple(content.shape[-2:]))
-    check(target_map is not None, "target.map: required with style.map")
+    check(target_map is not None, "content_map: required with style_map")
     smap = as_image(style_map, "style map", semantic.load_map)
     tmap = as_image(target_map, "target map", semantic.load_map)
     smap = semantic.check_map_size(
@@ -86,8 +86,8 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
         style,
         _name("style map", style_map),
         "the style image",
-        sem.resize_maps,
-        "semantic.resize_maps=true (--resize-maps)",
+        cfg.resize_maps,
+        "resize_maps=true (--resize-maps)",
     )
     if content is not None:
         tmap = semantic.check_map_size(
@@ -95,8 +95,8 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
             content,
             _name("target map", target_map),
             "the content image",
-            sem.resize_maps,
-            "semantic.resize_maps=true (--resize-maps)",
+            cfg.resize_maps,
+            "resize_maps=true (--resize-maps)",
         )
     style_masks, target_masks, palette = semantic.semantic_masks(
         smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched
@@ -150,14 +150,14 @@ def region_colors(
     return (fill + noise * (torch.rand(fill.shape, generator=gen) - 0.5)).clamp(0, 1)
 
 
-def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, nn.Module]]:
+def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, Loss]]:
     """The doodle objective for a resolved config: content, style (``mrf`` or ``gram_masked``), region colour and TV
     terms. Returns it with every term by name, weightless ones included (their targets are set all the same)."""
-    style_layers, style_weight = list(cfg.style.layers), float(cfg.style.weight)
-    if cfg.style.loss == "mrf":
+    style_layers, style_weight = list(cfg.style_layers), float(cfg.style_weight)
+    if cfg.style_loss == "mrf":
         style_term = MRFLoss(
             style_layers,
-            cfg.style.layer_weights,
+            cfg.style_layer_weights,
             cfg.mrf.patch_size,
             cfg.mrf.style_stride,
             cfg.mrf.stride,
@@ -169,17 +169,17 @@ def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Obj
             seed=cfg.seed,
         )
     else:
-        check(guided, "style.loss=gram_masked needs maps (style.map + target.map, or semantic.auto_maps)")
-        style_term = MaskedGramLoss(style_layers, cfg.style.layer_weights)
+        check(guided, "style_loss=gram_masked needs maps (style_map + content_map, or semantic.auto_maps)")
+        style_term = MaskedGramLoss(style_layers, cfg.style_layer_weights)
     terms = {
-        "content": ContentLoss(cfg.content.layers),
+        "content": ContentLoss(cfg.content_layers),
         "style": style_term,
         # each region's colour statistics: the masked Gram loss on the pixels themselves (no encoder layer)
         "color": MaskedGramLoss(["image"]),
         "tv": TVLoss(cfg.tv_power),
     }
     weights = {
-        "content": cfg.content.weight if has_content else 0.0,
+        "content": cfg.content_weight if has_content else 0.0,
         "style": style_weight,
         "color": cfg.semantic.color_weight if guided else 0.0,
         "tv": cfg.tv_weight,
@@ -190,7 +190,7 @@ def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Obj
 @torch.no_grad()
 def set_targets(
     objective: Objective,
-    terms: dict[str, nn.Module],
+    terms: dict[str, Loss],
     cfg,
     style: torch.Tensor,
     style_masks: torch.Tensor | None,
@@ -201,22 +201,25 @@ def set_targets(
     rotated/scaled copies) and its masks, the target masks and the content, all at that phase's size."""
     device = objective.encoder.device
     style_layers = terms["style"].layers
+    # one RegionMasks per image: the terms that read it share its copies pooled to each layer
+    style_regions = semantic.RegionMasks.of(style_masks)
     if content is not None:
         terms["content"].set_target(objective.features(content.to(device), terms["content"].layers))
-    if cfg.style.loss == "mrf":
+    if cfg.style_loss == "mrf":
         copies = style_copies(style, style_masks, cfg.mrf)
         feats = [objective.features(img.to(device), style_layers) for img, _, _ in copies]
-        terms["style"].set_style(
+        terms["style"].set_target(
             feats,
             [m for _, m, _ in copies] if style_masks is not None else None,
             [v if v is not None else torch.ones_like(img[:, :1]) for img, _, v in copies],
         )
     else:
-        terms["style"].set_style(objective.features(style.to(device), style_layers), style_masks)
+        terms["style"].set_target(objective.features(style.to(device), style_layers), style_regions)
     if target_masks is not None:
-        terms["style"].set_target_masks(target_masks.to(device))
-        terms["color"].set_style({"image": style.to(device)}, style_masks)
-        terms["color"].set_target_masks(target_masks.to(device))
+        target_regions = semantic.RegionMasks(target_masks.to(device))
+        terms["style"].set_input_masks(target_regions)
+        terms["color"].set_target({"image": style.to(device)}, style_regions)
+        terms["color"].set_input_masks(target_regions)
 
 
 def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
@@ -228,7 +231,7 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     has_content = inputs.content is not None
     init = ("content" if has_content else "noise") if cfg.init == "auto" else cfg.init
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
-    patch, key = (cfg.mrf.patch_size if cfg.style.loss == "mrf" else 1), "size, phases or scales"
+    patch, key = (cfg.mrf.patch_size if cfg.style_loss == "mrf" else 1), "size, phases or scales"
     check_sizes(
         {"target map" if guided else "content image": inputs.shape},
         phase_sizes(cfg),
@@ -236,15 +239,15 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
         patch,
         key=key,
     )
-    zoom = cfg.mrf.scaling_step**-cfg.mrf.scalings if cfg.style.loss == "mrf" else 1.0  # smallest style copy
+    zoom = cfg.mrf.scaling_step**-cfg.mrf.scalings if cfg.style_loss == "mrf" else 1.0  # smallest style copy
     check_sizes(
-        {"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style.scale * zoom, 16, key
+        {"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style_scale * zoom, 16, key
     )
     device = encoder.device
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
         shape = target_size(*inputs.shape, long_side)
-        style_s = resize(inputs.style, max(16, round(long_side * cfg.style.scale)))
+        style_s = resize(inputs.style, max(16, round(long_side * cfg.style_scale)))
         style_masks = semantic.masks_at(inputs.style_masks, style_s.shape[-2:]) if guided else None
         content_s = resize(inputs.content, shape).to(device) if has_content else None
         target_masks = semantic.masks_at(inputs.target_masks, shape) if guided else None
@@ -299,14 +302,14 @@ def doodle(style, style_map=None, target_map=None, content=None, **options) -> t
     cfg = _config(
         DOODLE,
         options,
-        {"style.image": style, "style.map": style_map, "target.map": target_map, "content.image": content},
+        {"style": style, "style_map": style_map, "content_map": target_map, "content": content},
     )
     return paint(prepare(cfg, style, style_map, target_map, content), cfg)
 
 
 def cnnmrf(content, style, **options) -> torch.Tensor:
     """Python API of CNNMRF (Li & Wand 2016), the ``cnnmrf`` preset: ``cnnmrf(content, style, size=256, ...)``."""
-    cfg = _config(CNNMRF, options, {"content.image": content, "style.image": style})
+    cfg = _config(CNNMRF, options, {"content": content, "style": style})
     return paint(prepare(cfg, style=style, content=content), cfg)
 
 

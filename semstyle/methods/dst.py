@@ -27,12 +27,11 @@ from omegaconf import OmegaConf
 
 from ..conf import load, scale_schedule
 from ..conf.dst import BASE_DEFAULTS, DST
-from ..core.encoder import LAYER_NAMES
 from ..core.hypercolumn import STROTSS_LAYERS
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..core.sizes import check_sizes
-from ..engine import Engine, Problem
+from ..engine import Engine, Objective, Problem
 from ..engine.runs import RunDir
 from ..errors import SemstyleError
 from ..geometry import save_flow, tps_flow, warp_image
@@ -43,7 +42,7 @@ from ..geometry.keypoints.landmarks import face_keypoints
 from ..geometry.keypoints.nbb import nbb_keypoints
 from ..losses import ContentLoss, GramLoss
 from ..losses.flow_tv import flow_tv
-from ..losses.strotss import StrotssLoss
+from ..losses.strotss import SamplePoints, SelfSimilarityLoss, StrotssStyleLoss
 from ..viz.points import draw_points, flow_picture
 
 # Adam's step is lr·m̂/(√v̂ + eps); with eps far above any gradient of θ it becomes (lr/eps)·m̂, a gradient step with
@@ -135,18 +134,22 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
 
 
 class _GramBase:
-    """Gatys content (conv4_2) and Gram style losses on pixels; ``X`` and ``W(X)`` share one batched VGG pass."""
+    """Gatys content (conv4_2) and Gram style terms on the pixels; ``X`` and ``W(X)`` share one batched VGG pass."""
+
+    before_step: tuple = ()
 
     def __init__(self, encoder):
         self.encoder = encoder
         self.content = ContentLoss(GRAM_CONTENT_LAYERS)
         self.style = GramLoss(GRAM_STYLE_LAYERS)
-        self.layers = _ordered(GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS)
 
-    def set_targets(self, content: torch.Tensor, style: torch.Tensor) -> None:
+    def style_weight(self, style_weight: float, alpha: float) -> float:
+        return style_weight
+
+    def set_targets(self, objective: Objective, content: torch.Tensor, style: torch.Tensor) -> None:
         with torch.no_grad():
-            self.content.set_target(self.encoder(content, self.content.layers))
-            self.style.set_target(self.encoder(style, self.style.layers))
+            self.content.set_target(objective.features(content, self.content.layers))
+            self.style.set_target(objective.features(style, self.style.layers))
 
     def upsample(self, previous: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         return resize(previous, tuple(content.shape[-2:]))
@@ -155,33 +158,36 @@ class _GramBase:
         x = image.clone().requires_grad_(True)
         return [x], lambda: x, lambda: x.clamp_(0, 1)
 
-    def losses(
-        self, x: torch.Tensor, warped: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Unweighted ``(content(X), style(X), style(W(X)) or None)``."""
-        batch = x if warped is None else torch.cat([x, warped])
-        feats = self.encoder(batch, self.layers)
-        fx = {layer: f[:1] for layer, f in feats.items()}
-        style_w = None if warped is None else self.style({layer: f[1:] for layer, f in feats.items()})
-        return self.content(fx), self.style(fx), style_w
-
 
 class _StrotssBase:
-    """STROTSS's self-similarity content loss and REMD + moment + colour style loss (semstyle.losses.strotss), on
-    a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
+    """STROTSS's self-similarity content term and its REMD + moment + colour style terms (semstyle.losses.strotss),
+    on a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
 
     def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int):
         # DST runs STROTSS's losses on torchvision's VGG-16 with ImageNet-normalised input (vggfeatures.py), i.e.
         # Caffe activations / 58, not the paper-era 1/255 of semstyle.core.hypercolumn: its moment term is ~4x
         # (means) and ~20x (covariances) the paper-era one, and its weights (α 8) were set for that balance.
-        self.loss = StrotssLoss(
-            encoder, samples=samples, style_samples=style_samples, seed=seed, feature_scale=DST_FEATURE_SCALE
+        self.encoder = encoder
+        self.points = SamplePoints(samples, seed)
+        self.content = SelfSimilarityLoss(self.points, feature_scale=DST_FEATURE_SCALE)
+        self.style = StrotssStyleLoss(
+            self.points, style_samples=style_samples, feature_scale=DST_FEATURE_SCALE, bf16=encoder.precision == "bf16"
         )
+        self.before_step = (self.points.resample,)
         self.levels = levels
-        self.content_weight = 1.0  # set per scale: the colour term is divided by max(α, 1) (DST styletransfer.py)
 
-    def set_targets(self, content: torch.Tensor, style: torch.Tensor) -> None:
-        self.loss.set_targets(content, style)
+    def style_weight(self, style_weight: float, alpha: float) -> dict[str, float]:
+        # DST's palette term is on ImageNet-normalised RGB (÷ std ~0.226) in an orthonormal YUV (RGB distances);
+        # semstyle's on [0, 1] RGB in BT.601 YUV, whose distances are ~0.65 of RGB's: 1 / (0.226 · 0.65) ≈ 6.8.
+        # It fades in as α shrinks (÷ max(α, 1), DST styletransfer.py).
+        color = style_weight * DST_COLOR_SCALE / max(alpha, 1.0)
+        return {"remd": style_weight, "moment": style_weight, "color": color}
+
+    def set_targets(self, objective: Objective, content: torch.Tensor, style: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.points.set_regions(content.shape[-2:], device=content.device)
+            self.content.set_target(objective.features(content))
+            self.style.set_target(objective.features(style))
 
     def upsample(self, previous: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """The previous scale's result plus the content's detail band it could not hold: DST keeps one pyramid of
@@ -193,21 +199,15 @@ class _StrotssBase:
         pyramid = LaplacianPyramid(image, self.levels).to(image.device)
         return list(pyramid.parameters()), pyramid, None
 
-    def _style(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        # DST's palette term is on ImageNet-normalised RGB (÷ std ~0.226) in an orthonormal YUV (RGB distances);
-        # semstyle's on [0, 1] RGB in BT.601 YUV, whose distances are ~0.65 of RGB's: 1 / (0.226 · 0.65) ≈ 6.8.
-        return terms["remd"] + terms["moment"] + DST_COLOR_SCALE * terms["color"] / max(self.content_weight, 1.0)
 
-    def losses(self, x, warped):
-        points = self.loss.draw_points()
-        hx = self.loss.hypercolumns(x, points)
-        content = self.loss.content_term(hx, points)
-        style_w = None if warped is None else self._style(self.loss.style_terms(self.loss.hypercolumns(warped, points)))
-        return content, self._style(self.loss.style_terms(hx)), style_w
-
-
-def _ordered(layers) -> list[str]:
-    return [layer for layer in LAYER_NAMES if layer in set(layers)]
+def base_objective(base, alpha: float, style_weight: float, warped: bool) -> Objective:
+    """DST's objective over two views (Kim et al. 2020, eq. 7): ``α·content(X) + style(X) + style(W(X))``, the
+    image ``X`` (view ``"image"``) and its warp (view ``"warped"``) encoded in one batched pass."""
+    style = base.style_weight(style_weight, alpha)
+    terms = {"content": (base.content, alpha), "style": (base.style, style)}
+    if warped:
+        terms["style_warped"] = (base.style, style, "warped")
+    return Objective(base.encoder, terms, base.before_step)
 
 
 # -- the method --------------------------------------------------------------------------------------------------
@@ -245,8 +245,8 @@ def scale_problem(
     hs, ws = content_s.shape[-2:]
     factor = ws / final_width  # final-size px -> this scale's px
     use_warp = opt["warp_weight"] > 0
-    base.content_weight = alpha
-    base.set_targets(content_s, style_s)
+    views_objective = base_objective(base, alpha, opt["style_weight"], use_warp)
+    base.set_targets(views_objective, content_s, style_s)
     start = content_s if previous is None else base.upsample(previous, content_s)
     params, image_fn, project = base.parameterise(start)
     theta = theta0.clone().requires_grad_(use_warp)
@@ -277,23 +277,16 @@ def scale_problem(
 
     def objective():
         x = image_fn()
-        if use_warp:
-            flow = tps_flow(points * factor, theta * factor, (hs, ws), cfg.border_points, cfg.warp_grid)
-            warped = warp_image(x, flow)
-        else:
-            warped = None
-        l_content, l_style, l_style_w = base.losses(x, warped)
-        terms = {"content": alpha * l_content, "style": opt["style_weight"] * l_style}
-        if use_warp:
-            terms["style_warped"] = opt["style_weight"] * l_style_w
-            # px at DST's 256: R_TV is unit-free (a squared Jacobian), so L_warp in px of cfg.size would shift the
-            # balance with the image size (at 64 px the warp would stop 4x earlier)
-            terms["warp"] = opt["warp_weight"] * alignment_error(points, theta, targets) * (DST_SIZE / cfg.size)
-            terms["warp_tv"] = opt["warp_tv_weight"] * flow_tv(
-                flow
-            )  # DST's four-direction TV, for which γ = 50 was set
-        total = sum(terms.values())
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        if not use_warp:
+            return views_objective(x)
+        flow = tps_flow(points * factor, theta * factor, (hs, ws), cfg.border_points, cfg.warp_grid)
+        total, terms = views_objective({"image": x, "warped": warp_image(x, flow)})
+        # px at DST's 256: R_TV is unit-free (a squared Jacobian), so L_warp in px of cfg.size would shift the
+        # balance with the image size (at 64 px the warp would stop 4x earlier)
+        warp = opt["warp_weight"] * alignment_error(points, theta, targets) * (DST_SIZE / cfg.size)
+        warp_tv = opt["warp_tv_weight"] * flow_tv(flow)  # DST's four-direction TV, for which γ = 50 was set
+        terms.update(warp=float(warp.detach()), warp_tv=float(warp_tv.detach()))
+        return total + warp + warp_tv, terms
 
     return groups, objective, image_fn, project, theta
 

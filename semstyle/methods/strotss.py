@@ -18,11 +18,11 @@ from ..conf.strotss import STROTSS
 from ..core.hypercolumn import STROTSS_LAYERS
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
-from ..core.semantic import check_map_size, load_map, masks_at, semantic_masks
+from ..core.semantic import RegionMasks, check_map_size, load_map, semantic_masks
 from ..core.sizes import check_sizes
-from ..engine import Engine, Problem
+from ..engine import Engine, Objective, Problem
 from ..errors import check
-from ..losses.strotss import StrotssLoss
+from ..losses.strotss import SamplePoints, SelfSimilarityLoss, StrotssStyleLoss, strotss_weights
 
 
 def guidance_masks(
@@ -77,25 +77,22 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
     check_sizes({"style image": style}, scale_schedule(cfg), STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
     encoder = engine.encoder(cfg.pooling)
     device = encoder.device
-    loss = StrotssLoss(
-        encoder,
-        content_weight=cfg.content_weight,
-        moment_weight=cfg.moment_weight,
-        samples=cfg.samples,
-        style_samples=cfg.style_samples,
-        seed=cfg.seed,
-    )
+    points = SamplePoints(cfg.samples, cfg.seed)
+    style_term = StrotssStyleLoss(points, style_samples=cfg.style_samples, bf16=encoder.precision == "bf16")
+    terms = {"content": (SelfSimilarityLoss(points), 1.0), "style": (style_term, strotss_weights(1.0)["style"])}
+    objective = Objective(encoder, terms, before_step=(points.resample,))
+    content_regions, style_regions = (None, None) if masks is None else (RegionMasks(masks[0]), RegionMasks(masks[1]))
     sizes = scale_schedule(cfg)
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
         content_s = resize(content, long_side).to(device)
         style_s = resize(style, max(16, round(long_side * cfg.style_scale))).to(device)
-        content_masks = style_masks = None
-        if masks is not None:
-            content_masks = masks_at(masks[0], tuple(content_s.shape[-2:]))
-            style_masks = masks_at(masks[1], tuple(style_s.shape[-2:]))
-        loss.content_weight = cfg.content_weight / 2**index  # reference: content_weight /= 2 per scale
-        loss.set_targets(content_s, style_s, content_masks, style_masks)
+        # reference: content_weight /= 2 per scale
+        objective.weights.update(strotss_weights(cfg.content_weight / 2**index, cfg.moment_weight))
+        with torch.no_grad():
+            points.set_regions(content_s.shape[-2:], content_regions, device)
+            objective.terms["content"].set_target(objective.features(content_s))
+            style_term.set_target(objective.features(style_s), style_regions)
         last = index == len(sizes) - 1 and len(sizes) > 1
         if previous is None:
             start = initial_image(cfg.init, content_s, style_s)
@@ -113,7 +110,7 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
 
         return Problem(
             list(pyramid.parameters()),
-            lambda: loss(pyramid()),
+            lambda: objective(pyramid()),
             image=pyramid,
             optimizer=cfg.optimizer,
             lr=cfg.final_lr if last else cfg.lr,

@@ -40,7 +40,7 @@ MAX_UPLOAD_BYTES = 25 * 2**20
 MAX_PIXELS = 50_000_000
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
 # Largest size the studio paints; a painting or photo is stored at this long side at most, since the doodle
-# method resizes its style to each phase's long side (style.scale 1) and never needs more.
+# method resizes its style to each phase's long side (style_scale 1) and never needs more.
 MAX_SIZE = 1024
 MIN_SIZE = 32
 # The doodle's bitmap: the long side of the canvas the painter draws on (maps are area-pooled to each VGG layer's
@@ -571,12 +571,13 @@ class Store:
             "size": size,
             "progress": False,
             "out_dir": str(self.run_dir(run_id).resolve()),
-            "style": {"image": str(style.image_path.resolve()), "map": str(style.map_path.resolve())},
-            "target": {"map": str(doodle_map.resolve())},
+            "style": str(style.image_path.resolve()),
+            "style_map": str(style.map_path.resolve()),
+            "content_map": str(doodle_map.resolve()),
         }
         overrides = [o for o in PRESETS[preset] if not o.startswith("phases=")] + [f"phases={phases}"]
         if photo_id is not None:  # doodle-with-content: start from the photo, as CNNMRF does (init: content)
-            cfg["content"] = {"image": str((self.root / "photos" / photo_id / "photo.png").resolve())}
+            cfg["content"] = str((self.root / "photos" / photo_id / "photo.png").resolve())
             overrides = [o for o in overrides if not o.startswith("init=")] + ["init=content"]
         if steps is not None:
             check(

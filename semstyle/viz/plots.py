@@ -1,4 +1,5 @@
-"""Plots: the loss curves of a run (``losses.png``) and the overlay of many runs' curves (a sweep report)."""
+"""Plots: the loss curves of a run (``losses.png``), the overlay of many runs' curves (a sweep report) and the
+progress of a weight search (``search.png``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def loss_curves(rows: list[dict], columns: list[str], path) -> None:
@@ -44,6 +46,35 @@ def overlay_curves(series: dict[str, tuple[list[float], list[float]]], path, yla
     if series:
         ax.legend(fontsize=7, loc="upper right", ncol=max(1, len(series) // 12))
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def search_progress(feasible, infeasible, maximize: bool, title: str, ylabel: str, path) -> None:
+    """A search's trials: ``(trial, objective)`` pairs meeting the constraints (dots, with the best so far as a
+    step line) and missing them (crosses); log scale when the objectives span over 100x; PNG to ``path``."""
+    sign = -1.0 if maximize else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    if feasible:
+        ax.plot(*zip(*feasible), "o", color="tab:blue", label="meets the constraints")
+        best, steps = None, []
+        for n, v in feasible:
+            best = v if best is None or sign * v < sign * best else best
+            steps.append((n, best))
+        last = max(n for n, _ in feasible + infeasible)
+        xs, ys = zip(*(steps + [(last, steps[-1][1])]))
+        ax.step(xs, ys, where="post", color="tab:green", label="best so far")
+    if infeasible:
+        ax.plot(*zip(*infeasible), "x", color="tab:red", label="misses a constraint")
+    values = [v for _, v in feasible + infeasible]
+    if min(values) > 0 and max(values) / min(values) > 100:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)

@@ -102,10 +102,9 @@ def test_config_yaml_is_fully_resolved_with_provenance(tmp_path):
     assert cfg.warp_tv_weight == 50.0 and cfg.optimizer == "adam" and cfg.warp_lr == 0.3 and cfg.pooling == "avg"
     assert load(SCHEMAS["dst"]).optimizer == "sgd"
     doodle = load(
-        SCHEMAS["doodle"],
-        {"style": {"image": "a.jpg", "loss": "gram_masked", "map": "m.png"}, "target": {"map": "t.png"}},
+        SCHEMAS["doodle"], {"style": "a.jpg", "style_loss": "gram_masked", "style_map": "m.png", "content_map": "t.png"}
     )
-    assert doodle.style.weight == 1e-2 and len(doodle.style.layers) == 5
+    assert doodle.style_weight == 1e-2 and len(doodle.style_layers) == 5
     path = run(None, SMALL + [f"out_dir={tmp_path / 'r'}"])
     text = (path / "config.yaml").read_text()
     assert text.startswith("# semstyle ") and "# command: " in text
@@ -114,8 +113,8 @@ def test_config_yaml_is_fully_resolved_with_provenance(tmp_path):
 
 def test_cnnmrf_is_a_preset_of_doodle():
     cnnmrf = load_config({"method": "cnnmrf"})
-    doodle = load_config({"method": "doodle", "style": {"image": "a.jpg"}, "content": {"image": "b.jpg"}})
-    assert cnnmrf.mrf.stride == 2 and cnnmrf.mrf.search == "exact" and cnnmrf.style.layer_weights == [88.0, 44.0]
+    doodle = load_config({"method": "doodle", "style": "a.jpg", "content": "b.jpg"})
+    assert cnnmrf.mrf.stride == 2 and cnnmrf.mrf.search == "exact" and cnnmrf.style_layer_weights == [88.0, 44.0]
     assert doodle.mrf.stride == 1 and doodle.mrf.search == "patchmatch"
     assert set(OmegaConf.to_container(cnnmrf)) == set(OmegaConf.to_container(doodle))
 
@@ -144,6 +143,12 @@ def test_old_spellings_still_work_with_a_warning():
     with pytest.warns(DeprecationWarning, match="'reg_weight' is now spelled 'warp_tv_weight'"):
         cfg = load_config({"method": "dst", "reg_weight": 7.0})
     assert cfg.warp_tv_weight == 7.0
+    # the doodle's nested keys of before one vocabulary: a whole group, and a dotted override
+    old = {"method": "doodle", "style": {"image": "a.jpg", "map": "m.png", "weight": 3.0}, "target": {"map": "t.png"}}
+    with pytest.warns(DeprecationWarning, match="'style.image' is now spelled 'style'"):
+        cfg = load_config(old, ["content.image=c.jpg", "semantic.resize_maps=true"])
+    assert (cfg.style, cfg.style_map, cfg.style_weight, cfg.content_map) == ("a.jpg", "m.png", 3.0, "t.png")
+    assert cfg.content == "c.jpg" and cfg.resize_maps is True
 
 
 def test_the_command_line_starts_without_torch():

@@ -5,8 +5,6 @@ files inside the sweep folder, and sorts its table in headless Chromium."""
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -120,39 +118,21 @@ def test_eval_and_report_commands(sweep, page, capsys):
     ]
 
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).is_file()), None)
-CHROMEDRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None
-)
-
-
 @pytest.mark.slow
-def test_report_sorts_in_headless_chromium(page):
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("needs the system Chromium and its driver (Debian: apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
+def test_report_sorts_in_headless_chromium(page, chromium):
+    from selenium.webdriver.common.by import By  # selenium is there: the chromium fixture skips without it
 
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        driver.get(page.as_uri())
-        assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-        headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#metrics th")]
-        column = headers.index("ssim")
+    driver = chromium
+    driver.get(page.as_uri())
+    assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#metrics th")]
+    column = headers.index("ssim")
 
-        def ssim_column():
-            cells = driver.find_elements(By.CSS_SELECTOR, f"#metrics tbody td:nth-child({column + 1})")
-            return [float(td.get_attribute("data-value")) for td in cells]
+    def ssim_column():
+        cells = driver.find_elements(By.CSS_SELECTOR, f"#metrics tbody td:nth-child({column + 1})")
+        return [float(td.get_attribute("data-value")) for td in cells]
 
-        driver.find_elements(By.CSS_SELECTOR, "#metrics th")[column].click()
-        assert ssim_column() == sorted(ssim_column())
-        driver.find_elements(By.CSS_SELECTOR, "#metrics th")[column].click()
-        assert ssim_column() == sorted(ssim_column(), reverse=True)
-    finally:
-        driver.quit()
+    driver.find_elements(By.CSS_SELECTOR, "#metrics th")[column].click()
+    assert ssim_column() == sorted(ssim_column())
+    driver.find_elements(By.CSS_SELECTOR, "#metrics th")[column].click()
+    assert ssim_column() == sorted(ssim_column(), reverse=True)

@@ -50,7 +50,7 @@ def cli(*argv) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     folder = tmp_path_factory.mktemp("search") / "s"
-    code, out, err = cli("search", CONFIG, *SEARCH, "--launcher", "joblib", "--out", str(folder))
+    code, out, err = cli("search", CONFIG, *SEARCH, "--launcher", "basic", "--out", str(folder))
     return folder, code, out, err
 
 
@@ -85,7 +85,7 @@ def test_the_same_search_again_asks_the_same_trials_and_reuses_their_runs(search
     folder, *_ = searched
     before = sw.load_sweep(folder)
     stamps = {r["name"]: (folder / r["folder"] / "output.png").stat().st_mtime_ns for r in before["runs"]}
-    code, out, err = cli("search", CONFIG, *SEARCH, "--launcher", "joblib", "--out", str(folder))
+    code, out, err = cli("search", CONFIG, *SEARCH, "--launcher", "basic", "--out", str(folder))
     assert code == 0, err
     after = sw.load_sweep(folder)
     assert [r["overrides"] for r in after["runs"]] == [r["overrides"] for r in before["runs"]]

@@ -153,57 +153,22 @@ def local_ray():
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["submitit_local", "ray"])
 def test_every_launcher_gives_the_same_losses(launcher, grid, tmp_path, request):
-    """Runs 000 and 002 of the joblib grid again (content_layers=[conv4_2], both style weights) through submitit's
-    local executor and a local Ray instance: the same seeds give the same losses, to the last digit written."""
+    """Run 002 of the joblib grid again (content_layers=[conv4_2], style_weight=1e-5) through submitit's local
+    executor and a local Ray instance: the same seed gives the same losses, to the last digit written, and the same
+    pixels."""
     if launcher == "ray":
         request.getfixturevalue("local_ray")
-    # 2 at a time, so 1 torch thread each as in the grid: another thread count sums in another order, and the
-    # losses then differ in their last digits
+    # --jobs 2, so 1 torch thread as in the grid: another thread count sums in another order, and the losses then
+    # differ in their last digits
     folder = sw.run_sweep(
-        CONFIG, {"style_weight": ["1e-7", "1e-5"]}, tmp_path / "sw", launcher, BASE + ["content_layers=[conv4_2]"], 2
+        CONFIG, {"style_weight": ["1e-5"]}, tmp_path / "sw", launcher, BASE + ["content_layers=[conv4_2]"], 2
     )
-    assert [r["state"] for r in sw.load_sweep(folder)["runs"]] == ["done", "done"]
+    assert [r["state"] for r in sw.load_sweep(folder)["runs"]] == ["done"]
     joblib = final_losses(grid[0])
-    assert final_losses(folder) == {"000": joblib["000"], "001": joblib["002"]}
+    assert final_losses(folder) == {"000": joblib["002"]}
     assert joblib["000"] != joblib["002"]  # the swept value reached the runs
-    for mine, theirs in (("000", "000"), ("001", "002")):  # the same pixels (PNG encoding is deterministic)
-        output = (folder / "runs" / mine / "output.png").read_bytes()
-        assert output == (grid[0] / "runs" / theirs / "output.png").read_bytes()
-
-
-def test_threads_per_worker_do_not_oversubscribe(monkeypatch):
-    monkeypatch.setattr(sw, "cores", lambda: 8)
-    assert sw.plan_jobs("joblib", 3, 10, None, [], []) == (3, 2)
-    assert sw.plan_jobs("joblib", 16, 16, None, [], []) == (16, 1)
-    assert sw.plan_jobs("basic", None, 4, None, [], []) == (1, 8)
-    assert sw.plan_jobs("submitit_slurm", 4, 9, None, [], []) == (4, 0)  # SLURM: the job's own allocation
-    assert "hydra.launcher.n_jobs=3" in sw.launcher_overrides("joblib", 3, 2)
-    assert "+hydra.launcher.ray.remote.num_cpus=2" in sw.launcher_overrides("ray", 3, 2)
-    # the user's own Hydra settings win
-    assert sw.launcher_overrides("joblib", 3, 2, ["hydra.launcher.n_jobs=5"]) == [
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=5",
-    ]
-    assert sw.launcher_overrides("ray", 3, 2, ["+hydra.launcher.ray.remote.num_cpus=4"]) == [
-        "hydra/launcher=ray",
-        "+hydra.launcher.ray.remote.num_cpus=4",
-    ]
-
-
-@pytest.mark.parametrize(
-    "launcher, settings",
-    [
-        ("submitit_slurm", ["hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=240"]),
-        ("ray", ["hydra.launcher.ray.init.address=auto"]),
-    ],
-)
-def test_the_cluster_launchers_take_their_settings(launcher, settings):
-    """The one-word move: SLURM and a Ray cluster compose with their usual settings (no cluster here to run on),
-    and a mistyped setting is refused before anything starts."""
-    sw.check_launcher(launcher)
-    sw.check_hydra({"style_weight": None}, sw.launcher_overrides(launcher, 4, 0, settings))
-    with pytest.raises(ConfigError, match="hydra: Could not override"):
-        sw.check_hydra({"style_weight": None}, sw.launcher_overrides(launcher, 4, 0, ["hydra.launcher.partiton=gpu"]))
+    output = (folder / "runs" / "000" / "output.png").read_bytes()  # PNG encoding is deterministic
+    assert output == (grid[0] / "runs" / "002" / "output.png").read_bytes()
 
 
 # -- bad input: one line, exit 2, nothing started -------------------------------------------------------------------

@@ -83,13 +83,13 @@ def test_region_restricted_search_finds_the_full_searchs_matches(stride):
     x, s = torch.randn(1, 8, 80, 84, generator=gen), torch.rand(1, 8, 76, 82, generator=gen)
     xm, sm = _region_masks(80, 84, 1.5), _region_masks(76, 82, 0)
     loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride, semantic_weight=10.0, chunk_elements=1 << 18)
-    loss.set_style({"relu3_1": s}, sm)
-    loss.set_target_masks(xm)
+    loss.set_target({"relu3_1": s}, sm)
+    loss.set_input_masks(xm)
     index = loss.match("relu3_1", x)
     style = loss.style_rows["relu3_1"]
     full, _ = nearest_patches(ncc_patches(x, 3, stride, xm, mask_scale=10.0)[0], style)
     assert torch.equal(index, full)
-    groups = loss._target["relu3_1"][3]
+    groups = loss._target["relu3_1", 0][3]
     searched = sum(len(m) * (len(style) if c is None else len(c)) for m, c, _ in groups)
     assert searched < 0.6 * len(index) * len(style)  # the grouping does prune
     # weak map guidance (w = 0.5: any style patch may win), no map, or a small search: no groups
@@ -118,7 +118,7 @@ def test_mrf_loss_module_is_zero_on_the_style_itself_and_pulls_towards_it():
     gen = torch.Generator().manual_seed(0)
     s = {"relu3_1": torch.rand(1, 8, 12, 12, generator=gen)}
     loss = MRFLoss(["relu3_1"])
-    loss.set_style(s)
+    loss.set_target(s)
     assert loss(s).item() == pytest.approx(0.0, abs=1e-6)
     assert torch.equal(loss.last_index["relu3_1"], torch.arange(100))  # every patch finds itself
     x = {"relu3_1": torch.rand(1, 8, 12, 12, generator=gen).requires_grad_(True)}
@@ -134,7 +134,7 @@ def test_invalid_style_area_gives_no_patches():
     valid = torch.ones(1, 1, 10, 10)
     valid[..., :, :4] = 0  # an empty (rotated) corner strip
     loss = MRFLoss(["relu3_1"], style_stride=1)
-    loss.set_style([s], valid=[valid])
+    loss.set_target([s], valid=[valid])
     assert len(loss.style_rows["relu3_1"]) == 8 * 4  # patch columns 4..7 only
 
 
@@ -166,8 +166,8 @@ def test_masked_gram_equals_per_region_gram_loss():
     assert torch.allclose(grams[0], region0 @ region0.t() / region0.shape[1], atol=1e-6)  # a per-region average
     assert area.tolist() == [0.5, 0.5, 0.0]
     loss = MaskedGramLoss(["relu1_1"])
-    loss.set_style({"relu1_1": f_s}, m)
-    loss.set_target_masks(m)
+    loss.set_target({"relu1_1": f_s}, m)
+    loss.set_input_masks(m)
     assert loss({"relu1_1": f_s}).item() == pytest.approx(0.0, abs=1e-7)
     value = loss({"relu1_1": f_x})
     ref = gram_loss(masked_grams(f_x, m)[0][:2], grams[:2])
@@ -176,7 +176,7 @@ def test_masked_gram_equals_per_region_gram_loss():
     assert f_x.grad.abs().sum() > 0
     # swapping the target regions changes the loss: region r is compared with region r only
     swapped = m[:, [1, 0, 2]]
-    loss.set_target_masks(swapped)
+    loss.set_input_masks(swapped)
     assert not torch.allclose(loss({"relu1_1": f_s}), torch.zeros(()))
     assert gram_matrix(f_s).shape == (1, 5, 5)
 
@@ -231,8 +231,8 @@ def test_search_on_principal_channels_finds_nearly_the_exact_matches(painting_fe
     matches, ncc = {}, {}
     for channels in (0, 32):
         loss = MRFLoss(["relu3_1"], semantic_weight=10.0 if guided else 0.0, match_channels=channels)
-        loss.set_style(style, _region_masks(h, w, 0) if guided else None)
-        loss.set_target_masks(_region_masks(h, w, 1.5) if guided else None)
+        loss.set_target(style, _region_masks(h, w, 0) if guided else None)
+        loss.set_input_masks(_region_masks(h, w, 1.5) if guided else None)
         matches[channels] = index = loss.match("relu3_1", feature)
         # the loss pulls towards the full patches of those matches
         patches = extract_patches(style["relu3_1"], 3)[index]
@@ -256,7 +256,7 @@ def test_overlay_from_style_pixels_equals_overlay_of_cut_patches(stride):
     valid = torch.ones(1, 1, 8, 12)
     valid[..., :3] = 0
     loss = MRFLoss(["relu3_1"], style_stride=stride, stride=stride)
-    loss.set_style([{"relu3_1": c} for c in copies], valid=[torch.ones(1, 1, 11, 9), valid])
+    loss.set_target([{"relu3_1": c} for c in copies], valid=[torch.ones(1, 1, 11, 9), valid])
     cut = torch.cat([extract_patches(c, 3, stride) for c in copies])
     kept = torch.cat(
         [
@@ -316,13 +316,13 @@ def test_patchmatch_search_in_the_loss_starts_exact_then_tracks_changing_feature
     sm, xm = _region_masks(52, 56, 0), _region_masks(44, 50, 1.5)
     exact, fast = (MRFLoss(["relu3_1"], semantic_weight=10.0, search=search) for search in ("exact", "patchmatch"))
     for loss in (exact, fast):
-        loss.set_style({"relu3_1": s}, sm)
-        loss.set_target_masks(xm)
+        loss.set_target({"relu3_1": s}, sm)
+        loss.set_input_masks(xm)
     assert torch.equal(fast.match("relu3_1", x), exact.match("relu3_1", x))  # the first search is exact
     for step in range(10):  # the features drift, as in an optimisation; PatchMatch follows from its last matches
         x = x + 0.05 * torch.randn(x.shape, generator=gen)
         found = fast.match("relu3_1", x)
-    assert fast._field["relu3_1"][2] == 10  # ten PatchMatch steps, no new exact search
+    assert fast._field["relu3_1", 0][2] == 10  # ten PatchMatch steps, no new exact search
     best = exact.match("relu3_1", x)
     assert (found == best).float().mean() > 0.85  # 0.89 here; the others are near-ties:
     xp, sp = F.normalize(extract_patches(x, 3), dim=1), F.normalize(extract_patches(s, 3), dim=1)
@@ -333,7 +333,7 @@ def test_search_every_keeps_the_matches_between_searches_and_searches_at_a_new_s
     gen = torch.Generator().manual_seed(5)
     s = torch.rand(1, 8, 20, 24, generator=gen)
     loss = MRFLoss(["relu3_1"], search_every=3)
-    loss.set_style({"relu3_1": s})
+    loss.set_target({"relu3_1": s})
     x = s[..., 2:18, 3:21]  # a crop of the style: its matches are known
     shifted = s[..., 1:17, 4:22]  # another crop: other matches
     loss({"relu3_1": x})

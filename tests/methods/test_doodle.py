@@ -50,7 +50,7 @@ def test_doodle_cli_writes_output_sheet_and_palette(tmp_path):
                 style,
                 "--style-map",
                 smap,
-                "--target-map",
+                "--content-map",
                 tmap,
                 "--size",
                 "48",
@@ -73,7 +73,7 @@ def test_doodle_cli_writes_output_sheet_and_palette(tmp_path):
     sheet = Image.open(out / "sheet.png")
     assert sheet.size[1] == 40 and sheet.size[0] > 4 * 40  # style, style map, target map, result
     cfg = load_config(out / "config.yaml")
-    assert cfg.method == "doodle" and cfg.phases == 2 and cfg.style.map == smap
+    assert cfg.method == "doodle" and cfg.phases == 2 and cfg.style_map == smap
 
 
 def test_toy_doodle_paints_each_region_with_its_style_region(tmp_path):
@@ -132,7 +132,7 @@ def test_region_colors_init_fills_each_target_region_with_its_style_colour():
 def test_gram_masked_and_auto_maps_run(tmp_path):
     style, smap, tmap = _toy_set(tmp_path)
     result = doodle.doodle(
-        style, smap, tmap, size=40, steps=3, phases=1, progress=False, precision="fp32", **{"style.loss": "gram_masked"}
+        style, smap, tmap, size=40, steps=3, phases=1, progress=False, precision="fp32", **{"style_loss": "gram_masked"}
     )
     assert result.shape == (1, 3, 33, 40) and 0 <= result.min() and result.max() <= 1
     content = load_image(ASSETS / "content/tubingen.jpg", 48)
@@ -199,37 +199,37 @@ def _error(capsys, *args):
 
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     style, smap, tmap = _toy_set(tmp_path)
-    err = _error(capsys, "--style", style, "--style-map", str(tmp_path / "nope.png"), "--target-map", tmap)
+    err = _error(capsys, "--style", style, "--style-map", str(tmp_path / "nope.png"), "--content-map", tmap)
     assert err.startswith("semstyle: error: style map") and "nope.png: file not found" in err
-    err = _error(capsys, "--style", style, "--target-map", tmap)
-    assert "style.map: required" in err
+    err = _error(capsys, "--style", style, "--content-map", tmap)
+    assert "style_map: required" in err
     small = _save(np.full((20, 20, 3), 255), tmp_path / "small_sem.png")
-    err = _error(capsys, "--style", style, "--style-map", small, "--target-map", tmap)
+    err = _error(capsys, "--style", style, "--style-map", small, "--content-map", tmap)
     assert "is 20x20 but the style image is 48x48" in err and "--resize-maps" in err
     (tmp_path / "odd").mkdir()
     _, _, odd = _toy_set(tmp_path / "odd", target_colours=((255, 0, 0), (0, 255, 0)))
-    err = _error(capsys, "--style", style, "--style-map", smap, "--target-map", odd)
+    err = _error(capsys, "--style", style, "--style-map", smap, "--content-map", odd)
     assert "colour (0, 255, 0)" in err and "x=24..47" in err and "semantic.unmatched=ignore" in err
     Image.new("L", (48, 48), 200).save(tmp_path / "grey.png")
     assert "greyscale" in _error(
-        capsys, "--style", style, "--style-map", str(tmp_path / "grey.png"), "--target-map", tmap
+        capsys, "--style", style, "--style-map", str(tmp_path / "grey.png"), "--content-map", tmap
     )
     rgba = np.zeros((40, 48, 4), np.uint8)
     rgba[..., 3] = 100
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
     assert "transparent" in _error(
-        capsys, "--style", style, "--style-map", smap, "--target-map", str(tmp_path / "rgba.png")
+        capsys, "--style", style, "--style-map", smap, "--content-map", str(tmp_path / "rgba.png")
     )
-    assert "auto_maps: needs content.image" in _error(capsys, "--style", style, "--auto-maps", "3")
+    assert "auto_maps: needs content" in _error(capsys, "--style", style, "--auto-maps", "3")
     assert "init: regions needs maps" in _error(capsys, "--style", style, "--content", style, "--set", "init=regions")
     assert "mrf.match_channels" in _error(
-        capsys, "--style", style, "--style-map", smap, "--target-map", tmap, "--set", "mrf.match_channels=-4"
+        capsys, "--style", style, "--style-map", smap, "--content-map", tmap, "--set", "mrf.match_channels=-4"
     )
     assert "mrf.search" in _error(
-        capsys, "--style", style, "--style-map", smap, "--target-map", tmap, "--set", "mrf.search=fast"
+        capsys, "--style", style, "--style-map", smap, "--content-map", tmap, "--set", "mrf.search=fast"
     )
     assert "mrf.search_every" in _error(
-        capsys, "--style", style, "--style-map", smap, "--target-map", tmap, "--set", "mrf.search_every=0"
+        capsys, "--style", style, "--style-map", smap, "--content-map", tmap, "--set", "mrf.search_every=0"
     )
 
 
@@ -255,7 +255,7 @@ def test_doodle_with_content_and_resized_target_map(tmp_path, capsys):
     tmap = np.zeros((20, 24, 3))
     tmap[:, :12], tmap[:, 12:] = (255, 0, 0), (0, 0, 255)
     tmap = _save(tmap, tmp_path / "content_sem.png")
-    args = ["--style", style, "--style-map", smap, "--content", content, "--target-map", tmap]
+    args = ["--style", style, "--style-map", smap, "--content", content, "--content-map", tmap]
     err = _error(capsys, *args)
     assert "target map" in err and "is 24x20 but the content image is 48x40" in err and "--resize-maps" in err
     out = tmp_path / "with_content"

@@ -15,15 +15,20 @@ from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.hypercolumn import STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from semstyle.core.image import load_image, resize
 from semstyle.core.pyramid import LaplacianPyramid, high_pass, laplacian_pyramid, reconstruct
+from semstyle.core.semantic import RegionMasks
+from semstyle.engine import Objective
 from semstyle.errors import ConfigError, ImageError
 from semstyle.losses.strotss import (
-    StrotssLoss,
+    SamplePoints,
+    SelfSimilarityLoss,
+    StrotssStyleLoss,
     color_emd,
     feature_moments,
     moment_loss,
     nearest_neighbours,
     relaxed_emd,
     self_similarity_loss,
+    strotss_weights,
 )
 
 # -- pyramid ----------------------------------------------------------------------------------------------------
@@ -198,49 +203,92 @@ def test_self_similarity_loss_ignores_colour_change_but_not_scrambled_structure(
 # -- the loss module ----------------------------------------------------------------------------------------------
 
 
-def test_strotss_loss_module(encoder, tubingen, assets_dir):
+def _strotss_objective(encoder, samples, style_samples, content_weight=16.0):
+    points = SamplePoints(samples, seed=0)
+    terms = {
+        "content": (SelfSimilarityLoss(points), 1.0),
+        "style": (StrotssStyleLoss(points, style_samples=style_samples), 1.0),
+    }
+    objective = Objective(encoder, terms, before_step=(points.resample,))
+    objective.weights.update(strotss_weights(content_weight))
+    return objective, points
+
+
+def test_strotss_terms_on_the_objective(encoder, tubingen, assets_dir):
     style = load_image(assets_dir / "styles/starry_night.jpg", 96)
-    loss = StrotssLoss(encoder, samples=256, style_samples=800)
-    with pytest.raises(RuntimeError):
-        loss.draw_points()
-    loss.set_targets(tubingen, style)
-    assert loss.style_sets[0]["unit"].shape == (800, 2179)
+    objective, points = _strotss_objective(encoder, 256, 800)
+    with pytest.raises(ConfigError, match="set_regions"):
+        points.resample()
+    points.set_regions(tubingen.shape[-2:])
+    with torch.no_grad():
+        objective.terms["content"].set_target(objective.features(tubingen))
+        objective.terms["style"].set_target(objective.features(style))
+    assert objective.terms["style"].style_sets[0]["unit"].shape == (800, 2179)
     image = tubingen.clone().requires_grad_(True)
-    total, terms = loss(image)
-    assert set(terms) == {"content", "remd", "moment", "color"}
+    total, terms = objective(image)
+    assert set(terms) == {"content", "style.remd", "style.moment", "style.color"}
     assert abs(float(total.detach()) - sum(terms.values())) < 1e-5
     assert terms["content"] < 1e-6  # the content image has the content's self-similarity
     total.backward()
     assert image.grad.abs().sum() > 0
     # a style crop is far closer in style than the photo, far worse in content
     crop = resize(style, tuple(tubingen.shape[-2:]))
-    _, crop_terms = loss(crop)
-    assert crop_terms["remd"] < terms["remd"] and crop_terms["content"] > 0.01
-    # separate style image (DST's warped output): content from `image`, style terms from `crop`
-    _, mixed = loss(tubingen, crop)
-    assert mixed["content"] < 1e-6 and abs(mixed["remd"] - crop_terms["remd"]) < 0.2 * crop_terms["remd"]
-    with pytest.raises(ConfigError, match="targets were set"):
-        loss(resize(tubingen, 64))
+    _, crop_terms = objective(crop)
+    assert crop_terms["style.remd"] < terms["style.remd"] and crop_terms["content"] > 0.01
+    with pytest.raises(ConfigError, match="regions were set"):
+        objective(resize(tubingen, 64))
 
 
-def test_strotss_loss_region_errors(encoder, tubingen):
+def test_strotss_views_share_their_points(encoder, tubingen, assets_dir):
+    """DST's use: content on X, style on the warped W(X), both read at the same points in one step."""
+    style = load_image(assets_dir / "styles/starry_night.jpg", 96)
+    crop = resize(style, tuple(tubingen.shape[-2:]))
+    points = SamplePoints(256, seed=0)
+    style_term = StrotssStyleLoss(points, style_samples=800)
+    weights = strotss_weights(16.0)
+    objective = Objective(
+        encoder,
+        {
+            "content": (SelfSimilarityLoss(points), weights["content"]),
+            "style": (style_term, weights["style"]),
+            "style_warped": (style_term, weights["style"], "warped"),
+        },
+        before_step=(points.resample,),
+    )
+    points.set_regions(tubingen.shape[-2:])
+    with torch.no_grad():
+        objective.terms["content"].set_target(objective.features(tubingen))
+        style_term.set_target(objective.features(style))
+    _, terms = objective({"image": tubingen, "warped": crop})
+    assert terms["content"] < 1e-6 and terms["style_warped.remd"] < terms["style.remd"]
+    drawn = list(points.points)
+    _, again = objective({"image": crop, "warped": tubingen})  # the views swapped, fresh points
+    assert not torch.equal(drawn[0], points.points[0])
+    assert again["style.remd"] < again["style_warped.remd"]
+
+
+def test_strotss_region_errors(encoder, tubingen):
     h, w = tubingen.shape[-2:]
     two = torch.zeros(1, 2, h, w)
     two[:, 0, :, : w // 2] = 1
     two[:, 1, :, w // 2 :] = 1
-    loss = StrotssLoss(encoder, samples=64, style_samples=64)
-    with pytest.raises(ImageError, match="both"):
-        loss.set_targets(tubingen, tubingen, two, None)
+    objective, points = _strotss_objective(encoder, 64, 64)
+    style_term = objective.terms["style"]
+    features = objective.features(tubingen)
+    points.set_regions((h, w), RegionMasks(two))
     with pytest.raises(ImageError, match="region counts"):
-        loss.set_targets(tubingen, tubingen, two, two[:, :1])
+        style_term.set_target(features, RegionMasks(two[:, :1]))
     style_missing = two.clone()
     style_missing[:, 1] = 0
     with pytest.raises(ImageError, match="region 1"):
-        loss.set_targets(tubingen, tubingen, two, style_missing)
-    loss.set_targets(tubingen, tubingen, two, two)
-    points = loss.draw_points()
-    assert len(points) == 2 and all(p.shape == (64, 2) for p in points)
-    assert (points[0][:, 0] < 0).all() and (points[1][:, 0] > 0).all()  # left half, right half
+        style_term.set_target(features, RegionMasks(style_missing))
+    with pytest.raises(ImageError, match="no region has any pixels"):
+        points.set_regions((h, w), RegionMasks(torch.zeros(1, 2, h, w)))
+    points.set_regions((h, w), RegionMasks(two))
+    style_term.set_target(features, RegionMasks(two))
+    points.resample()
+    assert len(points.points) == 2 and all(p.shape == (64, 2) for p in points.points)
+    assert (points.points[0][:, 0] < 0).all() and (points.points[1][:, 0] > 0).all()  # left half, right half
 
 
 # -- the method ---------------------------------------------------------------------------------------------------
@@ -284,7 +332,7 @@ def test_two_scale_run_lowers_the_loss(tmp_path):
     )
     assert {p.name for p in out.iterdir()} >= {"output.png", "losses.csv", "losses.png", "config.yaml"}
     header = (out / "losses.csv").read_text().splitlines()[0]
-    assert header.split(",")[2:6] == ["content", "remd", "moment", "color"]
+    assert header.split(",")[2:6] == ["content", "style.remd", "style.moment", "style.color"]
     totals = _totals(out / "losses.csv")
     assert sorted(totals) == [0, 1]
     for values in totals.values():  # the loss is stochastic (random locations): compare 4-step averages

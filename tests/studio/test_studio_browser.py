@@ -6,10 +6,7 @@ Selenium or the studio extra is missing (CI installs them: .ci/run)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,41 +15,14 @@ from PIL import Image
 
 from semstyle.core import semantic
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).is_file()), None)
-CHROMEDRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None
-)
-
 
 def _hex(h: str) -> tuple[int, int, int]:
     return tuple(int(h[i : i + 2], 16) for i in (1, 3, 5))
 
 
 @pytest.fixture()
-def browser():
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("needs the system Chromium and its driver (Debian: apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+def browser(chromium):
+    return chromium
 
 
 @pytest.fixture()

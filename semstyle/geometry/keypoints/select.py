@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 
 def inside_border(points: torch.Tensor, size: tuple[int, int], border: float) -> torch.Tensor:
@@ -51,5 +50,9 @@ def kmeans_select(
     if n <= k:
         return torch.argsort(activation, descending=True, stable=True)
     data = torch.cat([points_a, points_b], 1).double().cpu().numpy()
+    # imported here, not at the top: sklearn takes ~1.5 s to load, and only maps and keypoint selection
+    # cluster; every other run (and each sweep worker, each CLI call) starts without it
+    from sklearn.cluster import KMeans
+
     labels = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(data).labels_
     return best_per_group(torch.from_numpy(labels.astype(np.int64)), activation.cpu())
