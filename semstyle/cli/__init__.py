@@ -18,7 +18,7 @@ import sys
 from ..errors import SemstyleError
 from ..studio import cli as studio
 from ..version import __version__
-from . import commands, nbb
+from . import commands, feedforward, nbb
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_reconstruct(sub)
     commands.add_features(sub)
     nbb.add_cli(sub)
+    feedforward.add_train(sub)
+    feedforward.add_stylize(sub)
     studio.add_cli(sub)  # imports no web server: the studio extra is only needed when the command runs
     return parser
 
