@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import ASSETS
 from safetensors.torch import load_file
 
 from semstyle import api
@@ -18,8 +19,6 @@ from semstyle.feedforward.data import CropDataset, sklearn_sample_photos
 from semstyle.feedforward.model_file import load_model, save_model
 from semstyle.feedforward.networks import FeedForward
 from semstyle.feedforward.train import HierarchicalLoss, training_images
-
-from conftest import ASSETS
 
 STEPS = 6
 
