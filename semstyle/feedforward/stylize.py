@@ -6,6 +6,7 @@ with OpenCV frame by frame (``mp4v`` in an ``.mp4``); OpenCV does not carry audi
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -86,8 +87,17 @@ def _output_path(out_dir: Path, source: Path, suffix: str, taken: set) -> Path:
     return path
 
 
+def _cv2():
+    # FFmpeg's own log lines ("moov atom not found") would follow our one-line error on stderr; quiet them before
+    # OpenCV's FFmpeg backend starts (it reads the variable once). OpenCV is only imported when a video is given.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    return cv2
+
+
 def _open_video(path: Path):
-    import cv2  # OpenCV only when a video is given
+    cv2 = _cv2()
 
     cap = cv2.VideoCapture(str(path))
     ok, frame = cap.read() if cap.isOpened() else (False, None)
@@ -99,7 +109,7 @@ def _open_video(path: Path):
 
 def stylize_video(stylizer: Stylizer, path: Path, out: Path, size: int | None, progress: bool = True) -> Path:
     """Stylise every frame of ``path`` into ``out`` (``mp4v``), at the same frame rate; no audio."""
-    import cv2
+    cv2 = _cv2()
 
     cap, frame = _open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
