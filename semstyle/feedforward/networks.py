@@ -30,6 +30,20 @@ from ..core.color import luminance
 from ..core.image import target_size
 
 
+class InstanceNorm(nn.GroupNorm):
+    """Instance normalisation with a learned scale and shift per channel (Ulyanov, Vedaldi & Lempitsky 2016),
+    ``(B, C, H, W)`` -> same.
+
+    GroupNorm with one channel per group is the same function with the same parameters (``weight``, ``bias``) as
+    ``nn.InstanceNorm2d(C, affine=True)``, but PyTorch's CPU group norm works in channels-last memory, where
+    instance norm copies to channels-first and back: the whole Multimodal network at 512 px ran ~2x faster in fp32
+    (one process, interleaved repeats, shared EPYC; outputs equal within 5e-5).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__(channels, channels, eps=eps)
+
+
 class ConvBlock(nn.Sequential):
     """Reflection pad, ``k×k`` convolution (stride ``stride``), instance norm (affine), ReLU."""
 
@@ -37,7 +51,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(
             nn.ReflectionPad2d(kernel // 2),
             nn.Conv2d(cin, cout, kernel, stride),
-            nn.InstanceNorm2d(cout, affine=True),
+            InstanceNorm(cout),
             nn.ReLU(inplace=True),
         )
 
@@ -50,11 +64,11 @@ class ResidualBlock(nn.Module):
         self.body = nn.Sequential(
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            InstanceNorm(channels),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            InstanceNorm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

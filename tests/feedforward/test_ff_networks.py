@@ -11,6 +11,7 @@ from semstyle.feedforward.networks import (
     ConvBlock,
     EnhanceSubnet,
     FeedForward,
+    InstanceNorm,
     JohnsonNet,
     OutputConv,
     RefineSubnet,
@@ -48,6 +49,16 @@ def _all_nets():
     return [FeedForward("multimodal", (32, 64, 128), 2), FeedForward("johnson", (32,), 2)]
 
 
+def test_instance_norm_matches_torch_instance_norm():
+    norm, reference = InstanceNorm(6), nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+        reference.load_state_dict(norm.state_dict())  # the same parameter names: models trained with either load
+        x = torch.randn(2, 6, 9, 7) * 3 + 1
+        torch.testing.assert_close(norm(x), reference(x), atol=1e-5, rtol=1e-5)
+
+
 def test_no_transposed_convolution():
     for net in _all_nets():
         kinds = {type(m).__name__ for m in net.modules()}
@@ -69,9 +80,11 @@ def test_instance_norm_after_every_non_output_convolution():
                 if isinstance(parent, OutputConv):
                     outputs += 1
                     continue
-                assert isinstance(children[i + 1], nn.InstanceNorm2d), f"{parent}: conv {i} lacks instance norm"
+                assert isinstance(children[i + 1], InstanceNorm), f"{parent}: conv {i} lacks instance norm"
                 followed += 1
                 if isinstance(parent, ConvBlock):  # a non-residual conv: ReLU after the norm too
                     assert isinstance(children[i + 2], nn.ReLU)
+        norms = [m for m in net.modules() if isinstance(m, nn.GroupNorm)]
+        assert all(isinstance(m, InstanceNorm) and m.num_groups == m.num_channels for m in norms)
         assert outputs == len(net.stages)  # one plain output convolution per stage, nothing else un-normalised
         assert followed + outputs == len(convs)
