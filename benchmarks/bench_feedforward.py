@@ -5,6 +5,7 @@
     python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3]
     python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
     python benchmarks/bench_feedforward.py scales  [--photo P] [--size 1024] [--out docs/img/ff-scales.png]
+    python benchmarks/bench_feedforward.py readme  [--photo P] [--out docs/img/ff-readme.png]
 
 Quality: each output is scored with the Gatys objective the models were trained on (α·L_content at conv4_2 +
 β·mean_l L_style over conv1_1..conv5_1, avg pooling, α = 1e-3, β = 1e-6; the style image resized to the output's
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_time  # noqa: E402
+from common import machine  # noqa: E402
 
 from semstyle import api  # noqa: E402
 from semstyle.conf.feedforward import FeedForwardConfig  # noqa: E402
@@ -110,18 +112,26 @@ def run_quality(args) -> None:
 
 
 def run_speed(args) -> None:
+    """fp32 and bf16 interleaved in one process, ``--repeats`` rounds after a warm-up: the minimum is the closest
+    to an unloaded machine's time (the machine these ran on was shared), the median is shown beside it."""
     print(f"machine: {machine()}")
-    print("| model | size | fp32 s | bf16 s |")
+    print("| model | output | fp32 s (min / median) | bf16 s (min / median) |")
     print("|---|---|---|---|")
     photo = load_image(PHOTOS[0])
     for name in args.models:
+        models = {p: Stylizer(name, "cpu", p) for p in ("fp32", "bf16")}
         for size in args.sizes:
-            row = []
-            for precision in ("fp32", "bf16"):
-                model = Stylizer(name, "cpu", precision)
-                image = resize(photo, size)
-                row.append(median_time(lambda m=model, x=image: m(x), repeats=args.repeats, warmup=1))
-            print(f"| {name} | {size} | {row[0]:.2f} | {row[1]:.2f} |")
+            image = resize(photo, size)
+            times = {p: [] for p in models}
+            for p, m in models.items():
+                m(image)
+            for _ in range(args.repeats):
+                for p, m in models.items():
+                    t = time.perf_counter()
+                    m(image)
+                    times[p].append(time.perf_counter() - t)
+            cells = [f"{min(times[p]):.2f} / {statistics.median(times[p]):.2f}" for p in models]
+            print(f"| {Path(name).stem} | {size}×{size} | {cells[0]} | {cells[1]} |")
 
 
 def run_video(args) -> None:
@@ -177,9 +187,19 @@ def run_scales(args) -> None:
     print(args.out)
 
 
+def run_readme(args) -> None:
+    """The README's picture: a photo not in the training set, the bundled models' outputs, the style."""
+    photo = load_image(args.photo, 384)
+    outs = [Stylizer(name, "cpu", "auto")(photo) for name in ("multimodal", "johnson")]
+    style = load_image(STYLE, (photo.shape[-2], round(photo.shape[-2] * 1.6)))
+    row = captioned_row([photo, *outs, style], ["input (not trained on)", "multimodal", "johnson", "style"])
+    row.save(args.out)
+    print(args.out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "scales"))
+    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "scales", "readme"))
     p.add_argument("--photos", nargs="+", default=PHOTOS)
     p.add_argument("--photo", default=PHOTOS[1])
     p.add_argument("--sizes", nargs="+", type=int, default=None)
@@ -192,9 +212,8 @@ def main() -> None:
     args = p.parse_args()
     if args.sizes is None:
         args.sizes = [512, 1024] if args.what == "speed" else [256, 512]
-    {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video, "scales": run_scales}[
-        args.what
-    ](args)
+    runs = {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video, "scales": run_scales}
+    {**runs, "readme": run_readme}[args.what](args)
 
 
 if __name__ == "__main__":
