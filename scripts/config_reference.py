@@ -13,6 +13,7 @@ from pathlib import Path
 
 from semstyle.conf import SCHEMAS
 from semstyle.conf.common import RunConfig
+from semstyle.conf.feedforward import TRAIN_SCHEMAS
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
@@ -24,6 +25,8 @@ def _type(field) -> str:
 def _default(value) -> str:
     if isinstance(value, str) and "/semstyle/assets/" in value:
         return "`(bundled) " + value.split("/semstyle/assets/", 1)[1] + "`"
+    if isinstance(value, list) and any(isinstance(v, str) and "/semstyle/assets/" in v for v in value):
+        return ", ".join(_default(v) for v in value)  # no machine's install path in the generated docs
     return f"`{value!r}`" if value is not None else "`null`"
 
 
@@ -85,7 +88,8 @@ def render() -> str:
         *_rows(base, skip={"method": base.method}),
         "",
     ]
-    for name, schema in SCHEMAS.items():
+    train = {f"train: {name}": schema for name, schema in TRAIN_SCHEMAS.items()}  # semstyle train CONFIG
+    for name, schema in {**SCHEMAS, **train}.items():
         node = _apply(schema.config(), schema.preset)
         parts += [f"## `{name}`", "", schema.summary + ".", ""]
         if schema.groups:

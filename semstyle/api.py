@@ -137,4 +137,40 @@ def run(config=None, overrides=(), callbacks=(), **options) -> Path:
     return run_dir.path
 
 
-__all__ = ["run", "load_config", "METHODS", "Method"]
+# -- feed-forward networks (semstyle.feedforward) ------------------------------------------------------------------
+
+
+def load_train_config(config=None, overrides=()):
+    """A resolved training config: ``method`` (``multimodal`` or ``johnson``) from the overrides, else the config,
+    else ``multimodal``."""
+    from .conf.feedforward import TRAIN_SCHEMAS
+
+    user, where = user_config(config)
+    method = method_of(user, parse_overrides(overrides), "multimodal")
+    check(
+        isinstance(method, str) and method in TRAIN_SCHEMAS,
+        f"method: {method!r} is not a trainable network; available: {', '.join(TRAIN_SCHEMAS)}",
+    )
+    return load(TRAIN_SCHEMAS[method], user, overrides, origin=where)
+
+
+def train(config=None, overrides=(), callbacks=(), **options) -> Path:
+    """Train a feed-forward network (``semstyle train``); returns the finished run folder, which holds the model
+    file (``model.safetensors``), ``losses.csv``/``losses.png``, ``samples/`` and ``training.json``."""
+    from .feedforward import train as ff_train
+
+    overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
+    cfg = load_train_config(config, overrides)
+    ff_train.check_inputs(cfg)
+    return ff_train.train(cfg, callbacks, header=_provenance())
+
+
+def stylize(model, inputs, out_dir="stylized", size=None, batch=4, device="auto", precision="auto", progress=True):
+    """Stylise images, folders of images and videos with a trained model file (``semstyle stylize``); returns the
+    written files."""
+    from .feedforward.stylize import stylize_files
+
+    return stylize_files(model, inputs, out_dir, size, batch, device, precision, progress)
+
+
+__all__ = ["run", "load_config", "METHODS", "Method", "train", "load_train_config", "stylize"]

@@ -18,7 +18,7 @@ import sys
 from ..errors import SemstyleError
 from ..studio import cli as studio
 from ..version import __version__
-from . import commands, evaluate, nbb, sweep
+from . import commands, evaluate, feedforward, nbb, sweep
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_report(sub)
     sweep.add_sweep(sub)
     sweep.add_search(sub)
+    feedforward.add_train(sub)
+    feedforward.add_stylize(sub)
     studio.add_cli(sub)  # imports no web server: the studio extra is only needed when the command runs
     return parser
 

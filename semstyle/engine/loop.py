@@ -89,15 +89,22 @@ def pixel_problem(
 
 
 def run_steps(
-    problem: Problem, steps: int, on_step: Callable[[int, float, dict[str, float]], bool | None], where: str = ""
+    problem: Problem,
+    steps: int,
+    on_step: Callable[[int, float, dict[str, float]], bool | None],
+    where: str = "",
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> tuple[float, dict[str, float]]:
     """Minimise ``problem.loss()`` for up to ``steps`` steps, calling ``on_step(step, total, terms)`` after each;
     a true answer ends the loop early (the stopping rule).
 
+    ``optimizer`` (default: a new one from ``problem.optimizer``/``problem.lr``) lets a resumed model training
+    continue with the optimiser state it saved.
+
     A non-finite loss raises :class:`SemstyleError` naming the step. Returns the last ``(total, terms)``.
     """
     params = list(problem.params)
-    opt = make_optimizer(problem.optimizer, params, problem.lr)
+    opt = optimizer if optimizer is not None else make_optimizer(problem.optimizer, params, problem.lr)
     last: list = [math.nan, {}]
 
     def closure():

@@ -1,0 +1,220 @@
+"""Feed-forward models: quality against optimisation-based Gatys, inference and video speed.
+
+    python benchmarks/bench_feedforward.py gatys   [--photos P...] [--sizes 256 512] [--steps 50]
+    python benchmarks/bench_feedforward.py quality [--models multimodal johnson] [--photos P...] [--sizes 256 512]
+    python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3]
+    python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
+    python benchmarks/bench_feedforward.py scales  [--photo P] [--size 1024] [--out docs/img/ff-scales.png]
+    python benchmarks/bench_feedforward.py readme  [--photo P] [--out docs/img/ff-readme.png]
+
+Quality: each output is scored with the Gatys objective the models were trained on (α·L_content at conv4_2 +
+β·mean_l L_style over conv1_1..conv5_1, avg pooling, α = 1e-3, β = 1e-6; the style image resized to the output's
+long side), computed in fp32 by the project's encoder, the same function for every image. ``gatys`` runs
+``semstyle.api.run`` (method gatys, L-BFGS from the content image, ``--steps`` steps) on each photo and size and
+stores its score in ``--cache`` (it does not depend on the models, so it can run once); ``quality`` scores the
+models' outputs and prints the ratio model / Gatys (< 1: the model is better on the objective).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+
+from semstyle import api  # noqa: E402
+from semstyle.conf.feedforward import FeedForwardConfig  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
+from semstyle.core.image import load_image, resize  # noqa: E402
+from semstyle.feedforward.stylize import Stylizer  # noqa: E402
+from semstyle.losses.content import content_loss  # noqa: E402
+from semstyle.losses.gram import gram_loss, gram_matrix  # noqa: E402
+from semstyle.viz.layout import captioned_row  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STYLE = ROOT / "semstyle/assets/styles/starry_night.jpg"
+# not in the training set (docs/feedforward.md): the bundled astronaut and the shared Kodak kodim15
+PHOTOS = [str(ROOT / "semstyle/assets/content/astronaut.jpg"), str(ROOT.parent / "shared/data/content/kodim15.png")]
+CACHE = ROOT / "docs/benchmarks/feedforward_gatys.json"
+
+
+def score(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor, encoder, cfg=FeedForwardConfig()):
+    """The training objective of one image ``(1, 3, H, W)``: ``(total, content term, style term)``."""
+    layers = list(dict.fromkeys([*cfg.content_layers, *cfg.style_layers]))
+    with torch.no_grad():
+        f, c = encoder(image, layers), encoder(resize(content, tuple(image.shape[-2:])), cfg.content_layers)
+        s = encoder(resize(style, max(image.shape[-2:])), cfg.style_layers)
+        lc = sum(content_loss(f[k], c[k]) for k in cfg.content_layers) / len(cfg.content_layers)
+        ls = sum(gram_loss(gram_matrix(f[k]), gram_matrix(s[k])) for k in cfg.style_layers) / len(cfg.style_layers)
+    a, b = cfg.content_weight * float(lc), cfg.style_weight * float(ls)
+    return a + b, a, b
+
+
+def run_gatys(args) -> None:
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    encoder = vgg19_encoder("avg", "fp32", "cpu")
+    style = load_image(STYLE)
+    for photo in args.photos:
+        for size in args.sizes:
+            content = load_image(photo, size)
+            with tempfile.TemporaryDirectory() as tmp:
+                t = time.perf_counter()
+                out = api.run(
+                    None,
+                    [f"content={photo}", f"style={STYLE}", f"size={size}", f"steps={args.steps}", "progress=false"],
+                    out_dir=f"{tmp}/run",
+                )
+                seconds = time.perf_counter() - t
+                image = load_image(out / "output.png")
+            total, a, b = score(image, content, style, encoder)
+            start = score(content, content, style, encoder)[0]
+            cache[f"{Path(photo).name}@{size}"] = {
+                "gatys": total,
+                "content": a,
+                "style": b,
+                "start": start,
+                "steps": args.steps,
+                "seconds": round(seconds, 1),
+            }
+            print(
+                f"{Path(photo).name} {size}px: gatys {args.steps} steps {total:.4g} (content image {start:.4g}), "
+                f"{seconds:.0f} s"
+            )
+    cache["_machine"] = machine()
+    CACHE.write_text(json.dumps(cache, indent=1) + "\n")
+
+
+def run_quality(args) -> None:
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    encoder = vgg19_encoder("avg", "fp32", "cpu")
+    style = load_image(STYLE)
+    print("| model | photo | size | model score | Gatys 50 L-BFGS | content image | ratio model/Gatys |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models:
+        model = Stylizer(name, "cpu", "fp32")
+        for photo in args.photos:
+            for size in args.sizes:
+                content = load_image(photo, size)
+                total = score(model(content), content, style, encoder)[0]
+                ref = cache.get(f"{Path(photo).name}@{size}")
+                gatys = f"{ref['gatys']:.4g}" if ref else "not run"
+                ratio = f"{total / ref['gatys']:.2f}" if ref else "-"
+                start = f"{ref['start']:.4g}" if ref else "-"
+                print(f"| {name} | {Path(photo).name} | {size} | {total:.4g} | {gatys} | {start} | {ratio} |")
+
+
+def run_speed(args) -> None:
+    """fp32 and bf16 interleaved in one process, ``--repeats`` rounds after a warm-up: the minimum is the closest
+    to an unloaded machine's time (the machine these ran on was shared), the median is shown beside it."""
+    print(f"machine: {machine()}")
+    print("| model | output | fp32 s (min / median) | bf16 s (min / median) |")
+    print("|---|---|---|---|")
+    photo = load_image(PHOTOS[0])
+    for name in args.models:
+        models = {p: Stylizer(name, "cpu", p) for p in ("fp32", "bf16")}
+        for size in args.sizes:
+            image = resize(photo, size)
+            times = {p: [] for p in models}
+            for p, m in models.items():
+                m(image)
+            for _ in range(args.repeats):
+                for p, m in models.items():
+                    t = time.perf_counter()
+                    m(image)
+                    times[p].append(time.perf_counter() - t)
+            cells = [f"{min(times[p]):.2f} / {statistics.median(times[p]):.2f}" for p in models]
+            print(f"| {Path(name).stem} | {size}×{size} | {cells[0]} | {cells[1]} |")
+
+
+def run_video(args) -> None:
+    import cv2
+    import numpy as np
+
+    from semstyle.feedforward.stylize import stylize_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.mp4"
+        photo = (resize(load_image(PHOTOS[0]), args.size)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        h, w = photo.shape[:2]
+        writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (w, h))
+        for i in range(args.frames):
+            writer.write(np.ascontiguousarray(np.roll(photo, 4 * i, axis=1)[..., ::-1]))
+        writer.release()
+        for name in args.models:
+            model = Stylizer(name, "cpu", "auto")
+            t = time.perf_counter()
+            stylize_video(model, src, Path(tmp) / f"{name}.mp4", None, progress=False)
+            fps = args.frames / (time.perf_counter() - t)
+            print(f"{name}: {fps:.2f} frames/s at {w}x{h} ({model.precision}; decode, stylise, encode)")
+
+
+def run_scales(args) -> None:
+    """The three outputs of the hierarchy beside the baseline, with a crop of each at the last scale's size."""
+    photo = load_image(args.photo)
+    mm = Stylizer("multimodal", "cpu", "auto")(photo, args.size, all_scales=True)
+    jo = Stylizer("johnson", "cpu", "auto")(photo, args.size)
+    h = 256
+    panels = [resize(photo, (h, round(photo.shape[-1] * h / photo.shape[-2])))]
+    panels += [resize(o, (h, round(o.shape[-1] * h / o.shape[-2])), mode="bilinear") for o in [*mm, jo]]
+    crop = (
+        slice(mm[-1].shape[-2] // 3, mm[-1].shape[-2] // 3 + h),
+        slice(mm[-1].shape[-1] // 3, mm[-1].shape[-1] // 3 + h),
+    )
+    crops = [mm[-1][..., crop[0], crop[1]], jo[..., crop[0], crop[1]]]
+    sizes = [f"{max(o.shape[-2:])} px" for o in mm]
+    row = captioned_row(
+        [*panels, *crops],
+        [
+            "input",
+            f"style subnet {sizes[0]}",
+            f"enhance {sizes[1]}",
+            f"refine {sizes[2]}",
+            f"Johnson {max(jo.shape[-2:])} px",
+            "refine, 1:1 crop",
+            "Johnson, 1:1 crop",
+        ],
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    row.save(args.out)
+    print(args.out)
+
+
+def run_readme(args) -> None:
+    """The README's picture: a photo not in the training set, the bundled models' outputs, the style."""
+    photo = load_image(args.photo, 384)
+    outs = [Stylizer(name, "cpu", "auto")(photo) for name in ("multimodal", "johnson")]
+    style = load_image(STYLE, (photo.shape[-2], round(photo.shape[-2] * 1.6)))
+    row = captioned_row([photo, *outs, style], ["input (not trained on)", "multimodal", "johnson", "style"])
+    row.save(args.out)
+    print(args.out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "scales", "readme"))
+    p.add_argument("--photos", nargs="+", default=PHOTOS)
+    p.add_argument("--photo", default=PHOTOS[1])
+    p.add_argument("--sizes", nargs="+", type=int, default=None)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", nargs="+", default=["multimodal", "johnson"])
+    p.add_argument("--out", default=str(ROOT / "docs/img/ff-scales.png"))
+    args = p.parse_args()
+    if args.sizes is None:
+        args.sizes = [512, 1024] if args.what == "speed" else [256, 512]
+    runs = {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video, "scales": run_scales}
+    {**runs, "readme": run_readme}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Inference with a trained model file: images, folders of images and videos, in one pass of the network each.
+
+Images of the same output size go through the network together (``batch`` at a time). Videos are read and written
+with OpenCV frame by frame (``mp4v`` in an ``.mp4``); OpenCV does not carry audio, so the output has none.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..core.encoder import resolve_device, resolve_precision
+from ..core.image import atomic_write, load_image, save_image
+from ..errors import ConfigError, check
+from .data import IMAGE_SUFFIXES
+from .model_file import load_model
+from .networks import FeedForward
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def expand_inputs(inputs) -> list[Path]:
+    """Files given directly, plus the images and videos of each folder (non-recursive, sorted); one-line errors for
+    a missing path, an empty folder or a file that is neither an image nor a video."""
+    check(len(inputs) > 0, "stylize: give at least one image, folder or video")
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            )
+            check(found, f"input folder {path}: has no images or videos")
+            files += found
+        else:
+            check(path.is_file(), f"input {path}: not found")
+            check(
+                path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES,
+                f"input {path}: not an image or video file (suffixes {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})",
+            )
+            files.append(path)
+    return files
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class Stylizer:
+    """A loaded model with its device and precision; ``__call__`` maps ``(B, 3, H, W)`` in [0, 1] to the last
+    stage's output at long side ``size`` (default: the input's long side)."""
+
+    def __init__(self, model, device: str = "auto", precision: str = "auto"):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.net, self.meta = model if isinstance(model, tuple) else load_model(model, self.device)
+        self.net: FeedForward = self.net.to(self.device)
+        if self.device.type == "cpu":
+            self.net = self.net.to(memory_format=torch.channels_last)  # oneDNN's native layout (core/encoder.py)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, size: int | None = None, all_scales: bool = False):
+        size = max(images.shape[-2:]) if size is None else int(size)
+        x = images.to(self.device)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(self.precision, self.device):
+            outputs = self.net(x, size)
+        outputs = [o.float().clamp(0, 1).cpu().contiguous() for o in outputs]
+        return outputs if all_scales else outputs[-1]
+
+
+def _output_path(out_dir: Path, source: Path, suffix: str, taken: set) -> Path:
+    path = out_dir / f"{source.stem}{suffix}"
+    n = 1
+    while path in taken or path.exists():  # never overwrite: a second tubingen.jpg becomes tubingen-1.png
+        path = out_dir / f"{source.stem}-{n}{suffix}"
+        n += 1
+    taken.add(path)
+    return path
+
+
+def _cv2():
+    # FFmpeg's own log lines ("moov atom not found") would follow our one-line error on stderr; quiet them before
+    # OpenCV's FFmpeg backend starts (it reads the variable once). OpenCV is only imported when a video is given.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    return cv2
+
+
+def _open_video(path: Path):
+    cv2 = _cv2()
+
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read() if cap.isOpened() else (False, None)
+    if not ok or frame is None:
+        cap.release()
+        raise ConfigError(f"input video {path}: cannot be read (not a video OpenCV can decode, or no frames)")
+    return cap, frame
+
+
+def stylize_video(stylizer: Stylizer, path: Path, out: Path, size: int | None, progress: bool = True) -> Path:
+    """Stylise every frame of ``path`` into ``out`` (``mp4v``), at the same frame rate; no audio."""
+    cv2 = _cv2()
+
+    cap, frame = _open_video(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    writer = None
+    bar = tqdm(total=count, desc=path.name, unit="frame", disable=not progress, leave=False, dynamic_ncols=True)
+
+    def write(tmp: str) -> None:
+        nonlocal writer, frame
+        try:
+            ok = True
+            while ok:
+                rgb = torch.from_numpy(frame[..., ::-1].astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+                styled = stylizer(rgb, size)[0]
+                bgr = (styled.permute(1, 2, 0).numpy()[..., ::-1] * 255.0).round().astype(np.uint8)
+                if writer is None:
+                    h, w = bgr.shape[:2]
+                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    if not writer.isOpened():
+                        raise ConfigError(f"output {out}: OpenCV cannot write an mp4v video here")
+                writer.write(np.ascontiguousarray(bgr))
+                bar.update(1)
+                ok, frame = cap.read()
+        finally:
+            if writer is not None:
+                writer.release()
+            cap.release()
+            bar.close()
+
+    return atomic_write(out, write, suffix=".mp4")
+
+
+def stylize_files(
+    model,
+    inputs,
+    out_dir="stylized",
+    size: int | None = None,
+    batch: int = 4,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: bool = True,
+) -> list[Path]:
+    """Stylise images, folders and videos with a model file; returns the written files (``OUT/<stem>.png``,
+    ``OUT/<stem>.mp4``). Inputs are checked before the model is loaded."""
+    check(size is None or 16 <= int(size) <= 8192, f"size: must be an integer in [16, 8192], got {size!r}")
+    check(batch >= 1, f"batch: must be >= 1, got {batch}")
+    files = expand_inputs(inputs)
+    out_dir = Path(out_dir)
+    check(not out_dir.is_file(), f"out: {out_dir} is a file, not a folder")
+    stylizer = Stylizer(model, device, precision)
+    images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+    for v in videos:  # a corrupt video fails now, not after the images were done
+        _open_video(v)[0].release()
+    loaded = [(f, load_image(f, what="input image")) for f in images]
+    written, taken = [], set()
+    groups: dict[tuple, list] = {}
+    for f, image in loaded:
+        groups.setdefault(tuple(image.shape[-2:]), []).append((f, image))
+    bar = tqdm(total=len(loaded), desc="images", unit="img", disable=not progress or not loaded, leave=False)
+    for group in groups.values():
+        for i in range(0, len(group), batch):
+            chunk = group[i : i + batch]
+            outputs = stylizer(torch.cat([image for _, image in chunk]), size)
+            for (f, _), out in zip(chunk, outputs):
+                written.append(save_image(out[None], _output_path(out_dir, f, ".png", taken)))
+            bar.update(len(chunk))
+    bar.close()
+    for v in videos:
+        written.append(stylize_video(stylizer, v, _output_path(out_dir, v, ".mp4", taken), size, progress))
+    return written

@@ -1,0 +1,106 @@
+"""Training the feed-forward networks: a few steps lower the loss, model files round-trip, resume continues the
+step count and the data order to the bit (issue 19, tests: training). 64 px, width 4, 4 images."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+import torch
+from conftest import ASSETS
+from safetensors.torch import load_file
+
+from semstyle import api
+from semstyle.conf.feedforward import train_scales
+from semstyle.core.encoder import vgg19_encoder
+from semstyle.core.image import load_image
+from semstyle.feedforward.data import CropDataset, sklearn_sample_photos
+from semstyle.feedforward.model_file import load_model, save_model
+from semstyle.feedforward.networks import FeedForward
+from semstyle.feedforward.train import HierarchicalLoss, training_images
+
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def images():
+    photos = [str(ASSETS / "content/tubingen.jpg"), str(ASSETS / "content/astronaut.jpg"), *sklearn_sample_photos()]
+    assert len(photos) == 4
+    return photos
+
+
+def _overrides(images, out, steps=STEPS, **extra):
+    base = {
+        "size": 64,
+        "scales": "[32]",
+        "width": 4,
+        "batch_size": 2,
+        "lr": 0.01,
+        "checkpoint_every": 2,
+        "sample_every": 3,
+        "progress": "false",
+        "precision": "fp32",
+        "validation": f"[{images[1]}]",
+        "data": "[" + ",".join(images) + "]",
+        "steps": steps,
+        "out_dir": str(out),
+        **extra,
+    }
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, images):
+    out = tmp_path_factory.mktemp("ff") / "run"
+    return api.train(None, _overrides(images, out))
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch(trained, images):
+    cfg = api.load_train_config(None, _overrides(images, "unused"))
+    scales = train_scales(cfg)
+    batch = CropDataset(training_images(cfg), scales[-1], tuple(cfg.rescale), seed=1).batch(0, 4)
+    encoder = vgg19_encoder(cfg.pooling, "fp32", "cpu")
+    loss = HierarchicalLoss(cfg, encoder, load_image(cfg.style), scales)
+    torch.manual_seed(cfg.seed)
+    before = FeedForward(cfg.method, scales, cfg.width)  # the initial weights train() starts from
+    after, meta = load_model(trained / "model.safetensors")
+    with torch.no_grad():
+        l0, _ = loss(before(batch), batch)
+        l1, _ = loss(after(batch), batch)
+    assert float(l1) < 0.9 * float(l0), (float(l0), float(l1))
+    assert meta["training"]["steps"] == STEPS and meta["config"]["scales"] == [32, 64]
+    assert {p.name for p in (trained / "samples").iterdir()} == {"step_000003.png", "step_000006.png"}
+    assert (trained / "losses.png").is_file()
+
+
+def test_model_file_round_trip(tmp_path, trained):
+    net, meta = load_model(trained / "model.safetensors")
+    x = torch.rand(1, 3, 40, 52)
+    save_model(net, tmp_path / "fp32.safetensors", meta["config"], dtype=torch.float32)
+    again, meta2 = load_model(tmp_path / "fp32.safetensors")
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(net(x), again(x)))
+    assert meta2["config"]["style"] == "starry_night.jpg"
+    assert set(load_file(tmp_path / "fp32.safetensors")) == set(net.state_dict())
+
+
+def test_resume_continues_step_count_and_data_order(tmp_path, trained, images):
+    def stop(event):
+        if event.kind == "step" and event.step == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        api.train(None, _overrides(images, out), callbacks=[stop])
+    assert (tmp_path / "resumed.partial" / "checkpoint.safetensors").is_file()
+    resumed = api.train(None, _overrides(images, out, resume="true"))
+    with open(resumed / "losses.csv") as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f)]
+    assert steps == list(range(1, STEPS + 1))
+    a, _ = load_model(trained / "model.safetensors")
+    b, meta = load_model(resumed / "model.safetensors")
+    assert meta["training"]["steps"] == STEPS
+    # the same weights as the uninterrupted run: same batches in the same order, Adam's state restored
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    shutil.rmtree(resumed)
