@@ -23,6 +23,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .conf import SCHEMAS, Schema, load, to_yaml
+from .conf.feedforward import TRAIN_SCHEMAS
 from .conf.loader import method_of, parse_overrides, user_config
 from .core.encoder import resolve_device, resolve_precision
 from .core.image import atomic_write
@@ -31,6 +32,8 @@ from .engine.fingerprint import fingerprint
 from .engine.resources import check_memory
 from .engine.runs import RunDir
 from .errors import check
+from .feedforward import train as ff_train
+from .feedforward.stylize import stylize_files
 from .methods import doodle, dst, gatys, reconstruct, strotss
 from .version import __version__
 
@@ -143,8 +146,6 @@ def run(config=None, overrides=(), callbacks=(), **options) -> Path:
 def load_train_config(config=None, overrides=()):
     """A resolved training config: ``method`` (``multimodal`` or ``johnson``) from the overrides, else the config,
     else ``multimodal``."""
-    from .conf.feedforward import TRAIN_SCHEMAS
-
     user, where = user_config(config)
     method = method_of(user, parse_overrides(overrides), "multimodal")
     check(
@@ -157,8 +158,6 @@ def load_train_config(config=None, overrides=()):
 def train(config=None, overrides=(), callbacks=(), **options) -> Path:
     """Train a feed-forward network (``semstyle train``); returns the finished run folder, which holds the model
     file (``model.safetensors``), ``losses.csv``/``losses.png``, ``samples/`` and ``training.json``."""
-    from .feedforward import train as ff_train
-
     overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
     cfg = load_train_config(config, overrides)
     ff_train.check_inputs(cfg)
@@ -168,8 +167,6 @@ def train(config=None, overrides=(), callbacks=(), **options) -> Path:
 def stylize(model, inputs, out_dir="stylized", size=None, batch=4, device="auto", precision="auto", progress=True):
     """Stylise images, folders of images and videos with a trained model file (``semstyle stylize``); returns the
     written files."""
-    from .feedforward.stylize import stylize_files
-
     return stylize_files(model, inputs, out_dir, size, batch, device, precision, progress)
 
 

@@ -10,6 +10,7 @@ import os
 from contextlib import nullcontext
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -89,10 +90,8 @@ def _output_path(out_dir: Path, source: Path, suffix: str, taken: set) -> Path:
 
 def _cv2():
     # FFmpeg's own log lines ("moov atom not found") would follow our one-line error on stderr; quiet them before
-    # OpenCV's FFmpeg backend starts (it reads the variable once). OpenCV is only imported when a video is given.
+    # OpenCV's FFmpeg backend starts (it reads the variable once, when the first video is opened)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    import cv2
-
     return cv2
 
 
