@@ -4,7 +4,6 @@
     python benchmarks/bench_feedforward.py quality [--models multimodal johnson] [--photos P...] [--sizes 256 512]
     python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3]
     python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
-    python benchmarks/bench_feedforward.py scales  [--photo P] [--size 1024] [--out docs/img/ff-scales.png]
     python benchmarks/bench_feedforward.py readme  [--photo P] [--out docs/img/ff-readme.png]
 
 Quality: each output is scored with the Gatys objective the models were trained on (α·L_content at conv4_2 +
@@ -156,37 +155,6 @@ def run_video(args) -> None:
             print(f"{name}: {fps:.2f} frames/s at {w}x{h} ({model.precision}; decode, stylise, encode)")
 
 
-def run_scales(args) -> None:
-    """The three outputs of the hierarchy beside the baseline, with a crop of each at the last scale's size."""
-    photo = load_image(args.photo)
-    mm = Stylizer("multimodal", "cpu", "auto")(photo, args.size, all_scales=True)
-    jo = Stylizer("johnson", "cpu", "auto")(photo, args.size)
-    h = 256
-    panels = [resize(photo, (h, round(photo.shape[-1] * h / photo.shape[-2])))]
-    panels += [resize(o, (h, round(o.shape[-1] * h / o.shape[-2])), mode="bilinear") for o in [*mm, jo]]
-    crop = (
-        slice(mm[-1].shape[-2] // 3, mm[-1].shape[-2] // 3 + h),
-        slice(mm[-1].shape[-1] // 3, mm[-1].shape[-1] // 3 + h),
-    )
-    crops = [mm[-1][..., crop[0], crop[1]], jo[..., crop[0], crop[1]]]
-    sizes = [f"{max(o.shape[-2:])} px" for o in mm]
-    row = captioned_row(
-        [*panels, *crops],
-        [
-            "input",
-            f"style subnet {sizes[0]}",
-            f"enhance {sizes[1]}",
-            f"refine {sizes[2]}",
-            f"Johnson {max(jo.shape[-2:])} px",
-            "refine, 1:1 crop",
-            "Johnson, 1:1 crop",
-        ],
-    )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    row.save(args.out)
-    print(args.out)
-
-
 def run_readme(args) -> None:
     """The README's picture: a photo not in the training set, the bundled models' outputs, the style."""
     photo = load_image(args.photo, 384)
@@ -199,7 +167,7 @@ def run_readme(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "scales", "readme"))
+    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "readme"))
     p.add_argument("--photos", nargs="+", default=PHOTOS)
     p.add_argument("--photo", default=PHOTOS[1])
     p.add_argument("--sizes", nargs="+", type=int, default=None)
@@ -208,11 +176,11 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=["multimodal", "johnson"])
-    p.add_argument("--out", default=str(ROOT / "docs/img/ff-scales.png"))
+    p.add_argument("--out", default=str(ROOT / "docs/img/ff-readme.jpg"))
     args = p.parse_args()
     if args.sizes is None:
         args.sizes = [512, 1024] if args.what == "speed" else [256, 512]
-    runs = {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video, "scales": run_scales}
+    runs = {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video}
     {**runs, "readme": run_readme}[args.what](args)
 
 

@@ -13,7 +13,7 @@ SHIPPED = ("multimodal", "johnson")  # names of the bundled models (semstyle/ass
 def _train(args) -> None:
     config, overrides = split_config(args.config, args.overrides)
     path = _api().train(config, overrides + common_overrides(args))
-    print(f"model: {path / 'model.safetensors'}" if (path / "model.safetensors").exists() else f"model: {path}")
+    print(f"result: {path / 'model.safetensors'}")  # the closing lines of every command that writes a run folder
     print(f"samples: {path / 'samples'}")
     print(f"run folder: {path}")
 

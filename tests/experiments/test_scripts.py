@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -33,7 +34,19 @@ def test_every_script_answers_help(capsys):
             _script(name).main(["--help"])
         assert end.value.code == 0
         out = capsys.readouterr().out
-        assert "--size" in out and "--launcher" in out, name
+        assert "--size" in out and ("--launcher" in out or name in NO_SWEEP), name
+
+
+NO_SWEEP = ("multimodal_scales",)  # a feed-forward pass: nothing to launch
+
+
+def test_multimodal_scales_script_draws_the_three_scales(tmp_path, capsys):
+    out = tmp_path / "mm"
+    assert _script("multimodal_scales").main(["--size", "96", "--out", str(out)]) == 0
+    figure = Image.open(out / "scales.png")
+    # input, 3 scales and Johnson, 256 px high each (square photo), then the two crops (at most 96 px here), captioned
+    assert figure.height > 256 and 5 * 256 < figure.width <= 5 * 256 + 2 * 96 + 7 * 8
+    assert f"result: {out / 'scales.png'}" in capsys.readouterr().out
 
 
 @pytest.mark.slow
