@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..conf.vocab import PRECISIONS
 from ..interrupts import deferred
 from .commands import DEFAULT_CONFIG, split_config
 
@@ -59,6 +60,7 @@ def _sweep(args) -> int:
         config, params, base = data.get("config"), data["params"], data.get("overrides", [])
     elif config is None:
         config = DEFAULT_CONFIG
+    base = list(base) + _run_options(args)
     folder = sweep.run_sweep(config, params, _out(args, "sweep"), args.launcher, base, args.jobs, log=_log)
     return _report(sweep, folder)
 
@@ -69,7 +71,7 @@ def _search(args) -> int:
     if config is None:
         config = DEFAULT_CONFIG
     space, base = {}, []
-    for item in overrides:
+    for item in overrides + _run_options(args):
         override = sweep.parse_override(item)
         if override.is_sweep_override():
             space[override.get_key_element()] = item.split("=", 1)[1]
@@ -117,6 +119,13 @@ def _common(p, example: str) -> None:
         "settings are hydra.launcher.KEY=VALUE overrides",
     )
     p.add_argument("--jobs", type=int, help="runs at once (default: the cores, at most what the memory holds)")
+    p.add_argument("--device", help="auto, cpu or cuda, for every run (config key device)")
+    p.add_argument("--precision", choices=PRECISIONS, help="for every run (config key precision)")
+
+
+def _run_options(args) -> list[str]:
+    """``--device`` and ``--precision`` as the overrides every other command turns them into."""
+    return [f"{key}={getattr(args, key)}" for key in ("device", "precision") if getattr(args, key) is not None]
 
 
 def add_sweep(sub) -> None:

@@ -219,3 +219,13 @@ def test_launcher_names_match_the_command_line():
     from semstyle.cli.sweep import LAUNCHER_NAMES
 
     assert tuple(sw.LAUNCHERS) == LAUNCHER_NAMES
+
+
+def test_device_and_precision_options_reach_every_run(tmp_path):
+    folder = tmp_path / "sw"
+    args = ["size=32", "scales=[]", "steps=1", "style_weight=1e-7,1e-6", "--launcher", "basic", "--out", str(folder)]
+    code, _, err = cli("sweep", CONFIG, *args, "--device", "cpu", "--precision", "fp32")
+    assert code == 0, err
+    for run in sw.load_sweep(folder)["runs"]:
+        config = (folder / run["folder"] / "config.yaml").read_text()
+        assert "precision: fp32" in config and "device: cpu" in config
