@@ -2,19 +2,21 @@
 Self-Similarity"), shared by the ``strotss`` method and Deformable Style Transfer.
 
 Pure functions work on feature *sets*: ``(N, C)`` tensors, one row per sampled location (hypercolumns from
-:mod:`semstyle.hypercolumn`). :class:`StrotssLoss` holds the per-scale targets and computes the whole objective
-for an image tensor::
+:mod:`semstyle.core.hypercolumn`). The terms follow the loss contract of every semstyle loss and are composed by
+:class:`semstyle.engine.Objective`, which computes the features::
 
-    loss = StrotssLoss(encoder)                       # reference layers and sample counts
-    loss.set_targets(content, style)                  # (1,3,H,W), (1,3,Hs,Ws); optional region masks
-    loss.content_weight = 16.0                        # α; the method halves it at each finer scale
-    total, terms = loss(image)                        # image (1,3,H,W), same size as content
+    points = SamplePoints(samples=1024, seed=0)        # redrawn before each step, shared by the terms
+    content, style = SelfSimilarityLoss(points), StrotssStyleLoss(points)
+    objective = Objective(encoder, {"content": (content, 1.0), "style": (style, 1.0)}, before_step=(points.resample,))
+    objective.weights.update(strotss_weights(16.0))    # α; the method halves it at each finer scale
+    points.set_regions(content_image.shape[-2:])       # optional RegionMasks of the content's map
+    content.set_target(objective.features(content_image))
+    style.set_target(objective.features(style_image))  # optional RegionMasks of the style's map
+    total, terms = objective(image)                    # content, style.remd, style.moment, style.color
 
-    # DST-style use: content on X, style on the warped W(X), at the same points
-    points = loss.draw_points()
-    hx = loss.hypercolumns(x, points); hw = loss.hypercolumns(warped, points)
-    c = loss.content_term(hx, points); s = loss.style_terms(hw)
-    total, terms = loss.combine(c, s)
+    # DST: a second view, the warped image, read at the same points in one batched pass
+    objective = Objective(encoder, {..., "style_warped": (style, weights, "warped")}, before_step=(points.resample,))
+    total, terms = objective({"image": x, "warped": warped})
 
 Objective (reference ``stylize_objectives.py``; paper eq. 6):
 ``total = (α·ℓ_content + ℓ_remd + m·(ℓ_moment + ℓ_colour / max(α, 1))) / (α + 1 + m)`` with moment weight

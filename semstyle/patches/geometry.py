@@ -130,7 +130,7 @@ class PatchIndex(NamedTuple):
 
 def patch_index(sizes, patch_size: int, stride: int, keep: list[torch.Tensor | None], device=None) -> PatchIndex:
     """The :class:`PatchIndex` of the patches of feature maps of ``sizes`` ``[(h, w)]`` (stacked in that order) at
-    ``stride``; ``keep`` (one ``(cells,)`` bool or None per map) drops patches as :meth:`MRFLoss.set_style` does."""
+    ``stride``; ``keep`` (one ``(cells,)`` bool or None per map) drops patches as :meth:`MRFLoss.set_target` does."""
     parts, pixel0, cell0 = [], 0, 0
     for (h, w), ok in zip(sizes, keep):
         gh, gw = patch_grid((h, w), patch_size, stride)
