@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from omegaconf import OmegaConf
 
-from .conf import SCHEMAS, Schema, load, to_yaml
+from .conf import SCHEMAS, Schema, load, load_config, to_yaml
 from .conf.feedforward import TRAIN_SCHEMAS
 from .conf.loader import method_of, parse_overrides, user_config
 from .core.encoder import resolve_device, resolve_precision
@@ -56,17 +56,6 @@ METHODS: dict[str, Method] = {
     "dst": Method(SCHEMAS["dst"], dst.solve, dst.save),
     "reconstruct": Method(SCHEMAS["reconstruct"], reconstruct.solve, reconstruct.save),
 }
-
-
-def load_config(config=None, overrides=(), default_method: str = "gatys"):
-    """A resolved config: the method named in the overrides, else in the config, else ``default_method``."""
-    user, where = user_config(config)  # read once; the loader gets the parsed config and its name for messages
-    method = method_of(user, parse_overrides(overrides), default_method)
-    check(
-        isinstance(method, str) and method in METHODS,
-        f"method: unknown method {method!r}; available: {', '.join(sorted(METHODS))}",
-    )
-    return load(METHODS[method].schema, user, overrides, origin=where)
 
 
 def _provenance() -> str:

@@ -158,6 +158,14 @@ def test_the_command_line_starts_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+    # a config error answers before torch and the methods load (issue 17: in well under 1.5 s)
+    code = (
+        "import sys; from semstyle.cli import main; "
+        "code = main(['run', 'size=abc']); main(['doodle', 'style.loss=nope']); print(code, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "2 False"
+    assert done.stderr.splitlines()[0] == "semstyle: error: size: must be an integer, got 'abc'"
 
 
 def test_run_works_from_any_folder(tmp_path):
