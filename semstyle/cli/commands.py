@@ -9,7 +9,7 @@ import time
 import warnings
 from importlib.resources import files
 
-from ..conf import load_config
+from ..conf import check_input_images, load_config
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
 from ..conf.vocab import POOLINGS, PRECISIONS
@@ -67,7 +67,9 @@ def common_overrides(args) -> list[str]:
 
 def run_and_report(config, overrides, extra_files=()) -> None:
     """Run a method, then print the result's path, ``extra_files`` of its folder, and the folder."""
-    cfg = load_config(config, overrides)  # a config error answers here, before torch and the methods load
+    # a config error or a missing image answers here, before torch and the methods load
+    cfg = load_config(config, overrides)
+    check_input_images(cfg)
     path = _api().run(cfg)
     print(f"result: {path / 'output.png'}")
     for name in extra_files:

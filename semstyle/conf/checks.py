@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import ListConfig, OmegaConf
 
-from ..errors import check
+from ..errors import ImageError, check
 
 
 def is_list(value) -> bool:
@@ -47,3 +49,22 @@ def numbers(values, key: str) -> list[float]:
         check(isinstance(v, (int, float)) and not isinstance(v, bool), f"{key}: must be numbers, got {v!r}")
         check(v >= 0, f"{key}: must be >= 0, got {v}")
     return [float(v) for v in values]
+
+
+# The keys that name input images, in every method's vocabulary, and what a message calls them.
+INPUT_IMAGES = {
+    "content": "content image",
+    "style": "style image",
+    "content_map": "content map",
+    "style_map": "style map",
+}
+
+
+def check_input_images(cfg) -> None:
+    """Every input image the config names exists: a missing file is one line before torch or a method loads (the
+    method's loader still checks what a file holds)."""
+    for key, what in INPUT_IMAGES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        for path in value if is_list(value) else [value]:
+            if isinstance(path, str) and path.strip() and not Path(path).exists():
+                raise ImageError(f"{what} {path}: file not found")

@@ -94,9 +94,9 @@ def test_resume_notices_an_input_file_edited_in_place(tmp_path, monkeypatch, cap
     assert _run(out, *BASE, "resume=true", style=style) == 2
     err = _one_line_error(capsys)
     assert "sha256(style)=" in err and "size" not in err, err
-    style.unlink()  # a deleted input is named as such
+    style.unlink()  # a deleted input is named as such, before the run folder is opened
     assert _run(out, *BASE, "resume=true", style=style) == 2
-    assert "this run has sha256(style) (no such file)" in _one_line_error(capsys)
+    assert f"style image {style}: file not found" in _one_line_error(capsys)
 
 
 def test_cosmetic_keys_do_not_block_a_resume(tmp_path, monkeypatch):
