@@ -139,22 +139,20 @@ def test_fingerprint_diff_names_the_keys_that_differ(tmp_path):
     assert diff(a, fingerprint({**cfg, "size": 128, "color": {"preserve": "luminance"}})) == ["color.preserve", "size"]
 
 
+def _env():
+    """The environment of a semstyle subprocess: this checkout, one thread (the runs are small)."""
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+RUN = [sys.executable, "-m", "semstyle", "run", "configs/default.yaml", "size=64", "progress=false"]
+
+
 # --- 2. one process per run folder ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_second_process_on_a_live_run_folder_is_refused(tmp_path):
     out = tmp_path / "live"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "semstyle",
-        "run",
-        "configs/default.yaml",
-        "size=64",
-        "scales=[]",
-        "progress=false",
-        f"out_dir={out}",
-    ]
+    env = _env()
+    cmd = RUN + ["scales=[]", f"out_dir={out}"]
     first = subprocess.Popen(
         cmd + ["steps=100000"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -209,20 +207,9 @@ def uninterrupted(tmp_path_factory):
     return (out / "output.png").read_bytes()
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-
-
-SIGNAL_RUN = [
-    sys.executable,
-    "-m",
-    "semstyle",
-    "run",
-    "configs/default.yaml",
-    "size=64",
+SIGNAL_RUN = RUN + [
     "scales=[32]",
     "steps=40",  # scale 1 (64 px) outlasts the signal, sent within 20 ms of the first checkpoint
-    "progress=false",
 ]
 
 
@@ -353,7 +340,7 @@ def test_memory_model_matches_a_measured_peak(tmp_path):
             f"out_dir={out}",
         ],
         cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=300,
