@@ -2,7 +2,7 @@
 
 from ..errors import check
 from .checks import check_choice, check_input_images, check_number
-from .common import COSMETIC_KEYS, RunConfig, packaged, scale_schedule
+from .common import COSMETIC_KEYS, RunConfig, packaged, scale_schedule, steps_per_scale
 from .doodle import CNNMRF, DOODLE
 from .dst import DST
 from .gatys import GATYS, RECONSTRUCT
@@ -37,6 +37,7 @@ __all__ = [
     "RunConfig",
     "packaged",
     "scale_schedule",
+    "steps_per_scale",
     "COSMETIC_KEYS",
     "check_number",
     "check_choice",

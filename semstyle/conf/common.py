@@ -40,6 +40,8 @@ class RunConfig:
     size: int = 512  # final long side in px
     steps: int = 100  # optimisation steps per scale
     scales: List[int] = field(default_factory=list)  # long sides of a coarse-to-fine schedule; [] = one scale
+    # steps at each scale below `size`, coarse to fine ([] = `steps` at each): steps are cheap where images are small
+    scale_steps: List[int] = field(default_factory=list)
     seed: int = 0
     precision: str = "auto"  # auto (bf16 where the CPU/GPU has native bf16 units, else fp32) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
@@ -70,6 +72,26 @@ def check_common(cfg) -> None:
     check_stop(cfg)
     for s in cfg.scales:
         check(isinstance(s, int) and 16 <= s <= 8192, f"scales: each entry must be an integer in [16, 8192], got {s!r}")
+    for s in cfg.scale_steps:
+        check(isinstance(s, int) and s >= 0, f"scale_steps: each entry must be an integer >= 0, got {s!r}")
+    if len(cfg.scale_steps):
+        coarse = len(scale_schedule(cfg)) - 1 if len(cfg.scales) or "phases" not in cfg else int(cfg.phases) - 1
+        check(
+            len(cfg.scale_steps) == coarse,
+            f"scale_steps: {len(cfg.scale_steps)} entries given for the {coarse} scales below size={cfg.size}; "
+            "give one per scale, coarse to fine (the final size runs `steps`)",
+        )
+
+
+def steps_per_scale(cfg, n_scales: int) -> list[int]:
+    """Steps at each of ``n_scales`` scales, coarse to fine: ``scale_steps`` then ``steps`` (``steps`` at each when
+    ``scale_steps`` is empty)."""
+    coarse = [int(s) for s in cfg.get("scale_steps") or []] or [int(cfg.steps)] * (n_scales - 1)
+    check(
+        len(coarse) == n_scales - 1,
+        f"scale_steps: {len(coarse)} entries given for the {n_scales - 1} scales below size; give one per scale",
+    )
+    return coarse + [int(cfg.steps)]
 
 
 def scale_schedule(cfg) -> list[int]:

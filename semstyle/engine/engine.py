@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..conf import steps_per_scale
 from ..core.encoder import VGG19Encoder, vgg19_encoder
 from .callbacks import standard_callbacks
 from .events import Event, StopRun
@@ -54,14 +55,15 @@ class Engine:
         sizes: list[int],
         scale_fn: ScaleFn,
         state: dict[str, torch.Tensor] | None = None,
-        steps: int | None = None,
+        steps: list[int] | None = None,
     ) -> torch.Tensor:
         """Run ``scale_fn(index, long_side, previous_result_or_None) -> Problem`` for each size, coarse to fine.
 
         ``state`` holds tensors the method updates between scales (checkpointed with the image and restored on
-        resume). A callback raising :class:`StopRun` ends the run with the current image as its result.
+        resume). ``steps`` per size defaults to the config's (:func:`~semstyle.conf.steps_per_scale`). A callback
+        raising :class:`StopRun` ends the run with the current image as its result.
         """
-        steps = int(self.cfg.steps if steps is None else steps)
+        steps = steps_per_scale(self.cfg, len(sizes)) if steps is None else [int(s) for s in steps]
         image, start = None, 0
         saved = self.run_dir.load_checkpoint() if self.checkpoints else None
         if saved is not None:
@@ -76,7 +78,7 @@ class Engine:
                 continue
             problem = scale_fn(index, size, image)
             shape = tuple(problem.image().shape[-2:])
-            context = dict(scale=index, scales=len(sizes), size=shape, steps=steps, label=problem.label)
+            context = dict(scale=index, scales=len(sizes), size=shape, steps=steps[index], label=problem.label)
             self.emit("scale_start", **context, _image=problem.image)
 
             rule = StopRule.from_config(self.cfg.get("stop"))
@@ -86,7 +88,7 @@ class Engine:
                 return rule.update(total)
 
             try:
-                run_steps(problem, steps, on_step, where=f" of scale {index}")
+                run_steps(problem, steps[index], on_step, where=f" of scale {index}")
             except StopRun:
                 self.stopped = True
             image = problem.finish()

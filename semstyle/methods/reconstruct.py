@@ -20,7 +20,7 @@ import os
 
 import torch
 
-from ..conf import load, scale_schedule
+from ..conf import load, scale_schedule, steps_per_scale
 from ..conf.gatys import RECONSTRUCT
 from ..core.image import load_image, resize
 from ..core.sizes import check_sizes
@@ -84,7 +84,8 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
         label = f"{cfg.target} {'+'.join(layers)} {long_side}px"
         return pixel_problem(x, lambda: objective(x), cfg.optimizer, cfg.lr, label, result=result)
 
-    engine.run([sizes[i] for _, i in schedule], scale_fn, done)
+    steps = steps_per_scale(cfg, len(sizes))
+    engine.run([sizes[i] for _, i in schedule], scale_fn, done, steps=[steps[i] for _, i in schedule])
     return [(_name(layers), done[f"reconstruction_{k}"]) for k, layers in enumerate(sets)]
 
 

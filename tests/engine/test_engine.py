@@ -179,6 +179,16 @@ def test_run_works_from_any_folder(tmp_path):
     assert (tmp_path / "out" / "output.png").is_file()
 
 
+def test_scale_steps_give_each_coarse_scale_its_own_steps(tmp_path):
+    events = []
+    run(None, SMALL + ["scales=[32,40]", "scale_steps=[5,2]", f"out_dir={tmp_path / 'r'}"], callbacks=[events.append])
+    per_scale = [[e.step for e in events if e.kind == "step" and e.scale == s] for s in (0, 1, 2)]
+    assert per_scale == [[1, 2, 3, 4, 5], [1, 2], [1, 2, 3]]  # the final size runs `steps` (3)
+    assert [e.steps for e in events if e.kind == "scale_start"] == [5, 2, 3]
+    with pytest.raises(ConfigError, match="scale_steps: 1 entries given for the 2 scales below size=48"):
+        load_config(None, SMALL + ["scales=[32,40]", "scale_steps=[5]"])
+
+
 def test_the_stop_rule_ends_each_scale_when_the_loss_stops_falling(tmp_path):
     events = []
     overrides = SMALL + [
