@@ -50,6 +50,7 @@ class GatysConfig(RunConfig):
     content_weight: float = CONTENT_WEIGHT  # α
     style_weight: float = STYLE_WEIGHT  # β
     tv_weight: float = 0.0
+    tv_power: float = 2.0  # p of mean|Δ|^p: 2 is smooth for L-BFGS; 1 is neural-style's (and kornia's) anisotropic TV
     content_layers: List[str] = field(default_factory=lambda: ["conv4_2"])  # Gatys et al. 2016, Sec. 2.2
     style_layers: Any = field(default_factory=lambda: list(GATYS_STYLE_LAYERS))  # one list, or one list per style
     style_layer_weights: Any = None  # None = equal, w_l = 1/L; a list (per layer) or a list of lists (per style)
@@ -122,6 +123,7 @@ def validate_gatys(cfg) -> None:
     for key in ("content_weight", "style_weight", "tv_weight", "laplacian.weight"):
         check_number(cfg, key, lo=0)
     check_number(cfg, "style_scale", lo=0, lo_open=True)
+    check_number(cfg, "tv_power", lo=1, hi=4)
     check_optimizer(cfg)
     check_choice(cfg, "pooling", POOLINGS)
     check_choice(cfg, "color.preserve", PRESERVE_MODES)

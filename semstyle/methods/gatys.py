@@ -65,7 +65,7 @@ def build_objective(cfg, plan, encoder) -> Objective:
         {
             "content": (ContentLoss(cfg.content_layers), cfg.content_weight),
             "style": (BlendedStyleLoss(plan), cfg.style_weight),
-            "tv": (TVLoss(), cfg.tv_weight),
+            "tv": (TVLoss(cfg.tv_power), cfg.tv_weight),
             **(
                 {"laplacian": (LaplacianLoss(cfg.laplacian.pool_sizes, cfg.laplacian.pool_weights), lap_weight)}
                 if lap_weight > 0

@@ -325,6 +325,11 @@ CASES = [
     run_case("gatys", "style_layers=[conv9_9]", expect="conv9_9"),
     run_case("gatys", "foo=1", expect="foo", id="gatys-unknown-key"),
     run_case("gatys", "scales=5", expect="scales", id="gatys-scales-not-list"),
+    run_case(
+        "gatys", "scales=[32]", "scale_steps=[3,4]", expect="scale_steps: 2 entries", id="gatys-scale-steps-count"
+    ),
+    run_case("gatys", "scales=[32]", "scale_steps=[-3]", expect="scale_steps", id="gatys-scale-steps-negative"),
+    run_case("gatys", "tv_power=0.5", expect="tv_power", id="gatys-tv-power"),
     run_case("gatys", "optimizer=adam", "lr=0", expect="lr", id="gatys-lr0"),
     run_case("gatys", "style=[]", expect="style", id="gatys-style-empty-list"),
     run_case("gatys", "style_weights=[1,2]", expect="style_weights"),
