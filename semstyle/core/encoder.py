@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
 import warnings
 from contextlib import nullcontext
 
@@ -68,8 +69,18 @@ def load_vgg19_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return weights
 
 
+def onednn_isa_allows_bf16() -> bool:
+    """False when ``ONEDNN_MAX_CPU_ISA`` (or the older ``DNNL_MAX_CPU_ISA``) caps oneDNN below AVX512_CORE_BF16: the
+    convolutions then emulate bf16 whatever the CPU has (e.g. ``ONEDNN_MAX_CPU_ISA=AVX2`` to time an AVX2 CPU)."""
+    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    return isa in ("ALL", "DEFAULT") or any(unit in isa for unit in ("BF16", "FP16", "AMX", "AVX10"))
+
+
 def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16), where bf16 pays off."""
+    """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16), where bf16 pays off, and oneDNN may use
+    them (:func:`onednn_isa_allows_bf16`)."""
+    if not onednn_isa_allows_bf16():
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "")

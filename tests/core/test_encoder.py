@@ -122,6 +122,18 @@ def test_no_bf16_where_the_cpu_has_no_bf16_units(monkeypatch):
     assert enc.resolve_precision("auto", "cpu") == "bf16" and enc.resolve_precision("bf16", "cpu") == "bf16"
 
 
+@pytest.mark.parametrize(
+    "isa, allowed",
+    [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("ALL", True)],
+)
+def test_a_onednn_isa_cap_below_bf16_means_no_bf16(monkeypatch, isa, allowed):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes oneDNN emulate bf16 on any CPU, so `auto` must not pick it there."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert enc.onednn_isa_allows_bf16() is allowed
+    if not allowed:
+        assert not enc.cpu_supports_bf16() and enc.resolve_precision("auto", "cpu") == "fp32"
+
+
 def test_precision_and_device_options():
     assert enc.resolve_precision("fp32") == "fp32"
     with pytest.raises(ConfigError, match="precision"):
