@@ -88,6 +88,39 @@ def pixel_problem(
     )
 
 
+class LbfgsSpikeGuard:
+    """Undoes an L-BFGS step that threw the loss up once the history was built, and restarts it from the best point.
+
+    L-BFGS without a line search (lr 1, as neural-style and Gatys-style codes run it) trusts its curvature pairs.
+    Its first curvature steps often overshoot and it recovers within a few steps, so the guard leaves the first
+    ``history_size`` steps after each (re)start alone. Later, clamping the pixels after each step moves the image
+    where the pairs did not go, and a step can throw the loss up 3-25x; recovering took ~100 steps at 512 px
+    (docs/benchmarks.md, the neural-style-pt race). When such a step's loss exceeds ``factor`` times the best of
+    this scale, the parameters go back to where that best was measured and the history is cleared.
+    """
+
+    def __init__(self, optimizer: torch.optim.LBFGS, factor: float = 2.0):
+        self.optimizer, self.factor = optimizer, factor
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.settle = int(optimizer.defaults["history_size"])
+        self.best, self.best_params, self.here, self.since_start = math.inf, None, None, 0
+
+    def before_step(self) -> None:
+        # the point the coming step's loss is measured at (the closure runs before the update)
+        self.here = [p.detach().clone() for p in self.params]
+
+    def after_step(self, loss: float) -> None:
+        self.since_start += 1
+        if loss < self.best:
+            self.best, self.best_params = loss, self.here
+        elif loss > self.factor * self.best and self.since_start > self.settle:
+            with torch.no_grad():
+                for p, saved in zip(self.params, self.best_params):
+                    p.copy_(saved)
+            self.optimizer.state.clear()
+            self.since_start = 0
+
+
 def run_steps(
     problem: Problem,
     steps: int,
@@ -114,13 +147,18 @@ def run_steps(
         last[:] = [float(total.detach()), terms]
         return total
 
+    guard = LbfgsSpikeGuard(opt) if isinstance(opt, torch.optim.LBFGS) else None
     for step in range(steps):
+        if guard is not None:
+            guard.before_step()
         opt.step(closure)
         total, terms = last
         if not math.isfinite(total):
             raise SemstyleError(
                 f"loss became {total} at step {step}{where}: lower the learning rate or the loss weights"
             )
+        if guard is not None:
+            guard.after_step(total)
         if problem.project is not None:
             with torch.no_grad():
                 problem.project()

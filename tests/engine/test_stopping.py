@@ -102,3 +102,39 @@ def test_bad_config_is_a_one_line_config_error(stop, message):
     with pytest.raises(ConfigError, match=message) as info:
         StopRule.from_config(stop)
     assert "\n" not in str(info.value)
+
+
+def _lbfgs_run(spike_at: int | None, steps: int = 40):
+    """L-BFGS on an ill-conditioned quadratic; the loss measured at evaluation ``spike_at`` is thrown up 1000x."""
+    import torch
+
+    from semstyle.engine.loop import Problem, run_steps
+
+    scales = torch.logspace(0, 3, 40)
+    x = torch.ones(40, requires_grad=True)
+    points, losses, after = [], [], []
+
+    def loss():
+        points.append(x.detach().clone())
+        total = (scales * x**2).sum()
+        total = total * 1000 if len(points) == spike_at else total
+        losses.append(float(total.detach()))
+        return total, {}
+
+    run_steps(Problem([x], loss, image=lambda: x.detach()), steps, lambda *_: after.append(x.detach().clone()))
+    return points, losses, after
+
+
+def test_a_late_step_that_throws_the_loss_up_is_undone_and_lbfgs_restarts():
+    """Step 15's loss spikes after the history (10 pairs) was built: the parameters go back to the best point so
+    far and the history restarts there. Spikes in the first 10 steps, which L-BFGS makes and recovers from by
+    itself, are left alone."""
+    import torch
+
+    points, losses, after = _lbfgs_run(spike_at=15)
+    best = min(range(14), key=losses.__getitem__)
+    assert torch.equal(after[14], points[best])  # undone: back at the best point
+    assert not any(torch.equal(a, p) for a, p in zip(after[:14], points[:14]))  # ordinary steps are kept
+    assert losses[-1] < 1e-3 * losses[0]
+    points, losses, after = _lbfgs_run(spike_at=4)
+    assert not torch.equal(after[3], points[2]) and not torch.equal(after[3], points[0])  # too early: kept
