@@ -38,7 +38,7 @@ class RunConfig:
 
     method: str = "gatys"
     size: int = 512  # final long side in px
-    steps: int = 100  # optimisation steps per scale
+    steps: int = 100  # optimisation steps per scale (at the final size only, when scale_steps is given)
     scales: List[int] = field(default_factory=list)  # long sides of a coarse-to-fine schedule; [] = one scale
     # steps at each scale below `size`, coarse to fine ([] = `steps` at each): steps are cheap where images are small
     scale_steps: List[int] = field(default_factory=list)
