@@ -94,7 +94,7 @@ class LbfgsSpikeGuard:
     L-BFGS without a line search (lr 1, as neural-style and Gatys-style codes run it) trusts its curvature pairs.
     Its first curvature steps often overshoot and it recovers within a few steps, so the guard leaves the first
     ``history_size`` steps after each (re)start alone. Later, clamping the pixels after each step moves the image
-    where the pairs did not go, and a step can throw the loss up 3-25x; recovering took ~100 steps at 512 px
+    where the pairs did not go, and a step can throw the loss up 3-25x; recovering took 50-100 steps at 512 px
     (docs/benchmarks.md, the neural-style-pt race). When such a step's loss exceeds ``factor`` times the best of
     this scale, the parameters go back to where that best was measured and the history is cleared.
     """
