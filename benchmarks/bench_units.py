@@ -53,7 +53,10 @@ def job(name: str, precision: str) -> float:
 
     config, overrides = JOBS[name]
     if name.startswith("dst"):
-        overrides += [f"content={ASSETS / 'content/astronaut.jpg'}", f"style={ASSETS / 'styles/monalisa.jpg'}"]
+        overrides = overrides + [
+            f"content={ASSETS / 'content/astronaut.jpg'}",
+            f"style={ASSETS / 'styles/monalisa.jpg'}",
+        ]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run(config, [*overrides, f"precision={precision}", "progress=false", f"out_dir={tmp}/run"])

@@ -75,12 +75,8 @@ def check_common(cfg) -> None:
     for s in cfg.scale_steps:
         check(isinstance(s, int) and s >= 0, f"scale_steps: each entry must be an integer >= 0, got {s!r}")
     if len(cfg.scale_steps):
-        coarse = len(scale_schedule(cfg)) - 1 if len(cfg.scales) or "phases" not in cfg else int(cfg.phases) - 1
-        check(
-            len(cfg.scale_steps) == coarse,
-            f"scale_steps: {len(cfg.scale_steps)} entries given for the {coarse} scales below size={cfg.size}; "
-            "give one per scale, coarse to fine (the final size runs `steps`)",
-        )
+        n_scales = len(scale_schedule(cfg)) if len(cfg.scales) or "phases" not in cfg else int(cfg.phases)
+        steps_per_scale(cfg, n_scales)
 
 
 def steps_per_scale(cfg, n_scales: int) -> list[int]:
@@ -89,7 +85,8 @@ def steps_per_scale(cfg, n_scales: int) -> list[int]:
     coarse = [int(s) for s in cfg.get("scale_steps") or []] or [int(cfg.steps)] * (n_scales - 1)
     check(
         len(coarse) == n_scales - 1,
-        f"scale_steps: {len(coarse)} entries given for the {n_scales - 1} scales below size; give one per scale",
+        f"scale_steps: {len(coarse)} entries given for the {n_scales - 1} scales below size={cfg.get('size')}; "
+        "give one per scale, coarse to fine (the final size runs `steps`)",
     )
     return coarse + [int(cfg.steps)]
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from ..conf import load
+from ..conf import load, scale_schedule
 from ..conf.doodle import CNNMRF, DOODLE
 from ..core import semantic
 from ..core.encoder import vgg19_encoder
@@ -107,7 +107,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
 def phase_sizes(cfg) -> list[int]:
     """Long sides of the coarse-to-fine phases: ``scales`` + ``size`` when set, else ``size / 2^(phases-1-i)``."""
     if len(cfg.scales):
-        return sorted({int(s) for s in cfg.scales if s < cfg.size}) + [int(cfg.size)]
+        return scale_schedule(cfg)
     sizes = [max(32, round(cfg.size / 2 ** (cfg.phases - 1 - i))) for i in range(cfg.phases)]
     return sorted(set(sizes))
 
