@@ -37,26 +37,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
-try:  # the package layout before and after the core/ + geometry/ restructure
-    from semstyle.correspondence import read_correspondences, similarity_align  # noqa: E402
-    from semstyle.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
-    from semstyle.image import load_image, resize, save_image, to_pil  # noqa: E402
-except ImportError:
-    from semstyle.core.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
-    from semstyle.core.image import load_image, resize, save_image, to_pil  # noqa: E402
-    from semstyle.geometry.keypoints import read_correspondences, similarity_align  # noqa: E402
+from semstyle.core.encoder import CAFFE_MEAN_BGR, load_vgg19_weights  # noqa: E402
+from semstyle.core.image import load_image, resize, save_image, to_pil  # noqa: E402
 from semstyle.geometry import tps_flow, warp_image  # noqa: E402
+from semstyle.geometry.keypoints import read_correspondences, similarity_align  # noqa: E402
 
 
 def dst_config(options: dict):
-    """A resolved DST config from ``options`` in either config layout."""
-    try:
-        from semstyle.config import load_config
-    except ImportError:
-        from semstyle.conf import load
-        from semstyle.conf.dst import DST
+    """A resolved DST config from ``options``."""
+    from semstyle.conf import load_config
 
-        return load(DST, {"method": "dst", **options})
     return load_config({"method": "dst", **options})
 
 
