@@ -100,7 +100,9 @@ class DSTConfig(RunConfig):
     target_margin: float = 5  # targets are clamped this many px (at 256) inside the image (DST styletransfer.py)
     naive_baseline: bool = False  # also stylise the keypoint-warped content with the base method alone
     pooling: Optional[str] = None  # VGG pooling; null = the base's
-    pyramid_levels: int = 5  # strotss base: Laplacian pyramid levels (STROTSS/DST utils_pyr: pyr_levs 5)
+    # strotss base: Laplacian pyramid levels at the final size (DST utils_pyr: pyr_levs 5); a coarser scale
+    # optimises the levels at and below its size (DST styletransfer.py: s_pyr[begin_ind:])
+    pyramid_levels: int = 5
     samples: int = 2048  # strotss base: output locations per step (DST styletransfer.py: n = 2048)
     style_samples: int = 5000  # strotss base: style locations per scale (DST: 5 draws of 1000)
 

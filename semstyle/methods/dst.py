@@ -19,6 +19,7 @@ with DST's cleaning, or from face landmarks (``keypoints: faces``, the ``faces``
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -163,7 +164,7 @@ class _StrotssBase:
     """STROTSS's self-similarity content term and its REMD + moment + colour style terms (semstyle.losses.strotss),
     on a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
 
-    def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int):
+    def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int, size: int):
         # DST runs STROTSS's losses on torchvision's VGG-16 with ImageNet-normalised input (vggfeatures.py), i.e.
         # Caffe activations / 58, not the paper-era 1/255 of semstyle.core.hypercolumn: its moment term is ~4x
         # (means) and ~20x (covariances) the paper-era one, and its weights (α 8) were set for that balance.
@@ -174,7 +175,7 @@ class _StrotssBase:
             self.points, style_samples=style_samples, feature_scale=DST_FEATURE_SCALE, bf16=encoder.precision == "bf16"
         )
         self.before_step = (self.points.resample,)
-        self.levels = levels
+        self.coarsest = size / 2**levels  # side of the pyramid's low-pass level at the final size (8 px at 256)
 
     def style_weight(self, style_weight: float, alpha: float) -> dict[str, float]:
         # DST's palette term is on ImageNet-normalised RGB (÷ std ~0.226) in an orthonormal YUV (RGB distances);
@@ -196,7 +197,13 @@ class _StrotssBase:
         return resize(previous, tuple(content.shape[-2:]), mode="bilinear") + high_pass(content)
 
     def parameterise(self, image: torch.Tensor):
-        pyramid = LaplacianPyramid(image, self.levels).to(image.device)
+        """DST decomposes the content once at the final size (``dec_lap_pyr(input_im, pyr_levs)``) and a coarse
+        scale optimises only the levels at and below its size (``s_pyr[begin_ind:]``), so the low-pass level is
+        8 px at every scale: 3 bands at 64 px, 4 at 128, 5 at 256. With SGD, a level's step grows with the area
+        it covers (its gradient sums the pixels' under upsampling): a 5-level pyramid at 64 px, down to 2 px,
+        moved the low frequencies ~16x further than DST's and washed the content out at the coarse scales."""
+        levels = max(0, round(math.log2(max(image.shape[-2:]) / self.coarsest)))
+        pyramid = LaplacianPyramid(image, levels).to(image.device)
         return list(pyramid.parameters()), pyramid, None
 
 
@@ -295,7 +302,7 @@ def make_base(cfg, encoder):
     """The base losses and image parameterisation of ``cfg.base``."""
     if cfg.base == "gram":
         return _GramBase(encoder)
-    return _StrotssBase(encoder, cfg.pyramid_levels, cfg.samples, cfg.style_samples, cfg.seed)
+    return _StrotssBase(encoder, cfg.pyramid_levels, cfg.samples, cfg.style_samples, cfg.seed, cfg.size)
 
 
 def transfer(
