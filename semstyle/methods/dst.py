@@ -41,7 +41,7 @@ from ..geometry.keypoints.clean import clean_points
 from ..geometry.keypoints.landmarks import available as landmarks_available
 from ..geometry.keypoints.landmarks import face_keypoints
 from ..geometry.keypoints.nbb import nbb_keypoints
-from ..losses import ContentLoss, GramLoss
+from ..losses import ContentLoss, GramLoss, TVLoss
 from ..losses.flow_tv import flow_tv
 from ..losses.strotss import SamplePoints, SelfSimilarityLoss, StrotssStyleLoss
 from ..viz.points import draw_points, flow_picture
@@ -207,13 +207,15 @@ class _StrotssBase:
         return list(pyramid.parameters()), pyramid, None
 
 
-def base_objective(base, alpha: float, style_weight: float, warped: bool) -> Objective:
+def base_objective(base, alpha: float, style_weight: float, warped: bool, tv_weight: float = 0.0) -> Objective:
     """DST's objective over two views (Kim et al. 2020, eq. 7): ``α·content(X) + style(X) + style(W(X))``, the
     image ``X`` (view ``"image"``) and its warp (view ``"warped"``) encoded in one batched pass."""
     style = base.style_weight(style_weight, alpha)
     terms = {"content": (base.content, alpha), "style": (base.style, style)}
     if warped:
         terms["style_warped"] = (base.style, style, "warped")
+    if tv_weight:
+        terms["tv"] = (TVLoss(), tv_weight)
     return Objective(base.encoder, terms, base.before_step)
 
 
@@ -252,7 +254,7 @@ def scale_problem(
     hs, ws = content_s.shape[-2:]
     factor = ws / final_width  # final-size px -> this scale's px
     use_warp = opt["warp_weight"] > 0
-    views_objective = base_objective(base, alpha, opt["style_weight"], use_warp)
+    views_objective = base_objective(base, alpha, opt["style_weight"], use_warp, opt["tv_weight"])
     base.set_targets(views_objective, content_s, style_s)
     start = content_s if previous is None else base.upsample(previous, content_s)
     params, image_fn, project = base.parameterise(start)

@@ -434,6 +434,7 @@ CASES = [
     run_case("dst", "size=16", expect="content.png", id="dst-size16"),
     run_case("dst", "nbb_size=8", expect="nbb_size"),
     run_case("dst", "base=foo", expect="base"),
+    run_case("dst", "tv_weight=-1", expect="tv_weight"),
     run_case("dst", "style=@IN@/bomb_soft.png", expect="bomb_soft.png", id="dst-bomb-soft"),
     # --- run, reconstruct ---
     run_case("reconstruct", "image=@IN@/missing.png", expect="missing.png", id="reconstruct-missing"),
