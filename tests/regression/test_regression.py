@@ -9,6 +9,7 @@ The STROTSS curve was re-recorded once more when its terms moved onto the one lo
 ``(α/(α+2))·content`` where the old module computed ``α·content/(α+2)``): the curves agree to 6 digits until step 3,
 and the last total moved by 1.8 %, as much as the old code's own moves when α changes by one part in a million
 (16 → 16.000016 and 15.999984: 0.115465 → 0.113720 and 0.113269): RMSprop on 15 steps amplifies last-bit changes.
+The DST case runs with ``tv_weight=0``: the Gram base's image TV (issue 16) came after the recording and adds a term.
 
 Now: bit for bit where the arithmetic did not change; otherwise the last step's total within 0.1 % on the CPU kind
 they were recorded on (``MACHINE.txt``), and within 3 % on another (its kernels round differently, and the Gatys run
