@@ -171,7 +171,7 @@ def test_face_keypoints_pair_the_same_features(assets_dir):
     cfg = load_config({"method": "dst", "keypoints": "faces", "nbb_size": 96, "progress": False})
     town = load_image(assets_dir / "content" / "tubingen.jpg", 96)
     with pytest.warns(UserWarning, match="no face"):
-        _, _, source = dst.get_keypoints(town, load_image(assets_dir / "styles" / "monalisa.jpg", 64), cfg)
+        _, _, source = dst.get_keypoints(town, load_image(assets_dir / "styles" / "monalisa.jpg", 96), cfg)
     assert source == "nbb"
 
 
