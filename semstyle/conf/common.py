@@ -75,8 +75,7 @@ def check_common(cfg) -> None:
     for s in cfg.scale_steps:
         check(isinstance(s, int) and s >= 0, f"scale_steps: each entry must be an integer >= 0, got {s!r}")
     if len(cfg.scale_steps):
-        n_scales = len(scale_schedule(cfg)) if len(cfg.scales) or "phases" not in cfg else int(cfg.phases)
-        steps_per_scale(cfg, n_scales)
+        steps_per_scale(cfg, len(scale_schedule(cfg)))
 
 
 def steps_per_scale(cfg, n_scales: int) -> list[int]:
@@ -92,5 +91,8 @@ def steps_per_scale(cfg, n_scales: int) -> list[int]:
 
 
 def scale_schedule(cfg) -> list[int]:
-    """Long sides to optimise at: the ``scales`` below ``size``, then ``size`` itself."""
+    """Long sides to optimise at: the ``scales`` below ``size``, then ``size`` itself. A config with ``phases``
+    (the doodle's, neural-doodle's ``--phases``) and no ``scales`` halves ``size`` per phase, down to 32 px."""
+    if not len(cfg.scales) and "phases" in cfg:
+        return sorted({max(32, round(cfg.size / 2 ** (cfg.phases - 1 - i))) for i in range(cfg.phases)})
     return sorted({int(s) for s in cfg.scales if s < cfg.size}) + [int(cfg.size)]

@@ -104,14 +104,6 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     return Inputs(style, style_masks, target_masks, content, palette, tuple(tmap.shape[-2:]))
 
 
-def phase_sizes(cfg) -> list[int]:
-    """Long sides of the coarse-to-fine phases: ``scales`` + ``size`` when set, else ``size / 2^(phases-1-i)``."""
-    if len(cfg.scales):
-        return scale_schedule(cfg)
-    sizes = [max(32, round(cfg.size / 2 ** (cfg.phases - 1 - i))) for i in range(cfg.phases)]
-    return sorted(set(sizes))
-
-
 def style_copies(
     style: torch.Tensor, masks: torch.Tensor | None, mrf
 ) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
@@ -232,17 +224,16 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     init = ("content" if has_content else "noise") if cfg.init == "auto" else cfg.init
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
     patch, key = (cfg.mrf.patch_size if cfg.style_loss == "mrf" else 1), "size, phases or scales"
+    sizes = scale_schedule(cfg)
     check_sizes(
         {"target map" if guided else "content image": inputs.shape},
-        phase_sizes(cfg),
+        sizes,
         terms["style"].layers,
         patch,
         key=key,
     )
     zoom = cfg.mrf.scaling_step**-cfg.mrf.scalings if cfg.style_loss == "mrf" else 1.0  # smallest style copy
-    check_sizes(
-        {"style image": inputs.style}, phase_sizes(cfg), terms["style"].layers, patch, cfg.style_scale * zoom, 16, key
-    )
+    check_sizes({"style image": inputs.style}, sizes, terms["style"].layers, patch, cfg.style_scale * zoom, 16, key)
     device = encoder.device
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
@@ -263,7 +254,7 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
         image = start.to(device).requires_grad_(True)
         return pixel_problem(image, lambda: objective(image), cfg.optimizer, cfg.lr, f"doodle {shape[1]}x{shape[0]}")
 
-    return engine.run(phase_sizes(cfg), scale_fn)
+    return engine.run(sizes, scale_fn)
 
 
 def save_extras(inputs: Inputs, output: torch.Tensor, run: RunDir) -> None:

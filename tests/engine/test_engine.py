@@ -11,7 +11,7 @@ from conftest import ASSETS, ROOT
 from omegaconf import OmegaConf
 
 from semstyle.api import METHODS, load_config, run
-from semstyle.conf import SCHEMAS, load
+from semstyle.conf import SCHEMAS, load, scale_schedule
 from semstyle.engine import Engine, Problem, StopRun
 from semstyle.errors import ConfigError
 
@@ -187,6 +187,16 @@ def test_scale_steps_give_each_coarse_scale_its_own_steps(tmp_path):
     assert [e.steps for e in events if e.kind == "scale_start"] == [5, 2, 3]
     with pytest.raises(ConfigError, match="scale_steps: 1 entries given for the 2 scales below size=48"):
         load_config(None, SMALL + ["scales=[32,40]", "scale_steps=[5]"])
+
+
+def test_scale_steps_are_checked_against_the_doodles_phases_as_they_run():
+    """The doodle's phases halve ``size`` down to 32 px, so at 64 px three phases are two scales: the loader counts
+    the scales the engine will run (one schedule, :func:`semstyle.conf.scale_schedule`), not the phases asked for."""
+    doodle = ROOT / "configs/doodle/monet.yaml"
+    cfg = load_config(doodle, ["size=64", "phases=3", "scale_steps=[10]"])
+    assert scale_schedule(cfg) == [32, 64]
+    with pytest.raises(ConfigError, match="scale_steps: 2 entries given for the 1 scales below size=64"):
+        load_config(doodle, ["size=64", "phases=3", "scale_steps=[10,10]"])
 
 
 def test_the_stop_rule_ends_each_scale_when_the_loss_stops_falling(tmp_path):
