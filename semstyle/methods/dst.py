@@ -207,15 +207,14 @@ class _StrotssBase:
         return list(pyramid.parameters()), pyramid, None
 
 
-def base_objective(base, alpha: float, style_weight: float, warped: bool, tv_weight: float = 0.0) -> Objective:
+def base_objective(base, alpha: float, style_weight: float, warped: bool, tv_weight: float) -> Objective:
     """DST's objective over two views (Kim et al. 2020, eq. 7): ``α·content(X) + style(X) + style(W(X))``, the
     image ``X`` (view ``"image"``) and its warp (view ``"warped"``) encoded in one batched pass."""
     style = base.style_weight(style_weight, alpha)
     terms = {"content": (base.content, alpha), "style": (base.style, style)}
     if warped:
         terms["style_warped"] = (base.style, style, "warped")
-    if tv_weight:
-        terms["tv"] = (TVLoss(), tv_weight)
+    terms["tv"] = (TVLoss(), tv_weight)  # the Objective drops it at weight 0 (the STROTSS base)
     return Objective(base.encoder, terms, base.before_step)
 
 
