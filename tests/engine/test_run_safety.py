@@ -304,7 +304,7 @@ def test_a_size_that_clearly_cannot_fit_is_refused_before_any_work(tmp_path, mon
     out = tmp_path / "big"
     assert _run(out, "size=4096", "device=cpu", "precision=fp32") == 2
     err = _one_line_error(capsys)
-    assert "size=4096: a 4096x3072 px gatys run needs about 25.5 GiB" in err and "2.0 GiB is available" in err, err
+    assert "size=4096: a 4096x3072 px gatys run needs about 29.4 GiB" in err and "2.0 GiB is available" in err, err
     size = int(err.rsplit("try size=", 1)[1].split()[0])
     assert 256 <= size <= 1024 and resources.estimate_bytes("gatys", size * 3 // 4, size) < 2 * resources.GIB
     assert not out.exists() and not (tmp_path / "big.partial").exists()
@@ -312,8 +312,8 @@ def test_a_size_that_clearly_cannot_fit_is_refused_before_any_work(tmp_path, mon
 
 def test_memory_estimate_is_quiet_when_the_run_fits(monkeypatch):
     cfg = {"method": "gatys", "size": 512, "content": str(CONTENT), "device": "cpu"}
-    resources.check_memory(cfg, available=2 * resources.GIB)  # 1.1 GiB needed: no refusal
-    with pytest.raises(resources.ResourceError, match="needs about 1.1 GiB"):
+    resources.check_memory(cfg, available=2 * resources.GIB)  # 1.3 GiB needed: no refusal
+    with pytest.raises(resources.ResourceError, match="needs about 1.3 GiB"):
         resources.check_memory(cfg, available=int(0.5 * resources.GIB))
 
 
@@ -350,8 +350,9 @@ def test_memory_model_matches_a_measured_peak(tmp_path):
     h, w = resources.content_shape({"size": 320, "content": str(CONTENT)})
     estimate = resources.estimate_bytes("strotss", h, w)
     # never far below the peak (an impossible run would start), nor so far above that a run that fits is refused;
-    # in a fresh clone's venv the peak was 1.10 GiB against the estimate's 1.38, within 20 % in the development one
-    assert 0.8 * peak <= estimate <= 1.5 * peak, (estimate / resources.GIB, peak / resources.GIB)
+    # the peak differs between machine kinds (resources.MACHINE_SPREAD), so a failure names the CPU it ran on
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    assert 0.8 * peak <= estimate <= 1.5 * peak, (estimate / resources.GIB, peak / resources.GIB, cpu)
 
 
 def _out_of_memory_in_scale_1(monkeypatch):
@@ -373,11 +374,11 @@ def _out_of_memory_in_scale_1(monkeypatch):
 
 def test_out_of_memory_beyond_the_machine_is_one_line_without_resume_advice(tmp_path, monkeypatch, capsys):
     _out_of_memory_in_scale_1(monkeypatch)
-    monkeypatch.setattr(resources, "total_bytes", lambda: resources.GIB // 2)  # the run's 0.7 GiB can never fit
+    monkeypatch.setattr(resources, "total_bytes", lambda: resources.GIB // 2)  # the run's 0.9 GiB can never fit
     out = tmp_path / "oom"
     assert _run(out, *BASE, "precision=fp32") == 2
     err = _one_line_error(capsys)
-    assert err.startswith("semstyle: error: out of memory at 64 px: about 0.7 GiB needed (0.5 GiB in this machine)")
+    assert err.startswith("semstyle: error: out of memory at 64 px: about 0.9 GiB needed (0.5 GiB in this machine)")
     assert "resume" not in err and "partial results kept" not in err, err
     assert not (tmp_path / "oom.partial").exists() and not out.exists()  # the same settings would run out again
 
