@@ -11,38 +11,18 @@ objective (the last step's total loss at 512 px).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, median_time  # noqa: E402
-
-from semstyle.api import run  # noqa: E402
-from semstyle.core.encoder import VGG19Encoder  # noqa: E402
+from common import bare_unit, machine, timed_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bare_unit() -> float:
-    """Seconds of one bare fp32 VGG-19 forward+backward to relu5_1 at 512x384 (channels-last, as the runs use)."""
-    encoder = VGG19Encoder("avg", "fp32", "cpu")
-    return median_time(bare_vgg_step(encoder, torch.rand(1, 3, 384, 512)), repeats=3, warmup=1)
-
-
 def demo(precision: str, rule: str, extra: list[str]) -> tuple[float, list[int], float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        path = run(
-            ROOT / "configs/default.yaml",
-            [f"precision={precision}", f"stop.rule={rule}", "progress=false", f"out_dir={tmp}/run", *extra],
-        )
-        seconds = time.perf_counter() - start
-        rows = list(csv.DictReader((path / "losses.csv").read_text().splitlines()))
+    config = ROOT / "configs/default.yaml"
+    seconds, rows = timed_run(config, [f"precision={precision}", f"stop.rule={rule}", *extra])
     steps = [sum(1 for r in rows if r["scale"] == s) for s in sorted({r["scale"] for r in rows})]
     return seconds, steps, float(rows[-1]["total"])
 

@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_demo import bare_unit  # noqa: E402
-from common import machine  # noqa: E402
+from common import bare_unit, machine, timed_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "semstyle/assets"
@@ -49,18 +47,13 @@ def startup() -> float:
 
 
 def job(name: str, precision: str) -> float:
-    from semstyle.api import run
-
     config, overrides = JOBS[name]
     if name.startswith("dst"):
         overrides = overrides + [
             f"content={ASSETS / 'content/astronaut.jpg'}",
             f"style={ASSETS / 'styles/monalisa.jpg'}",
         ]
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        run(config, [*overrides, f"precision={precision}", "progress=false", f"out_dir={tmp}/run"])
-        return time.perf_counter() - start
+    return timed_run(config, [*overrides, f"precision={precision}"])[0]
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
-"""Timing helpers for the benchmarks: median wall time of a callable, peak RSS."""
+"""Timing helpers for the benchmarks: median wall time of a callable, a timed ``semstyle run``, the unit of issue 17
+(a bare fp32 VGG-19 pass), peak RSS."""
 
 from __future__ import annotations
 
+import csv
 import platform
 import resource
 import statistics
+import tempfile
 import time
 
 import torch
@@ -75,3 +78,25 @@ def lbfgs_step(objective, image: torch.Tensor, view=None):
             image.clamp_(0, 1)
 
     return step
+
+
+def bare_unit() -> float:
+    """Seconds of one bare fp32 VGG-19 forward+backward to relu5_1 at 512x384 (channels-last, as the runs use): the
+    unit issue 17's goals are read in."""
+    from semstyle.core.encoder import VGG19Encoder
+
+    encoder = VGG19Encoder("avg", "fp32", "cpu")
+    return median_time(bare_vgg_step(encoder, torch.rand(1, 3, 384, 512)), repeats=3, warmup=1)
+
+
+def timed_run(config, overrides: list[str]) -> tuple[float, list[dict]]:
+    """Wall seconds of ``semstyle.api.run(config, overrides)`` into a temporary folder (no progress bar), and the
+    rows of its ``losses.csv``."""
+    from semstyle.api import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        path = run(config, [*overrides, "progress=false", f"out_dir={tmp}/run"])
+        seconds = time.perf_counter() - start
+        rows = list(csv.DictReader((path / "losses.csv").read_text().splitlines()))
+    return seconds, rows
