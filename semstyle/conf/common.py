@@ -38,9 +38,11 @@ class RunConfig:
 
     method: str = "gatys"
     size: int = 512  # final long side in px
-    steps: int = 100  # optimisation steps per scale (at the final size only, when scale_steps is given)
+    steps: int = 100  # optimisation steps per scale (at the final size only, when coarse_steps or scale_steps is set)
     scales: List[int] = field(default_factory=list)  # long sides of a coarse-to-fine schedule; [] = one scale
-    # steps at each scale below `size`, coarse to fine ([] = `steps` at each): steps are cheap where images are small
+    # steps at every scale below `size` (None = `steps`), whatever `scales` holds: steps are cheap on small images
+    coarse_steps: Optional[int] = None
+    # steps at each scale below `size`, coarse to fine, one entry per scale (overrides coarse_steps)
     scale_steps: List[int] = field(default_factory=list)
     seed: int = 0
     precision: str = "auto"  # auto (bf16 where the CPU/GPU has native bf16 units, else fp32) | fp32 | bf16
@@ -72,6 +74,8 @@ def check_common(cfg) -> None:
     check_stop(cfg)
     for s in cfg.scales:
         check(isinstance(s, int) and 16 <= s <= 8192, f"scales: each entry must be an integer in [16, 8192], got {s!r}")
+    if cfg.get("coarse_steps") is not None:
+        check_number(cfg, "coarse_steps", lo=0, integer=True)
     for s in cfg.scale_steps:
         check(isinstance(s, int) and s >= 0, f"scale_steps: each entry must be an integer >= 0, got {s!r}")
     if len(cfg.scale_steps):
@@ -79,9 +83,11 @@ def check_common(cfg) -> None:
 
 
 def steps_per_scale(cfg, n_scales: int) -> list[int]:
-    """Steps at each of ``n_scales`` scales, coarse to fine: ``scale_steps`` then ``steps`` (``steps`` at each when
-    ``scale_steps`` is empty)."""
-    coarse = [int(s) for s in cfg.get("scale_steps") or []] or [int(cfg.steps)] * (n_scales - 1)
+    """Steps at each of ``n_scales`` scales, coarse to fine: ``scale_steps`` (else ``coarse_steps`` at each coarse
+    scale, else ``steps``), then ``steps`` at the final size."""
+    every = cfg.get("coarse_steps")
+    every = int(cfg.steps) if every is None else int(every)
+    coarse = [int(s) for s in cfg.get("scale_steps") or []] or [every] * (n_scales - 1)
     check(
         len(coarse) == n_scales - 1,
         f"scale_steps: {len(coarse)} entries given for the {n_scales - 1} scales below size={cfg.get('size')}; "

@@ -11,7 +11,7 @@ from conftest import ASSETS, ROOT
 from omegaconf import OmegaConf
 
 from semstyle.api import METHODS, load_config, run
-from semstyle.conf import SCHEMAS, load, scale_schedule
+from semstyle.conf import SCHEMAS, load, scale_schedule, steps_per_scale
 from semstyle.engine import Engine, Problem, StopRun
 from semstyle.errors import ConfigError
 
@@ -187,6 +187,19 @@ def test_scale_steps_give_each_coarse_scale_its_own_steps(tmp_path):
     assert [e.steps for e in events if e.kind == "scale_start"] == [5, 2, 3]
     with pytest.raises(ConfigError, match="scale_steps: 1 entries given for the 2 scales below size=48"):
         load_config(None, SMALL + ["scales=[32,40]", "scale_steps=[5]"])
+
+
+def test_coarse_steps_apply_to_every_coarse_scale_whatever_the_scales_override():
+    """The demo config sets ``coarse_steps``, so ``scales=...`` of any length still loads; ``scale_steps`` wins."""
+    demo = ROOT / "configs/default.yaml"
+    assert load_config(demo).coarse_steps == 20
+    for scales, expected in (("[]", [100]), ("[128]", [20, 100]), ("[64,128,256]", [20, 20, 20, 100])):
+        cfg = load_config(demo, [f"scales={scales}"])
+        assert steps_per_scale(cfg, len(scale_schedule(cfg))) == expected
+    cfg = load_config(demo, ["scales=[64,128]", "scale_steps=[7,9]"])
+    assert steps_per_scale(cfg, len(scale_schedule(cfg))) == [7, 9, 100]
+    with pytest.raises(ConfigError, match="coarse_steps"):
+        load_config(demo, ["coarse_steps=-1"])
 
 
 def test_scale_steps_are_checked_against_the_doodles_phases_as_they_run():

@@ -119,7 +119,7 @@ def test_an_interrupted_run_is_resumed(tmp_path):
     from semstyle.api import run
 
     folder = tmp_path / "sw"
-    base = ["size=48", "scales=[32]", "steps=2", "precision=fp32"]
+    base = ["size=48", "scales=[32]", "coarse_steps=2", "steps=2", "precision=fp32"]
 
     def interrupt(event):
         if event.kind == "scale_start" and event.scale == 1:

@@ -37,12 +37,13 @@ def test_gatys_from_noise_lowers_loss_tenfold(tmp_path):
 
 def test_multiscale_overrides_frames_and_config_are_written(tmp_path):
     out = tmp_path / "ms"
-    assert _run_cli(tmp_path, "size=80", "scales=[48,64,200]", "steps=4", "save_every=2", f"out_dir={out}") == 0
+    args = ["size=80", "scales=[48,64,200]", "coarse_steps=3", "steps=4", "save_every=2", f"out_dir={out}"]
+    assert _run_cli(tmp_path, *args) == 0
     cfg = load_config(out / "config.yaml")
     assert cfg.size == 80 and scale_schedule(cfg) == [48, 64, 80]
     rows = list(csv.DictReader(open(out / "losses.csv")))
-    assert [int(r["scale"]) for r in rows] == [0] * 4 + [1] * 4 + [2] * 4
-    assert len(list((out / "frames").glob("*.png"))) == 6
+    assert [int(r["scale"]) for r in rows] == [0] * 3 + [1] * 3 + [2] * 4  # coarse_steps at each scale below size
+    assert len(list((out / "frames").glob("*.png"))) == 4  # steps 2 of each scale, and 4 of the last
 
 
 def test_python_api_is_reproducible_with_a_seed():
@@ -96,6 +97,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
             f"style={STYLE}",
             "size=64",
             "scales=[32]",
+            "coarse_steps=2",
             "steps=2",
             "progress=false",
             f"out_dir={out}",
@@ -112,7 +114,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     with pytest.raises(RuntimeError):
         run(*config, callbacks=[crash_in_scale_1])
     assert (tmp_path / "resume.partial" / "checkpoint.safetensors").exists()
-    assert _run_cli(tmp_path, "size=64", "scales=[32]", "steps=2", f"out_dir={out}") == 2  # needs resume=true
+    # the same folder again without resume=true is refused
+    assert _run_cli(tmp_path, "size=64", "scales=[32]", "coarse_steps=2", "steps=2", f"out_dir={out}") == 2
     steps.clear()
     run(
         config[0],
