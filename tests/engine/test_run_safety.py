@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -351,7 +352,8 @@ def test_memory_model_matches_a_measured_peak(tmp_path):
     estimate = resources.estimate_bytes("strotss", h, w)
     # never far below the peak (an impossible run would start), nor so far above that a run that fits is refused;
     # the peak differs between machine kinds (resources.MACHINE_SPREAD), so a failure names the CPU it ran on
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     assert 0.8 * peak <= estimate <= 1.5 * peak, (estimate / resources.GIB, peak / resources.GIB, cpu)
 
 
