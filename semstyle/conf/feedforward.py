@@ -9,7 +9,7 @@ model file instead, so it has its own command and registry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List, Optional
 
 from ..errors import check
 from .checks import check_choice, check_number
@@ -53,6 +53,9 @@ class FeedForwardConfig(RunConfig):
     checkpoint_every: int = 100  # steps between checkpoints (safetensors)
     sample_every: int = 100  # steps between validation samples (samples/step_NNNNNN.png)
     model_name: str = "model.safetensors"  # the model file written into the run folder when training ends
+    # start from this model file's weights (a path, or a bundled model's name: multimodal, johnson) instead of a
+    # random initialisation; Adam and the step count start afresh. Its architecture must be this config's.
+    init_model: Optional[str] = None
 
 
 def validate_feedforward(cfg) -> None:

@@ -40,7 +40,7 @@ from ..losses.gram import gram_loss, gram_matrix
 from ..losses.tv import tv_loss
 from ..viz.layout import side_by_side
 from .data import CropDataset, default_images, list_images
-from .model_file import save_model
+from .model_file import read_model, save_model
 from .networks import FeedForward
 
 # keys that change how a training run reports, not what it computes: a resume may change them
@@ -129,6 +129,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     net = FeedForward(cfg.method, scales, cfg.width).to(device)
+    initial = _initial_weights(cfg)
     params = list(net.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
 
@@ -143,6 +144,8 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
             net.load_state_dict({k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("net.")})
             _restore_optimizer(opt, params, tensors)
             start, seconds = int(meta["step"]), float(meta.get("seconds", 0.0))
+        elif initial is not None:
+            net.load_state_dict({k: v.to(device) for k, v in initial[0].items()})
         state = {"step": start, "outputs": None}
         began = time.perf_counter()
 
@@ -214,6 +217,8 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
             "precision": encoder.precision,
             "device": str(device),
         }
+        if initial is not None:
+            training["init_model"] = {"file": Path(str(cfg.init_model)).name, "training": initial[1]}
         model_config = {
             "style": Path(cfg.style).name,
             **{
@@ -229,9 +234,28 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
         return run.final
 
 
+def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """``init_model``'s weights (fp32) and its training record, or None; a one-line :class:`ConfigError` when its
+    network is not the one ``cfg`` trains."""
+    if cfg.init_model is None:
+        return None
+    tensors, meta = read_model(cfg.init_model)
+    config = meta["config"]
+    theirs = (config["arch"], list(config["scales"]), int(config["width"]))
+    ours = (cfg.method, train_scales(cfg), int(cfg.width))
+    if theirs != ours:
+        raise ConfigError(
+            f"init_model {cfg.init_model}: a {theirs[0]} network at {'/'.join(map(str, theirs[1]))} px, width "
+            f"{theirs[2]}; this config trains a {ours[0]} network at {'/'.join(map(str, ours[1]))} px, width {ours[2]}"
+        )
+    return {k: v.float() for k, v in tensors.items()}, meta["training"]
+
+
 def check_inputs(cfg) -> None:
     """Bad paths as one-line errors before the network or the encoder is built."""
     training_images(cfg)
+    if cfg.init_model is not None:
+        _initial_weights(cfg)
     for path in [cfg.style, *cfg.validation]:
         if not Path(path).is_file():
             raise ConfigError(f"{'style' if path == cfg.style else 'validation'}: {path} is not a file")

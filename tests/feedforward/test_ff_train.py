@@ -15,6 +15,7 @@ from semstyle import api
 from semstyle.conf.feedforward import train_scales
 from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.image import load_image
+from semstyle.errors import ConfigError
 from semstyle.feedforward.data import CropDataset, sklearn_sample_photos
 from semstyle.feedforward.model_file import load_model, save_model
 from semstyle.feedforward.networks import FeedForward
@@ -104,3 +105,30 @@ def test_resume_continues_step_count_and_data_order(tmp_path, trained, images):
     # the same weights as the uninterrupted run: same batches in the same order, Adam's state restored
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     shutil.rmtree(resumed)
+
+
+def _first_loss(run) -> float:
+    with open(run / "losses.csv") as f:
+        return float(next(csv.DictReader(f))["total"])
+
+
+def test_init_model_starts_from_a_model_files_weights(tmp_path, trained, images):
+    # the same first batch as the trained run's: a fresh start scores it as that run did at step 1, a start from
+    # the trained model's weights scores it lower, and the record names where the weights came from
+    run = api.train(None, _overrides(images, tmp_path / "again", steps=1, init_model=trained / "model.safetensors"))
+    assert _first_loss(run) < 0.9 * _first_loss(trained)
+    meta = load_model(run / "model.safetensors")[1]["training"]
+    assert meta["steps"] == 1 and meta["init_model"]["file"] == "model.safetensors"
+    assert meta["init_model"]["training"]["steps"] == STEPS
+
+
+def test_init_model_of_another_network_is_a_one_line_error(tmp_path, trained, images):
+    with pytest.raises(
+        ConfigError,
+        match=r"init_model .*: a multimodal network at 32/64 px, width 4; this config "
+        r"trains a multimodal network at 32/64 px, width 8",
+    ):
+        api.train(None, _overrides(images, tmp_path / "x", width=8, init_model=trained / "model.safetensors"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+    with pytest.raises(ConfigError, match="not found"):
+        api.train(None, _overrides(images, tmp_path / "y", init_model=tmp_path / "missing.safetensors"))
