@@ -44,6 +44,7 @@ BASE_DEFAULTS = {
         "pooling": "max",
         "warp_sgd": False,
         "warp_optimizer": "adam",
+        "steps": 150,  # DST job_example.sh: max_iter 150 at each of the 3 scales
     },
     # No public reference (docs/dst.md has the experiments). The image: Gatys's content/style ratio (1e-3 / 1e-6,
     # semstyle.conf.gatys) with Adam, which is blind to the loss scale. The scale itself sets how hard the warped
@@ -66,6 +67,11 @@ BASE_DEFAULTS = {
         "pooling": "avg",
         "warp_sgd": True,
         "warp_optimizer": "adam",
+        # 150 Adam steps at 64 and 128 px, 75 at 256 px: 0.64-0.65 of the CPU time of 150 at each scale, the total
+        # objective within 0.04 % and the image's terms (content, both style terms, TV) +0.9 / +2.0 / +3.9 % on three
+        # portrait pairs (docs/benchmarks.md, *Steps per scale*); 50 at 256 px: +5-9 %.
+        "coarse_steps": 150,
+        "steps": 75,
     },
 }
 
@@ -79,7 +85,7 @@ class DSTConfig(RunConfig):
     # DST job_example.sh: im_size 256 and 3 scales (styletransfer.py: 64, 128, 256), max_iter 150 per scale
     size: int = 256
     scales: List[int] = field(default_factory=lambda: [64, 128])
-    steps: int = 150
+    steps: Optional[int] = None  # at size (and at the coarser scales unless coarse_steps); null = the base's
     keypoints: str = "auto"  # auto (files if given, else nbb) | files | nbb | faces
     content_keypoints: Optional[str] = None  # DST-format keypoint files (row, col per line, original pixels)
     style_keypoints: Optional[str] = None

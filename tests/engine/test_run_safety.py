@@ -271,7 +271,11 @@ NORMAL = [  # the regression cases' sizes (tests/regression/cases.py)
         "configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True, id="doodle", marks=pytest.mark.slow
     ),
     pytest.param(
-        "configs/dst/gatys.yaml", ["size=96", "scales=[64]", "steps=15"], True, id="dst", marks=pytest.mark.slow
+        "configs/dst/gatys.yaml",
+        ["size=96", "scales=[64]", "steps=15", "coarse_steps=15"],
+        True,
+        id="dst",
+        marks=pytest.mark.slow,
     ),
 ]
 

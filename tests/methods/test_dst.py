@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from semstyle.api import load_config, run
+from semstyle.conf import scale_schedule, steps_per_scale
 from semstyle.core.image import load_image, save_image
 from semstyle.errors import SemstyleError
 from semstyle.methods import dst, gatys
@@ -248,3 +249,17 @@ def test_gram_base_tv_keeps_the_pixels_from_speckling(assets_dir):
     assert _chroma_speckle(smooth["stylized"]) < 0.65 * _chroma_speckle(plain["stylized"])
     end = [float(dst.alignment_error(r["points"], r["theta"], r["targets"])) for r in (plain, smooth)]
     assert end[1] <= 1.2 * end[0] + 0.1
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"base": "gram"}, [150, 150, 75]),  # the Gram base's schedule (docs/benchmarks.md, *Steps per scale*)
+        ({"base": "strotss"}, [150, 150, 150]),  # DST's job_example.sh
+        ({"base": "gram", "steps": 40}, [150, 150, 40]),  # steps is the final size's, as in every method
+        ({"base": "gram", "steps": 40, "coarse_steps": 40}, [40, 40, 40]),
+    ],
+)
+def test_steps_per_scale_follow_the_base(overrides, expected):
+    cfg = load_config({"method": "dst", **overrides})
+    assert steps_per_scale(cfg, len(scale_schedule(cfg))) == expected

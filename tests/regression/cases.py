@@ -13,6 +13,10 @@ CASES = {
     "doodle_monet": ("configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True),
     "strotss": ("configs/strotss/default.yaml", ["size=64", "scales=[32]", "steps=15"], False),
     # tv_weight=0: the curve predates the Gram base's image TV (issue 16), which adds a term to the objective
-    "dst_gatys": ("configs/dst/gatys.yaml", ["size=96", "scales=[64]", "steps=15", "tv_weight=0"], True),
+    "dst_gatys": (
+        "configs/dst/gatys.yaml",
+        ["size=96", "scales=[64]", "steps=15", "coarse_steps=15", "tv_weight=0"],
+        True,
+    ),
 }
 """name -> (config, overrides, needs ../shared/data)"""
