@@ -146,8 +146,9 @@ def report(files: list[Path]) -> None:
         base_total, base_image = summary(base)
         for r in records:
             total, image = summary(r)
+            units = f"{r['cpu'] / r['unit']:.1f}" if r.get("unit") else "–"
             print(
-                f"| {job} | {pair} | {r['schedule']} | {r['cpu']:.0f} | {r['cpu'] / r['unit']:.1f} | "
+                f"| {job} | {pair} | {r['schedule']} | {r['cpu']:.0f} | {units} | "
                 f"{r['cpu'] / base['cpu']:.2f} | {total:.4g} ({100 * (total / base_total - 1):+.1f} %) | "
                 f"{image:.4g} ({100 * (image / base_image - 1):+.1f} %) |"
             )
