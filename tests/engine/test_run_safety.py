@@ -268,7 +268,11 @@ NORMAL = [  # the regression cases' sizes (tests/regression/cases.py)
         marks=pytest.mark.slow,
     ),
     pytest.param(
-        "configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True, id="doodle", marks=pytest.mark.slow
+        "configs/doodle/monet.yaml",
+        ["size=96", "steps=10", "coarse_steps=10", "phases=2"],
+        True,
+        id="doodle",
+        marks=pytest.mark.slow,
     ),
     pytest.param(
         "configs/dst/gatys.yaml",

@@ -10,7 +10,7 @@ COMMON = ["precision=fp32", "progress=false", "device=cpu"]
 
 CASES = {
     "gatys": ("configs/default.yaml", ["size=128", "steps=30", "stop.rule=none"], False),
-    "doodle_monet": ("configs/doodle/monet.yaml", ["size=96", "steps=10", "phases=2"], True),
+    "doodle_monet": ("configs/doodle/monet.yaml", ["size=96", "steps=10", "coarse_steps=10", "phases=2"], True),
     "strotss": ("configs/strotss/default.yaml", ["size=64", "scales=[32]", "steps=15"], False),
     # tv_weight=0: the curve predates the Gram base's image TV (issue 16), which adds a term to the objective
     "dst_gatys": (
