@@ -40,7 +40,7 @@ from ..losses.gram import gram_loss, gram_matrix
 from ..losses.tv import tv_loss
 from ..viz.layout import side_by_side
 from .data import CropDataset, default_images, list_images
-from .model_file import read_model, save_model
+from .model_file import load_model, save_model
 from .networks import FeedForward
 
 # keys that change how a training run reports, not what it computes: a resume may change them
@@ -235,11 +235,11 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
 
 
 def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """``init_model``'s weights (fp32) and its training record, or None; a one-line :class:`ConfigError` when its
-    network is not the one ``cfg`` trains."""
+    """``init_model``'s weights (fp32) and its training record, or None; a one-line :class:`ConfigError` when the
+    file is not a complete model (:func:`load_model`'s checks) or its network is not the one ``cfg`` trains."""
     if cfg.init_model is None:
         return None
-    tensors, meta = read_model(cfg.init_model)
+    net, meta = load_model(cfg.init_model)
     config = meta["config"]
     theirs = (config["arch"], list(config["scales"]), int(config["width"]))
     ours = (cfg.method, train_scales(cfg), int(cfg.width))
@@ -248,7 +248,7 @@ def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
             f"init_model {cfg.init_model}: a {theirs[0]} network at {'/'.join(map(str, theirs[1]))} px, width "
             f"{theirs[2]}; this config trains a {ours[0]} network at {'/'.join(map(str, ours[1]))} px, width {ours[2]}"
         )
-    return {k: v.float() for k, v in tensors.items()}, meta["training"]
+    return net.state_dict(), meta["training"]
 
 
 def check_inputs(cfg) -> None:
