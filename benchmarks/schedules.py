@@ -3,7 +3,7 @@
     python benchmarks/schedules.py run --job dst_gram --pairs bunny picasso astronaut \
         --schedules 150:150 150:50 150:75 75:75 --out /tmp/sched/dst_gram.jsonl
     python benchmarks/schedules.py run --job doodle --pairs renoir monet bouquet \
-        --schedules 100:100 100:50 100:30 150:30 --out /tmp/sched/doodle.jsonl
+        --schedules 100:100 100:50 100:75 100:80 --out /tmp/sched/doodle.jsonl
     python benchmarks/schedules.py report /tmp/sched/*.jsonl
 
 A schedule ``C:S`` runs ``C`` steps at every scale below ``size`` (``coarse_steps``) and ``S`` at ``size``
@@ -21,13 +21,11 @@ gives the image's terms alone (content, style on X and on W(X), TV).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,26 +62,13 @@ JOBS = {  # name -> overrides of the method at its defaults
 def one(args: list[str]) -> None:
     """Child process: one ``semstyle run``; prints a JSON line with its CPU seconds, unit and last loss rows."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import torch
-    from common import bare_vgg_step
+    from common import bare_unit, timed_run
 
-    from semstyle.api import run
-    from semstyle.core.encoder import VGG19Encoder
-
-    step = bare_vgg_step(VGG19Encoder("avg", "fp32", "cpu"), torch.rand(1, 3, 384, 512))
-    step()
-    start = time.process_time()
-    for _ in range(2):
-        step()
-    unit = (time.process_time() - start) / 2
+    unit = bare_unit(clock=time.process_time)
     config = [a for a in args if a.endswith(".yaml")]
     overrides = [a for a in args if not a.endswith(".yaml")]
-    with tempfile.TemporaryDirectory() as tmp:
-        cpu = time.process_time()
-        path = run(config[0] if config else None, [*overrides, "progress=false", f"out_dir={tmp}/run"])
-        cpu = time.process_time() - cpu
-        rows = list(csv.DictReader((path / "losses.csv").read_text().splitlines()))
-        rows = [row for row in rows if row["scale"] == rows[-1]["scale"]]
+    cpu, rows = timed_run(config[0] if config else None, overrides, clock=time.process_time)
+    rows = [row for row in rows if row["scale"] == rows[-1]["scale"]]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"cpu": cpu, "unit": unit, "peak_mib": usage.ru_maxrss / 1024, "last": rows[-5:]}))
 

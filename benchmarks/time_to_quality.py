@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine  # noqa: E402
+from common import bare_vgg_step, machine, median_time  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
 from semstyle.conf.gatys import style_plan
@@ -72,13 +72,7 @@ def bare_units(repeats: int = 3) -> dict[str, float]:
     out = {}
     for layout in ("channels_first", "channels_last"):
         step = bare_vgg_step(VGG19Encoder("avg", "fp32", "cpu", layout=layout), image)
-        step()
-        times = []
-        for _ in range(repeats):
-            t = clock()
-            step()
-            times.append(clock() - t)
-        out[layout] = statistics.median(times)
+        out[layout] = median_time(step, repeats=repeats, warmup=1, clock=clock)
     return out
 
 
