@@ -218,7 +218,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
             "device": str(device),
         }
         if initial is not None:
-            training["init_model"] = {"file": Path(str(cfg.init_model)).name, "training": initial[1]}
+            training["init_model"] = initial[1]
         model_config = {
             "style": Path(cfg.style).name,
             **{
@@ -235,20 +235,27 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
 
 
 def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """``init_model``'s weights (fp32) and its training record, or None; a one-line :class:`ConfigError` when the
-    file is not a complete model (:func:`load_model`'s checks) or its network is not the one ``cfg`` trains."""
+    """``init_model``'s weights (fp32) and what the new model file records of it (file, scales, training), or None.
+
+    A one-line :class:`ConfigError` when the file is not a complete model (:func:`load_model`'s checks) or its
+    network is not the one ``cfg`` trains.
+
+    The training resolutions may differ: the networks are fully convolutional, so the same weights run at any
+    size, and a model trained at small sizes can go on at larger ones (the stages must be the same in number).
+    """
     if cfg.init_model is None:
         return None
     net, meta = load_model(cfg.init_model)
     config = meta["config"]
     theirs = (config["arch"], list(config["scales"]), int(config["width"]))
     ours = (cfg.method, train_scales(cfg), int(cfg.width))
-    if theirs != ours:
+    if (theirs[0], len(theirs[1]), theirs[2]) != (ours[0], len(ours[1]), ours[2]):
         raise ConfigError(
             f"init_model {cfg.init_model}: a {theirs[0]} network at {'/'.join(map(str, theirs[1]))} px, width "
             f"{theirs[2]}; this config trains a {ours[0]} network at {'/'.join(map(str, ours[1]))} px, width {ours[2]}"
         )
-    return net.state_dict(), meta["training"]
+    record = {"file": Path(str(cfg.init_model)).name, "scales": theirs[1], "training": meta["training"]}
+    return net.state_dict(), record
 
 
 def check_inputs(cfg) -> None:

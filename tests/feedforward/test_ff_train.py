@@ -122,6 +122,19 @@ def test_init_model_starts_from_a_model_files_weights(tmp_path, trained, images)
     assert meta["init_model"]["training"]["steps"] == STEPS
 
 
+def test_init_model_may_go_on_at_larger_sizes(tmp_path, trained, images):
+    # the weights are those of a fully convolutional network: trained at 32/64 px, they go on at 48/96 px, and
+    # start there lower than a fresh network does on the same first batch
+    larger = {"size": 96, "scales": "[48]"}
+    fresh = api.train(None, _overrides(images, tmp_path / "fresh", steps=1, **larger))
+    run = api.train(
+        None, _overrides(images, tmp_path / "larger", steps=1, init_model=trained / "model.safetensors", **larger)
+    )
+    assert _first_loss(run) < 0.9 * _first_loss(fresh)
+    meta = load_model(run / "model.safetensors")[1]
+    assert meta["config"]["scales"] == [48, 96] and meta["training"]["init_model"]["scales"] == [32, 64]
+
+
 def test_init_model_of_another_network_is_a_one_line_error(tmp_path, trained, images):
     with pytest.raises(
         ConfigError,
@@ -130,5 +143,11 @@ def test_init_model_of_another_network_is_a_one_line_error(tmp_path, trained, im
     ):
         api.train(None, _overrides(images, tmp_path / "x", width=8, init_model=trained / "model.safetensors"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+    with pytest.raises(
+        ConfigError,
+        match=r"a multimodal network at 32/64 px, width 4; this config trains a multimodal "
+        r"network at 64 px, width 4",
+    ):
+        api.train(None, _overrides(images, tmp_path / "z", scales="[]", init_model=trained / "model.safetensors"))
     with pytest.raises(ConfigError, match="not found"):
         api.train(None, _overrides(images, tmp_path / "y", init_model=tmp_path / "missing.safetensors"))
