@@ -79,11 +79,17 @@ def lbfgsb_curve(objective, start: torch.Tensor, steps: int, every: int) -> list
         (grad,) = torch.autograd.grad(loss, x)
         x.requires_grad_(False)
         seen.append(float(loss.detach()))
-        return float(loss), grad.double().flatten().numpy()
+        return seen[-1], grad.double().flatten().numpy()
 
     flat = start.double().flatten().numpy()
-    minimize(fun, flat, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * flat.size,
-             options={"maxcor": 10, "maxfun": steps, "maxiter": steps, "ftol": 0.0, "gtol": 0.0})
+    minimize(
+        fun,
+        flat,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, 1.0)] * flat.size,
+        options={"maxcor": 10, "maxfun": steps, "maxiter": steps, "ftol": 0.0, "gtol": 0.0},
+    )
     best = np.minimum.accumulate(np.array(seen))
     return [float(best[min(k, len(best)) - 1]) for k in range(every, steps + 1, every)]
 
