@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--size", nargs=2, type=int, default=[384, 512], metavar=("H", "W"))
     args = ap.parse_args()
     print(machine(), "| kernels:", torch.backends.cpu.get_cpu_capability(), flush=True)
-    encoder = VGG19Encoder("avg", "fp32", "cpu")
+    encoder = VGG19Encoder("avg", "fp32", "cpu", conv="native")
     x = torch.rand(1, 3, *args.size)
     eager = median_time(bare_vgg_step(encoder, x), repeats=5, warmup=1)
     print(f"eager step            {eager:.3f} s", flush=True)

@@ -46,7 +46,9 @@ def main(argv=None):
     content_full = load_image(ROOT / "assets/content/tubingen.jpg")
     style_full = load_image(ROOT / "assets/styles/starry_night.jpg")
     variants = {}  # (size, precision, layout, kind) -> callable
-    encoders = {(q, lay): VGG19Encoder("avg", q, "cpu", layout=lay) for q in precisions for lay in LAYOUTS}
+    encoders = {
+        (q, lay): VGG19Encoder("avg", q, "cpu", layout=lay, conv="native") for q in precisions for lay in LAYOUTS
+    }
     for size in args.sizes:
         content, style = resize(content_full, size), resize(style_full, size)
         for (q, lay), enc in encoders.items():

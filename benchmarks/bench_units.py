@@ -2,6 +2,7 @@
 forward+backward (to relu5_1) at 512x384, measured in the same process.
 
     python benchmarks/bench_units.py [--jobs startup demo doodle dst_gram dst_strotss] [--precision fp32]
+        [--conv auto native nnpack]
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_units.py   # AVX2 kernels only
 
 Jobs (each a ``semstyle run`` of the bundled or shared material, as a user would start it):
@@ -13,7 +14,8 @@ Jobs (each a ``semstyle run`` of the bundled or shared material, as a user would
 
 The units make CPUs comparable: issue 17's goals on a 2-core AVX2 CPU are demo <= 32 units, doodle <= 32,
 DST on STROTSS <= 64, DST on Gatys <= 32. With ``ONEDNN_MAX_CPU_ISA=AVX2`` oneDNN and ATen use AVX2 kernels only
-and ``precision: auto`` picks fp32 (:func:`semstyle.core.encoder.onednn_isa_allows_bf16`).
+and ``precision: auto`` picks fp32 (:func:`semstyle.core.encoder.onednn_isa_allows_bf16`). The unit always runs
+PyTorch's own convolutions; ``--conv`` runs every job once per kernel choice (``auto``: NNPACK in fp32 on the CPU).
 """
 
 from __future__ import annotations
@@ -46,33 +48,35 @@ def startup() -> float:
     return time.perf_counter() - start
 
 
-def job(name: str, precision: str) -> float:
+def job(name: str, precision: str, conv: str) -> float:
     config, overrides = JOBS[name]
     if name.startswith("dst"):
         overrides = overrides + [
             f"content={ASSETS / 'content/astronaut.jpg'}",
             f"style={ASSETS / 'styles/monalisa.jpg'}",
         ]
-    return timed_run(config, [*overrides, f"precision={precision}"])[0]
+    return timed_run(config, [*overrides, f"precision={precision}", f"conv={conv}"])[0]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", nargs="+", default=list(GOALS), choices=list(GOALS))
     p.add_argument("--precision", default="fp32", choices=["fp32", "auto", "bf16"])
+    p.add_argument("--conv", nargs="+", default=["auto"], choices=["auto", "native", "nnpack"])
     args = p.parse_args()
     if "doodle" in args.jobs and not (ROOT.parent / "shared/data/doodle/renoir").is_dir():
         sys.exit("doodle: needs ../shared/data/doodle/renoir beside the repository; leave it out with --jobs")
     unit = bare_unit()
     print(f"# {machine()}; precision {args.precision}; unit = bare fp32 VGG-19 fwd+bwd at 512x384 = {unit:.2f} s")
-    print("| job | wall (s) | units | goal |")
-    print("|---|---|---|---|")
+    print("| job | conv | wall (s) | units | goal |")
+    print("|---|---|---|---|---|")
     for name in args.jobs:
         if name == "startup":
-            print(f"| startup to a config error | {startup():.2f} | - | {GOALS[name]} |", flush=True)
+            print(f"| startup to a config error | - | {startup():.2f} | - | {GOALS[name]} |", flush=True)
             continue
-        seconds = job(name, args.precision)
-        print(f"| {name} | {seconds:.1f} | {seconds / unit:.1f} | {GOALS[name]} |", flush=True)
+        for conv in args.conv:
+            seconds = job(name, args.precision, conv)
+            print(f"| {name} | {conv} | {seconds:.1f} | {seconds / unit:.1f} | {GOALS[name]} |", flush=True)
 
 
 if __name__ == "__main__":

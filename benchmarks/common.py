@@ -10,6 +10,9 @@ import statistics
 import tempfile
 import time
 
+import semstyle  # noqa: F401  (before torch, as the command line does: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 
 
@@ -83,10 +86,11 @@ def lbfgs_step(objective, image: torch.Tensor, view=None):
 
 def bare_unit(clock=time.perf_counter) -> float:
     """Seconds (on ``clock``, see :func:`median_time`) of one bare fp32 VGG-19 forward+backward to relu5_1 at
-    512x384 (channels-last, as the runs use): the unit issue 17's goals are read in."""
+    512x384 with PyTorch's own convolutions (channels-last): the unit issue 17's goals are read in. Runs with
+    NNPACK's faster kernels (``conv: auto`` in fp32) are read in this same unit, so that their gain shows."""
     from semstyle.core.encoder import VGG19Encoder
 
-    encoder = VGG19Encoder("avg", "fp32", "cpu")
+    encoder = VGG19Encoder("avg", "fp32", "cpu", conv="native")
     return median_time(bare_vgg_step(encoder, torch.rand(1, 3, 384, 512)), repeats=3, warmup=1, clock=clock)
 
 

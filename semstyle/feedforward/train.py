@@ -135,7 +135,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
 
     with RunDir(cfg.out_dir, f"train-{cfg.method}", resume=cfg.resume, fingerprint=_fingerprint(cfg)) as run:
         run.save_config(to_yaml(cfg, header or f"semstyle train ({cfg.method})"))
-        encoder = vgg19_encoder(cfg.pooling, cfg.precision, str(device))
+        encoder = vgg19_encoder(cfg.pooling, cfg.precision, str(device), conv=cfg.conv)
         loss_fn = HierarchicalLoss(cfg, encoder, style.to(device), scales)
         start, seconds = 0, 0.0
         saved = run.load_checkpoint()

@@ -69,7 +69,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     target_map = target_map if target_map is not None else cfg.content_map
     if sem.auto_maps > 0:
         check(content is not None, "semantic.auto_maps: needs a content image")
-        encoder = vgg19_encoder("max", cfg.precision, cfg.device) if sem.auto_features == "vgg" else None
+        encoder = vgg19_encoder("max", cfg.precision, cfg.device, conv=cfg.conv) if sem.auto_features == "vgg" else None
         style_masks, target_masks = semantic.auto_maps(
             [style, content], int(sem.auto_maps), sem.auto_features, encoder=encoder, seed=int(cfg.seed)
         )

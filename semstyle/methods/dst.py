@@ -90,7 +90,14 @@ def _nbb_pairs(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.T
     """Inline Neural Best-Buddies (``--fast``, as DST's job_example.sh) + DST's cleaning -> points in original
     pixels and activations."""
     found = nbb_keypoints(
-        content, style, fast=True, size=cfg.nbb_size, precision=cfg.precision, device=cfg.device, progress=cfg.progress
+        content,
+        style,
+        fast=True,
+        size=cfg.nbb_size,
+        precision=cfg.precision,
+        device=cfg.device,
+        conv=cfg.conv,
+        progress=cfg.progress,
     )
     return clean_points(
         found.points_a,

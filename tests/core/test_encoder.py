@@ -102,7 +102,9 @@ def test_layout_is_chosen_per_device_and_precision():
     assert enc.resolve_layout("auto", "fp32", "cuda") == "channels_first"
     assert enc.resolve_layout("auto", "bf16", "cuda") == "channels_last"
     assert enc.resolve_layout("channels_first", "bf16", "cpu") == "channels_first"
-    assert enc.vgg19_encoder("avg", "fp32", "cpu").layout == "channels_last"
+    assert enc.resolve_layout("auto", "fp32", "cpu", conv="nnpack") == "channels_first"
+    assert enc.vgg19_encoder("avg", "fp32", "cpu", conv="native").layout == "channels_last"
+    assert enc.vgg19_encoder("avg", "fp32", "cpu", layout="channels_last").conv == "native"
     with pytest.raises(ConfigError, match="layout: 'nhwc' is not one of auto, channels_first, channels_last"):
         enc.VGG19Encoder("avg", "fp32", "cpu", layout="nhwc")
 

@@ -17,6 +17,7 @@ from conftest import ASSETS, ROOT, SHARED
 from PIL import Image
 
 from semstyle.cli import main
+from semstyle.core import nnpack
 from semstyle.engine import divergence, resources, runs
 from semstyle.engine import engine as engine_module
 from semstyle.engine.fingerprint import diff, fingerprint
@@ -311,19 +312,25 @@ def test_a_size_that_clearly_cannot_fit_is_refused_before_any_work(tmp_path, mon
     monkeypatch.setattr(resources, "available_bytes", lambda: 2 * resources.GIB)
     monkeypatch.setattr(engine_module, "run_steps", lambda *a, **k: pytest.fail("heavy work started"))
     out = tmp_path / "big"
-    assert _run(out, "size=4096", "device=cpu", "precision=fp32") == 2
+    # conv=native: the figures below are those of the native kernels' model (NNPACK's adds its workspace)
+    assert _run(out, "size=4096", "device=cpu", "precision=fp32", "conv=native") == 2
     err = _one_line_error(capsys)
     assert "size=4096: a 4096x3072 px gatys run needs about 29.4 GiB" in err and "2.0 GiB is available" in err, err
     size = int(err.rsplit("try size=", 1)[1].split()[0])
-    assert 256 <= size <= 1024 and resources.estimate_bytes("gatys", size * 3 // 4, size) < 2 * resources.GIB
+    native = {"method": "gatys", "precision": "fp32", "conv": "native"}
+    assert 256 <= size <= 1024 and resources.estimate_bytes(native, size * 3 // 4, size) < 2 * resources.GIB
     assert not out.exists() and not (tmp_path / "big.partial").exists()
 
 
 def test_memory_estimate_is_quiet_when_the_run_fits(monkeypatch):
-    cfg = {"method": "gatys", "size": 512, "content": str(CONTENT), "device": "cpu"}
+    cfg = {"method": "gatys", "size": 512, "content": str(CONTENT), "device": "cpu", "conv": "native"}
     resources.check_memory(cfg, available=2 * resources.GIB)  # 1.3 GiB needed: no refusal
     with pytest.raises(resources.ResourceError, match="needs about 1.3 GiB"):
         resources.check_memory(cfg, available=int(0.5 * resources.GIB))
+    # NNPACK's kernels keep a workspace: the same run is estimated higher with them (where torch has NNPACK)
+    assert not nnpack.nnpack_ready() or resources.estimate_bytes(
+        {**cfg, "conv": "nnpack"}, 384, 512
+    ) > resources.estimate_bytes(cfg, 384, 512)
 
 
 @pytest.mark.slow
@@ -386,7 +393,7 @@ def test_out_of_memory_beyond_the_machine_is_one_line_without_resume_advice(tmp_
     _out_of_memory_in_scale_1(monkeypatch)
     monkeypatch.setattr(resources, "total_bytes", lambda: resources.GIB // 2)  # the run's 0.9 GiB can never fit
     out = tmp_path / "oom"
-    assert _run(out, *BASE, "precision=fp32") == 2
+    assert _run(out, *BASE, "precision=fp32", "conv=native") == 2
     err = _one_line_error(capsys)
     assert err.startswith("semstyle: error: out of memory at 64 px: about 0.9 GiB needed (0.5 GiB in this machine)")
     assert "resume" not in err and "partial results kept" not in err, err

@@ -217,6 +217,7 @@ def nbb_keypoints(
     precision: str = "auto",
     device: str = "auto",
     progress: bool = False,
+    conv: str = "auto",
 ) -> Correspondences:
     """Neural Best-Buddies between two images.
 
@@ -228,7 +229,8 @@ def nbb_keypoints(
         size: working long side in px (224 in NBB's demo, 256 in DST).
         tau: activation threshold (0.05, NBB). border: pairs closer than this (working px) to an edge are dropped
             (7, NBB). k_per_level: optional k-means pruning after every level (NBB's ``k_per_level``).
-        encoder: a :class:`~semstyle.encoder.VGG19Encoder` (default: the shared max-pooling one).
+        encoder: a :class:`~semstyle.encoder.VGG19Encoder` (default: the shared max-pooling one at ``precision``,
+            ``device`` and ``conv``, see :func:`~semstyle.core.encoder.vgg19_encoder`).
         progress: tqdm bar over the levels.
 
     Returns a :class:`Correspondences` (points in original pixels, (x, y)).
@@ -249,7 +251,7 @@ def nbb_keypoints(
                 f"{name}: too elongated for size={size} (short side {min(img.shape[-2:])} px < 16 at "
                 "the working size); raise size or crop the image"
             )
-    enc = encoder if encoder is not None else vgg19_encoder("max", precision, device)
+    enc = encoder if encoder is not None else vgg19_encoder("max", precision, device, conv=conv)
     levels = LEVELS[: FAST_LEVELS if fast else len(LEVELS)]
     with torch.no_grad():
         feats_a = enc(work_a.to(enc.device), levels)

@@ -1,0 +1,80 @@
+"""NNPACK's Winograd convolutions for the encoder (semstyle/core/nnpack.py): same function, same gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semstyle.core import encoder as enc
+from semstyle.core import nnpack
+from semstyle.errors import ConfigError
+
+needs_nnpack = pytest.mark.skipif(not nnpack.nnpack_ready(), reason="this torch build has no working NNPACK")
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).detach().norm() / b.detach().norm())
+
+
+@needs_nnpack
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (1, 5, 7, 9), (3, 16, 33, 17)])
+def test_conv3x3_matches_conv2d_forward_and_input_gradient(shape):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen)
+    w, b = torch.randn(8, shape[1], 3, 3, generator=gen), torch.randn(8, generator=gen)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y1, y2 = nnpack.conv3x3(x1, w, b), F.conv2d(x2, w, b, padding=1)
+    assert y1.shape == y2.shape
+    assert rel(y1, y2) < 1e-5
+    g = torch.randn(y2.shape, generator=gen)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert rel(x1.grad, x2.grad) < 1e-5
+
+
+@needs_nnpack
+def test_conv3x3_refuses_weights_that_want_a_gradient():
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="conv3x3 computes no weight gradient"):
+        nnpack.conv3x3(torch.randn(1, 3, 8, 8), w, None)
+
+
+@needs_nnpack
+def test_encoder_with_nnpack_gives_the_float64_features_and_gradients():
+    """The bounds of core/nnpack.py's docstring, at 64x48: features to 1e-5, the image gradient to 5e-3."""
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 48, 64)
+    layers = ["relu1_1", "relu3_1", "relu5_1"]
+    reference = enc.VGG19Encoder("avg", "fp32", "cpu", conv="native", layout="channels_first").double()
+    fast = enc.VGG19Encoder("avg", "fp32", "cpu", conv="nnpack")
+    assert fast.conv == "nnpack" and fast.layout == "channels_first"
+    results = []
+    for encoder, dtype in ((reference, torch.float64), (fast, torch.float32)):
+        x = image.to(dtype).requires_grad_(True)
+        feats = encoder(x, layers)
+        sum(f.square().mean() for f in feats.values()).backward()
+        results.append(({k: v.detach().double() for k, v in feats.items()}, x.grad.double()))
+    (f64, g64), (f32, g32) = results
+    for layer in layers:
+        assert rel(f32[layer], f64[layer]) < 1e-5, layer
+    assert rel(g32, g64) < 5e-3
+
+
+def test_conv_is_chosen_per_device_precision_and_layout(monkeypatch):
+    monkeypatch.setattr(nnpack, "nnpack_ready", lambda: True)
+    assert enc.resolve_conv("auto", "fp32", "cpu") == "nnpack"
+    assert enc.resolve_conv("auto", "bf16", "cpu") == "native"
+    assert enc.resolve_conv("auto", "fp32", "cuda") == "native"
+    assert enc.resolve_conv("auto", "fp32", "cpu", layout="channels_last") == "native"
+    assert enc.resolve_conv("native", "fp32", "cpu") == "native"
+    with pytest.raises(ConfigError, match="conv: nnpack runs fp32 on the CPU only, not bf16 on cpu"):
+        enc.resolve_conv("nnpack", "bf16", "cpu")
+    with pytest.raises(ConfigError, match="layout: channels_last does not go with conv=nnpack"):
+        enc.resolve_conv("nnpack", "fp32", "cpu", layout="channels_last")
+    with pytest.raises(ConfigError, match="conv: 'winograd' is not one of auto, native, nnpack"):
+        enc.resolve_conv("winograd", "fp32", "cpu")
+    monkeypatch.setattr(nnpack, "nnpack_ready", lambda: False)
+    assert enc.resolve_conv("auto", "fp32", "cpu") == "native"
+    with pytest.raises(ConfigError, match="conv: nnpack is not available in this torch build; use conv=native"):
+        enc.resolve_conv("nnpack", "fp32", "cpu")
