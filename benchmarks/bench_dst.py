@@ -17,6 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

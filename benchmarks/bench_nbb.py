@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -48,14 +48,16 @@ def startup() -> float:
     return time.perf_counter() - start
 
 
-def job(name: str, precision: str, conv: str) -> float:
+def job(name: str, precision: str, conv: str) -> tuple[float, float]:
+    """Seconds of the job, and its last logged loss (the final objective, to compare kernel choices)."""
     config, overrides = JOBS[name]
     if name.startswith("dst"):
         overrides = overrides + [
             f"content={ASSETS / 'content/astronaut.jpg'}",
             f"style={ASSETS / 'styles/monalisa.jpg'}",
         ]
-    return timed_run(config, [*overrides, f"precision={precision}", f"conv={conv}"])[0]
+    seconds, rows = timed_run(config, [*overrides, f"precision={precision}", f"conv={conv}"])
+    return seconds, float(rows[-1]["total"])
 
 
 def main() -> None:
@@ -68,15 +70,16 @@ def main() -> None:
         sys.exit("doodle: needs ../shared/data/doodle/renoir beside the repository; leave it out with --jobs")
     unit = bare_unit()
     print(f"# {machine()}; precision {args.precision}; unit = bare fp32 VGG-19 fwd+bwd at 512x384 = {unit:.2f} s")
-    print("| job | conv | wall (s) | units | goal |")
-    print("|---|---|---|---|---|")
+    print("| job | conv | wall (s) | units | goal | last loss |")
+    print("|---|---|---|---|---|---|")
     for name in args.jobs:
         if name == "startup":
-            print(f"| startup to a config error | - | {startup():.2f} | - | {GOALS[name]} |", flush=True)
+            print(f"| startup to a config error | - | {startup():.2f} | - | {GOALS[name]} | - |", flush=True)
             continue
         for conv in args.conv:
-            seconds = job(name, args.precision, conv)
-            print(f"| {name} | {conv} | {seconds:.1f} | {seconds / unit:.1f} | {GOALS[name]} |", flush=True)
+            seconds, loss = job(name, args.precision, conv)
+            row = f"| {name} | {conv} | {seconds:.1f} | {seconds / unit:.1f} | {GOALS[name]} | {loss:.6g} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

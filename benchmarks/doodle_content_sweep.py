@@ -15,6 +15,9 @@ import argparse
 import time
 from pathlib import Path
 
+import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 
 from semstyle import semantic

@@ -32,6 +32,10 @@ import types
 from pathlib import Path
 
 import numpy as np
+
+import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -45,6 +45,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
+
+# isort: split
 import torch
 from PIL import Image
 
