@@ -9,7 +9,7 @@ import os
 # NNPACK's convolutions (core/nnpack.py) run on NNPACK's own threads. After each parallel region PyTorch's OpenMP
 # threads (GNU libgomp in the pip wheels) spin for about 300 000 rounds before they sleep, and on a 2-core CPU that
 # spinning took the cores NNPACK needed: a VGG-19 pass at 512 px ran 1.0 s instead of 0.8 s. 10 000 rounds left the
-# native convolutions' times unchanged (docs/benchmarks.md, *NNPACK convolutions*). libgomp reads it when torch is
+# native convolutions' times unchanged (docs/benchmarks.md, *Fewer FLOPs per pass*). libgomp reads it when torch is
 # first imported, so a script that imports torch before semstyle sets it itself.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

@@ -5,9 +5,9 @@ only way to a faster pass is fewer FLOPs for the same function. NNPACK (Dukhan e
 3×3 convolution with Winograd's minimal filtering F(6×6, 3×3) (Lavin & Gray, *Fast Algorithms for Convolutional
 Neural Networks*, CVPR 2016, Sec. 4): 8×8 input tiles give 6×6 outputs with 64 multiplications per channel pair
 instead of 324, and its kernels are AVX2 + FMA3, so they run the same on an AVX2 CPU and on one with AVX-512.
-Measured on the 2-core AMD EPYC with avx512_bf16 (docs/benchmarks.md, *NNPACK convolutions*): a bare VGG-19
-forward+backward to relu5_1 at 512x384 takes 0.97-1.05 s against 1.50-1.54 s with oneDNN's channels-last
-convolutions.
+Measured on the 2-core AMD EPYC with avx512_bf16 (docs/benchmarks.md, *Fewer FLOPs per pass*): a bare VGG-19
+forward+backward to relu5_1 at 512x384 takes 0.84-0.85 s against 1.38-1.44 s with oneDNN's channels-last
+convolutions (AVX-512 or AVX2 kernels), and the demo 0.63 of its time.
 
 Which code: NNPACK ships inside PyTorch's CPU wheels as ``torch._nnpack_spatial_convolution`` (forward only). PyTorch
 routes a convolution to it only for batches of 16 and more (ATen's ``use_nnpack``), and the autograd formula of
@@ -38,7 +38,7 @@ PADDING = [1, 1]
 # Below these, a layer runs faster on PyTorch's own convolution: NNPACK transforms the whole kernel on every call
 # (a fixed cost of C_in x C_out tiles), and a 3-channel input has too few products to amortise its tiles.
 # Measured per layer (fwd + input gradient, then a ReLU), VGG-19's shapes at 64-512 px, 2 threads, on the AMD EPYC
-# with avx512_bf16 (docs/benchmarks.md, *NNPACK convolutions*): NNPACK is 0.1-0.95x as fast below 1024 positions,
+# with avx512_bf16 (docs/benchmarks.md, *Fewer FLOPs per pass*): NNPACK is 0.1-0.95x as fast below 1024 positions,
 # 1.0-1.1x at 768, 1.3-2.6x from 1728 up, and 0.6-1.15x on conv1_1.
 MIN_POSITIONS = 1024
 MIN_IN_CHANNELS = 16
