@@ -21,6 +21,11 @@ Accuracy: Winograd transforms round differently from a direct sum. Against a flo
 features at relu5_1 differ by 3e-6 of their largest value, and the image gradient of a relu5_1 loss by 1e-3 of its
 norm (direct fp32: 2e-4; bf16 is far coarser). ``tests/core/test_nnpack.py`` holds these bounds.
 
+Threads: NNPACK runs on its own thread pool, which ATen creates at the first NNPACK call with
+``torch.get_num_threads()`` threads and never resizes: set the thread count (``OMP_NUM_THREADS`` or
+``torch.set_num_threads``) before the first run. Measured: after ``torch.set_num_threads(1)`` following a first call
+on 2 threads, the NNPACK pass still took 1.07 s, against 1.29 s when the process started with one thread.
+
 ``torch._nnpack_spatial_convolution`` is a private operator: torch is pinned (setup.cfg), and :func:`nnpack_ready`
 checks it against ``F.conv2d`` once per process before the encoder uses it, so a build without it, or with a broken
 one, falls back to the native convolutions.
