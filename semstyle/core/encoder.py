@@ -150,11 +150,12 @@ def resolve_conv(
     bf16 units bf16 is the faster path. An explicit ``nnpack`` where it cannot run is a one-line error.
     """
     check(conv in CONVS, f"conv: {conv!r} is not one of {', '.join(CONVS)}")
-    possible = torch.device(device).type == "cpu" and precision == "fp32"
+    kind = torch.device(device).type
+    possible = kind == "cpu" and precision == "fp32"
     if conv == "auto":
         return "nnpack" if possible and layout != "channels_last" and nnpack.nnpack_ready() else "native"
     if conv == "nnpack":
-        check(possible, f"conv: nnpack runs fp32 on the CPU only, not {precision} on {torch.device(device).type}")
+        check(possible, f"conv: nnpack runs fp32 on the CPU only, not {precision} on {kind}")
         check(layout != "channels_last", "layout: channels_last does not go with conv=nnpack, which is channels-first")
         check(nnpack.nnpack_ready(), "conv: nnpack is not available in this torch build; use conv=native")
     return conv
@@ -211,7 +212,6 @@ class VGG19Encoder(nn.Module):
         check(pooling in ("max", "avg"), f"pooling: {pooling!r} is not one of max, avg")
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.precision = resolve_precision(precision, self.device, allow_emulated_bf16)
-        check(layout in LAYOUTS, f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
         self.conv = resolve_conv(conv, self.precision, self.device, layout)
         self.layout = resolve_layout(layout, self.precision, self.device, self.conv)
         self.pooling = pooling
