@@ -18,7 +18,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, lbfgs_step, machine, median_time  # noqa: E402
+from common import bare_vgg_step, interleaved_medians, lbfgs_step, machine  # noqa: E402
 
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
@@ -54,9 +54,11 @@ def main(argv=None):
             encoder = vgg19_encoder("avg", precision, args.device)
             content = resize(content_full, size).to(encoder.device)
             style = resize(style_full, size).to(encoder.device)
-            bare = median_time(bare_vgg_step(encoder, content), args.repeats)
-            # warm-up long enough to fill L-BFGS's history, whose length is part of the step cost
-            step = median_time(gatys_step(encoder, content, style), args.repeats, warmup=25)
+            step = gatys_step(encoder, content, style)
+            for _ in range(25):  # fill L-BFGS's history, whose length is part of the step cost
+                step()
+            times = interleaved_medians({"bare": bare_vgg_step(encoder, content), "step": step}, args.repeats)
+            bare, step = times["bare"], times["step"]
             print(f"| {size} | {precision} | {bare:.3f} | {step:.3f} | {step / bare:.2f} |", flush=True)
 
 

@@ -37,6 +37,24 @@ def median_time(fn, repeats: int = 5, warmup: int = 2, clock=time.perf_counter) 
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict, repeats: int = 5, clock=time.perf_counter) -> dict:
+    """Median seconds of each callable in ``fns``, timed in turn (one of each per round), after one warm-up call
+    each. A ratio of two costs read this way resists a machine whose speed drifts between two medians."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t = clock()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[name].append(clock() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
