@@ -20,21 +20,23 @@ import semstyle  # noqa: F401  (before torch, as the command line does: it sets 
 import torch
 
 
+def timed(fn, clock=time.perf_counter) -> float:
+    """Seconds of one ``fn()`` on ``clock``, the GPU's queue drained before and after."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = clock()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return clock() - t
+
+
 def median_time(fn, repeats: int = 5, warmup: int = 2, clock=time.perf_counter) -> float:
     """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs, read on ``clock`` (wall time by
     default; ``time.process_time`` gives this process's CPU seconds, which resist the load of a shared machine)."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = clock()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(clock() - t)
-    return statistics.median(times)
+    return statistics.median(timed(fn, clock) for _ in range(repeats))
 
 
 def interleaved_medians(fns: dict, repeats: int = 5, clock=time.perf_counter) -> dict:
@@ -45,13 +47,7 @@ def interleaved_medians(fns: dict, repeats: int = 5, clock=time.perf_counter) ->
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            t = clock()
-            fn()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times[name].append(clock() - t)
+            times[name].append(timed(fn, clock))
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
