@@ -64,3 +64,13 @@ def test_building_a_cpu_encoder_keeps_freed_memory(monkeypatch):
     monkeypatch.setattr(encoder_module, "keep_freed_memory", lambda: calls.append(1))
     encoder_module.VGG19Encoder("avg", "fp32", "cpu")
     assert calls == [1]
+
+
+def test_a_cpu_stylizer_keeps_freed_memory(monkeypatch):
+    import semstyle.feedforward.stylize as stylize_module
+    from semstyle.feedforward.model_file import SHIPPED
+
+    calls = []
+    monkeypatch.setattr(stylize_module, "keep_freed_memory", lambda: calls.append(1))
+    stylize_module.Stylizer(next(iter(SHIPPED)), device="cpu", precision="fp32")
+    assert calls == [1]
