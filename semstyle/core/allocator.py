@@ -9,9 +9,9 @@ has no cache of its own, and ``THP_MEM_ALLOC_ENABLE=1`` (huge pages) cut the fau
 :func:`keep_freed_memory` tells glibc to serve every block from its heap and to keep freed memory there. The cost:
 the process keeps its peak memory until it exits, which a style-transfer run reaches on its first step anyway.
 It changes the whole process, so it runs where semstyle's heavy CPU work starts (building a CPU encoder or a
-feed-forward ``Stylizer``), and not
-at all where the user tuned glibc's allocator through its environment variables or set
-``SEMSTYLE_KEEP_FREED_MEMORY=0`` (a long-lived process that should hand memory back between runs).
+feed-forward ``Stylizer``), and not at all where the user tuned glibc's allocator through its environment
+variables or set ``SEMSTYLE_KEEP_FREED_MEMORY=0`` (a long-lived process that should hand memory back between
+runs).
 """
 
 from __future__ import annotations
