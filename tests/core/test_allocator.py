@@ -11,9 +11,10 @@ from semstyle.core.allocator import keep_freed_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux only")
 
-# Page faults per round of a step-like pattern (three 64 MB tensors of 16 384 pages of 4 KiB each made and freed),
-# once the pattern has run a few times. Freed blocks are not always reused at once (an aligned request is a few bytes
-# larger than the block it freed, and small live objects split the heap), so the kept count is not always zero.
+# Page faults in the best of three rounds of a step-like pattern (three 64 MB tensors of 16 384 pages of 4 KiB each
+# made and freed), once the pattern has run a few times. Freed blocks are not always reused at once (an aligned
+# request is a few bytes larger than the block it freed, and small live objects split the heap), so a round may
+# fault once; with glibc's default every round faults about 49 000 times.
 PROBE = """
 import resource
 import torch
@@ -25,10 +26,12 @@ def round():
 
 for _ in range(3):
     round()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+counts = []
 for _ in range(3):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     round()
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3
+    counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+faults = min(counts)
 """
 
 
@@ -36,7 +39,7 @@ def test_freed_blocks_are_reused_without_page_faults():
     assert keep_freed_memory()  # process-wide: later tests in this process run with it, as semstyle's runs do
     scope = {}
     exec(PROBE, scope)
-    assert scope["faults"] < 12_000, f"{scope['faults']} page faults a round, re-allocating freed 64 MB blocks"
+    assert scope["faults"] < 12_000, f"{scope['faults']} page faults in the best round, re-allocating freed 64 MB"
 
 
 def test_it_can_be_turned_off():
