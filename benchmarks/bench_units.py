@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_unit, machine, timed_run  # noqa: E402
 
+from semstyle.conf.vocab import CONVS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "semstyle/assets"
 GOALS = {"startup": "<= 1.5 s", "demo": "<= 32", "doodle": "<= 32", "dst_gram": "<= 32", "dst_strotss": "<= 64"}
@@ -64,7 +66,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", nargs="+", default=list(GOALS), choices=list(GOALS))
     p.add_argument("--precision", default="fp32", choices=["fp32", "auto", "bf16"])
-    p.add_argument("--conv", nargs="+", default=["auto"], choices=["auto", "native", "nnpack"])
+    p.add_argument("--conv", nargs="+", default=["auto"], choices=CONVS)
     args = p.parse_args()
     if "doodle" in args.jobs and not (ROOT.parent / "shared/data/doodle/renoir").is_dir():
         sys.exit("doodle: needs ../shared/data/doodle/renoir beside the repository; leave it out with --jobs")

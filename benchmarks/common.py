@@ -102,21 +102,24 @@ def lbfgs_step(objective, image: torch.Tensor, view=None):
     return step
 
 
-def bare_unit(clock=time.perf_counter) -> float:
+def bare_unit(clock=time.perf_counter, layout: str = "channels_last") -> float:
     """Seconds (on ``clock``, see :func:`median_time`) of one bare fp32 VGG-19 forward+backward to relu5_1 at
-    512x384 with PyTorch's own convolutions (channels-last) and glibc's default allocator: the unit issue 17's
+    512x384 with PyTorch's own convolutions (in ``layout``) and glibc's default allocator: the unit issue 17's
     goals are read in, plain PyTorch's pass as the issue measured it. Runs with semstyle's faster passes (NNPACK's
     kernels, ``conv: auto`` in fp32; freed memory kept, :mod:`semstyle.core.allocator`) are read in this same
     unit, so that their gain shows. Measured in a child process, since keeping freed memory is process-wide."""
     code = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); import common, torch; "
         "from semstyle.core.encoder import VGG19Encoder; "
-        "step = common.bare_vgg_step(VGG19Encoder('avg', 'fp32', 'cpu', conv='native'), torch.rand(1, 3, 384, 512)); "
+        "encoder = VGG19Encoder('avg', 'fp32', 'cpu', conv='native', layout=sys.argv[3]); "
+        "step = common.bare_vgg_step(encoder, torch.rand(1, 3, 384, 512)); "
         "print(common.median_time(step, repeats=3, warmup=1, clock=getattr(time, sys.argv[2])))"
     )
     env = {**os.environ, "SEMSTYLE_KEEP_FREED_MEMORY": "0"}
     here = str(Path(__file__).resolve().parent)
-    done = subprocess.run([sys.executable, "-c", code, here, clock.__name__], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, here, clock.__name__, layout], env=env, capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(f"measuring the unit failed:\n{done.stderr}")
     return float(done.stdout.split()[-1])

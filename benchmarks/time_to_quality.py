@@ -36,11 +36,11 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, median_time  # noqa: E402
+from common import bare_unit, machine  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
 from semstyle.conf.gatys import style_plan
-from semstyle.core.encoder import VGG19Encoder, vgg19_encoder  # noqa: E402
+from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402
 from semstyle.engine.stopping import StopRule  # noqa: E402
@@ -69,14 +69,9 @@ def parse_schedule(text: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in (part.split(":") for part in text.split(","))]
 
 
-def bare_units(repeats: int = 3) -> dict[str, float]:
-    """Median seconds of a bare fp32 VGG-19 fwd+bwd to relu5_1 at 512x384, channels-first and channels-last."""
-    image = torch.rand(1, 3, 384, 512)
-    out = {}
-    for layout in ("channels_first", "channels_last"):
-        step = bare_vgg_step(VGG19Encoder("avg", "fp32", "cpu", layout=layout, conv="native"), image)
-        out[layout] = median_time(step, repeats=repeats, warmup=1, clock=clock)
-    return out
+def bare_units() -> dict[str, float]:
+    """The unit (:func:`common.bare_unit`) on ``clock``, with channels-first and with channels-last convolutions."""
+    return {layout: bare_unit(clock, layout) for layout in ("channels_first", "channels_last")}
 
 
 def run_schedule(cfg, content, style, stages, size: int, eval_every: int) -> dict:
