@@ -67,7 +67,8 @@ class Stylizer:
         if self.device.type == "cpu":
             self.net = self.net.to(memory_format=torch.channels_last)  # oneDNN's native layout (core/encoder.py)
             # its full-size maps are 30-130 MB at 512-1024 px: without this the kernel zeroes them afresh on each
-            # image (AVX2 kernels, fp32, 1024 px: Multimodal 0.87 -> 0.52 s, Johnson 2.71 -> 1.83 s)
+            # image (AVX2 kernels, fp32, 1024 px: Multimodal 0.87 -> 0.53 s, Johnson 2.71 -> 1.84 s;
+            # docs/feedforward.md)
             keep_freed_memory()
 
     @torch.no_grad()
