@@ -58,6 +58,9 @@ class GatysConfig(RunConfig):
     init: str = "content"  # noise | content | style | <image file>
     optimizer: str = "lbfgs"  # lbfgs | adam | sgd | rmsprop
     lr: Optional[float] = None  # None = the optimiser's default
+    # project the pixels into [0, 1] after each step. false: unconstrained, as Gatys et al. and neural-style optimise
+    # (only the saved picture is clamped), e.g. to minimise the same problem as those tools
+    clamp: bool = True
     # Gatys et al. 2016, Sec. 2: average pooling "improves the gradient flow and one obtains slightly more
     # appealing results" (max = the network as trained)
     pooling: str = "avg"
@@ -135,6 +138,7 @@ def validate_gatys(cfg) -> None:
     for s in styles:
         check(isinstance(s, str) and s != "", f"style: each style image must be a file path, got {s!r}")
     check_bool(cfg, "style_weights_normalize")
+    check_bool(cfg, "clamp")
     style_plan(cfg, len(styles))
     pools = cfg.laplacian.pool_sizes
     check(len(pools) > 0, "laplacian.pool_sizes: give at least one pool size, e.g. [4, 16]")

@@ -72,17 +72,25 @@ class Problem:
 
 
 def pixel_problem(
-    image: torch.Tensor, loss, optimizer: str, lr: float | None, label: str, picture=None, result=None
+    image: torch.Tensor,
+    loss,
+    optimizer: str,
+    lr: float | None,
+    label: str,
+    picture=None,
+    result=None,
+    clamp: bool = True,
 ) -> Problem:
     """A :class:`Problem` over the pixels of ``image`` ``(1, C, H, W)`` (a leaf with ``requires_grad``), clamped to
-    [0, 1] after each step; ``picture`` (default: the image) is what frames and events show."""
+    [0, 1] after each step unless ``clamp`` is false; ``picture`` (default: the image) is what frames and events
+    show."""
     return Problem(
         [image],
         loss,
         image=picture or (lambda: image.detach()),
         optimizer=optimizer,
         lr=lr,
-        project=lambda: image.clamp_(0, 1),
+        project=(lambda: image.clamp_(0, 1)) if clamp else None,
         result=result or (lambda: image.detach().cpu()),
         label=label,
     )

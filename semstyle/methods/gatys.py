@@ -146,6 +146,7 @@ def transfer(content: torch.Tensor, style, cfg, engine: Engine | None = None) ->
             cfg.lr,
             f"gatys {long_side}px",
             picture=lambda: view(image.detach()),
+            clamp=cfg.clamp,
         )
 
     result = engine.run(scale_schedule(cfg), scale_fn)

@@ -53,6 +53,16 @@ def test_python_api_is_reproducible_with_a_seed():
     assert a.shape == (1, 3, 48, 64) and torch.equal(a, b)
 
 
+def test_clamp_false_leaves_the_pixels_unconstrained():
+    """``clamp: false`` optimises the same function over all pixel values, as neural-style does (the race)."""
+    content, style = load_image(CONTENT, 48), load_image(STYLE, 48)
+    kwargs = dict(size=48, steps=8, init="noise", seed=0, progress=False, precision="fp32")
+    clamped = gatys.stylize(content, style, **kwargs)
+    free = gatys.stylize(content, style, clamp=False, **kwargs)
+    assert 0 <= clamped.min() and clamped.max() <= 1
+    assert free.min() < -0.01 or free.max() > 1.01, (free.min(), free.max())
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

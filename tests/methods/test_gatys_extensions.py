@@ -205,6 +205,7 @@ BAD_GATYS = [
     ("style_weights=[0,0]", "style_weights: must not all be 0"),
     ("style_weights=oops", "style_weights: must be a list of numbers"),
     ("style_weights_normalize=maybe", "style_weights_normalize: must be true or false"),
+    ("clamp=maybe", "clamp: must be true or false"),
     ("style_layers=[[conv1_1]]", "style_layers: 1 layer lists given for 2 style images"),
     ("style_layers=[[conv1_1],[]]", "style_layers: a style image's layer list is empty"),
     ("style_layers=[conv1_1,[conv2_1]]", "style_layers: give one list of layers, or one list per style image"),
