@@ -31,6 +31,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from ..core import aligned
 from ..core.encoder import check_layers
 from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
 from ..core.search import CHUNK_ENTRIES, nearest_rows
@@ -145,7 +146,7 @@ class _CovarianceDistance(torch.autograd.Function):
     @staticmethod
     def forward(ctx, centred: torch.Tensor, cov_y: torch.Tensor, bf16: bool) -> torch.Tensor:
         a = centred.bfloat16() if bf16 else centred
-        diff = torch.addmm(cov_y.to(a.dtype), a.T, a, beta=-1.0, alpha=1.0 / a.shape[0])  # one fused kernel
+        diff = aligned.addmm(cov_y.to(a.dtype), a.T, a, beta=-1.0, alpha=1.0 / a.shape[0])  # one fused kernel
         sign = diff.sign()
         ctx.save_for_backward(a, sign)
         return diff.abs().to(centred.dtype).mean()
@@ -154,7 +155,7 @@ class _CovarianceDistance(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         a, sign = ctx.saved_tensors
         n, c = a.shape
-        grad_x = (a @ sign).to(grad.dtype) * (2.0 * grad / (n * c * c)) if ctx.needs_input_grad[0] else None
+        grad_x = aligned.mm(a, sign).to(grad.dtype) * (2.0 * grad / (n * c * c)) if ctx.needs_input_grad[0] else None
         grad_cov = -sign.to(grad.dtype) * (grad / (c * c)) if ctx.needs_input_grad[1] else None
         return grad_x, grad_cov, None
 
@@ -177,7 +178,11 @@ def self_similarity_matrix(x: torch.Tensor, unit: bool = False) -> torch.Tensor:
     ``unit=True`` says the rows are already unit vectors (skips the normalisation).
     """
     xn = x if unit else F.normalize(x, dim=1)
-    dist = 1.0 - (symmetric_gram(xn.T[None])[0] if xn.requires_grad else xn @ xn.T)  # X Xᵀ, one-matmul backward
+    if xn.requires_grad:  # X Xᵀ with a one-matmul backward, whose (N, C) output wants aligned rows
+        xn = aligned.pad_columns(xn)
+        dist = 1.0 - symmetric_gram(xn.T[None])[0]
+    else:
+        dist = 1.0 - xn @ xn.T
     return dist / dist.sum(dim=0, keepdim=True).clamp_min(1e-8)
 
 
