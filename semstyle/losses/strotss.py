@@ -132,7 +132,7 @@ def feature_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean ``(C,)`` and covariance ``(C, C)`` (normalised by N, as the reference) of a set ``(N, C)``."""
     mean = x.mean(dim=0)
     centred = x - mean
-    return mean, centred.T @ centred / x.shape[0]
+    return mean, aligned.mm(centred.T, centred) / x.shape[0]
 
 
 class _CovarianceDistance(torch.autograd.Function):
