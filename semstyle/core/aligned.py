@@ -3,9 +3,9 @@
 PyTorch's CPU BLAS (MKL's sgemm) writes a float32 output whose row length is not a multiple of 16 floats markedly
 slower. STROTSS's hypercolumns have 2179 channels (3 + 64·2 + 128·2 + 256·3 + 512·2, the reference's), and three
 of its products end in a 2179-wide output: the covariance ``X_cᵀX_c`` ``(C, C)``, its gradient ``X_c·sign(D)``
-``(N, C)`` and the self-similarity's gradient ``(N, C)``. With 2048 samples each took 137-141 ms; written into rows
-padded to 2192 floats the same products took 96 ms (the 2-core AMD EPYC, fp32, AVX2 and AVX-512 kernels alike;
-``benchmarks/bench_aligned.py``). Only the output's row stride matters: padded inputs alone do not help.
+``(N, C)`` and the self-similarity's gradient ``(N, C)``. With 2048 samples the first two took 140-143 ms
+each; written into rows padded to 2192 floats, 99-100 ms (the 2-core AMD EPYC, fp32, AVX2 and AVX-512 kernels
+alike; ``benchmarks/bench_aligned.py``). Only the output's row stride matters: padded inputs alone do not help.
 
 :func:`mm` and :func:`addmm` return the ``(M, N)`` view of such a padded buffer: the same numbers, a row stride of
 ``N`` rounded up to :data:`ALIGN`. They are for products autograd does not record (a custom Function's forward
