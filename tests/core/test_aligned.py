@@ -68,3 +68,15 @@ def test_strotss_terms_are_the_same_with_and_without_aligned_rows(monkeypatch):
     for (v, g), (v0, g0) in zip(fast, plain):
         torch.testing.assert_close(v, v0, rtol=1e-5, atol=0)
         torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-9)
+
+
+def test_the_search_finds_the_same_neighbours_in_an_odd_width(monkeypatch):
+    from semstyle.core.search import nearest_rows
+
+    torch.manual_seed(0)
+    x, y = torch.randn(200, 67), torch.randn(1237, 67)
+    fast = nearest_rows(x, y, columns=True, chunk_entries=200 * 501)  # chunks of 501, 501 and 235 rows
+    monkeypatch.setattr(aligned, "_helps", lambda like, cols: False)
+    plain = nearest_rows(x, y, columns=True, chunk_entries=200 * 501)
+    assert torch.equal(fast[0], plain[0]) and torch.equal(fast[2], plain[2])
+    torch.testing.assert_close(fast[1], plain[1])
