@@ -211,7 +211,7 @@ def uninterrupted(tmp_path_factory):
 
 SIGNAL_RUN = RUN + [
     "scales=[32]",
-    "steps=40",  # scale 1 (64 px) outlasts the signal, sent within 20 ms of the first checkpoint
+    "steps=20",  # scale 1 (64 px, ~0.7 s on one thread) outlasts the signal, sent within 20 ms of the first checkpoint
 ]
 
 
