@@ -58,7 +58,7 @@ class GatysConfig(RunConfig):
     init: str = "content"  # noise | content | style | <image file>
     optimizer: str = "lbfgs"  # lbfgs | adam | sgd | rmsprop
     lr: Optional[float] = None  # None = the optimiser's default
-    # project the pixels into [0, 1] after each step. false: unconstrained, as Gatys et al. and neural-style optimise
+    # project the pixels into [0, 1] after each step. false: unconstrained, as neural-style and neural-style-pt optimise
     # (only the saved picture is clamped), e.g. to minimise the same problem as those tools
     clamp: bool = True
     # Gatys et al. 2016, Sec. 2: average pooling "improves the gradient flow and one obtains slightly more
