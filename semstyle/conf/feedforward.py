@@ -32,7 +32,7 @@ STYLE_WEIGHT = GATYS_STYLE_WEIGHT
 class FeedForwardConfig(RunConfig):
     method: str = "multimodal"  # multimodal | johnson: the network (semstyle/feedforward/networks.py)
     style: str = packaged("styles/starry_night.jpg")
-    # training images: files and folders; [] = the default set (scikit-learn's sample photos + bundled tubingen.jpg)
+    # training images: files and folders; [] = the default set (scikit-learn's sample photos + bundled photos)
     data: List[str] = field(default_factory=list)
     validation: List[str] = field(default_factory=lambda: [packaged("content/astronaut.jpg")])  # sample photos
     size: int = 1024  # last output scale (long side, px); the crops are size × size
@@ -43,6 +43,9 @@ class FeedForwardConfig(RunConfig):
     batch_size: int = 4  # Johnson et al. 2016: 4
     lr: float = 1.0e-3  # Adam (Johnson et al. 2016; Wang et al. 2017)
     rescale: List[float] = field(default_factory=lambda: [1.0, 1.5])  # short side / crop, drawn uniformly per sample
+    # crop sizes as factors of size, one drawn per step (every output scale and style target follow it): a network
+    # trained at one crop size draws strokes of one size in pixels, and is scored against the style at each size
+    crop_factors: List[float] = field(default_factory=lambda: [1.0])
     content_weight: float = CONTENT_WEIGHT  # α
     style_weight: float = STYLE_WEIGHT  # β
     tv_weight: float = 0.0
@@ -86,6 +89,12 @@ def validate_feedforward(cfg) -> None:
             check(isinstance(w, (int, float)) and w >= 0, f"scale_weights: each must be a number >= 0, got {w!r}")
     check(len(cfg.rescale) == 2, f"rescale: give [min, max], got {list(cfg.rescale)}")
     check(0 < cfg.rescale[0] <= cfg.rescale[1], f"rescale: need 0 < min <= max, got {list(cfg.rescale)}")
+    check(len(cfg.crop_factors) > 0, "crop_factors: give at least one factor, e.g. [1.0]")
+    for f in cfg.crop_factors:
+        check(isinstance(f, (int, float)) and 0 < f <= 1, f"crop_factors: each must be in (0, 1], got {f!r}")
+        first = round(min(train_scales(cfg)) * f)
+        # 32: the style image resized to a smaller long side has no map left at conv5_1 after four poolings
+        check(first >= 32, f"crop_factors: {f} makes the first output {first} px; it needs at least 32")
     check(cfg.model_name.endswith(".safetensors"), f"model_name: must end in .safetensors, got {cfg.model_name!r}")
 
 

@@ -30,12 +30,21 @@ def sklearn_sample_photos() -> list[str]:
     return [str(folder / name) for name in ("china.jpg", "flower.jpg") if (folder / name).is_file()]
 
 
+def bundled_training_photos() -> list[str]:
+    """The photos bundled for training (``semstyle/assets/training/``, from scikit-image's sample data; CC0 or
+    public domain, see ``semstyle/assets/README.md``), sorted by name."""
+    folder = importlib.resources.files("semstyle") / "assets" / "training"
+    return sorted(str(p) for p in folder.iterdir() if p.name.endswith(".jpg"))
+
+
 def default_images() -> list[str]:
-    """The default training set: scikit-learn's sample photos and the bundled Tübingen photo (CC BY 3.0).
+    """The default training set: scikit-learn's sample photos, the bundled training photos and the bundled
+    Tübingen photo (CC BY 3.0).
 
     The bundled astronaut photo is left out on purpose: it is the default validation photo.
     """
-    return sklearn_sample_photos() + [str(importlib.resources.files("semstyle") / "assets" / "content/tubingen.jpg")]
+    tubingen = str(importlib.resources.files("semstyle") / "assets" / "content/tubingen.jpg")
+    return sklearn_sample_photos() + bundled_training_photos() + [tubingen]
 
 
 def list_images(sources, key: str = "data") -> list[str]:
@@ -56,20 +65,25 @@ def list_images(sources, key: str = "data") -> list[str]:
 
 
 class CropDataset:
-    """Square ``crop × crop`` samples of ``images``: each image is rescaled so its short side is ``crop`` times a
-    factor drawn from ``rescale`` (uniform), cropped at a random place and flipped left-right with probability ½.
+    """Square samples of ``images``: each image is rescaled so its short side is the crop size times a factor drawn
+    from ``rescale`` (uniform), cropped at a random place and flipped left-right with probability ½.
 
-    ``sample(i)`` is a ``(3, crop, crop)`` tensor in [0, 1] that depends only on ``(seed, i)``; ``batch(step, b)``
-    stacks samples ``step·b … step·b + b − 1`` into ``(b, 3, crop, crop)``. Images are read once and cached.
+    The crop size of batch ``step`` is ``crop`` times one of ``factors``, drawn per batch (:meth:`crop_size`), so a
+    network learns at several output sizes; with one factor every batch is ``crop × crop``.
+
+    ``sample(i, size)`` is a ``(3, size, size)`` tensor in [0, 1] that depends only on ``(seed, i, size)``;
+    ``batch(step, b)`` stacks samples ``step·b … step·b + b − 1`` into ``(b, 3, s, s)``, ``s = crop_size(step)``.
+    Images are read once and cached.
     """
 
-    def __init__(self, images, crop: int, rescale=(1.0, 1.5), seed: int = 0):
+    def __init__(self, images, crop: int, rescale=(1.0, 1.5), seed: int = 0, factors=(1.0,)):
         self.files = list_images(images)
         self.crop = int(crop)
         lo, hi = float(rescale[0]), float(rescale[1])
         check(0 < lo <= hi, f"rescale: need 0 < min <= max, got {list(rescale)}")
         self.rescale = (lo, hi)
         self.seed = int(seed)
+        self.factors = [float(f) for f in factors]
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one dataset per run; the cache dies with it
     def _image(self, index: int) -> torch.Tensor:
@@ -83,20 +97,29 @@ class CropDataset:
     def _order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch, 0]).permutation(len(self.files))
 
-    def sample(self, i: int) -> torch.Tensor:
+    def crop_size(self, step: int) -> int:
+        """The side of batch ``step``'s crops: a pure function of ``(seed, step)``, as the samples are."""
+        if len(self.factors) == 1:
+            return round(self.crop * self.factors[0])
+        k = int(np.random.default_rng([self.seed, int(step), 2]).integers(len(self.factors)))
+        return round(self.crop * self.factors[k])
+
+    def sample(self, i: int, size: int | None = None) -> torch.Tensor:
+        size = self.crop if size is None else int(size)
         epoch, k = divmod(int(i), len(self.files))
         index = int(self._order(epoch)[k])
         rng = np.random.default_rng([self.seed, int(i), 1])
         image = self._image(index)
         h, w = image.shape[-2:]
-        scale = self.crop * rng.uniform(*self.rescale) / min(h, w)
-        nh, nw = max(self.crop, round(h * scale)), max(self.crop, round(w * scale))
+        scale = size * rng.uniform(*self.rescale) / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
         image = F.interpolate(image, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1)
-        y, x = int(rng.integers(0, nh - self.crop + 1)), int(rng.integers(0, nw - self.crop + 1))
-        out = image[0, :, y : y + self.crop, x : x + self.crop]
+        y, x = int(rng.integers(0, nh - size + 1)), int(rng.integers(0, nw - size + 1))
+        out = image[0, :, y : y + size, x : x + size]
         if rng.random() < 0.5:
             out = out.flip(-1)
         return out.clamp(0, 1).contiguous()
 
     def batch(self, step: int, size: int) -> torch.Tensor:
-        return torch.stack([self.sample(step * size + j) for j in range(size)])
+        crop = self.crop_size(step)
+        return torch.stack([self.sample(step * size + j, crop) for j in range(size)])

@@ -56,15 +56,23 @@ class HierarchicalLoss:
     def __init__(self, cfg, encoder, style: torch.Tensor, scales: list[int]):
         self.cfg = cfg
         self.encoder = encoder
+        self.style = style
         self.content_layers = list(cfg.content_layers)
         self.style_layers = list(cfg.style_layers)
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.weights = [1.0] * len(scales) if cfg.scale_weights is None else [float(w) for w in cfg.scale_weights]
-        self.style_grams = []
-        with torch.no_grad():
-            for s in scales:
-                feats = encoder(resize(style, max(16, round(s * cfg.style_scale))), self.style_layers)
-                self.style_grams.append({layer: gram_matrix(feats[layer]) for layer in self.style_layers})
+        self._style_grams: dict[int, dict[str, torch.Tensor]] = {}
+        for s in scales:
+            self.style_grams(s)
+
+    def style_grams(self, side: int) -> dict[str, torch.Tensor]:
+        """Gram targets of the style image resized to an output of long side ``side`` (once per side)."""
+        if side not in self._style_grams:
+            with torch.no_grad():
+                style = resize(self.style, max(16, round(side * self.cfg.style_scale)))
+                feats = self.encoder(style, self.style_layers)
+            self._style_grams[side] = {layer: gram_matrix(feats[layer]) for layer in self.style_layers}
+        return self._style_grams[side]
 
     def __call__(self, outputs: list[torch.Tensor], content: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
@@ -80,7 +88,8 @@ class HierarchicalLoss:
             lc = sum(content_loss(feats[layer], target[layer]) for layer in self.content_layers) / len(
                 self.content_layers
             )
-            ls = sum(gram_loss(gram_matrix(feats[layer]), self.style_grams[k][layer]) for layer in self.style_layers)
+            grams = self.style_grams(max(out.shape[-2:]))
+            ls = sum(gram_loss(gram_matrix(feats[layer]), grams[layer]) for layer in self.style_layers)
             ls = ls / len(self.style_layers)
             c, s = lam * cfg.content_weight * lc, lam * cfg.style_weight * ls
             terms[f"content{k + 1}"], terms[f"style{k + 1}"] = float(c.detach()), float(s.detach())
@@ -121,7 +130,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
     """Train the network ``cfg`` describes (a resolved training config); returns the finished run folder, which
     holds the model file ``cfg.model_name``."""
     scales = train_scales(cfg)
-    dataset = CropDataset(training_images(cfg), scales[-1], tuple(cfg.rescale), cfg.seed)
+    dataset = CropDataset(training_images(cfg), scales[-1], tuple(cfg.rescale), cfg.seed, tuple(cfg.crop_factors))
     style = load_image(cfg.style, what="style image")
     validation = [load_image(p, size=scales[-1], what="validation image") for p in cfg.validation]
     for i in range(len(dataset.files)):  # every training image readable before any work starts
@@ -152,7 +161,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
         def loss():
             batch = dataset.batch(state["step"], cfg.batch_size).to(device)
             with encoder.autocast():
-                outputs = net(batch)
+                outputs = net(batch, batch.shape[-1])
             state["outputs"] = outputs
             return loss_fn(outputs, batch)
 
@@ -213,6 +222,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
             "seconds": round(elapsed(), 1),
             "images_seen": max(cfg.steps, start) * cfg.batch_size,
             "data": [Path(f).name for f in dataset.files],
+            "crop_factors": list(dataset.factors),
             "command": " ".join(shlex.quote(a) for a in ["semstyle", *sys.argv[1:]]),
             "precision": encoder.precision,
             "device": str(device),

@@ -14,12 +14,13 @@ from safetensors.torch import load_file
 from semstyle import api
 from semstyle.conf.feedforward import train_scales
 from semstyle.core.encoder import vgg19_encoder
-from semstyle.core.image import load_image
+from semstyle.core.image import load_image, resize
 from semstyle.errors import ConfigError
 from semstyle.feedforward.data import CropDataset, sklearn_sample_photos
 from semstyle.feedforward.model_file import load_model, save_model
 from semstyle.feedforward.networks import FeedForward
 from semstyle.feedforward.train import HierarchicalLoss, training_images
+from semstyle.losses.gram import gram_matrix
 
 STEPS = 6
 
@@ -153,3 +154,59 @@ def test_init_model_of_another_network_is_a_one_line_error(tmp_path, trained, im
         api.train(None, _overrides(images, tmp_path / "z", scales="[]", init_model=trained / "model.safetensors"))
     with pytest.raises(ConfigError, match="not found"):
         api.train(None, _overrides(images, tmp_path / "y", init_model=tmp_path / "missing.safetensors"))
+
+
+def test_crop_factors_draw_one_crop_size_per_step(images):
+    # the size of each batch is a pure function of (seed, step), as the samples are, and every factor is drawn
+    a = CropDataset(images, 64, factors=(0.5, 0.75, 1.0), seed=3)
+    b = CropDataset(images, 64, factors=(0.5, 0.75, 1.0), seed=3)
+    sizes = [a.crop_size(step) for step in range(30)]
+    assert sizes == [b.crop_size(step) for step in range(30)]
+    assert set(sizes) == {32, 48, 64}
+    step = sizes.index(48)
+    assert a.batch(step, 2).shape == (2, 3, 48, 48)
+    assert torch.equal(a.batch(step, 2), b.batch(step, 2))
+
+
+def test_crop_factors_train_every_size_and_resume_to_the_bit(tmp_path, images):
+    # each output is scored against the style resized to its own size; an interrupted run resumes to the same
+    # weights, the crop sizes following the step count
+    factors = {"crop_factors": "[0.5,1.0]", "scales": "[]"}  # one stage: 32 and 64 px outputs
+
+    def stop(event):
+        if event.kind == "step" and event.step == 2:
+            raise KeyboardInterrupt
+
+    straight = api.train(None, _overrides(images, tmp_path / "straight", steps=4, **factors))
+    with pytest.raises(KeyboardInterrupt):
+        api.train(None, _overrides(images, tmp_path / "resumed", steps=4, **factors), callbacks=[stop])
+    resumed = api.train(None, _overrides(images, tmp_path / "resumed", steps=4, resume="true", **factors))
+    a, meta = load_model(straight / "model.safetensors")
+    b, _ = load_model(resumed / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert meta["training"]["crop_factors"] == [0.5, 1.0]
+    cfg = api.load_train_config(None, _overrides(images, "unused", **factors))
+    loss = HierarchicalLoss(cfg, vgg19_encoder(cfg.pooling, "fp32", "cpu"), load_image(cfg.style), train_scales(cfg))
+    sizes = {CropDataset(images, 64, factors=(0.5, 1.0), seed=cfg.seed).crop_size(step) for step in range(4)}
+    assert sizes == {32, 64}, "the four steps should have drawn both crop sizes"
+    with torch.no_grad():
+        small = torch.rand(1, 3, 32, 32)
+        loss([small], small)
+        loss([torch.rand(1, 3, 48, 48)], small)
+    assert set(loss._style_grams) == {32, 48, 64}
+    direct = loss.encoder(resize(loss.style, 48), ["conv3_1"])["conv3_1"]
+    assert torch.equal(loss.style_grams(48)["conv3_1"], gram_matrix(direct))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[0]", r"crop_factors: each must be in \(0, 1\], got 0"),
+        ("[0.5]", "makes the first output 16 px; it needs at least 32"),
+        ("[]", "give at least one factor"),
+    ],
+)
+def test_bad_crop_factors_are_one_line_errors(tmp_path, images, value, message):
+    with pytest.raises(ConfigError, match=message):
+        api.train(None, _overrides(images, tmp_path / "x", crop_factors=value))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
