@@ -69,10 +69,10 @@ class CropDataset:
     from ``rescale`` (uniform), cropped at a random place and flipped left-right with probability ½.
 
     The crop size of batch ``step`` is ``crop`` times one of ``factors``, drawn per batch (:meth:`crop_size`), so a
-    network learns at several output sizes; with one factor every batch is ``crop × crop``.
+    network learns at several output sizes; with the default ``factors=(1.0,)`` every batch is ``crop × crop``.
 
     ``sample(i, size)`` is a ``(3, size, size)`` tensor in [0, 1] that depends only on ``(seed, i, size)``;
-    ``batch(step, b)`` stacks samples ``step·b … step·b + b − 1`` into ``(b, 3, s, s)``, ``s = crop_size(step)``.
+    ``batch(step, b)`` stacks samples ``step·b … step·b + b − 1`` into ``(b, 3, s, s)``, with ``s = crop_size(step)``.
     Images are read once and cached.
     """
 
@@ -120,6 +120,6 @@ class CropDataset:
             out = out.flip(-1)
         return out.clamp(0, 1).contiguous()
 
-    def batch(self, step: int, size: int) -> torch.Tensor:
+    def batch(self, step: int, count: int) -> torch.Tensor:
         crop = self.crop_size(step)
-        return torch.stack([self.sample(step * size + j, crop) for j in range(size)])
+        return torch.stack([self.sample(step * count + j, crop) for j in range(count)])
