@@ -18,7 +18,6 @@ Images are ``(B, 3, H, W)`` RGB tensors in [0, 1]; luminance images are ``(B, 1,
 from __future__ import annotations
 
 import torch
-from kornia.color import rgb_to_yuv, yuv_to_rgb
 
 from ..errors import check
 
@@ -32,6 +31,8 @@ _COV_EPS = 1e-5
 
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """Luma ``Y = 0.299 R + 0.587 G + 0.114 B`` of ``(B, 3, H, W)``, as ``(B, 1, H, W)``."""
+    from kornia.color import rgb_to_yuv  # here, not at the top: importing kornia is 0.3 s of every process's start-up
+
     return rgb_to_yuv(image)[:, :1]
 
 
@@ -52,6 +53,8 @@ def combine_luminance(y: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     is in [0, 1] *and* has exactly the content's chroma (clamping RGB afterwards would shift hues). The range is
     never empty: the content's own pixel lies in it.
     """
+    from kornia.color import rgb_to_yuv, yuv_to_rgb  # here, not at the top: see luminance
+
     uv = rgb_to_yuv(content)[:, 1:]
     # yuv_to_rgb is linear and maps (1, 0, 0) to (1, 1, 1): RGB = Y + offset(U, V), the same Y for all channels.
     offset = yuv_to_rgb(torch.cat([torch.zeros_like(uv[:, :1]), uv], dim=1))

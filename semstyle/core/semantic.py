@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import warnings
 
-import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -296,6 +295,8 @@ def check_map_size(
 
 def _color_position_features(image: torch.Tensor, position_weight: float) -> torch.Tensor:
     """``(H·W, 5)``: CIE Lab colour scaled to ~[0, 1] plus the pixel's (y, x) in [0, 1] × ``position_weight``."""
+    import kornia  # here, not at the top: importing kornia is 0.3 s of every process's start-up
+
     h, w = image.shape[-2:]
     lab = kornia.color.rgb_to_lab(image.float().clamp(0, 1))[0] / torch.tensor([100.0, 128.0, 128.0]).view(3, 1, 1)
     ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import filter2d
 
 from ..errors import ConfigError, check
 from .base import Loss
@@ -30,6 +29,8 @@ def laplacian(image: torch.Tensor, pool: int = 1) -> torch.Tensor:
         )
     if pool > 1:
         image = F.avg_pool2d(image, pool)
+    from kornia.filters import filter2d  # here, not at the top: importing kornia is 0.3 s of every process's start-up
+
     kernel = LAPLACIAN_KERNEL.to(device=image.device, dtype=image.dtype)[None]
     return filter2d(image.sum(dim=1, keepdim=True), kernel, padding="valid")
 

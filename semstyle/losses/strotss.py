@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import warnings
 
-import kornia
 import torch
 import torch.nn.functional as F
 
@@ -125,6 +124,8 @@ def color_emd(x_rgb: torch.Tensor, y_rgb: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_yuv_rows(rgb: torch.Tensor) -> torch.Tensor:
     """``(N, 3)`` RGB rows -> ``(N, 3)`` YUV rows (kornia's BT.601 YUV)."""
+    import kornia  # here, not at the top: importing kornia is 0.3 s of every process's start-up
+
     return kornia.color.rgb_to_yuv(rgb.T[:, :, None])[:, :, 0].T
 
 

@@ -3,16 +3,26 @@ progress of a weight search (``search.png``)."""
 
 from __future__ import annotations
 
-import matplotlib
+import functools
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+@functools.cache
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, never a window), imported on the first plot: it costs
+    0.4-0.55 s, which every ``semstyle`` process would otherwise pay at start-up, including one that ends in a
+    config error or is stopped before its first plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def loss_curves(rows: list[dict], columns: list[str], path) -> None:
     """Per-term curves of a loss log (``rows`` of ``scale, step, term..., total, seconds``) on a log scale against
     the global step, scale boundaries marked; written as PNG to ``path``."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     terms = [c for c in columns if c not in ("scale", "step", "seconds")]
     x = list(range(len(rows)))
@@ -37,6 +47,7 @@ def overlay_curves(series: dict[str, tuple[list[float], list[float]]], path, yla
 
     The loss-curve overlay of a sweep report (:mod:`semstyle.experiments.report`).
     """
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for label, (x, y) in series.items():
         ax.plot(x, [abs(v) if v else float("nan") for v in y], label=label, lw=1.2)
@@ -55,6 +66,7 @@ def search_progress(feasible, infeasible, maximize: bool, title: str, ylabel: st
     """A search's trials: ``(trial, objective)`` pairs meeting the constraints (dots, with the best so far as a
     step line) and missing them (crosses); log scale when the objectives span over 100x; PNG to ``path``."""
     sign = -1.0 if maximize else 1.0
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     if feasible:
         ax.plot(*zip(*feasible), "o", color="tab:blue", label="meets the constraints")
@@ -72,7 +84,7 @@ def search_progress(feasible, infeasible, maximize: bool, title: str, ylabel: st
         ax.set_yscale("log")
     ax.set_title(title)
     ax.set_xlabel("trial")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
