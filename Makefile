@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# two test workers, one thread each (tests/conftest.py): the suite is sized for a 2-core machine
+TEST_WORKERS ?= 2
 
 .PHONY: demo test studio
 
@@ -18,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/semstyle run configs/default.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 $(VENV)/.studio: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[studio]'

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per worker (`make test` runs two), set before torch loads; the processes the tests start inherit it
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK's threads)
 
 # isort: split
