@@ -263,7 +263,7 @@ NORMAL = [  # the regression cases' sizes (tests/regression/cases.py)
     pytest.param("configs/default.yaml", ["size=64", "scales=[32]", "steps=20"], False, id="gatys"),
     pytest.param(
         "configs/strotss/default.yaml",
-        ["size=64", "scales=[32]", "steps=10"],
+        ["size=64", "scales=[32]", "steps=10", "samples=256", "style_samples=1000"],
         False,
         id="strotss",
         marks=pytest.mark.slow,
