@@ -90,9 +90,10 @@ def validate_feedforward(cfg) -> None:
     check(len(cfg.rescale) == 2, f"rescale: give [min, max], got {list(cfg.rescale)}")
     check(0 < cfg.rescale[0] <= cfg.rescale[1], f"rescale: need 0 < min <= max, got {list(cfg.rescale)}")
     check(len(cfg.crop_factors) > 0, "crop_factors: give at least one factor, e.g. [1.0]")
+    smallest = train_scales(cfg)[0]
     for f in cfg.crop_factors:
         check(isinstance(f, (int, float)) and 0 < f <= 1, f"crop_factors: each must be in (0, 1], got {f!r}")
-        first = round(min(train_scales(cfg)) * f)
+        first = round(smallest * f)
         # 32: the style image resized to a smaller long side has no map left at conv5_1 after four poolings
         check(first >= 32, f"crop_factors: {f} makes the first output {first} px; it needs at least 32")
     check(cfg.model_name.endswith(".safetensors"), f"model_name: must end in .safetensors, got {cfg.model_name!r}")

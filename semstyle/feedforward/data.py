@@ -99,8 +99,6 @@ class CropDataset:
 
     def crop_size(self, step: int) -> int:
         """The side of batch ``step``'s crops: a pure function of ``(seed, step)``, as the samples are."""
-        if len(self.factors) == 1:
-            return round(self.crop * self.factors[0])
         k = int(np.random.default_rng([self.seed, int(step), 2]).integers(len(self.factors)))
         return round(self.crop * self.factors[k])
 
