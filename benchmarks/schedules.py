@@ -7,7 +7,8 @@
     python benchmarks/schedules.py report /tmp/sched/*.jsonl
 
 A schedule ``C:S`` runs ``C`` steps at every scale below ``size`` (``coarse_steps``) and ``S`` at ``size``
-(``steps``); the first of the list should be today's default, which the report compares against. Each run is a
+(``steps``); ``C`` may also list one count per coarse scale, coarse to fine (``100,50:80`` is ``scale_steps=[100,50]
+steps=80``). The first of the list should be today's default, which the report compares against. Each run is a
 ``semstyle run`` of the job's config in its own process with one thread (``OMP_NUM_THREADS=1``): its CPU seconds
 resist the load of a shared machine, and two runs may go side by side (``--parallel 2``). A run prints its CPU
 seconds and the unit (one bare fp32 VGG-19 forward+backward to relu5_1 at 512x384, measured in that process).
@@ -82,7 +83,8 @@ def run_jobs(job: str, pairs: list[str], schedules: list[str], out: Path, parall
         for pair in pairs:
             name = f"{job}-{pair}-{coarse}-{final}"
             if name not in done:
-                tasks.append((name, [*PAIRS[pair], *JOBS[job], f"coarse_steps={coarse}", f"steps={final}", *extra]))
+                steps = f"scale_steps=[{coarse}]" if "," in coarse else f"coarse_steps={coarse}"
+                tasks.append((name, [*PAIRS[pair], *JOBS[job], steps, f"steps={final}", *extra]))
 
     def launch(task):
         name, args = task
@@ -147,7 +149,12 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--job", required=True, choices=list(JOBS))
     r.add_argument("--pairs", nargs="+", required=True, choices=list(PAIRS))
-    r.add_argument("--schedules", nargs="+", required=True, help="COARSE:FINAL steps, today's default first")
+    r.add_argument(
+        "--schedules",
+        nargs="+",
+        required=True,
+        help="COARSE:FINAL steps (COARSE: one count, or one per coarse scale: 100,50), today's default first",
+    )
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--parallel", type=int, default=1)
     r.add_argument("--set", nargs="*", default=[], help="more overrides for every run (e.g. size=128)")

@@ -9,44 +9,65 @@ Measured on the 2-core AMD EPYC with avx512_bf16 (docs/benchmarks.md, *Fewer FLO
 forward+backward to relu5_1 at 512x384 takes 0.84-0.85 s against 1.38-1.44 s with oneDNN's channels-last
 convolutions (AVX-512 or AVX2 kernels), and the demo 0.63 of its time.
 
-Which code: NNPACK ships inside PyTorch's CPU wheels as ``torch._nnpack_spatial_convolution`` (forward only). PyTorch
-routes a convolution to it only for batches of 16 and more (ATen's ``use_nnpack``), and the autograd formula of
-that op runs the ordinary convolution backward. So this module calls it once per image, in the forward pass and
-in the backward pass: the gradient with respect to the input of a stride-1, padding-1 convolution is the
-convolution of the output gradient with the kernel flipped in space and with input and output channels swapped.
-Per image, because NNPACK's batched path (its training algorithm) measured 1.3-2.5x slower than a loop over images.
-The encoder's weights are frozen, so no weight gradient is computed.
+Which code: PyTorch's CPU wheels ship NNPACK inside ``libtorch_cpu``, with its C API (``nnpack.h``) exported. PyTorch
+itself routes a convolution to it only for batches of 16 and more (ATen's ``use_nnpack``), and then transforms the
+whole kernel into Winograd's domain on every call, a fixed cost of C_in x C_out 8x8 tiles (64 MiB at 512 channels)
+that took 19 of the 43 ms of a 512-channel layer at 48x64 positions. The encoder's weights are frozen, so this
+module calls ``nnp_convolution_inference`` through :mod:`ctypes` with NNPACK's own *precompute* / *reuse* strategy:
+each kernel is transformed once per process, and each call reads the transformed kernel. That layer then takes 30
+ms, one at 24x32 positions 10 ms instead of 30 (27 ms natively), and NNPACK beats the native convolution from about
+128 positions instead of 1024 (docs/benchmarks.md, *NNPACK's kernels transformed once*). The cost is memory: the
+transforms of VGG-19 up to conv5_1 take 0.34 GiB, twice that once a backward pass has run. One call per image: its
+inference path is for batch 1, and its batched path (its training algorithm) measured 1.3-2.5x slower than a loop
+over images. The input gradient of a stride-1, padding-1 convolution is the convolution of the output gradient with
+the kernel flipped in space and with input and output channels swapped, which gets its own transform. No weight
+gradient is computed.
+
+Why ctypes and not a compiled extension: the project installs from wheels with no compiler, and this library is the
+one PyTorch already loaded. It is a private dependency all the same: torch is pinned (setup.cfg), and
+:func:`nnpack_ready` checks the call against ``F.conv2d`` once per process before the encoder uses it, so a build
+without NNPACK, or with another ABI, falls back to the native convolutions.
 
 Accuracy: Winograd transforms round differently from a direct sum. Against a float64 reference, the encoder's
 features at relu5_1 differ by 3e-6 of their largest value, and the image gradient of a relu5_1 loss by 1e-3 of its
 norm (direct fp32: 2e-4; bf16 is far coarser). ``tests/core/test_nnpack.py`` holds these bounds.
 
-Threads: NNPACK runs on its own thread pool, which ATen creates at the first NNPACK call with
-``torch.get_num_threads()`` threads and never resizes: set the thread count (``OMP_NUM_THREADS`` or
-``torch.set_num_threads``) before the first run. Measured: after ``torch.set_num_threads(1)`` following a first call
-on 2 threads, the NNPACK pass still took 1.07 s, against 1.29 s when the process started with one thread.
-
-``torch._nnpack_spatial_convolution`` is a private operator: torch is pinned (setup.cfg), and :func:`nnpack_ready`
-checks it against ``F.conv2d`` once per process before the encoder uses it, so a build without it, or with a broken
-one, falls back to the native convolutions.
+Threads: NNPACK runs on a pthreadpool of its own, one per process and thread count, created with
+``torch.get_num_threads()`` threads at the first call that needs it (a forked child makes its own: a pool's threads
+do not survive ``fork``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
+import threading
+import weakref
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-PADDING = [1, 1]
-# Below these, a layer runs faster on PyTorch's own convolution: NNPACK transforms the whole kernel on every call
-# (a fixed cost of C_in x C_out tiles), and a 3-channel input has too few products to amortise its tiles.
-# Measured per layer (fwd + input gradient, then a ReLU), VGG-19's shapes at 64-512 px, 2 threads, on the AMD EPYC
-# with avx512_bf16 (docs/benchmarks.md, *Fewer FLOPs per pass*): NNPACK is 0.1-0.95x as fast below 1024 positions,
-# 1.0-1.1x at 768, 1.3-2.6x from 1728 up, and 0.6-1.15x on conv1_1.
-MIN_POSITIONS = 1024
+# Below these, a layer runs faster on PyTorch's own convolution: too few tiles to amortise a transform, and a 3-channel
+# input has too few products. Measured per layer (forward, transformed kernels), VGG-19's shapes from 16 to 1024
+# positions, 2 threads, on the AVX2-only AMD EPYC (Zen 3): NNPACK is 0.4-1.0x as fast at 16-64 positions, 1.0-1.3x
+# at 64, 1.4-2.6x from 192 up (docs/benchmarks.md, *NNPACK's kernels transformed once*).
+MIN_POSITIONS = 128
 MIN_IN_CHANNELS = 16
+
+# nnpack.h (Maratyszcza/NNPACK, the version PyTorch vendors): Winograd F(6x6, 3x3), the algorithm NNPACK picks for
+# a 3x3 stride-1 kernel; the transform strategies; nnp_status_success; nnp_activation_identity
+_WT8X8, _PRECOMPUTE, _REUSE, _SUCCESS, _IDENTITY = 3, 2, 3, 0, 0
+
+
+class _Size(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_size_t), ("height", ctypes.c_size_t)]
+
+
+class _Padding(ctypes.Structure):
+    _fields_ = [(side, ctypes.c_size_t) for side in ("top", "right", "bottom", "left")]
 
 
 def worth_it(in_channels: int, height: int, width: int) -> bool:
@@ -54,32 +75,122 @@ def worth_it(in_channels: int, height: int, width: int) -> bool:
     return in_channels >= MIN_IN_CHANNELS and height * width >= MIN_POSITIONS
 
 
+class _Library:
+    """``nnp_convolution_inference`` in torch's ``libtorch_cpu``, with a thread pool per process and thread count."""
+
+    def __init__(self):
+        found = sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*"))
+        if not found:
+            raise OSError("no libtorch_cpu in this torch")
+        lib = ctypes.CDLL(str(found[0]))
+        size_t, pointer = ctypes.c_size_t, ctypes.c_void_p
+        self._inference = lib.nnp_convolution_inference
+        self._inference.restype = ctypes.c_int
+        self._inference.argtypes = [
+            *(ctypes.c_int, ctypes.c_int, size_t, size_t),  # algorithm, strategy, input / output channels
+            *(_Size, _Padding, _Size, _Size),  # input size, padding, kernel size, output subsampling
+            *(pointer, pointer, pointer, pointer),  # input, kernel, bias, output
+            *(pointer, ctypes.POINTER(size_t)),  # workspace buffer and size
+            *(ctypes.c_int, pointer, pointer, pointer),  # activation, its parameters, thread pool, profile
+        ]
+        self._create_pool = lib.pthreadpool_create
+        self._create_pool.argtypes, self._create_pool.restype = [size_t], pointer
+        if lib.nnp_initialize() != _SUCCESS:
+            raise OSError("nnp_initialize failed: NNPACK does not support this CPU")
+        self._pools: dict[tuple[int, int], int] = {}
+        self._local = threading.local()  # each thread's workspace
+
+    def _pool(self) -> int:
+        key = (os.getpid(), torch.get_num_threads())
+        if key not in self._pools:
+            self._pools[key] = self._create_pool(key[1])
+        return self._pools[key]
+
+    def _call(self, strategy, channels, size, image, kernel, bias, out, workspace, workspace_size):
+        status = self._inference(
+            _WT8X8, strategy, *channels, _Size(size[1], size[0]), _Padding(1, 1, 1, 1), _Size(3, 3), _Size(1, 1),
+            image, kernel, bias, out, workspace, ctypes.byref(workspace_size), _IDENTITY, None, self._pool(), None,
+        )  # fmt: skip
+        if status != _SUCCESS:
+            raise RuntimeError(f"NNPACK's convolution failed with status {status} (nnpack.h: enum nnp_status)")
+
+    def transform(self, kernel: torch.Tensor) -> torch.Tensor:
+        """``(C_out, C_in, 3, 3)`` -> the kernel in NNPACK's Winograd domain and blocking, as bytes."""
+        kernel = kernel.detach().float().contiguous()
+        channels, nbytes = (kernel.shape[1], kernel.shape[0]), ctypes.c_size_t(0)
+        self._call(_PRECOMPUTE, channels, (8, 8), None, None, None, None, None, nbytes)
+        out = torch.empty(nbytes.value, dtype=torch.uint8)
+        self._call(_PRECOMPUTE, channels, (8, 8), None, kernel.data_ptr(), None, None, out.data_ptr(), nbytes)
+        return out
+
+    def convolve(self, image: torch.Tensor, transformed: torch.Tensor, bias: torch.Tensor, out: torch.Tensor):
+        """``(1, C_in, H, W)`` contiguous float32 convolved with a :meth:`transform` into ``out`` ``(1, C_out, H, W)``,
+        contiguous; ``bias`` ``(C_out,)``."""
+        channels, size, nbytes = (image.shape[1], bias.shape[0]), image.shape[2:], ctypes.c_size_t(0)
+        self._call(_REUSE, channels, size, None, None, None, None, None, nbytes)
+        workspace = getattr(self._local, "workspace", None)
+        if workspace is None or workspace.numel() < nbytes.value:
+            # kept between calls, as ATen keeps its NNPACK workspace: fresh pages would be zeroed by the kernel
+            workspace = self._local.workspace = torch.empty(nbytes.value, dtype=torch.uint8)
+        self._call(
+            _REUSE, channels, size, image.data_ptr(), transformed.data_ptr(), bias.data_ptr(), out.data_ptr(),
+            workspace.data_ptr(), nbytes,
+        )  # fmt: skip
+
+
 @functools.lru_cache(maxsize=1)
-def nnpack_ready() -> bool:
-    """Whether NNPACK is built into this torch and agrees with ``F.conv2d`` on a small convolution.
-
-    ``torch._nnpack_available()`` also initialises NNPACK: without that call the operator fails.
-    """
-    available = getattr(torch, "_nnpack_available", None)
-    op = getattr(torch, "_nnpack_spatial_convolution", None)
-    if available is None or op is None:
-        return False
+def _library() -> _Library | None:
+    """NNPACK's C API where it loads and agrees with ``F.conv2d`` on a small convolution, else None."""
     try:
-        if not available():
-            return False
+        lib = _Library()
         gen = torch.Generator().manual_seed(0)
-        x, w = torch.randn(2, 5, 9, 11, generator=gen), torch.randn(4, 5, 3, 3, generator=gen)
-        got = _forward(x, w, None)
-        want = F.conv2d(x, w, padding=1)
-    except RuntimeError:
-        return False
-    return bool((got - want).abs().max() <= 1e-4 * want.abs().max())
+        x, w, b = torch.randn(1, 5, 9, 11, generator=gen), torch.randn(4, 5, 3, 3, generator=gen), torch.zeros(4)
+        got = torch.empty(1, 4, 9, 11)
+        lib.convolve(x, lib.transform(w), b, got)
+    except (OSError, AttributeError, RuntimeError):
+        return None
+    want = F.conv2d(x, w, padding=1)
+    return lib if bool((got - want).abs().max() <= 1e-4 * want.abs().max()) else None
 
 
-def _forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """NNPACK convolution of ``x`` ``(B, C_in, H, W)``, one image at a time; channels-first output."""
-    images = [torch._nnpack_spatial_convolution(image, weight, bias, PADDING) for image in x.contiguous().split(1)]
-    return images[0] if len(images) == 1 else torch.cat(images)
+def nnpack_ready() -> bool:
+    """Whether NNPACK's convolution is built into this torch, loads, and agrees with ``F.conv2d``."""
+    return _library() is not None
+
+
+# (id of a frozen kernel, whether flipped for the input gradient) -> (the kernel's version, its transform);
+# an entry goes with its kernel
+_TRANSFORMS: dict[tuple[int, bool], tuple[int, torch.Tensor]] = {}
+_ZEROS: dict[int, torch.Tensor] = {}
+
+
+def _transformed(lib: _Library, weight: torch.Tensor, flipped: bool) -> torch.Tensor:
+    key = (id(weight), flipped)
+    hit = _TRANSFORMS.get(key)
+    if hit is not None and hit[0] == weight._version:
+        return hit[1]
+    if hit is None:
+        weakref.finalize(weight, _TRANSFORMS.pop, key, None)
+    transformed = lib.transform(flip_kernel(weight) if flipped else weight)
+    _TRANSFORMS[key] = (weight._version, transformed)
+    return transformed
+
+
+def _forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, flipped: bool = False) -> torch.Tensor:
+    """``x`` ``(B, C_in, H, W)`` convolved with ``weight`` (``flipped``: with :func:`flip_kernel` of it), one image at
+    a time through NNPACK; channels-first output."""
+    lib = _library()
+    out_channels = weight.shape[1] if flipped else weight.shape[0]
+    if bias is None:
+        bias = _ZEROS.get(out_channels)
+        if bias is None:
+            bias = _ZEROS[out_channels] = torch.zeros(out_channels)
+    transformed = _transformed(lib, weight, flipped)
+    x = x.float().contiguous()
+    out = x.new_empty(x.shape[0], out_channels, *x.shape[2:])
+    for image, result in zip(x.split(1), out.split(1)):
+        lib.convolve(image, transformed, bias, result)
+    return out
 
 
 class _Conv3x3(torch.autograd.Function):
@@ -92,9 +203,7 @@ class _Conv3x3(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         (weight,) = ctx.saved_tensors
-        # flipped per call rather than kept: a copy of the kernel (at most 9 MB) against a convolution, and no second
-        # copy of VGG-19's 80 MB of weights per encoder
-        grad_x = _forward(grad_out, flip_kernel(weight), None) if ctx.needs_input_grad[0] else None
+        grad_x = _forward(grad_out, weight, None, flipped=True) if ctx.needs_input_grad[0] else None
         return grad_x, None, None
 
 

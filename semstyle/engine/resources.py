@@ -76,8 +76,10 @@ BF16_PER_PIXEL = 0.75
 # NNPACK's convolutions (fp32 on the CPU, core/nnpack.py) keep a workspace as large as their largest layer's
 # Winograd tiles: Gatys at 512x384 / 1024x768 (2 steps, 2 threads, the AMD EPYC above, 2026-11-28) peaked at
 # 1.24 / 2.84 GiB against 1.03 / 2.34 GiB with the native kernels: 1.23x the per-pixel cost and 0.11 GiB more base.
+# Since its kernels are transformed once per process and kept (forward and input gradient, VGG-19 to conv5_1), the
+# same runs peak 0.67 / 0.70 GiB higher (1.98 / 4.50 against 1.31 / 3.80 GiB, the AVX2-only Zen 3, 2026-11-28).
 NNPACK_PER_PIXEL = 1.23
-NNPACK_BASE_GIB = 0.11
+NNPACK_BASE_GIB = 0.11 + 0.70
 
 
 def run_precision(cfg: dict) -> str:

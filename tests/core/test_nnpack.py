@@ -34,6 +34,29 @@ def test_conv3x3_matches_conv2d_forward_and_input_gradient(shape):
 
 
 @needs_nnpack
+def test_transformed_kernels_follow_their_weights():
+    """A kernel is transformed once and kept; a weight changed in place is transformed again, the transforms go with
+    their weight, and a new thread count gets its own pool with the same results."""
+    gen = torch.Generator().manual_seed(1)
+    x, w = torch.randn(2, 16, 12, 20, generator=gen), torch.randn(24, 16, 3, 3, generator=gen)
+    first = nnpack.conv3x3(x, w, None)
+    kept = nnpack._TRANSFORMS[(id(w), False)][1]
+    assert nnpack.conv3x3(x, w, None).equal(first) and nnpack._TRANSFORMS[(id(w), False)][1] is kept
+    w.mul_(-0.5)
+    assert rel(nnpack.conv3x3(x, w, None), F.conv2d(x, w, padding=1)) < 1e-5
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = nnpack.conv3x3(x, w, None)
+    finally:
+        torch.set_num_threads(threads)
+    assert single.equal(nnpack.conv3x3(x, w, None))
+    key = (id(w), False)
+    del w
+    assert key not in nnpack._TRANSFORMS
+
+
+@needs_nnpack
 def test_conv3x3_refuses_weights_that_want_a_gradient():
     w = torch.randn(4, 3, 3, 3, requires_grad=True)
     with pytest.raises(ValueError, match="conv3x3 computes no weight gradient"):

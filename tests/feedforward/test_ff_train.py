@@ -115,25 +115,34 @@ def _first_loss(run) -> float:
 
 def test_init_model_starts_from_a_model_files_weights(tmp_path, trained, images):
     # the same first batch as the trained run's: a fresh start scores it as that run did at step 1, a start from
-    # the trained model's weights scores it lower, and the record names where the weights came from
+    # the trained model's weights scores it lower, and the record names where the weights came from (ignoring
+    # init_model would score exactly the fresh value; the ratio moved from below 0.9 to 0.91 when the encoder's small
+    # layers moved to NNPACK's kernels, so the margin is 5 %, as below)
     run = api.train(None, _overrides(images, tmp_path / "again", steps=1, init_model=trained / "model.safetensors"))
-    assert _first_loss(run) < 0.9 * _first_loss(trained)
+    assert _first_loss(run) < 0.95 * _first_loss(trained)
     meta = load_model(run / "model.safetensors")[1]["training"]
     assert meta["steps"] == 1 and meta["init_model"]["file"] == "model.safetensors"
     assert meta["init_model"]["training"]["steps"] == STEPS
 
 
 def test_init_model_may_go_on_at_larger_sizes(tmp_path, trained, images):
-    # the weights are those of a fully convolutional network: trained at 32/64 px, they go on at 48/96 px, and
-    # start there lower than a fresh network does on the same first batch (ignoring init_model would score exactly
-    # the fresh value; 6 steps at lr 0.01 are chaotic, and rounding alone moved the ratio from 0.84 to 0.92 when the
-    # encoder's kernels changed, so the margin is 5 %)
+    # the weights are those of a fully convolutional network: trained at 32/64 px, they go on at 48/96 px. A first
+    # Adam step moves no weight by more than lr, so the run's weights lie within lr of the trained model's (plus the
+    # fp16 rounding of the saved weights: within 2 lr), and a fresh network's farther (5 steps' moves: 0.07).
+    # Whether the trained weights also score lower there, after 6 steps at lr 0.01, is chaotic: it flipped with the
+    # thread count when the encoder's small layers moved to NNPACK's kernels.
     larger = {"size": 96, "scales": "[48]"}
     fresh = api.train(None, _overrides(images, tmp_path / "fresh", steps=1, **larger))
     run = api.train(
         None, _overrides(images, tmp_path / "larger", steps=1, init_model=trained / "model.safetensors", **larger)
     )
-    assert _first_loss(run) < 0.95 * _first_loss(fresh)
+    start = load_model(trained / "model.safetensors")[0].state_dict()
+
+    def farthest(path) -> float:
+        weights = load_model(path / "model.safetensors")[0].state_dict()
+        return max(float((weights[k].float() - start[k].float()).abs().max()) for k in start)
+
+    assert farthest(run) < 2 * 0.01 < farthest(fresh)
     meta = load_model(run / "model.safetensors")[1]
     assert meta["config"]["scales"] == [48, 96] and meta["training"]["init_model"]["scales"] == [32, 64]
 

@@ -20,6 +20,10 @@ All four were re-recorded on an AVX2-only AMD EPYC (Zen 3) with one thread, as `
 workers, one thread each): against the AVX-512 recordings on two threads the last totals moved by +0.16 % (Gatys),
 -0.64 % (doodle) and -0.08 % (DST). The STROTSS case now samples 256 output and 1000 style locations (it took 27 s
 with 1024 and 5000; its moment term's products scale with them).
+All four were re-recorded when NNPACK's kernels came to be transformed once per process (``core/nnpack.py``, issue
+17) and NNPACK took over layers from 128 positions instead of 1024. With the old threshold the curves came out bit
+for bit (the same Winograd arithmetic); with the new one the small layers of these small runs round differently,
+and the last totals moved by +0.82 % (Gatys), +0.07 % (doodle), +0.15 % (STROTSS) and -0.003 % (DST).
 
 Now: bit for bit where the arithmetic did not change; otherwise the last step's total within 0.1 % on the CPU kind
 they were recorded on (``MACHINE.txt``: the same kernels and thread count), and within 3 % on another (its kernels
