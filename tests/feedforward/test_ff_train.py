@@ -23,6 +23,7 @@ from semstyle.feedforward.train import HierarchicalLoss, training_images
 from semstyle.losses.gram import gram_matrix
 
 STEPS = 6
+LR = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def _overrides(images, out, steps=STEPS, **extra):
         "scales": "[32]",
         "width": 4,
         "batch_size": 2,
-        "lr": 0.01,
+        "lr": LR,
         "checkpoint_every": 2,
         "sample_every": 3,
         "progress": "false",
@@ -117,7 +118,7 @@ def test_init_model_starts_from_a_model_files_weights(tmp_path, trained, images)
     # the same first batch as the trained run's: a fresh start scores it as that run did at step 1, a start from
     # the trained model's weights scores it lower, and the record names where the weights came from (ignoring
     # init_model would score exactly the fresh value; the ratio moved from below 0.9 to 0.91 when the encoder's small
-    # layers moved to NNPACK's kernels, so the margin is 5 %, as below)
+    # layers moved to NNPACK's kernels, so the margin is 5 %)
     run = api.train(None, _overrides(images, tmp_path / "again", steps=1, init_model=trained / "model.safetensors"))
     assert _first_loss(run) < 0.95 * _first_loss(trained)
     meta = load_model(run / "model.safetensors")[1]["training"]
@@ -142,7 +143,7 @@ def test_init_model_may_go_on_at_larger_sizes(tmp_path, trained, images):
         weights = load_model(path / "model.safetensors")[0].state_dict()
         return max(float((weights[k].float() - start[k].float()).abs().max()) for k in start)
 
-    assert farthest(run) < 2 * 0.01 < farthest(fresh)
+    assert farthest(run) < 2 * LR < farthest(fresh)
     meta = load_model(run / "model.safetensors")[1]
     assert meta["config"]["scales"] == [48, 96] and meta["training"]["init_model"]["scales"] == [32, 64]
 
