@@ -2,7 +2,7 @@
 
     python benchmarks/bench_feedforward.py gatys   [--photos P...] [--sizes 256 512] [--steps 50]
     python benchmarks/bench_feedforward.py quality [--models multimodal johnson] [--photos P...] [--sizes 256 512]
-    python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3]
+    python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3] [--device cpu]
     python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
     python benchmarks/bench_feedforward.py readme  [--photo P] [--out docs/img/ff-readme.png]
 
@@ -115,13 +115,14 @@ def run_quality(args) -> None:
 
 def run_speed(args) -> None:
     """fp32 and bf16 interleaved in one process, ``--repeats`` rounds after a warm-up: the minimum is the closest
-    to an unloaded machine's time (the machine these ran on was shared), the median is shown beside it."""
+    to an unloaded machine's time (the machine these ran on was shared), the median is shown beside it. Each time
+    includes the copy to ``--device`` and back (the stylised image is returned on the CPU)."""
     print(f"machine: {machine()}")
     print("| model | output | fp32 s (min / median) | bf16 s (min / median) |")
     print("|---|---|---|---|")
     photo = load_image(PHOTOS[0])
     for name in args.models:
-        models = {p: Stylizer(name, "cpu", p) for p in ("fp32", "bf16")}
+        models = {p: Stylizer(name, args.device, p) for p in ("fp32", "bf16")}
         for size in args.sizes:
             image = resize(photo, size)
             times = {p: [] for p in models}
@@ -179,6 +180,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=["multimodal", "johnson"])
+    p.add_argument("--device", default="cpu", help="speed: where the models run (cpu, cuda)")
     p.add_argument("--out", default=str(ROOT / "docs/img/ff-readme.jpg"))
     args = p.parse_args()
     if args.sizes is None:
