@@ -93,15 +93,41 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU. A CUDA device gets deterministic kernels
+    (:func:`deterministic_cuda`)."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"device: unknown device {device!r}; use auto, cpu or cuda") from None
-    check(dev.type != "cuda" or torch.cuda.is_available(), "device: cuda requested but no CUDA device is available")
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ConfigError(f"device: unknown device {device!r}; use auto, cpu or cuda") from None
+        check(dev.type != "cuda" or torch.cuda.is_available(), "device: cuda requested but no CUDA device is available")
+    if dev.type == "cuda":
+        deterministic_cuda()
     return dev
+
+
+@functools.cache
+def deterministic_cuda() -> None:
+    """Make CUDA runs repeatable, as CPU runs are: the same seed gives the same bits, and a resumed run ends on
+    the same bits as an uninterrupted one (the checkpoints' promise).
+
+    By default cuDNN picks its convolution algorithms by timing them (or by heuristics that may differ between
+    calls), and several CUDA backward kernels add with atomics, whose order varies: on an H200 two Gatys runs with
+    one seed, and a Multimodal training run and its resume, ended on different bits (``tests/methods``,
+    ``tests/feedforward``, run there with the device left at ``auto``). ``torch.use_deterministic_algorithms``
+    picks the deterministic kernels (and cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before its first product).
+    ``warn_only``: a few operations have no deterministic CUDA kernel (``grid_sample``'s and bilinear
+    ``interpolate``'s backward, which DST's warp uses); they run as before, so DST on CUDA resumes close to, not
+    exactly at, an uninterrupted run, and their warning is not shown on every step. The cost, measured on an H200:
+    docs/benchmarks.md, *GPU*.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    warnings.filterwarnings("ignore", message=r".*does not have a deterministic implementation", category=UserWarning)
 
 
 def bf16_is_native(device: torch.device | str = "cpu") -> bool:

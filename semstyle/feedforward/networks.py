@@ -44,12 +44,47 @@ class InstanceNorm(nn.GroupNorm):
         super().__init__(channels, channels, eps=eps)
 
 
+def reflection_pad(x: torch.Tensor, pad: int, gather: bool | None = None) -> torch.Tensor:
+    """``F.pad(x, (pad,) * 4, mode="reflect")``, ``(B, C, H, W)`` -> ``(B, C, H + 2·pad, W + 2·pad)``.
+
+    ``gather`` (default: on CUDA) builds it from two ``index_select`` calls instead: CUDA's reflection-pad backward
+    adds with atomics in a varying order, and ``index_select``'s backward is deterministic under
+    ``torch.use_deterministic_algorithms`` (:func:`semstyle.core.encoder.deterministic_cuda`), so that a training
+    run resumes to the bit on a GPU as on the CPU. Same values either way.
+
+    >>> x = torch.rand(1, 2, 5, 4)
+    >>> torch.equal(reflection_pad(x, 2, gather=True), reflection_pad(x, 2, gather=False))
+    True
+    """
+    if not (x.is_cuda if gather is None else gather):
+        return F.pad(x, (pad,) * 4, mode="reflect")
+    h, w = x.shape[-2:]
+    return x.index_select(-2, _reflected(h, pad, x.device)).index_select(-1, _reflected(w, pad, x.device))
+
+
+def _reflected(n: int, pad: int, device) -> torch.Tensor:
+    """Source indices of a reflection-padded axis of length ``n``: ``pad, ..., 1, 0, 1, ..., n-1, n-2, ...``."""
+    i = torch.arange(-pad, n + pad, device=device).abs()
+    return torch.where(i >= n, 2 * (n - 1) - i, i)
+
+
+class ReflectionPad(nn.Module):
+    """:func:`reflection_pad` as a layer (``nn.ReflectionPad2d``'s function; no weights, so model files are alike)."""
+
+    def __init__(self, pad: int):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reflection_pad(x, self.pad)
+
+
 class ConvBlock(nn.Sequential):
     """Reflection pad, ``k×k`` convolution (stride ``stride``), instance norm (affine), ReLU."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
         super().__init__(
-            nn.ReflectionPad2d(kernel // 2),
+            ReflectionPad(kernel // 2),
             nn.Conv2d(cin, cout, kernel, stride),
             InstanceNorm(cout),
             nn.ReLU(inplace=True),
@@ -62,11 +97,11 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1),
+            ReflectionPad(1),
             nn.Conv2d(channels, channels, 3),
             InstanceNorm(channels),
             nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1),
+            ReflectionPad(1),
             nn.Conv2d(channels, channels, 3),
             InstanceNorm(channels),
         )
@@ -90,7 +125,7 @@ class OutputConv(nn.Sequential):
     """The final convolution: no normalisation; a sigmoid maps to [0, 1] (Johnson et al. use a scaled tanh)."""
 
     def __init__(self, cin: int, kernel: int = 3):
-        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, 3, kernel), nn.Sigmoid())
+        super().__init__(ReflectionPad(kernel // 2), nn.Conv2d(cin, 3, kernel), nn.Sigmoid())
 
 
 def _encoder(cin: int, width: int, downs: int, first_kernel: int = 9, cap: int = 4) -> list[nn.Module]:
@@ -204,12 +239,34 @@ class JohnsonNet(_Padded):
         return self.out(self.net(x))
 
 
-def _upsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    # bilinear between subnets (Wang et al. 2017, Sec. 3.1); bicubic could overshoot [0, 1]
+def _upsample(image: torch.Tensor, size: tuple[int, int], by_matrices: bool | None = None) -> torch.Tensor:
+    """Antialiased bilinear resize between subnets (Wang et al. 2017, Sec. 3.1; bicubic could overshoot [0, 1]),
+    ``(B, C, H, W)`` -> ``(B, C, *size)``, in fp32: antialiased resampling has no bf16 kernel on the CPU (the next
+    convolution autocasts again).
+
+    ``by_matrices`` (default: on CUDA) applies the same separable filter as two matrix products, ``R_h · x · R_wᵀ``:
+    CUDA's backward of the resampling adds with atomics in a varying order (no deterministic kernel), a product's
+    does not, so a training run resumes to the bit on a GPU. Equal within rounding:
+
+    >>> x = torch.rand(2, 3, 5, 7)
+    >>> bool((_upsample(x, (9, 13), True) - _upsample(x, (9, 13), False)).abs().max() < 1e-6)
+    True
+    """
     if tuple(image.shape[-2:]) == tuple(size):
         return image
-    # in fp32: antialiased resampling has no bf16 kernel on the CPU (the next convolution autocasts again)
-    return F.interpolate(image.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    image = image.float()
+    if not (image.is_cuda if by_matrices is None else by_matrices):
+        return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    rows, cols = (_resampling_matrix(n, m, image.device) for n, m in zip(image.shape[-2:], size))
+    with torch.autocast(image.device.type, enabled=False):  # fp32, as F.interpolate stays under autocast
+        return rows @ image @ cols.T
+
+
+def _resampling_matrix(n: int, m: int, device) -> torch.Tensor:
+    """``(m, n)``: row ``i`` holds the weights of the ``n`` input samples in output sample ``i`` of the antialiased
+    bilinear resize from ``n`` to ``m`` (the resize of each unit vector, read off ``F.interpolate``)."""
+    unit = torch.eye(n, device=device).view(n, 1, 1, n)
+    return F.interpolate(unit, size=(1, m), mode="bilinear", align_corners=False, antialias=True).view(n, m).T
 
 
 class FeedForward(nn.Module):

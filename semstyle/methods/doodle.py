@@ -139,7 +139,7 @@ def region_colors(
     dark or thin regions stay too light; seeding the colours lets the run go to texture at once."""
     fill = semantic.masks_to_map(target_masks, semantic.region_means(style, style_masks))
     gen = torch.Generator().manual_seed(seed)
-    return (fill + noise * (torch.rand(fill.shape, generator=gen) - 0.5)).clamp(0, 1)
+    return (fill + noise * (torch.rand(fill.shape, generator=gen).to(fill.device) - 0.5)).clamp(0, 1)
 
 
 def doodle_objective(cfg, encoder, guided: bool, has_content: bool) -> tuple[Objective, dict[str, Loss]]:

@@ -109,9 +109,11 @@ def patchmatch_step(
                 shifts[dy, dx] = shift_patches(rows, -dy, -dx, index, torch.full_like(rows, -1))
             candidates.append(neighbour_candidates(field, dy, dx, shifts[dy, dx]).flatten())
     radius = 4
-    near = torch.randint(-radius, radius + 1, (2, len(flat)), generator=generator, device=flat.device)
+    # drawn on the generator's device (the CPU's, as every seeded draw in semstyle) and then moved: a CUDA run
+    # refuses a CPU generator, and one stream of draws keeps a seed's picture the same on either device
+    near = torch.randint(-radius, radius + 1, (2, len(flat)), generator=generator).to(flat.device)
     candidates.append(shift_patches(flat, near[0], near[1], index, flat))
     pool, start, count = pools
-    pick = (torch.rand(len(flat), generator=generator, device=flat.device) * count).long().minimum(count - 1)
+    pick = (torch.rand(len(flat), generator=generator).to(flat.device) * count).long().minimum(count - 1)
     candidates.append(pool[start + pick])
     return best_candidates(target_rows, style_rows, torch.stack(candidates, 1)).view(field.shape)

@@ -3,10 +3,13 @@ non-residual convolution (issue 19, tests: shapes)."""
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 import torch
 from torch import nn
 
+from semstyle.feedforward import networks
 from semstyle.feedforward.networks import (
     ConvBlock,
     EnhanceSubnet,
@@ -88,3 +91,18 @@ def test_instance_norm_after_every_non_output_convolution():
         assert all(isinstance(m, InstanceNorm) and m.num_groups == m.num_channels for m in norms)
         assert outputs == len(net.stages)  # one plain output convolution per stage, nothing else un-normalised
         assert followed + outputs == len(convs)
+
+
+def test_cuda_paths_compute_the_same_pad_and_resize():
+    """The reflection pad and the resize between subnets have a second form, used on CUDA where the first's
+    backward is not deterministic (a run would not resume to the bit there): the same values and gradients."""
+    x = torch.rand(2, 3, 9, 6, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(2, 3, 13, 10, dtype=torch.float64)
+    pads = [networks.reflection_pad(x, 2, gather=g) for g in (True, False)]
+    grads = [torch.autograd.grad((p * weights).sum(), x)[0] for p in pads]
+    assert torch.equal(pads[0], pads[1]) and torch.allclose(grads[0], grads[1], rtol=0, atol=1e-12)
+    weights = torch.rand(2, 3, 20, 11, dtype=torch.float64)
+    ups = [networks._upsample(x, (20, 11), by_matrices=m).double() for m in (True, False)]
+    grads = [torch.autograd.grad((u * weights).sum(), x)[0] for u in ups]
+    assert (ups[0] - ups[1]).abs().max() < 1e-6 and (grads[0] - grads[1]).abs().max() < 1e-5
+    assert doctest.testmod(networks).failed == 0
