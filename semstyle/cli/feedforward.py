@@ -4,10 +4,8 @@ the feed-forward networks of :mod:`semstyle.feedforward`."""
 from __future__ import annotations
 
 from ..conf.feedforward import FeedForwardConfig
-from ..conf.vocab import PRECISIONS
+from ..conf.vocab import PRECISIONS, SHIPPED_MODELS
 from .commands import _api, add_run_options, common_overrides, split_config
-
-SHIPPED = ("multimodal", "johnson")  # names of the bundled models (semstyle/assets/models/)
 
 
 def _train(args) -> None:
@@ -55,7 +53,7 @@ def add_stylize(sub) -> None:
     p.add_argument(
         "--model",
         default="multimodal",
-        help=f"a .safetensors model file, or a bundled model: {', '.join(SHIPPED)} (default multimodal)",
+        help=f"a .safetensors model file, or a bundled model: {', '.join(SHIPPED_MODELS)} (default multimodal)",
     )
     p.add_argument("--size", type=int, help="long side of the output in px (default: the input's)")
     p.add_argument("--out", default="stylized", help="output folder (default ./stylized)")

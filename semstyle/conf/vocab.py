@@ -33,3 +33,11 @@ def check_layers(layers) -> None:
     """Raise a :class:`~semstyle.errors.ConfigError` naming the first unknown layer name."""
     for layer in layers:
         check(layer in LAYER_NAMES, f"unknown VGG-19 layer {layer!r}; valid layers look like conv4_2, relu3_1, pool2")
+
+
+# bundled feed-forward models by name, files under semstyle/assets/models/ (docs/feedforward.md: how each was trained)
+SHIPPED_MODELS = {
+    "multimodal": "models/starry_night_multimodal.safetensors",
+    "multimodal-1024": "models/starry_night_multimodal_1024.safetensors",
+    "johnson": "models/starry_night_johnson.safetensors",
+}

@@ -15,20 +15,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..conf.vocab import SHIPPED_MODELS
 from ..core.image import atomic_write
 from ..errors import ConfigError
 from .networks import FeedForward
 
 FORMAT = "semstyle-feedforward"
 ARCH_KEYS = ("arch", "scales", "width")
-SHIPPED = {  # bundled models by name (docs/feedforward.md: how they were trained)
-    "multimodal": "models/starry_night_multimodal.safetensors",
-    "johnson": "models/starry_night_johnson.safetensors",
-}
+SHIPPED = SHIPPED_MODELS
 
 
 def model_path(model) -> Path:
-    """``model`` as a file: a path, or the name of a bundled model (``multimodal``, ``johnson``)."""
+    """``model`` as a file: a path, or the name of a bundled model (:data:`SHIPPED`)."""
     path = Path(model)
     if not path.exists() and str(model) in SHIPPED:
         return Path(str(importlib.resources.files("semstyle") / "assets" / SHIPPED[str(model)]))
