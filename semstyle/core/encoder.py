@@ -280,15 +280,17 @@ class VGG19Encoder(nn.Module):
         x = self.preprocess(image.to(self.device))
         if self.layout == "channels_last":
             x = x.contiguous(memory_format=torch.channels_last)
+        fused = False  # the ReLU after an NNPACK convolution is applied by it, unless the convolution is wanted
         with self.autocast():
             for name in LAYER_NAMES[: last + 1]:
                 conv = self.convs[name] if name in self.convs else None
                 if conv is not None and self.conv == "nnpack" and nnpack.worth_it(*x.shape[1:]):
-                    x = nnpack.conv3x3(x, conv.weight, conv.bias)
+                    fused = name not in wanted
+                    x = nnpack.conv3x3(x, conv.weight, conv.bias, relu=fused)
                 elif conv is not None:
                     x = conv(x)
                 elif name.startswith("relu"):
-                    x = F.relu(x)
+                    x, fused = (x if fused else F.relu(x)), False
                 else:
                     x = F.max_pool2d(x, 2) if self.pooling == "max" else avg_pool2x2(x)
                 if name in wanted:

@@ -58,8 +58,8 @@ MIN_POSITIONS = 128
 MIN_IN_CHANNELS = 16
 
 # nnpack.h (Maratyszcza/NNPACK, the version PyTorch vendors): Winograd F(6x6, 3x3), the algorithm NNPACK picks for
-# a 3x3 stride-1 kernel; the transform strategies; nnp_status_success; nnp_activation_identity
-_WT8X8, _PRECOMPUTE, _REUSE, _SUCCESS, _IDENTITY = 3, 2, 3, 0, 0
+# a 3x3 stride-1 kernel; the transform strategies; nnp_status_success; nnp_activation_identity and _relu
+_WT8X8, _PRECOMPUTE, _REUSE, _SUCCESS, _IDENTITY, _RELU = 3, 2, 3, 0, 0, 1
 
 
 class _Size(ctypes.Structure):
@@ -106,10 +106,11 @@ class _Library:
             self._pools[key] = self._create_pool(key[1])
         return self._pools[key]
 
-    def _call(self, strategy, channels, size, image, kernel, bias, out, workspace, workspace_size):
+    def _call(self, strategy, channels, size, image, kernel, bias, out, workspace, workspace_size, relu=False):
         status = self._inference(
             _WT8X8, strategy, *channels, _Size(size[1], size[0]), _Padding(1, 1, 1, 1), _Size(3, 3), _Size(1, 1),
-            image, kernel, bias, out, workspace, ctypes.byref(workspace_size), _IDENTITY, None, self._pool(), None,
+            image, kernel, bias, out, workspace, ctypes.byref(workspace_size), _RELU if relu else _IDENTITY, None,
+            self._pool(), None,
         )  # fmt: skip
         if status != _SUCCESS:
             raise RuntimeError(f"NNPACK's convolution failed with status {status} (nnpack.h: enum nnp_status)")
@@ -123,9 +124,11 @@ class _Library:
         self._call(_PRECOMPUTE, channels, (8, 8), None, kernel.data_ptr(), None, None, out.data_ptr(), nbytes)
         return out
 
-    def convolve(self, image: torch.Tensor, transformed: torch.Tensor, bias: torch.Tensor, out: torch.Tensor):
+    def convolve(
+        self, image: torch.Tensor, transformed: torch.Tensor, bias: torch.Tensor, out: torch.Tensor, relu=False
+    ):
         """``(1, C_in, H, W)`` contiguous float32 convolved with a :meth:`transform` into ``out`` ``(1, C_out, H, W)``,
-        contiguous; ``bias`` ``(C_out,)``."""
+        contiguous; ``bias`` ``(C_out,)``; ``relu``: NNPACK applies the ReLU as it writes the output."""
         channels, size, nbytes = (image.shape[1], bias.shape[0]), image.shape[2:], ctypes.c_size_t(0)
         self._call(_REUSE, channels, size, None, None, None, None, None, nbytes)
         workspace = getattr(self._local, "workspace", None)
@@ -134,23 +137,26 @@ class _Library:
             workspace = self._local.workspace = torch.empty(nbytes.value, dtype=torch.uint8)
         self._call(
             _REUSE, channels, size, image.data_ptr(), transformed.data_ptr(), bias.data_ptr(), out.data_ptr(),
-            workspace.data_ptr(), nbytes,
+            workspace.data_ptr(), nbytes, relu,
         )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
 def _library() -> _Library | None:
-    """NNPACK's C API where it loads and agrees with ``F.conv2d`` on a small convolution, else None."""
+    """NNPACK's C API where it loads and agrees with ``F.conv2d`` (and its ReLU with ``F.relu``) on a small
+    convolution, else None."""
     try:
         lib = _Library()
         gen = torch.Generator().manual_seed(0)
         x, w, b = torch.randn(1, 5, 9, 11, generator=gen), torch.randn(4, 5, 3, 3, generator=gen), torch.zeros(4)
-        got = torch.empty(1, 4, 9, 11)
+        got, got_relu = torch.empty(1, 4, 9, 11), torch.empty(1, 4, 9, 11)
         lib.convolve(x, lib.transform(w), b, got)
+        lib.convolve(x, lib.transform(w), b, got_relu, relu=True)
     except (OSError, AttributeError, RuntimeError):
         return None
     want = F.conv2d(x, w, padding=1)
-    return lib if bool((got - want).abs().max() <= 1e-4 * want.abs().max()) else None
+    agree = (got - want).abs().max() <= 1e-4 * want.abs().max() and torch.equal(got_relu, F.relu(got))
+    return lib if bool(agree) else None
 
 
 def nnpack_ready() -> bool:
@@ -176,9 +182,11 @@ def _transformed(lib: _Library, weight: torch.Tensor, flipped: bool) -> torch.Te
     return transformed
 
 
-def _forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, flipped: bool = False) -> torch.Tensor:
+def _forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, flipped: bool = False, relu: bool = False
+) -> torch.Tensor:
     """``x`` ``(B, C_in, H, W)`` convolved with ``weight`` (``flipped``: with :func:`flip_kernel` of it), one image at
-    a time through NNPACK; channels-first output."""
+    a time through NNPACK, then ReLU if ``relu``; channels-first output."""
     lib = _library()
     out_channels = weight.shape[1] if flipped else weight.shape[0]
     if bias is None:
@@ -189,22 +197,26 @@ def _forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, f
     x = x.float().contiguous()
     out = x.new_empty(x.shape[0], out_channels, *x.shape[2:])
     for image, result in zip(x.split(1), out.split(1)):
-        lib.convolve(image, transformed, bias, result)
+        lib.convolve(image, transformed, bias, result, relu)
     return out
 
 
 class _Conv3x3(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(weight)
-        return _forward(x, weight, bias)
+    def forward(ctx, x, weight, bias, relu):
+        out = _forward(x, weight, bias, relu=relu)
+        ctx.save_for_backward(weight, out if relu else None)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        (weight,) = ctx.saved_tensors
-        grad_x = _forward(grad_out, weight, None, flipped=True) if ctx.needs_input_grad[0] else None
-        return grad_x, None, None
+        weight, out = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        if out is not None:  # ReLU's gradient, the kernel autograd runs for F.relu (one pass over both tensors)
+            grad_out = torch.ops.aten.threshold_backward(grad_out, out, 0)
+        return _forward(grad_out, weight, None, flipped=True), None, None, None
 
 
 def flip_kernel(weight: torch.Tensor) -> torch.Tensor:
@@ -212,13 +224,15 @@ def flip_kernel(weight: torch.Tensor) -> torch.Tensor:
     return weight.flip(2, 3).transpose(0, 1).contiguous()
 
 
-def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False) -> torch.Tensor:
     """A 3×3 convolution, stride 1, zero padding 1, through NNPACK, with the input gradient through NNPACK too.
 
     Args:
         x: ``(B, C_in, H, W)`` float32 on the CPU, any memory layout (NNPACK reads it channels-first).
         weight: ``(C_out, C_in, 3, 3)``, frozen: no gradient flows to it or to ``bias``.
         bias: ``(C_out,)`` or None.
+        relu: apply ReLU as the output is written, which saves ``F.relu``'s pass over it (and the tensor it
+            allocates): the same values and gradient as ``F.relu(conv3x3(x, weight, bias))``.
 
     Returns:
         ``(B, C_out, H, W)``, channels-first: ``F.conv2d(x, weight, bias, padding=1)`` to ~1e-5 of its largest value.
@@ -230,4 +244,4 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     """
     if weight.requires_grad or (bias is not None and bias.requires_grad):
         raise ValueError("conv3x3 computes no weight gradient: pass frozen weights (requires_grad=False)")
-    return _Conv3x3.apply(x, weight, bias)
+    return _Conv3x3.apply(x, weight, bias, relu)

@@ -64,6 +64,41 @@ def test_conv3x3_refuses_weights_that_want_a_gradient():
 
 
 @needs_nnpack
+def test_relu_applied_by_nnpack_gives_the_same_bits_as_f_relu():
+    """The fused ReLU (NNPACK writes max(0, ·), the backward masks by the saved output) against the separate one:
+    the same features and image gradient, bit for bit, also where the encoder returns a convolution's own output
+    (conv4_2, the content layer, which must stay unfused)."""
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 16, 12, 20), torch.randn(32, 16, 3, 3), torch.randn(32)
+    grads = []
+    for fused in (True, False):
+        xi = x.clone().requires_grad_(True)
+        out = nnpack.conv3x3(xi, w, b, relu=True) if fused else F.relu(nnpack.conv3x3(xi, w, b))
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), xi.grad))
+    assert (grads[0][0] == 0).any() and torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    image, layers = torch.rand(1, 3, 48, 64), ["conv1_2", "relu2_1", "conv4_2", "relu5_1"]
+    encoder = enc.VGG19Encoder("avg", "fp32", "cpu", conv="nnpack")
+    results = []
+    for fuse in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            if not fuse:  # the unfused forward: every ReLU by F.relu
+                mp.setattr(nnpack, "conv3x3", lambda x, w, b, relu=False: _unfused(x, w, b, relu))
+            xi = image.clone().requires_grad_(True)
+            feats = encoder(xi, layers)
+            sum(f.square().mean() for f in feats.values()).backward()
+            results.append((feats, xi.grad))
+    (fused, g_fused), (plain, g_plain) = results
+    assert all(torch.equal(fused[k], plain[k]) for k in layers) and torch.equal(g_fused, g_plain)
+    assert (fused["conv4_2"] < 0).any()  # the content layer came out before its ReLU
+
+
+def _unfused(x, w, b, relu):
+    out = nnpack._Conv3x3.apply(x, w, b, False)
+    return F.relu(out) if relu else out
+
+
+@needs_nnpack
 def test_encoder_with_nnpack_gives_the_float64_features_and_gradients():
     """The bounds of core/nnpack.py's docstring, at 64x48: features to 1e-5, the image gradient to 5e-3."""
     torch.manual_seed(0)
