@@ -120,8 +120,9 @@ def deterministic_cuda() -> None:
     picks the deterministic kernels (and cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before its first product).
     ``warn_only``: a few operations have no deterministic CUDA kernel (``grid_sample``'s and bilinear
     ``interpolate``'s backward, which DST's warp uses); they run as before, so DST on CUDA resumes close to, not
-    exactly at, an uninterrupted run, and their warning is not shown on every step. The cost, measured on an H200:
-    docs/benchmarks.md, *GPU*.
+    exactly at, an uninterrupted run. Their warning is silenced (it would repeat on every step); this is where it is
+    said. The cost, measured on an H200: none beyond the noise of two machine starts (docs/benchmarks.md, *On a
+    GPU*).
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False
