@@ -22,14 +22,13 @@ from .networks import FeedForward
 
 FORMAT = "semstyle-feedforward"
 ARCH_KEYS = ("arch", "scales", "width")
-SHIPPED = SHIPPED_MODELS
 
 
 def model_path(model) -> Path:
-    """``model`` as a file: a path, or the name of a bundled model (:data:`SHIPPED`)."""
+    """``model`` as a file: a path, or the name of a bundled model (:data:`semstyle.conf.vocab.SHIPPED_MODELS`)."""
     path = Path(model)
-    if not path.exists() and str(model) in SHIPPED:
-        return Path(str(importlib.resources.files("semstyle") / "assets" / SHIPPED[str(model)]))
+    if not path.exists() and str(model) in SHIPPED_MODELS:
+        return Path(str(importlib.resources.files("semstyle") / "assets" / SHIPPED_MODELS[str(model)]))
     return path
 
 
@@ -51,7 +50,7 @@ def read_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and parsed metadata (``config``, ``training``) of a model file, or a one-line :class:`ConfigError`."""
     path = model_path(path)
     if not path.is_file():
-        raise ConfigError(f"model {path}: not found (give a .safetensors file or one of {', '.join(SHIPPED)})")
+        raise ConfigError(f"model {path}: not found (give a .safetensors file or one of {', '.join(SHIPPED_MODELS)})")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})

@@ -71,9 +71,9 @@ def test_building_a_cpu_encoder_keeps_freed_memory(monkeypatch):
 
 def test_a_cpu_stylizer_keeps_freed_memory(monkeypatch):
     import semstyle.feedforward.stylize as stylize_module
-    from semstyle.feedforward.model_file import SHIPPED
+    from semstyle.conf.vocab import SHIPPED_MODELS
 
     calls = []
     monkeypatch.setattr(stylize_module, "keep_freed_memory", lambda: calls.append(1))
-    stylize_module.Stylizer(next(iter(SHIPPED)), device="cpu", precision="fp32")
+    stylize_module.Stylizer(next(iter(SHIPPED_MODELS)), device="cpu", precision="fp32")
     assert calls == [1]

@@ -12,9 +12,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from semstyle.cli import main
+from semstyle.conf.vocab import SHIPPED_MODELS
 from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.image import load_image
-from semstyle.feedforward.model_file import SHIPPED, model_path
+from semstyle.feedforward.model_file import model_path
 from semstyle.feedforward.stylize import Stylizer
 from semstyle.losses.gram import gram_loss, gram_matrix
 
@@ -31,7 +32,7 @@ def _style_distance(encoder, image, style) -> float:
     return sum(float(gram_loss(gram_matrix(a[k]), gram_matrix(b[k]))) for k in LAYERS)
 
 
-@pytest.mark.parametrize("name", list(SHIPPED))
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
 def test_shipped_model_moves_gram_statistics_towards_the_style(name, encoder):
     model = Stylizer(name, device="cpu", precision="fp32")
     style = load_image(ASSETS / "styles" / model.meta["config"]["style"], 128)
