@@ -150,8 +150,9 @@ def _library() -> _Library | None:
         gen = torch.Generator().manual_seed(0)
         x, w, b = torch.randn(1, 5, 9, 11, generator=gen), torch.randn(4, 5, 3, 3, generator=gen), torch.zeros(4)
         got, got_relu = torch.empty(1, 4, 9, 11), torch.empty(1, 4, 9, 11)
-        lib.convolve(x, lib.transform(w), b, got)
-        lib.convolve(x, lib.transform(w), b, got_relu, relu=True)
+        transformed = lib.transform(w)
+        lib.convolve(x, transformed, b, got)
+        lib.convolve(x, transformed, b, got_relu, relu=True)
     except (OSError, AttributeError, RuntimeError):
         return None
     want = F.conv2d(x, w, padding=1)
