@@ -22,6 +22,8 @@ torch.Size([1, 3, 37, 29])
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -262,9 +264,11 @@ def _upsample(image: torch.Tensor, size: tuple[int, int], by_matrices: bool | No
         return rows @ image @ cols.T
 
 
-def _resampling_matrix(n: int, m: int, device) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _resampling_matrix(n: int, m: int, device: torch.device) -> torch.Tensor:
     """``(m, n)``: row ``i`` holds the weights of the ``n`` input samples in output sample ``i`` of the antialiased
-    bilinear resize from ``n`` to ``m`` (the resize of each unit vector, read off ``F.interpolate``)."""
+    bilinear resize from ``n`` to ``m`` (the resize of each unit vector, read off ``F.interpolate``). Kept per
+    size and device: a training run resizes between the same sizes at every step."""
     unit = torch.eye(n, device=device).view(n, 1, 1, n)
     return F.interpolate(unit, size=(1, m), mode="bilinear", align_corners=False, antialias=True).view(n, m).T
 
