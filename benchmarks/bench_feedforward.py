@@ -5,6 +5,7 @@
     python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3] [--device cpu]
     python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
     python benchmarks/bench_feedforward.py readme  [--photo P] [--out docs/img/ff-readme.png]
+    python benchmarks/bench_feedforward.py crops   [--size 512] [--batch 4] [--device cuda]
 
 Quality: each output is scored with the Gatys objective the models were trained on (α·L_content at conv4_2 +
 β·mean_l L_style over conv1_1..conv5_1, avg pooling, α = 1e-3, β = 1e-6; the style image resized to the output's
@@ -159,6 +160,23 @@ def run_video(args) -> None:
             print(f"{name}: {fps:.2f} frames/s at {w}x{h} ({model.precision}; decode, stylise, encode)")
 
 
+def run_crops(args) -> None:
+    """Seconds to cut one training batch (``--batch`` random crops of ``--size`` px from the default set), with the
+    images kept and resampled on the CPU and on ``--device``: median of ``--repeats`` batches after a warm-up."""
+    from semstyle.feedforward.data import CropDataset, default_images
+
+    print(f"machine: {machine()}")
+    for device in dict.fromkeys(["cpu", args.device]):
+        data = CropDataset(default_images(), args.size, device=device)
+        data.batch(0, args.batch)
+        times = []
+        for step in range(1, args.repeats + 1):
+            t = time.perf_counter()
+            data.batch(step, args.batch).sum().item()  # .item(): waits for the device
+            times.append(time.perf_counter() - t)
+        print(f"crops on {device}: {statistics.median(times) * 1e3:.1f} ms for {args.batch} x {args.size} px")
+
+
 def run_readme(args) -> None:
     """The README's picture: a photo not in the training set, the bundled models' outputs, the style."""
     photo = load_image(args.photo, 384)
@@ -171,22 +189,23 @@ def run_readme(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "readme"))
+    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "readme", "crops"))
     p.add_argument("--photos", nargs="+", default=PHOTOS)
     p.add_argument("--photo", default=PHOTOS[1])
     p.add_argument("--sizes", nargs="+", type=int, default=None)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--batch", type=int, default=4, help="crops: samples in a batch")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=["multimodal", "johnson"])
-    p.add_argument("--device", default="cpu", help="speed: where the models run (cpu, cuda)")
+    p.add_argument("--device", default="cpu", help="speed: where the models run; crops: where to cut them (cpu, cuda)")
     p.add_argument("--out", default=str(ROOT / "docs/img/ff-readme.jpg"))
     args = p.parse_args()
     if args.sizes is None:
         args.sizes = [512, 1024] if args.what == "speed" else [256, 512]
     runs = {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video}
-    {**runs, "readme": run_readme}[args.what](args)
+    {**runs, "readme": run_readme, "crops": run_crops}[args.what](args)
 
 
 if __name__ == "__main__":

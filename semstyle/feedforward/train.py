@@ -130,12 +130,14 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
     """Train the network ``cfg`` describes (a resolved training config); returns the finished run folder, which
     holds the model file ``cfg.model_name``."""
     scales = train_scales(cfg)
-    dataset = CropDataset(training_images(cfg), scales[-1], tuple(cfg.rescale), cfg.seed, tuple(cfg.crop_factors))
+    device = resolve_device(cfg.device)
+    dataset = CropDataset(
+        training_images(cfg), scales[-1], tuple(cfg.rescale), cfg.seed, tuple(cfg.crop_factors), device=device
+    )
     style = load_image(cfg.style, what="style image")
     validation = [load_image(p, size=scales[-1], what="validation image") for p in cfg.validation]
     for i in range(len(dataset.files)):  # every training image readable before any work starts
         dataset._image(i)
-    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     net = FeedForward(cfg.method, scales, cfg.width).to(device)
     initial = _initial_weights(cfg)
@@ -159,7 +161,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
         began = time.perf_counter()
 
         def loss():
-            batch = dataset.batch(state["step"], cfg.batch_size).to(device)
+            batch = dataset.batch(state["step"], cfg.batch_size)
             with encoder.autocast():
                 outputs = net(batch, batch.shape[-1])
             state["outputs"] = outputs

@@ -16,7 +16,7 @@ from semstyle.conf.feedforward import train_scales
 from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.image import load_image, resize
 from semstyle.errors import ConfigError
-from semstyle.feedforward.data import CropDataset, sklearn_sample_photos
+from semstyle.feedforward.data import CropDataset, bundled_training_photos, sklearn_sample_photos
 from semstyle.feedforward.model_file import load_model, save_model
 from semstyle.feedforward.networks import FeedForward
 from semstyle.feedforward.train import HierarchicalLoss, training_images
@@ -176,6 +176,18 @@ def test_crop_factors_draw_one_crop_size_per_step(images):
     step = sizes.index(48)
     assert a.batch(step, 2).shape == (2, 3, 48, 48)
     assert torch.equal(a.batch(step, 2), b.batch(step, 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_crops_cut_on_the_gpu_are_the_cpu_crops():
+    # the same draws (place, scale, flip, size) on either device; bilinear resampling agrees to float rounding
+    images = bundled_training_photos()
+    cpu = CropDataset(images, 96, factors=(0.5, 1.0), seed=5)
+    gpu = CropDataset(images, 96, factors=(0.5, 1.0), seed=5, device="cuda")
+    for step in range(6):
+        a, b = cpu.batch(step, 3), gpu.batch(step, 3)
+        assert b.device.type == "cuda" and a.shape == b.shape
+        torch.testing.assert_close(b.cpu(), a, atol=2e-5, rtol=0)
 
 
 def test_crop_factors_train_every_size_and_resume_to_the_bit(tmp_path, images):
