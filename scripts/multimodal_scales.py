@@ -1,7 +1,7 @@
 """The Multimodal network's three outputs (Wang et al. 2017, Fig. 1 and 6): style, enhance and refine subnets,
 beside the single-scale Johnson baseline, with 1:1 crops of the last scale; the bundled Starry Night models.
 
-    python scripts/multimodal_scales.py [--photo P] [--size 1024] [--model multimodal]
+    python scripts/multimodal_scales.py [--photo P] [--size 1024] [--model multimodal] [--baseline johnson]
         [--out runs/experiments/multimodal]
 
 Writes ``scales.png`` in ``--out``. ``--size`` is the long side of the last scale (the hierarchy halves it for the
@@ -23,11 +23,13 @@ from semstyle.viz.layout import captioned_row
 PANEL = 256  # px: the height of every panel and crop
 
 
-def scales_figure(photo, size: int, device: str = "cpu", precision: str = "auto", model: str = "multimodal"):
-    """``(1, 3, H, W)`` photo -> a captioned row: input, the three scales of the Multimodal ``model``, Johnson, and
-    1:1 crops of the last scale and of Johnson."""
+def scales_figure(
+    photo, size: int, device: str = "cpu", precision: str = "auto", model: str = "multimodal", baseline: str = "johnson"
+):
+    """``(1, 3, H, W)`` photo -> a captioned row: input, the three scales of the Multimodal ``model``, the Johnson
+    ``baseline``, and 1:1 crops of the last scale and of the baseline."""
     outputs = Stylizer(model, device, precision)(photo, size, all_scales=True)
-    johnson = Stylizer("johnson", device, precision)(photo, size)
+    johnson = Stylizer(baseline, device, precision)(photo, size)
     panels = [
         resize(p, (PANEL, round(p.shape[-1] * PANEL / p.shape[-2])), mode="bilinear")
         for p in [photo, *outputs, johnson]
@@ -52,10 +54,13 @@ def main(argv=None) -> int:
     p.add_argument("--photo", default=str(ASSETS / "content" / "astronaut.jpg"), help="default: the bundled astronaut")
     p.add_argument("--size", type=int, default=1024, help="long side of the last scale in px (default 1024)")
     p.add_argument("--model", default="multimodal", help="a Multimodal model file or bundled name (multimodal-1024)")
+    p.add_argument("--baseline", default="johnson", help="a Johnson model file or bundled name (johnson-1024)")
     p.add_argument("--out", default="runs/experiments/multimodal", help="output folder")
     args = p.parse_args(argv)
     with Timer():
-        figure = scales_figure(load_image(args.photo, what="photo"), args.size, model=args.model)
+        figure = scales_figure(
+            load_image(args.photo, what="photo"), args.size, model=args.model, baseline=args.baseline
+        )
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         figure.save(out / "scales.png")

@@ -40,4 +40,5 @@ SHIPPED_MODELS = {
     "multimodal": "models/starry_night_multimodal.safetensors",
     "multimodal-1024": "models/starry_night_multimodal_1024.safetensors",
     "johnson": "models/starry_night_johnson.safetensors",
+    "johnson-1024": "models/starry_night_johnson_1024.safetensors",
 }
