@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import math
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,12 @@ class CropDataset:
 
     ``sample(i, size)`` is a ``(3, size, size)`` tensor in [0, 1] that depends only on ``(seed, i, size)``;
     ``batch(step, b)`` stacks samples ``step·b … step·b + b − 1`` into ``(b, 3, s, s)``, with ``s = crop_size(step)``.
-    Images are read once and cached on ``device``, where the rescaling and cropping run: on a GPU, cutting four
-    1024 px crops on the CPU took longer than a training step's VGG passes (docs/feedforward.md). The draws are
-    the same on every device; the resampled pixels agree to float rounding.
+    Images are read once and cached on ``device``, where the rescaling and cropping run (on an H200, 4 crops of
+    1024 px took 30 ms on the CPU, an eighth of a training step, and 1.3 ms there; docs/feedforward.md). The draws
+    are the same on every device; the resampled pixels agree to float rounding. The cache holds 8-bit pixels (what
+    the files hold, so the crops are the same values as from float images), and a photo whose short side exceeds
+    the largest ever drawn (``crop × rescale[1]``) is shrunk to it once when read: a folder of 12-megapixel photos
+    would otherwise hold 144 MB per cached image, and resample each whole for every crop.
     """
 
     def __init__(self, images, crop: int, rescale=(1.0, 1.5), seed: int = 0, factors=(1.0,), device="cpu"):
@@ -90,13 +94,20 @@ class CropDataset:
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one dataset per run; the cache dies with it
     def _image(self, index: int) -> torch.Tensor:
+        """Image ``index`` as ``(1, 3, H, W)`` uint8 on the device, its short side at most ``crop × rescale[1]``."""
         try:
             image = load_image(self.files[index], what="training image")
         except ConfigError:
             raise
         except Exception as e:
             raise ConfigError(f"training image {self.files[index]}: {e}") from None
-        return image.to(self.device)
+        h, w = image.shape[-2:]
+        largest = math.ceil(self.crop * self.rescale[1])
+        if min(h, w) > largest:
+            f = largest / min(h, w)
+            size = (max(largest, round(h * f)), max(largest, round(w * f)))
+            image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return (image.clamp(0, 1) * 255).round().to(torch.uint8).to(self.device)
 
     def _order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch, 0]).permutation(len(self.files))
@@ -111,7 +122,7 @@ class CropDataset:
         epoch, k = divmod(int(i), len(self.files))
         index = int(self._order(epoch)[k])
         rng = np.random.default_rng([self.seed, int(i), 1])
-        image = self._image(index)
+        image = self._image(index).float() / 255
         h, w = image.shape[-2:]
         scale = size * rng.uniform(*self.rescale) / min(h, w)
         nh, nw = max(size, round(h * scale)), max(size, round(w * scale))

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from semstyle import api
 from semstyle.conf.feedforward import train_scales
 from semstyle.core.encoder import vgg19_encoder
-from semstyle.core.image import load_image, resize
+from semstyle.core.image import load_image, resize, save_image
 from semstyle.errors import ConfigError
 from semstyle.feedforward.data import CropDataset, bundled_training_photos, sklearn_sample_photos
 from semstyle.feedforward.model_file import load_model, save_model
@@ -176,6 +176,25 @@ def test_crop_factors_draw_one_crop_size_per_step(images):
     step = sizes.index(48)
     assert a.batch(step, 2).shape == (2, 3, 48, 48)
     assert torch.equal(a.batch(step, 2), b.batch(step, 2))
+
+
+def test_photos_are_cached_as_8_bits_and_large_ones_shrunk_once(tmp_path, images):
+    # 8-bit files keep their exact values; a photo larger than any crop ever drawn (crop x rescale max) is kept at
+    # that size, so a folder of camera photos does not hold 4 bytes per full-size pixel per cached image
+    small = tmp_path / "small.png"
+    save_image(resize(load_image(images[0]), 80), small)
+    data = CropDataset([str(small), images[0]], 64, rescale=(1.0, 1.5))
+    cached = data._image(0)
+    assert cached.dtype == torch.uint8 and tuple(cached.shape[-2:]) == (60, 80)
+    assert torch.equal(cached.float() / 255, load_image(small))
+    big, full = data._image(1), load_image(images[0])
+    assert min(big.shape[-2:]) == 96 and big.dtype == torch.uint8
+    # what a crop is cut from: the shrunk photo resampled again is the full photo resampled in one go, to 8-bit
+    # rounding and the second resampling's blur
+    once = torch.nn.functional.interpolate(full, size=(72, 96), mode="bilinear", antialias=True)
+    twice = torch.nn.functional.interpolate(big.float() / 255, size=(72, 96), mode="bilinear", antialias=True)
+    assert float((once - twice).abs().mean()) < 0.01
+    assert data.sample(3, 64).shape == (3, 64, 64)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
