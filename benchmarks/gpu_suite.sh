@@ -9,8 +9,8 @@
 # try the script on a CPU at small sizes.) What comes back: summary.md, errors.log, pytest_cuda.log and the training
 # job's files (benchmarks/gpu_train.sh; the model in parts: cat multimodal1024.model.part* > model.safetensors).
 # Python packages the machine lacks travel in .whl/ and .gpu/site/ (benchmarks/gpu_env.sh); the Renoir doodle set in
-# .gpu/data/doodle/renoir. Both folders are git-ignored (.git/info/exclude) and carried. On an unknown machine BENCH_OVERRIDES (e.g.
-# "size=64 steps=3") and STEP_SIZES shrink the benchmarks.
+# .gpu/data/doodle/renoir. Both folders are git-ignored (.git/info/exclude) and carried. On an unknown machine
+# BENCH_OVERRIDES (e.g. "size=64 steps=3") and STEP_SIZES shrink the benchmarks.
 set -u
 START=$SECONDS
 DEADLINE=${DEADLINE:-480}
