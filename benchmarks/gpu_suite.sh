@@ -7,7 +7,7 @@
 # Usage (from the repository root, on the GPU machine): OUT=dir [DEADLINE=seconds] [TRAIN=0] bash benchmarks/gpu_suite.sh
 # (DEVICE, SIZE, SCALES, WIDTH, BATCH, BENCH_JOBS and TESTS change the device, the training sizes and what runs, to
 # try the script on a CPU at small sizes.) What comes back: summary.md, errors.log, pytest_cuda.log and the training
-# job's files (benchmarks/gpu_train.sh; the model in parts: cat multimodal1024.model.part* > model.safetensors).
+# job's files in parts of one tar (benchmarks/gpu_train.sh: cat train.tar.part* | tar x).
 # Python packages the machine lacks travel in .whl/ and .gpu/site/ (benchmarks/gpu_env.sh); the Renoir doodle set in
 # .gpu/data/doodle/renoir. Both folders are git-ignored (.git/info/exclude) and carried. On an unknown machine
 # BENCH_OVERRIDES (e.g. "size=64 steps=3") and STEP_SIZES shrink the benchmarks.
