@@ -35,6 +35,15 @@ def split_config(config, overrides) -> tuple[str | None, list[str]]:
     return config, list(overrides)
 
 
+def base_config(config, overrides) -> str | None:
+    """The config a command without a config file starts from: the demo's (:data:`DEFAULT_CONFIG`), unless the
+    overrides name a method, which then starts from its own defaults (None), not from the demo's Gatys schedule
+    (``semstyle run method=dst`` ran the demo's 100 steps at one scale instead of DST's 150 + 150 + 75)."""
+    if config is not None:
+        return config
+    return None if any(str(o).split("=", 1)[0].strip() == "method" for o in overrides) else DEFAULT_CONFIG
+
+
 def add_run_options(parser, example: str) -> None:
     """The options every method command shares: overrides, ``--device``, ``--precision``, ``--out``, ``--seed``."""
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"config overrides, e.g. {example}")
@@ -82,12 +91,17 @@ def run_and_report(config, overrides, extra_files=()) -> None:
 
 def _run(args) -> None:
     config, overrides = split_config(args.config, args.overrides)
-    run_and_report(DEFAULT_CONFIG if config is None else config, overrides + common_overrides(args))
+    overrides = overrides + common_overrides(args)
+    run_and_report(base_config(config, overrides), overrides)
 
 
 def add_run(sub) -> None:
     p = sub.add_parser("run", help="run a method from a YAML config with key=value overrides")
-    p.add_argument("config", nargs="?", help="config file (default: the bundled configs/default.yaml)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="config file (default: the bundled configs/default.yaml; with method=NAME, its defaults)",
+    )
     add_run_options(p, "size=256 steps=50")
     p.set_defaults(func=_run)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..conf.vocab import PRECISIONS
 from ..interrupts import deferred
-from .commands import DEFAULT_CONFIG, split_config
+from .commands import base_config, split_config
 
 LAUNCHER_NAMES = ("joblib", "submitit_local", "submitit_slurm", "ray", "basic")  # semstyle.experiments.sweep
 
@@ -58,8 +58,8 @@ def _sweep(args) -> int:
         # `semstyle sweep --out DIR`: continue the sweep recorded there
         data = sweep.load_sweep(args.out)
         config, params, base = data.get("config"), data["params"], data.get("overrides", [])
-    elif config is None:
-        config = DEFAULT_CONFIG
+    else:
+        config = base_config(config, overrides)
     base = list(base) + _run_options(args)
     folder = sweep.run_sweep(config, params, _out(args, "sweep"), args.launcher, base, args.jobs, log=_log)
     return _report(sweep, folder)
@@ -68,8 +68,7 @@ def _sweep(args) -> int:
 def _search(args) -> int:
     sweep, search = _modules()
     config, overrides = split_config(args.config, args.overrides)
-    if config is None:
-        config = DEFAULT_CONFIG
+    config = base_config(config, overrides)
     space, base = {}, []
     for item in overrides + _run_options(args):
         override = sweep.parse_override(item)

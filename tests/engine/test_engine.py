@@ -179,6 +179,19 @@ def test_run_works_from_any_folder(tmp_path):
     assert (tmp_path / "out" / "output.png").is_file()
 
 
+def test_a_command_without_a_config_file_starts_from_the_named_methods_defaults():
+    # the demo's config when no method is named; a named method's own schedule, not the demo's Gatys one
+    from semstyle.cli.commands import DEFAULT_CONFIG, base_config
+
+    assert base_config(None, ["size=64"]) == DEFAULT_CONFIG
+    assert base_config("mine.yaml", ["method=dst"]) == "mine.yaml"
+    dst = load_config(base_config(None, ["method=dst", "size=256"]), ["method=dst", "size=256"])
+    demo_on_dst = load_config(DEFAULT_CONFIG, ["method=dst", "size=256"])
+    assert dst == load_config(None, ["method=dst", "size=256"])
+    assert (dst.steps, list(dst.scales)) != (demo_on_dst.steps, list(demo_on_dst.scales))
+    assert base_config(None, ["size=64", "method = strotss"]) is None
+
+
 def test_scale_steps_give_each_coarse_scale_its_own_steps(tmp_path):
     events = []
     run(None, SMALL + ["scales=[32,40]", "scale_steps=[5,2]", f"out_dir={tmp_path / 'r'}"], callbacks=[events.append])
