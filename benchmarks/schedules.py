@@ -8,7 +8,7 @@
 
 A schedule ``C:S`` runs ``C`` steps at every scale below ``size`` (``coarse_steps``) and ``S`` at ``size``
 (``steps``); ``C`` may also list one count per coarse scale, coarse to fine (``100,50:80`` is ``scale_steps=[100,50]
-steps=80``). The first of the list should be today's default, which the report compares against. Each run is a
+steps=80``), or be ``none``: no coarse scales (``none:100`` is ``scales=[] steps=100``). The first of the list should be today's default, which the report compares against. Each run is a
 ``semstyle run`` of the job's config in its own process with one thread (``OMP_NUM_THREADS=1``): its CPU seconds
 resist the load of a shared machine, and two runs may go side by side (``--parallel 2``). A run prints its CPU
 seconds and the unit (one bare fp32 VGG-19 forward+backward to relu5_1 at 512x384, measured in that process).
@@ -83,7 +83,10 @@ def run_jobs(job: str, pairs: list[str], schedules: list[str], out: Path, parall
         for pair in pairs:
             name = f"{job}-{pair}-{coarse}-{final}"
             if name not in done:
-                steps = f"scale_steps=[{coarse}]" if "," in coarse else f"coarse_steps={coarse}"
+                if coarse == "none":
+                    steps = "scales=[]"
+                else:
+                    steps = f"scale_steps=[{coarse}]" if "," in coarse else f"coarse_steps={coarse}"
                 tasks.append((name, [*PAIRS[pair], *JOBS[job], steps, f"steps={final}", *extra]))
 
     def launch(task):
@@ -153,7 +156,7 @@ def main() -> None:
         "--schedules",
         nargs="+",
         required=True,
-        help="COARSE:FINAL steps (COARSE: one count, or one per coarse scale: 100,50), today's default first",
+        help="COARSE:FINAL steps (COARSE: one count, one per coarse scale: 100,50, or none), today's default first",
     )
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--parallel", type=int, default=1)

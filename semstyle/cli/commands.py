@@ -38,7 +38,7 @@ def split_config(config, overrides) -> tuple[str | None, list[str]]:
 def base_config(config, overrides) -> str | None:
     """The config a command without a config file starts from: the demo's (:data:`DEFAULT_CONFIG`), unless the
     overrides name a method, which then starts from its own defaults (None), not from the demo's Gatys schedule
-    (``semstyle run method=dst`` ran the demo's 100 steps at one scale instead of DST's 150 + 150 + 75)."""
+    (``semstyle run method=dst`` ran the demo's 100 steps at one scale instead of DST's 150 at each of three)."""
     if config is not None:
         return config
     return None if any(str(o).split("=", 1)[0].strip() == "method" for o in overrides) else DEFAULT_CONFIG

@@ -44,6 +44,7 @@ BASE_DEFAULTS = {
         "pooling": "max",
         "warp_sgd": False,
         "warp_optimizer": "adam",
+        "scales": [64, 128],  # DST styletransfer.py: 64, 128, 256 px
         "steps": 150,  # DST job_example.sh: max_iter 150 at each of the 3 scales
     },
     # No public reference (docs/dst.md has the experiments). The image: Gatys's content/style ratio (1e-3 / 1e-6,
@@ -67,11 +68,13 @@ BASE_DEFAULTS = {
         "pooling": "avg",
         "warp_sgd": True,
         "warp_optimizer": "adam",
-        # 150 Adam steps at 64 and 128 px, 75 at 256 px: 0.64-0.65 of the CPU time of 150 at each scale, the total
-        # objective within 0.04 % and the image's terms (content, both style terms, TV) +0.9 / +2.0 / +3.9 % on three
-        # portrait pairs (docs/benchmarks.md, *Steps per scale*); 50 at 256 px: +5-9 %.
+        # One scale, 120 Adam steps at 256 px: 0.54-0.57 of the CPU time of DST's 150 at each of 64, 128 and 256 px,
+        # the image's terms (content, both style terms, TV) -1.6 / +0.2 / +1.2 % on three portrait pairs and the total
+        # objective within 0.01 % (docs/benchmarks.md, *Steps per scale*). The coarse scales bought nothing here:
+        # 150 + 150 + 75 took 0.61-0.71 of the time for +1.2 to +3.8 %. 150 at each coarse scale if scales are set.
+        "scales": [],
         "coarse_steps": 150,
-        "steps": 75,
+        "steps": 120,
     },
 }
 
@@ -84,7 +87,7 @@ class DSTConfig(RunConfig):
     base: str = "strotss"  # strotss (the paper) | gram (Gatys et al. 2016 losses)
     # DST job_example.sh: im_size 256 and 3 scales (styletransfer.py: 64, 128, 256), max_iter 150 per scale
     size: int = 256
-    scales: List[int] = field(default_factory=lambda: [64, 128])
+    scales: Optional[List[int]] = None  # coarse scales below size; null = the base's ([64, 128] strotss, [] gram)
     steps: Optional[int] = None  # at size (and at the coarser scales unless coarse_steps); null = the base's
     keypoints: str = "auto"  # auto (files if given, else nbb) | files | nbb | faces
     content_keypoints: Optional[str] = None  # DST-format keypoint files (row, col per line, original pixels)

@@ -60,8 +60,9 @@ GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 
 def settings(cfg) -> dict:
-    """The optimisation settings of a resolved config (the keys its base fills), by name."""
-    return {**{key: cfg[key] for key in BASE_DEFAULTS[cfg.base]}, "warp_lr": cfg.warp_lr}
+    """The optimisation settings of a resolved config (the keys its base fills), by name, as plain values."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return {**{key: plain[key] for key in BASE_DEFAULTS[cfg.base]}, "warp_lr": cfg.warp_lr}
 
 
 # -- keypoints ---------------------------------------------------------------------------------------------------

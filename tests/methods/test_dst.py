@@ -254,10 +254,11 @@ def test_gram_base_tv_keeps_the_pixels_from_speckling(assets_dir):
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"base": "gram"}, [150, 150, 75]),  # the Gram base's schedule (docs/benchmarks.md, *Steps per scale*)
+        ({"base": "gram"}, [120]),  # the Gram base's schedule: one scale (docs/benchmarks.md, *Steps per scale*)
         ({"base": "strotss"}, [150, 150, 150]),  # DST's job_example.sh
-        ({"base": "gram", "steps": 40}, [150, 150, 40]),  # steps is the final size's, as in every method
-        ({"base": "gram", "steps": 40, "coarse_steps": 40}, [40, 40, 40]),
+        ({"base": "gram", "scales": [64, 128]}, [150, 150, 120]),  # coarse scales asked for get 150 steps each
+        ({"base": "gram", "scales": [64, 128], "steps": 40}, [150, 150, 40]),  # steps is the final size's
+        ({"base": "gram", "scales": [64, 128], "steps": 40, "coarse_steps": 40}, [40, 40, 40]),
     ],
 )
 def test_steps_per_scale_follow_the_base(overrides, expected):
