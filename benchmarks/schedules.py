@@ -8,10 +8,11 @@
 
 A schedule ``C:S`` runs ``C`` steps at every scale below ``size`` (``coarse_steps``) and ``S`` at ``size``
 (``steps``); ``C`` may also list one count per coarse scale, coarse to fine (``100,50:80`` is ``scale_steps=[100,50]
-steps=80``), or be ``none``: no coarse scales (``none:100`` is ``scales=[] steps=100``). The first of the list should be today's default, which the report compares against. Each run is a
-``semstyle run`` of the job's config in its own process with one thread (``OMP_NUM_THREADS=1``): its CPU seconds
-resist the load of a shared machine, and two runs may go side by side (``--parallel 2``). A run prints its CPU
-seconds and the unit (one bare fp32 VGG-19 forward+backward to relu5_1 at 512x384, measured in that process).
+steps=80``), or be ``none``: no coarse scales (``none:100`` is ``scales=[] steps=100``). The first of the list
+should be today's default, which the report compares against. Each run is a ``semstyle run`` of the job's config
+in its own process with one thread (``OMP_NUM_THREADS=1``): its CPU seconds resist the load of a shared machine,
+and two runs may go side by side (``--parallel 2``). A run prints its CPU seconds and the unit (one bare fp32 VGG-19
+forward+backward to relu5_1 at 512x384, measured in that process).
 
 The objective a run ends at is the method's own loss at the final size, averaged over the last five steps (DST's
 STROTSS base redraws its sample points at every step, so one step's value is noisy). DST's total is dominated by
