@@ -56,9 +56,9 @@ class FeedForwardConfig(RunConfig):
     checkpoint_every: int = 100  # steps between checkpoints (safetensors)
     sample_every: int = 100  # steps between validation samples (samples/step_NNNNNN.png)
     model_name: str = "model.safetensors"  # the model file written into the run folder when training ends
-    # start from this model file's weights (a path, or a bundled model's name: multimodal, multimodal-1024, johnson,
-    # johnson-1024) instead of a random initialisation; Adam and the step count start afresh. Its network (method,
-    # stages, width) must be this config's; the training sizes may differ (the networks are fully convolutional).
+    # start from this model file's weights (a path, or a bundled model's name: conf/vocab.py SHIPPED_MODELS) instead
+    # of a random initialisation; Adam and the step count start afresh. Its network (method, stages, width) must be
+    # this config's; the training sizes may differ (the networks are fully convolutional).
     init_model: Optional[str] = None
 
 
