@@ -99,7 +99,7 @@ def add_cli(sub) -> None:
 
 
 def _run_dir(out: str | None):
-    from ..core.sizes import check_output_path
+    from ..conf.checks import check_output_path
     from ..engine.runs import RunDir
 
     if out is not None:

@@ -1,12 +1,18 @@
-"""Value checks shared by the method schemas; each raises a one-line :class:`~semstyle.errors.ConfigError`."""
+"""Value and file checks shared by the method schemas and the command line; each raises a one-line error
+(:mod:`semstyle.errors`), and none loads torch."""
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
 
-from ..errors import ImageError, check
+from ..errors import ConfigError, ImageError, SemstyleError, check
 
 
 def is_list(value) -> bool:
@@ -51,20 +57,159 @@ def numbers(values, key: str) -> list[float]:
     return [float(v) for v in values]
 
 
-# The keys that name input images, in every method's vocabulary, and what a message calls them.
+# The keys that name input files, in every method's vocabulary, and what a message calls them.
 INPUT_IMAGES = {
     "content": "content image",
     "style": "style image",
     "content_map": "content map",
     "style_map": "style map",
 }
+INPUT_TEXT_FILES = {"content_keypoints": "keypoint file A", "style_keypoints": "keypoint file B"}
 
 
-def check_input_images(cfg) -> None:
-    """Every input image the config names exists: a missing file is one line before torch or a method loads (the
-    method's loader still checks what a file holds)."""
+def check_inputs(cfg) -> None:
+    """Every input file the config names can be read, and its run folder (``out_dir``) can be made: one line
+    before torch or a method loads. Images are checked up to their header (:func:`open_image`); the method's
+    loader still decodes the pixels and reads what the keypoint files hold."""
     for key, what in INPUT_IMAGES.items():
         value = OmegaConf.select(cfg, key, default=None)
         for path in value if is_list(value) else [value]:
-            if isinstance(path, str) and path.strip() and not Path(path).exists():
-                raise ImageError(f"{what} {path}: file not found")
+            if isinstance(path, str) and path.strip():
+                open_image(path, what).close()
+    for key, what in INPUT_TEXT_FILES.items():
+        path = OmegaConf.select(cfg, key, default=None)
+        if isinstance(path, str) and path.strip():
+            check_file(path, what)
+    out_dir = OmegaConf.select(cfg, "out_dir", default=None)
+    if out_dir is not None:
+        check_output_path(out_dir, "out_dir", folder=True)
+        check_new_folder(out_dir, "out_dir")
+
+
+def check_file(path, what: str) -> None:
+    """``path`` is a file: a one-line :class:`SemstyleError` naming ``what`` when it is missing or a folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SemstyleError(f"{what} {path}: " + ("is a folder, not a file" if path.is_dir() else "file not found"))
+
+
+def open_image(path, what: str):
+    """Pillow's image of ``path`` with only its header read (``.load()`` decodes the pixels); one-line
+    :class:`ImageError` naming ``what`` for an empty value, a missing, empty or unreadable file, or a header that
+    claims too many pixels."""
+    from PIL import Image  # here, so that `semstyle --help` does not load Pillow
+
+    if path is None or (isinstance(path, str) and path.strip() == ""):
+        raise ImageError(f"{what}: no file given (the value is empty)")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ImageError(f"{what}: expected an image file path, got {type(path).__name__} {path!r}")
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{what} {path}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{what} {path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{what} {path}: file is empty (0 bytes)")
+    with image_errors(path, what):
+        return Image.open(path)
+
+
+@contextmanager
+def image_errors(path, what: str):
+    """What Pillow raises opening or decoding ``path``, as one-line :class:`ImageError` naming ``what``.
+
+    Pillow only warns between ``MAX_IMAGE_PIXELS`` and twice that; here a file claiming that many pixels is refused
+    before decoding (a few hundred bytes can claim gigabytes), as one that claims more always is.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(
+            f"{what} {path}: claims {_claimed_size(e)}, over the limit of "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); a decompression bomb or "
+            "a corrupt header"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{what} {path}: not a readable image ({e.__class__.__name__}: {_one_line(e)})") from None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _claimed_size(error: Exception) -> str:
+    """``N pixels`` from Pillow's bomb message ("Image size (N pixels) exceeds limit of ...")."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+
+
+def check_new_folder(path, key: str) -> None:
+    """Nothing is at ``path`` yet but an empty folder: runs are never overwritten."""
+    p = Path(path)
+    check(
+        not (any(p.iterdir()) if p.is_dir() else p.exists()),
+        f"{key} {p}: already exists and is not empty; choose another {key} (runs are never overwritten)",
+    )
+
+
+def check_output_path(path, key: str, folder: bool = False) -> None:
+    """A :class:`ConfigError` naming ``key`` unless ``path`` can be created: a new folder (``folder=True``, made
+    with its parents) or a file (replaced if it exists). Nothing is created.
+
+    Catches what would otherwise fail after the work is done, or in a traceback: the current folder (``.``), a
+    path whose parent is a file, an existing file where a folder is wanted (or the reverse), a read-only or
+    pseudo file system such as ``/proc``.
+    """
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ConfigError(f"{key}: must be a {'folder' if folder else 'file'} path, got {path!r}")
+    p = Path(os.fspath(path)).expanduser()
+    if p.name in ("", ".", ".."):
+        raise ConfigError(
+            f"{key} {path}: is the current folder or its parent, not a new {'folder' if folder else 'file'}; name one"
+        )
+    if p.exists() or p.is_symlink():
+        if folder and not p.is_dir():
+            raise ConfigError(f"{key} {path}: is a file; a run folder is wanted there")
+        if not folder and p.is_dir():
+            raise ConfigError(f"{key} {path}: is a folder; name a file")
+    parent = p.absolute().parent
+    while not parent.exists():  # the nearest existing ancestor is where a folder would be made
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{key} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key} {path}: cannot write in {parent} (permission denied)")
+    try:
+        stat = os.statvfs(parent)
+    except OSError:
+        return
+    if stat.f_flag & os.ST_RDONLY:
+        raise ConfigError(f"{key} {path}: cannot write in {parent} ({os.strerror(errno.EROFS).lower()})")
+    if _pseudo_fs(parent):
+        raise ConfigError(f"{key} {path}: cannot write in {parent} (a {_pseudo_fs(parent)} pseudo file system)")
+
+
+_PSEUDO = {"proc", "sysfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs", "pstore", "bpf", "tracefs"}
+
+
+def _pseudo_fs(path: Path) -> str | None:
+    """The type of the pseudo file system (proc, sysfs, ...) ``path`` lies on, from /proc/mounts; None otherwise."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    best, kind = "", None
+    resolved = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind if kind in _PSEUDO else None

@@ -8,62 +8,28 @@ atomic (temp file in the same folder, then rename) so a crash never leaves a hal
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from ..conf.checks import image_errors, open_image
 from ..errors import ImageError
 
 Size = int | tuple[int, int] | None
 
 
 def _open(path: str | os.PathLike | None, what: str) -> Image.Image:
-    if path is None or (isinstance(path, str) and path.strip() == ""):
-        raise ImageError(f"{what}: no file given (the value is empty)")
-    if not isinstance(path, (str, os.PathLike)):
-        raise ImageError(f"{what}: expected an image file path, got {type(path).__name__} {path!r}")
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{what} {path}: file not found")
-    if path.is_dir():
-        raise ImageError(f"{what} {path}: is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{what} {path}: file is empty (0 bytes)")
-    try:
-        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a file claiming that many pixels is refused
-        # before decoding (a few hundred bytes can claim gigabytes), as one that claims more always is.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(
-            f"{what} {path}: claims {_claimed_size(e)}, over the limit of "
-            f"{Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); a decompression bomb or "
-            "a corrupt header"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{what} {path}: not a readable image ({e.__class__.__name__}: {_one_line(e)})") from None
+    img = open_image(path, what)
+    with image_errors(path, what):
+        img.load()
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not make the pixels unusable
         return img
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
-
-
-def _claimed_size(error: Exception) -> str:
-    """``N pixels`` from Pillow's bomb message ("Image size (N pixels) exceeds limit of ...")."""
-    found = re.search(r"\((\d+) pixels\)", str(error))
-    return f"{int(found.group(1)):,} pixels" if found else "too many pixels"
 
 
 def pil_to_array(img: Image.Image) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Checks run before any heavy work: is every image big enough for the encoder layers it goes through at its
-working size, and can an output location be written?
+working size? (Whether an output location can be written is :func:`semstyle.conf.checks.check_output_path`.)
 
 Every 2x2 pooling of VGG-19 halves a side, rounding down, so a side of fewer than ``2^k`` px reaches a layer after
 ``k`` poolings as 0 px, and torch stops deep inside pooling ("Output size is too small"). These functions say, in
@@ -8,13 +8,9 @@ one line, which image, at which working size, and the smallest size that works.
 
 from __future__ import annotations
 
-import errno
-import os
-from pathlib import Path
-
 import torch
 
-from ..errors import ConfigError, ImageError
+from ..errors import ImageError
 from .encoder import LAYER_NAMES, check_layers
 from .image import target_size
 
@@ -100,62 +96,3 @@ def check_sizes(
         key = f"{key}, or the style scale"
     for name, image in images.items():
         check_working_size(image, long_side, layers, name, key, patch)
-
-
-def check_output_path(path, key: str, folder: bool = False) -> None:
-    """A :class:`ConfigError` naming ``key`` unless ``path`` can be created: a new folder (``folder=True``, made
-    with its parents) or a file (replaced if it exists). Nothing is created.
-
-    Catches what would otherwise fail after the work is done, or in a traceback: the current folder (``.``), a
-    path whose parent is a file, an existing file where a folder is wanted (or the reverse), a read-only or
-    pseudo file system such as ``/proc``.
-    """
-    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
-        raise ConfigError(f"{key}: must be a {'folder' if folder else 'file'} path, got {path!r}")
-    p = Path(os.fspath(path)).expanduser()
-    if p.name in ("", ".", ".."):
-        raise ConfigError(
-            f"{key} {path}: is the current folder or its parent, not a new {'folder' if folder else 'file'}; name one"
-        )
-    if p.exists() or p.is_symlink():
-        if folder and not p.is_dir():
-            raise ConfigError(f"{key} {path}: is a file; a run folder is wanted there")
-        if not folder and p.is_dir():
-            raise ConfigError(f"{key} {path}: is a folder; name a file")
-    parent = p.absolute().parent
-    while not parent.exists():  # the nearest existing ancestor is where a folder would be made
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"{key} {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{key} {path}: cannot write in {parent} (permission denied)")
-    try:
-        stat = os.statvfs(parent)
-    except OSError:
-        return
-    if stat.f_flag & os.ST_RDONLY:
-        raise ConfigError(f"{key} {path}: cannot write in {parent} ({os.strerror(errno.EROFS).lower()})")
-    if _pseudo_fs(parent):
-        raise ConfigError(f"{key} {path}: cannot write in {parent} (a {_pseudo_fs(parent)} pseudo file system)")
-
-
-_PSEUDO = {"proc", "sysfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs", "pstore", "bpf", "tracefs"}
-
-
-def _pseudo_fs(path: Path) -> str | None:
-    """The type of the pseudo file system (proc, sysfs, ...) ``path`` lies on, from /proc/mounts; None otherwise."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    best, kind = "", None
-    resolved = str(path.resolve())
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = parts[1].replace("\\040", " ")
-        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > len(best):
-            best, kind = point, parts[2]
-    return kind if kind in _PSEUDO else None

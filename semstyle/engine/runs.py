@@ -27,8 +27,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..conf.checks import check_new_folder, check_output_path
 from ..core.image import atomic_write, save_image
-from ..core.sizes import check_output_path
 from ..errors import ConfigError, ResourceError, SemstyleError, check
 from . import divergence
 from . import fingerprint as fp
@@ -116,6 +116,7 @@ class RunDir:
         self.final = Path(out_dir)
         self.path = self.final.with_name(self.final.name + ".partial")
         self.resume = resume
+        self.key = key
         self.fingerprint = fingerprint
         self.log = LossLog()
         self.warnings: list[str] = []
@@ -126,11 +127,7 @@ class RunDir:
         self._check_final()
 
     def _check_final(self) -> None:
-        check(
-            not (self.final.exists() and any(self.final.iterdir()) if self.final.is_dir() else self.final.exists()),
-            f"out_dir {self.final}: already exists and is not empty; choose another out_dir "
-            "(runs are never overwritten)",
-        )
+        check_new_folder(self.final, self.key)
 
     # --- the lock -------------------------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:

@@ -28,8 +28,9 @@ from PIL import Image
 
 from semstyle.api import run
 from semstyle.cli import main
+from semstyle.conf.checks import check_output_path
 from semstyle.core.image import load_image
-from semstyle.core.sizes import check_image_size, check_output_path, min_long_side, min_side_for
+from semstyle.core.sizes import check_image_size, min_long_side, min_side_for
 from semstyle.errors import ConfigError, ImageError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -168,6 +168,28 @@ def test_the_command_line_starts_without_torch():
     assert done.stderr.splitlines()[0] == "semstyle: error: size: must be an integer, got 'abc'"
 
 
+def test_file_errors_answer_before_torch_loads(tmp_path):
+    # an unreadable image, a missing keypoint file and a used out_dir are one line each, before torch loads (issue
+    # 17: they took 3 s, the imports of torch and the methods, before the run folder or the loader said so)
+    (tmp_path / "not-an-image.jpg").write_text("hello")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "output.png").write_bytes(b"")
+    image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
+    cases = {
+        f"content={image}": f"content image {image}: not a readable image (UnidentifiedImageError",
+        f"method=dst content_keypoints={points} style_keypoints={points}": f"keypoint file A {points}: file not found",
+        f"out_dir={used}": f"out_dir {used}: already exists and is not empty; choose another out_dir",
+    }
+    code = (
+        "import sys; from semstyle.cli import main; "
+        f"codes = [main(['run', *a.split()]) for a in {list(cases)!r}]; print(codes, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[2, 2, 2] False"
+    for line, message in zip(done.stderr.splitlines(), cases.values(), strict=True):
+        assert line.startswith("semstyle: error: " + message), line
+
+
 def test_run_works_from_any_folder(tmp_path):
     """The default config and its images ship inside the package."""
     env_code = (

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ...conf.checks import check_file
 from ...core.image import atomic_write
 from ...errors import SemstyleError
 
@@ -30,8 +31,7 @@ FILE_JSON = "correspondences.json"
 def _lines(path: str | os.PathLike, what: str) -> list[tuple[int, str]]:
     """Non-blank lines of a text file as ``(line number, text)``; one-line errors for unreadable files."""
     path = Path(path)
-    if not path.is_file():
-        raise SemstyleError(f"{what} {path}: " + ("is a folder, not a file" if path.is_dir() else "file not found"))
+    check_file(path, what)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
