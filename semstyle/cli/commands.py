@@ -9,7 +9,7 @@ import time
 import warnings
 from importlib.resources import files
 
-from ..conf import check_inputs, load_config
+from ..conf import check_input_files, check_run_folder, load_config
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
 from ..conf.vocab import POOLINGS, PRECISIONS
@@ -78,7 +78,8 @@ def run_and_report(config, overrides, extra_files=()) -> None:
     """Run a method, then print the result's path, ``extra_files`` of its folder, and the folder."""
     # a config error, an unreadable input file or a used out_dir answers here, before torch and the methods load
     cfg = load_config(config, overrides)
-    check_inputs(cfg)
+    check_input_files(cfg)
+    check_run_folder(cfg)
     path = _api().run(cfg)
     print(f"result: {path / 'output.png'}")
     for name in extra_files:

@@ -1,7 +1,7 @@
 """Configs: every method's schema (dataclasses), one loader, one vocabulary. Imports no method code and no torch."""
 
 from ..errors import check
-from .checks import check_choice, check_inputs, check_number
+from .checks import check_choice, check_input_files, check_number, check_run_folder
 from .common import COSMETIC_KEYS, RunConfig, packaged, scale_schedule, steps_per_scale
 from .doodle import CNNMRF, DOODLE
 from .dst import DST
@@ -30,7 +30,8 @@ def load_config(config=None, overrides=(), default_method: str = "gatys"):
 __all__ = [
     "SCHEMAS",
     "load_config",
-    "check_inputs",
+    "check_input_files",
+    "check_run_folder",
     "Schema",
     "load",
     "to_yaml",

@@ -67,10 +67,10 @@ INPUT_IMAGES = {
 INPUT_TEXT_FILES = {"content_keypoints": "keypoint file A", "style_keypoints": "keypoint file B"}
 
 
-def check_inputs(cfg) -> None:
-    """Every input file the config names can be read, and its run folder (``out_dir``) can be made: one line
-    before torch or a method loads. Images are checked up to their header (:func:`open_image`); the method's
-    loader still decodes the pixels and reads what the keypoint files hold."""
+def check_input_files(cfg) -> None:
+    """Every input file the config names can be read: one line before torch or a method loads. Images are checked
+    up to their header (:func:`open_image`); the method's loader still decodes the pixels and reads what the
+    keypoint files hold."""
     for key, what in INPUT_IMAGES.items():
         value = OmegaConf.select(cfg, key, default=None)
         for path in value if is_list(value) else [value]:
@@ -80,6 +80,10 @@ def check_inputs(cfg) -> None:
         path = OmegaConf.select(cfg, key, default=None)
         if isinstance(path, str) and path.strip():
             check_file(path, what)
+
+
+def check_run_folder(cfg) -> None:
+    """The run folder the config names (``out_dir``; none: a new timestamped one) can be made and holds nothing."""
     out_dir = OmegaConf.select(cfg, "out_dir", default=None)
     if out_dir is not None:
         check_output_path(out_dir, "out_dir", folder=True)

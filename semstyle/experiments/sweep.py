@@ -54,6 +54,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .. import api
+from ..conf import check_input_files
 from ..core.image import atomic_write
 from ..engine import resources
 from ..errors import ConfigError, SemstyleError, check
@@ -514,12 +515,13 @@ def _describe(texts: dict) -> str:
 
 
 def validate(config, base: list[str], combos: list[tuple[str, dict, dict]]) -> None:
-    """Load every combination's config (:func:`semstyle.api.load_config`) before any run starts: a typo'd key, a
-    wrong type or a bad value is one line naming the run, the key and what is wrong."""
+    """Load every combination's config (:func:`semstyle.api.load_config`) and check the files it reads
+    (:func:`semstyle.conf.check_input_files`) before any run starts: a typo'd key, a wrong type, a bad value or a
+    missing image is one line naming the run, the key or file and what is wrong."""
     for name, texts, values in combos:
         try:
-            api.load_config(config, run_overrides(base, values, Path(RUNS_DIR) / name))
-        except ConfigError as e:
+            check_input_files(api.load_config(config, run_overrides(base, values, Path(RUNS_DIR) / name)))
+        except SemstyleError as e:
             prefix = f"run {name} ({_describe(texts)}): " if texts else ""
             raise ConfigError(f"{prefix}{e}") from None
 

@@ -187,6 +187,10 @@ def test_every_launcher_gives_the_same_losses(launcher, grid, tmp_path, request)
         (["style_weight=1e-7,1e-6", "hydra.launcher.n_jobz=2"], "hydra: Could not override 'hydra.launcher.n_jobz'"),
         (["style_weight=1e-7,1e-6", "--jobs", "0"], "--jobs: must be >= 1, got 0"),
         (["style_weight=1e-7,1e-6", "style_weight=1e-5"], "style_weight is given twice"),
+        (
+            ["style=nowhere/a.jpg,nowhere/b.jpg"],
+            "run 000 (style=nowhere/a.jpg): style image nowhere/a.jpg: file not found",
+        ),
     ],
 )
 def test_bad_input_is_one_line_before_any_run(args, message, tmp_path):
