@@ -22,16 +22,13 @@ from typing import Callable
 import torch
 from omegaconf import OmegaConf
 
-from .conf import SCHEMAS, Schema, load, load_config, to_yaml
-from .conf.feedforward import TRAIN_SCHEMAS
-from .conf.loader import method_of, parse_overrides, user_config
+from .conf import SCHEMAS, Schema, load_config, load_train_config, to_yaml
 from .core.encoder import resolve_device, resolve_precision
 from .core.image import atomic_write
 from .engine import Engine
 from .engine.fingerprint import fingerprint
 from .engine.resources import check_memory
 from .engine.runs import RunDir
-from .errors import check
 from .feedforward import train as ff_train
 from .feedforward.stylize import stylize_files
 from .methods import doodle, dst, gatys, reconstruct, strotss
@@ -130,18 +127,6 @@ def run(config=None, overrides=(), callbacks=(), **options) -> Path:
 
 
 # -- feed-forward networks (semstyle.feedforward) ------------------------------------------------------------------
-
-
-def load_train_config(config=None, overrides=()):
-    """A resolved training config: ``method`` (``multimodal`` or ``johnson``) from the overrides, else the config,
-    else ``multimodal``."""
-    user, where = user_config(config)
-    method = method_of(user, parse_overrides(overrides), "multimodal")
-    check(
-        isinstance(method, str) and method in TRAIN_SCHEMAS,
-        f"method: {method!r} is not a trainable network; available: {', '.join(TRAIN_SCHEMAS)}",
-    )
-    return load(TRAIN_SCHEMAS[method], user, overrides, origin=where)
 
 
 def train(config=None, overrides=(), callbacks=(), **options) -> Path:

@@ -10,9 +10,11 @@ import warnings
 from importlib.resources import files
 
 from ..conf import check_input_files, check_run_folder, load_config
+from ..conf.checks import check_new_folder, check_output_path, open_image
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
 from ..conf.vocab import POOLINGS, PRECISIONS
+from ..errors import check
 from ..interrupts import deferred
 
 DEFAULT_CONFIG = str(files("semstyle") / "conf" / "default.yaml")
@@ -228,14 +230,17 @@ FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 
 
 def _features(args) -> None:
-    # torch and matplotlib load when the command runs (see _api)
+    check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
+    open_image(args.image, "image").close()
+    if args.out is not None:
+        check_output_path(args.out, "--out", folder=True)
+        check_new_folder(args.out, "--out")
+    # torch and matplotlib load when the command runs, once its input is checked (see _api)
     with deferred():
         from ..core.image import load_image
         from ..engine.runs import RunDir
-        from ..errors import check
         from ..viz.features import feature_view
 
-    check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
     out = args.out or f"runs/features-{time.strftime('%Y%m%d-%H%M%S')}"
     with RunDir(out, "features", key="--out") as run_dir:
         image = load_image(args.image, args.size, what="image")

@@ -3,14 +3,20 @@ the feed-forward networks of :mod:`semstyle.feedforward`."""
 
 from __future__ import annotations
 
-from ..conf.feedforward import FeedForwardConfig
+from ..conf import check_run_folder, load_train_config
+from ..conf.checks import check_stylize_inputs
+from ..conf.feedforward import FeedForwardConfig, check_train_files
 from ..conf.vocab import PRECISIONS, SHIPPED_MODELS
 from .commands import _api, add_run_options, common_overrides, split_config
 
 
 def _train(args) -> None:
     config, overrides = split_config(args.config, args.overrides)
-    path = _api().train(config, overrides + common_overrides(args))
+    overrides = overrides + common_overrides(args)
+    cfg = load_train_config(config, overrides)  # a config or file error answers before torch loads
+    check_train_files(cfg)
+    check_run_folder(cfg)
+    path = _api().train(config, overrides)
     print(f"result: {path / 'model.safetensors'}")  # the closing lines of every command that writes a run folder
     print(f"samples: {path / 'samples'}")
     print(f"run folder: {path}")
@@ -30,6 +36,7 @@ def add_train(sub) -> None:
 
 
 def _stylize(args) -> None:
+    check_stylize_inputs(args.model, args.inputs, args.out, args.size, args.batch)  # before torch loads
     written = _api().stylize(
         args.model,
         args.inputs,

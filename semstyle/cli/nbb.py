@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..conf.checks import check_new_folder, check_output_path, open_image
 from ..conf.keypoints import DST_MAX_POINTS as MAX_NUM_POINTS
 from ..conf.keypoints import DST_WORK_SIZE as WORK_SIZE
 from ..conf.keypoints import NBB_SIZE as DEFAULT_SIZE
@@ -99,17 +100,13 @@ def add_cli(sub) -> None:
 
 
 def _run_dir(out: str | None):
-    from ..conf.checks import check_output_path
     from ..engine.runs import RunDir
 
-    if out is not None:
-        check_output_path(out, "--out", folder=True)
-    run = RunDir(out, "nbb")
+    run = RunDir(out, "nbb", key="--out")
     if run.path.exists():  # RunDir's own message advises resume=true, which nbb does not have
         raise ConfigError(
             f"--out {run.final}: an unfinished nbb run left {run.path}; remove that folder or choose another --out"
         )
-    check_output_path(run.final, "--out", folder=True)
     return run
 
 
@@ -183,13 +180,19 @@ def _clean_files(args, image_a, image_b):
 
 
 def run_cli(args) -> Path:
-    # torch loads when the command runs: --help and usage errors answer without it (Ctrl-C waits for the import)
+    # torch loads when the command runs: --help, usage and file errors answer without it (Ctrl-C waits for the
+    # import)
+    _check_options(args)
+    for path, what in ((args.image_a, "image A"), (args.image_b, "image B")):
+        open_image(path, what).close()
+    if args.out is not None:
+        check_output_path(args.out, "--out", folder=True)
+        check_new_folder(args.out, "--out")
     with deferred():
         from ..core.image import load_image
         from ..geometry.keypoints.clean import clean_points
         from ..geometry.keypoints.nbb import nbb_keypoints
 
-    _check_options(args)
     if args.size is None:
         args.size = WORK_SIZE if args.clean_only is not None else DEFAULT_SIZE
     run = _run_dir(args.out)

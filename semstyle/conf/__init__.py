@@ -5,6 +5,7 @@ from .checks import check_choice, check_input_files, check_number, check_run_fol
 from .common import COSMETIC_KEYS, RunConfig, packaged, scale_schedule, steps_per_scale
 from .doodle import CNNMRF, DOODLE
 from .dst import DST
+from .feedforward import TRAIN_SCHEMAS
 from .gatys import GATYS, RECONSTRUCT
 from .loader import Schema, load, method_of, parse_overrides, to_yaml, user_config
 from .strotss import STROTSS
@@ -27,9 +28,22 @@ def load_config(config=None, overrides=(), default_method: str = "gatys"):
     return load(SCHEMAS[method], user, overrides, origin=where)
 
 
+def load_train_config(config=None, overrides=()):
+    """A resolved training config: ``method`` (``multimodal`` or ``johnson``) from the overrides, else the config,
+    else ``multimodal``."""
+    user, where = user_config(config)
+    method = method_of(user, parse_overrides(overrides), "multimodal")
+    check(
+        isinstance(method, str) and method in TRAIN_SCHEMAS,
+        f"method: {method!r} is not a trainable network; available: {', '.join(TRAIN_SCHEMAS)}",
+    )
+    return load(TRAIN_SCHEMAS[method], user, overrides, origin=where)
+
+
 __all__ = [
     "SCHEMAS",
     "load_config",
+    "load_train_config",
     "check_input_files",
     "check_run_folder",
     "Schema",

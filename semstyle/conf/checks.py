@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.resources
 import os
 import re
 import warnings
@@ -13,6 +14,7 @@ from pathlib import Path
 from omegaconf import ListConfig, OmegaConf
 
 from ..errors import ConfigError, ImageError, SemstyleError, check
+from .vocab import IMAGE_SUFFIXES, SHIPPED_MODELS, VIDEO_SUFFIXES
 
 
 def is_list(value) -> bool:
@@ -217,3 +219,67 @@ def _pseudo_fs(path: Path) -> str | None:
         if inside and len(point) > len(best):
             best, kind = point, parts[2]
     return kind if kind in _PSEUDO else None
+
+
+def list_images(sources, key: str = "data") -> list[str]:
+    """Image files of ``sources`` (files, or folders searched non-recursively), sorted per folder; a one-line
+    :class:`ConfigError` names a source that is missing or a folder without images."""
+    files: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            check(found, f"{key}: folder {path} has no images ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        else:
+            check(path.is_file(), f"{key}: {path} is not a file or folder")
+            files.append(str(path))
+    check(files, f"{key}: no training images given")
+    return files
+
+
+def expand_inputs(inputs) -> list[Path]:
+    """Files given directly, plus the images and videos of each folder (non-recursive, sorted); one-line errors for
+    a missing path, an empty folder or a file that is neither an image nor a video."""
+    check(len(inputs) > 0, "stylize: give at least one image, folder or video")
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            )
+            check(found, f"input folder {path}: has no images or videos")
+            files += found
+        else:
+            check(path.is_file(), f"input {path}: not found")
+            check(
+                path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES,
+                f"input {path}: not an image or video file (suffixes {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})",
+            )
+            files.append(path)
+    return files
+
+
+def model_file(model, key: str = "model") -> Path:
+    """``model`` as an existing file: a path, or the name of a bundled model (:data:`.vocab.SHIPPED_MODELS`); a
+    one-line :class:`ConfigError` naming ``key`` otherwise."""
+    path = Path(model)
+    if not path.exists() and str(model) in SHIPPED_MODELS:
+        path = Path(str(importlib.resources.files("semstyle") / "assets" / SHIPPED_MODELS[str(model)]))
+    check(path.is_file(), f"{key} {path}: not found (give a .safetensors file or one of {', '.join(SHIPPED_MODELS)})")
+    return path
+
+
+def check_stylize_inputs(model, inputs, out_dir, size: int | None, batch: int) -> list[Path]:
+    """The input files of ``semstyle stylize`` (:func:`expand_inputs`; images read up to their header), once its
+    model file, output folder, size and batch are checked; a one-line error otherwise."""
+    check(size is None or 16 <= int(size) <= 8192, f"size: must be an integer in [16, 8192], got {size!r}")
+    check(batch >= 1, f"batch: must be >= 1, got {batch}")
+    check(not Path(out_dir).is_file(), f"out: {out_dir} is a file, not a folder")
+    model_file(model)
+    files = expand_inputs(inputs)
+    for f in files:
+        if f.suffix.lower() in IMAGE_SUFFIXES:
+            open_image(f, "input image").close()
+    return files

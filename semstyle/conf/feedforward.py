@@ -9,10 +9,11 @@ model file instead, so it has its own command and registry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
 from ..errors import check
-from .checks import check_choice, check_number
+from .checks import check_choice, check_number, list_images, model_file
 from .common import RunConfig, packaged
 from .gatys import CONTENT_WEIGHT as GATYS_CONTENT_WEIGHT
 from .gatys import GATYS_STYLE_LAYERS
@@ -117,6 +118,19 @@ JOHNSON = Schema(
     preset={"size": 256, "scales": [], "width": 32},
     summary="train the single-scale baseline (Johnson et al. 2016 with instance norm) from the same blocks",
 )
+
+
+def check_train_files(cfg) -> None:
+    """The files a training config names, as one-line errors before torch loads: the ``data`` sources
+    (:func:`~.checks.list_images`; empty = the bundled default set), the style and validation photos, and
+    ``init_model`` (whose weights the trainer checks against the network once torch is loaded)."""
+    if len(cfg.data):
+        list_images(list(cfg.data), "data")
+    for path in [cfg.style, *cfg.validation]:
+        check(Path(path).is_file(), f"{'style' if path == cfg.style else 'validation'}: {path} is not a file")
+    if cfg.init_model is not None:
+        model_file(cfg.init_model, "init_model")
+
 
 TRAIN_SCHEMAS: dict[str, Schema] = {s.name: s for s in (MULTIMODAL, JOHNSON)}
 """The training configs of ``semstyle train``, by network."""

@@ -42,3 +42,7 @@ SHIPPED_MODELS = {
     "johnson": "models/starry_night_johnson.safetensors",
     "johnson-1024": "models/starry_night_johnson_1024.safetensors",
 }
+
+# the files the feed-forward commands read: training photos, and stylize's inputs
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")

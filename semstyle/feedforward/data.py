@@ -10,16 +10,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..conf.checks import list_images
 from ..core.image import load_image
 from ..errors import ConfigError, check
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def sklearn_sample_photos() -> list[str]:
@@ -46,23 +44,6 @@ def default_images() -> list[str]:
     """
     tubingen = str(importlib.resources.files("semstyle") / "assets" / "content/tubingen.jpg")
     return sklearn_sample_photos() + bundled_training_photos() + [tubingen]
-
-
-def list_images(sources, key: str = "data") -> list[str]:
-    """Image files of ``sources`` (files, or folders searched non-recursively), sorted per folder; a one-line
-    :class:`ConfigError` names a source that is missing or a folder without images."""
-    files: list[str] = []
-    for source in sources:
-        path = Path(source)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            check(found, f"{key}: folder {path} has no images ({', '.join(IMAGE_SUFFIXES)})")
-            files += found
-        else:
-            check(path.is_file(), f"{key}: {path} is not a file or folder")
-            files.append(str(path))
-    check(files, f"{key}: no training images given")
-    return files
 
 
 class CropDataset:

@@ -7,7 +7,6 @@ training style image's name, the loss weights and layers), ``training`` (JSON: s
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 from pathlib import Path
 
@@ -15,21 +14,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..conf.vocab import SHIPPED_MODELS
+from ..conf.checks import model_file
 from ..core.image import atomic_write
 from ..errors import ConfigError
 from .networks import FeedForward
 
 FORMAT = "semstyle-feedforward"
 ARCH_KEYS = ("arch", "scales", "width")
-
-
-def model_path(model) -> Path:
-    """``model`` as a file: a path, or the name of a bundled model (:data:`semstyle.conf.vocab.SHIPPED_MODELS`)."""
-    path = Path(model)
-    if not path.exists() and str(model) in SHIPPED_MODELS:
-        return Path(str(importlib.resources.files("semstyle") / "assets" / SHIPPED_MODELS[str(model)]))
-    return path
 
 
 def save_model(net: FeedForward, path, config: dict, training: dict | None = None, dtype=torch.float16) -> Path:
@@ -48,9 +39,7 @@ def save_model(net: FeedForward, path, config: dict, training: dict | None = Non
 
 def read_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and parsed metadata (``config``, ``training``) of a model file, or a one-line :class:`ConfigError`."""
-    path = model_path(path)
-    if not path.is_file():
-        raise ConfigError(f"model {path}: not found (give a .safetensors file or one of {', '.join(SHIPPED_MODELS)})")
+    path = model_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})

@@ -15,38 +15,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..conf.checks import check_stylize_inputs
+from ..conf.vocab import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..core.allocator import keep_freed_memory
 from ..core.encoder import resolve_device, resolve_precision
 from ..core.image import atomic_write, load_image, save_image
-from ..errors import ConfigError, check
-from .data import IMAGE_SUFFIXES
+from ..errors import ConfigError
 from .model_file import load_model
 from .networks import FeedForward
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-def expand_inputs(inputs) -> list[Path]:
-    """Files given directly, plus the images and videos of each folder (non-recursive, sorted); one-line errors for
-    a missing path, an empty folder or a file that is neither an image nor a video."""
-    check(len(inputs) > 0, "stylize: give at least one image, folder or video")
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            )
-            check(found, f"input folder {path}: has no images or videos")
-            files += found
-        else:
-            check(path.is_file(), f"input {path}: not found")
-            check(
-                path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES,
-                f"input {path}: not an image or video file (suffixes {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})",
-            )
-            files.append(path)
-    return files
 
 
 def _autocast(precision: str, device: torch.device):
@@ -158,11 +134,8 @@ def stylize_files(
 ) -> list[Path]:
     """Stylise images, folders and videos with a model file; returns the written files (``OUT/<stem>.png``,
     ``OUT/<stem>.mp4``). Inputs are checked before the model is loaded."""
-    check(size is None or 16 <= int(size) <= 8192, f"size: must be an integer in [16, 8192], got {size!r}")
-    check(batch >= 1, f"batch: must be >= 1, got {batch}")
-    files = expand_inputs(inputs)
+    files = check_stylize_inputs(model, inputs, out_dir, size, batch)
     out_dir = Path(out_dir)
-    check(not out_dir.is_file(), f"out: {out_dir} is a file, not a folder")
     stylizer = Stylizer(model, device, precision)
     images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]

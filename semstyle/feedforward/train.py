@@ -26,7 +26,8 @@ import torch
 from omegaconf import OmegaConf
 
 from ..conf import to_yaml
-from ..conf.feedforward import train_scales
+from ..conf.checks import list_images
+from ..conf.feedforward import check_train_files, train_scales
 from ..core.encoder import resolve_device, vgg19_encoder
 from ..core.image import load_image, resize
 from ..engine.callbacks import ProgressBar
@@ -39,7 +40,7 @@ from ..losses.content import content_loss
 from ..losses.gram import gram_loss, gram_matrix
 from ..losses.tv import tv_loss
 from ..viz.layout import side_by_side
-from .data import CropDataset, default_images, list_images
+from .data import CropDataset, default_images
 from .model_file import load_model, save_model
 from .networks import FeedForward
 
@@ -271,10 +272,7 @@ def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
 
 
 def check_inputs(cfg) -> None:
-    """Bad paths as one-line errors before the network or the encoder is built."""
+    """Bad paths and a mismatched ``init_model`` as one-line errors before the network or the encoder is built."""
+    check_train_files(cfg)
     training_images(cfg)
-    if cfg.init_model is not None:
-        _initial_weights(cfg)
-    for path in [cfg.style, *cfg.validation]:
-        if not Path(path).is_file():
-            raise ConfigError(f"{'style' if path == cfg.style else 'validation'}: {path} is not a file")
+    _initial_weights(cfg)

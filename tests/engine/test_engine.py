@@ -169,24 +169,36 @@ def test_the_command_line_starts_without_torch():
 
 
 def test_file_errors_answer_before_torch_loads(tmp_path):
-    # an unreadable image, a missing keypoint file and a used out_dir are one line each, before torch loads (issue
-    # 17: they took 3 s, the imports of torch and the methods, before the run folder or the loader said so)
-    (tmp_path / "not-an-image.jpg").write_text("hello")
-    (tmp_path / "used").mkdir()
-    (tmp_path / "used" / "output.png").write_bytes(b"")
+    # an unreadable image, a missing keypoint file, model or data folder and a used output folder are one line
+    # each, before torch loads, in every command (issue 17: they took 3 s, the imports of torch and the methods)
     image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
-    cases = {
-        f"content={image}": f"content image {image}: not a readable image (UnidentifiedImageError",
-        f"method=dst content_keypoints={points} style_keypoints={points}": f"keypoint file A {points}: file not found",
-        f"out_dir={used}": f"out_dir {used}: already exists and is not empty; choose another out_dir",
-    }
+    photo = str(ASSETS / "content/astronaut.jpg")
+    image.write_text("hello")
+    used.mkdir()
+    (used / "output.png").write_bytes(b"")
+    cases = [
+        (["run", f"content={image}"], f"content image {image}: not a readable image (UnidentifiedImageError"),
+        (
+            ["run", "method=dst", f"content_keypoints={points}", f"style_keypoints={points}"],
+            f"keypoint file A {points}: file not found",
+        ),
+        (["run", f"out_dir={used}"], f"out_dir {used}: already exists and is not empty; choose another out_dir"),
+        (["doodle", "--style", str(image), "--content", photo], f"style image {image}: not a readable image"),
+        (["stylize", "--model", "johnson", str(image)], f"input image {image}: not a readable image"),
+        (["stylize", "--model", str(points), photo], f"model {points}: not found"),
+        (["train", f"data=[{tmp_path / 'none'}]"], f"data: {tmp_path / 'none'} is not a file or folder"),
+        (["train", f"init_model={points}"], f"init_model {points}: not found"),
+        (["nbb", photo, str(image)], f"image B {image}: not a readable image"),
+        (["nbb", photo, photo, "--out", str(used)], f"--out {used}: already exists and is not empty"),
+        (["features", str(image)], f"image {image}: not a readable image"),
+    ]
     code = (
         "import sys; from semstyle.cli import main; "
-        f"codes = [main(['run', *a.split()]) for a in {list(cases)!r}]; print(codes, 'torch' in sys.modules)"
+        f"codes = [main(argv) for argv, _ in {cases!r}]; print(codes, 'torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[2, 2, 2] False"
-    for line, message in zip(done.stderr.splitlines(), cases.values(), strict=True):
+    assert done.stdout.strip() == f"{[2] * len(cases)} False", done.stderr
+    for line, (_, message) in zip(done.stderr.splitlines(), cases, strict=True):
         assert line.startswith("semstyle: error: " + message), line
 
 

@@ -12,10 +12,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from semstyle.cli import main
+from semstyle.conf.checks import model_file
 from semstyle.conf.vocab import SHIPPED_MODELS
 from semstyle.core.encoder import vgg19_encoder
 from semstyle.core.image import load_image
-from semstyle.feedforward.model_file import model_path
 from semstyle.feedforward.stylize import Stylizer
 from semstyle.losses.gram import gram_loss, gram_matrix
 
@@ -75,7 +75,7 @@ def test_cli_stylizes_a_folder_and_a_video(tmp_path, capsys):
 
 
 def _missing_tensor_model(tmp_path):
-    path = model_path("johnson")
+    path = model_file("johnson")
     tensors = load_file(str(path))
     del tensors[sorted(tensors)[0]]
     with safe_open(str(path), framework="pt") as f:
