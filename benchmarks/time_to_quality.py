@@ -74,8 +74,9 @@ def bare_units() -> dict[str, float]:
     return {layout: bare_unit(clock, layout) for layout in ("channels_first", "channels_last")}
 
 
-def run_schedule(cfg, content, style, stages, size: int, eval_every: int) -> dict:
-    """Run one schedule; returns its curve ``[(seconds, objective, stage, step)]`` and the final stage's losses."""
+def run_schedule(cfg, content, style, stages, size: int, eval_every: int, history: int | None = None) -> dict:
+    """Run one schedule (L-BFGS with ``history`` pairs; None: the engine's); returns its curve
+    ``[(seconds, objective, stage, step)]`` and the final stage's losses."""
     plan = style_plan(cfg, 1)
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
     # the fixed objective: targets at the final size
@@ -98,7 +99,7 @@ def run_schedule(cfg, content, style, stages, size: int, eval_every: int) -> dic
         set_targets(runner, content_s, [resize(style, max(16, round(long_side * cfg.style_scale)))])
         start = content_s.clone() if image is None else resize(image, tuple(content_s.shape[-2:]))
         x = start.contiguous().requires_grad_(True)
-        opt = make_optimizer(cfg.optimizer, [x], cfg.lr)
+        opt = make_optimizer(cfg.optimizer, [x], cfg.lr, history)
         seconds += clock() - t0
         losses = []
 
@@ -165,11 +166,12 @@ def cmd_run(args):
     def save() -> None:  # after every schedule, so a long study that stops keeps what it measured
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         record = {"machine": machine(), "clock": args.clock, "pair": args.pair, "size": args.size, "units": units}
+        record["history"] = args.history
         Path(args.out).write_text(json.dumps({**record, "results": results}))
 
     for name, stages in schedules.items():
         print(f"{name}: {stages}", flush=True)
-        results[name] = run_schedule(cfg, content, style, stages, args.size, args.eval_every)
+        results[name] = run_schedule(cfg, content, style, stages, args.size, args.eval_every, args.history)
         save()
     units.append(bare_units())
     save()
@@ -296,6 +298,7 @@ def main(argv=None):
     )
     r.add_argument("--schedule", nargs="*", help="extra schedules NAME=SIZE:STEPS,SIZE:STEPS")
     r.add_argument("--only", nargs="*", help="run only these schedule names")
+    r.add_argument("--history", type=int, help="L-BFGS's curvature pairs (default: the engine's LBFGS_HISTORY)")
     s = sub.add_parser("report", help="table and plot from the JSON files")
     s.add_argument("files", nargs="+")
     s.add_argument("--plot")

@@ -19,8 +19,17 @@ from ..errors import SemstyleError, check
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.3, "rmsprop": 0.01}
 
 
-def make_optimizer(name: str, params, lr: float | None = None) -> torch.optim.Optimizer:
-    """``lbfgs`` (one iteration per ``step()``, history kept across steps), ``adam``, ``sgd`` or ``rmsprop``.
+# L-BFGS's curvature pairs, not torch's 100: each stored pair costs two passes over the image per step (at 512 px
+# in bf16 on an AMX Xeon the update took 16 ms with 20 pairs, 8 % of a VGG pass; 100 pairs made a step ~15 % slower
+# than 20), and more pairs barely help: 20 instead of 10 left the Monet doodle's loss unchanged (3 seeds), and the
+# demo's objective after 20 + 90 steps in fp32 0.2-0.6 % lower on three pairs but 0.4 % higher on a fourth
+# (docs/benchmarks.md, "The demo's steps at 512 px").
+LBFGS_HISTORY = 10
+
+
+def make_optimizer(name: str, params, lr: float | None = None, history: int | None = None) -> torch.optim.Optimizer:
+    """``lbfgs`` (one iteration per ``step()``, ``history`` curvature pairs kept across steps, default
+    :data:`LBFGS_HISTORY`), ``adam``, ``sgd`` or ``rmsprop``.
 
     ``params`` are tensors or parameter groups (dicts with their own ``lr``, ``momentum``, ...).
     """
@@ -29,11 +38,10 @@ def make_optimizer(name: str, params, lr: float | None = None) -> torch.optim.Op
     check(lr > 0, f"lr: must be > 0, got {lr}")
     params = list(params)
     if name == "lbfgs":
-        # history 10, not torch's 100: each stored pair costs two passes over the image per step (at 512 px the
-        # update took 16 ms with 20 pairs, 8 % of a VGG pass; 100 pairs made a step ~15 % slower than 20), and more
-        # pairs barely help: 20 instead of 10 lowered the final loss of the default Gatys run by 0.4 % (256 and
-        # 512 px) and left the Monet doodle's unchanged (3 seeds)
-        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=10, tolerance_grad=-1, tolerance_change=-1)
+        history = LBFGS_HISTORY if history is None else history
+        return torch.optim.LBFGS(
+            params, lr=lr, max_iter=1, history_size=history, tolerance_grad=-1, tolerance_change=-1
+        )
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd":
