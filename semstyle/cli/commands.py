@@ -10,7 +10,7 @@ import warnings
 from importlib.resources import files
 
 from ..conf import check_input_files, check_run_folder, load_config
-from ..conf.checks import check_new_folder, check_output_path, open_image
+from ..conf.checks import open_image
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
 from ..conf.vocab import POOLINGS, PRECISIONS
@@ -81,7 +81,7 @@ def run_and_report(config, overrides, extra_files=()) -> None:
     # a config error, an unreadable input file or a used out_dir answers here, before torch and the methods load
     cfg = load_config(config, overrides)
     check_input_files(cfg)
-    check_run_folder(cfg)
+    check_run_folder(cfg.out_dir)
     path = _api().run(cfg)
     print(f"result: {path / 'output.png'}")
     for name in extra_files:
@@ -232,9 +232,7 @@ FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 def _features(args) -> None:
     check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
     open_image(args.image, "image").close()
-    if args.out is not None:
-        check_output_path(args.out, "--out", folder=True)
-        check_new_folder(args.out, "--out")
+    check_run_folder(args.out, "--out")
     # torch and matplotlib load when the command runs, once its input is checked (see _api)
     with deferred():
         from ..core.image import load_image

@@ -15,7 +15,7 @@ def _train(args) -> None:
     overrides = overrides + common_overrides(args)
     cfg = load_train_config(config, overrides)  # a config or file error answers before torch loads
     check_train_files(cfg)
-    check_run_folder(cfg)
+    check_run_folder(cfg.out_dir)
     path = _api().train(config, overrides)
     print(f"result: {path / 'model.safetensors'}")  # the closing lines of every command that writes a run folder
     print(f"samples: {path / 'samples'}")

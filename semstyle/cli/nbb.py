@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..conf.checks import check_new_folder, check_output_path, open_image
+from ..conf.checks import check_run_folder, open_image
 from ..conf.keypoints import DST_MAX_POINTS as MAX_NUM_POINTS
 from ..conf.keypoints import DST_WORK_SIZE as WORK_SIZE
 from ..conf.keypoints import NBB_SIZE as DEFAULT_SIZE
@@ -185,9 +185,7 @@ def run_cli(args) -> Path:
     _check_options(args)
     for path, what in ((args.image_a, "image A"), (args.image_b, "image B")):
         open_image(path, what).close()
-    if args.out is not None:
-        check_output_path(args.out, "--out", folder=True)
-        check_new_folder(args.out, "--out")
+    check_run_folder(args.out, "--out")
     with deferred():
         from ..core.image import load_image
         from ..geometry.keypoints.clean import clean_points

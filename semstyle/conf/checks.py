@@ -84,12 +84,12 @@ def check_input_files(cfg) -> None:
             check_file(path, what)
 
 
-def check_run_folder(cfg) -> None:
-    """The run folder the config names (``out_dir``; none: a new timestamped one) can be made and holds nothing."""
-    out_dir = OmegaConf.select(cfg, "out_dir", default=None)
+def check_run_folder(out_dir, key: str = "out_dir") -> None:
+    """A run folder can be made at ``out_dir`` (None: a new timestamped one, nothing to check) and nothing is there
+    yet; a one-line :class:`ConfigError` naming ``key`` otherwise."""
     if out_dir is not None:
-        check_output_path(out_dir, "out_dir", folder=True)
-        check_new_folder(out_dir, "out_dir")
+        check_output_path(out_dir, key, folder=True)
+        check_new_folder(out_dir, key)
 
 
 def check_file(path, what: str) -> None:
