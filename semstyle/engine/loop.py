@@ -23,7 +23,7 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.3, "rmsprop": 0.01}
 # in bf16 on an AMX Xeon the update took 16 ms with 20 pairs, 8 % of a VGG pass; 100 pairs made a step ~15 % slower
 # than 20), and more pairs barely help: 20 instead of 10 left the Monet doodle's loss unchanged (3 seeds), and the
 # demo's objective after 20 + 90 steps in fp32 0.2-0.6 % lower on three pairs but 0.4 % higher on a fourth
-# (docs/benchmarks.md, "The demo's steps at 512 px").
+# (docs/benchmarks.md, "The goal table again, file errors before torch, and the demo's steps at 512 px").
 LBFGS_HISTORY = 10
 
 
