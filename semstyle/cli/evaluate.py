@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..conf.checks import check_sweep_folder
 from ..errors import check
 from ..interrupts import deferred
 
@@ -37,6 +38,7 @@ def _eval(args) -> None:
 
 def _report(args) -> None:
     _check_size(args.size)
+    check_sweep_folder(args.sweep)  # before torch loads
     with deferred():
         from ..experiments import report
 

@@ -15,19 +15,22 @@ import sys
 import time
 from pathlib import Path
 
-from ..conf.vocab import PRECISIONS
+from ..conf.vocab import PRECISIONS, SWEEP_FILE
 from ..interrupts import deferred
 from .commands import base_config, split_config
 
 LAUNCHER_NAMES = ("joblib", "submitit_local", "submitit_slurm", "ray", "basic")  # semstyle.experiments.sweep
 
 
-def _modules():
-    # torch, Hydra and the methods load when the command runs (see commands._api)
+def _modules(search: bool = False):
+    """``(sweep, search)``: torch, Hydra and the methods load when the command runs (see commands._api), and
+    Optuna (2.4 s) only for ``semstyle search``."""
     with deferred():
-        from ..experiments import search, sweep
+        from ..experiments import sweep
 
-    return sweep, search
+        if search:
+            from ..experiments import search as search_module
+    return sweep, (search_module if search else None)
 
 
 def _out(args, kind: str) -> str:
@@ -54,7 +57,7 @@ def _sweep(args) -> int:
     sweep, _ = _modules()
     config, overrides = split_config(args.config, args.overrides)
     params, base = sweep.split_overrides(overrides)
-    if config is None and not overrides and args.out and (Path(args.out) / sweep.SWEEP_FILE).is_file():
+    if config is None and not overrides and args.out and (Path(args.out) / SWEEP_FILE).is_file():
         # `semstyle sweep --out DIR`: continue the sweep recorded there
         data = sweep.load_sweep(args.out)
         config, params, base = data.get("config"), data["params"], data.get("overrides", [])
@@ -66,7 +69,7 @@ def _sweep(args) -> int:
 
 
 def _search(args) -> int:
-    sweep, search = _modules()
+    sweep, search = _modules(search=True)
     config, overrides = split_config(args.config, args.overrides)
     config = base_config(config, overrides)
     space, base = {}, []

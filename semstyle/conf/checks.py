@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import ListConfig, OmegaConf
 
 from ..errors import ConfigError, ImageError, SemstyleError, check
-from .vocab import IMAGE_SUFFIXES, SHIPPED_MODELS, VIDEO_SUFFIXES
+from .vocab import IMAGE_SUFFIXES, SHIPPED_MODELS, SWEEP_FILE, VIDEO_SUFFIXES
 
 
 def is_list(value) -> bool:
@@ -283,3 +283,12 @@ def check_stylize_inputs(model, inputs, out_dir, size: int | None, batch: int) -
         if f.suffix.lower() in IMAGE_SUFFIXES:
             open_image(f, "input image").close()
     return files
+
+
+def check_sweep_folder(path) -> Path:
+    """The ``sweep.json`` of a sweep folder (or ``path`` itself when it names that file); a one-line
+    :class:`ConfigError` when there is none."""
+    path = Path(path)
+    file = path if path.name == SWEEP_FILE else path / SWEEP_FILE
+    check(file.is_file(), f"{file.parent}: not a sweep folder (no {SWEEP_FILE})")
+    return file

@@ -46,3 +46,5 @@ SHIPPED_MODELS = {
 # the files the feed-forward commands read: training photos, and stylize's inputs
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+SWEEP_FILE = "sweep.json"  # what makes a folder a sweep (semstyle.experiments.sweep)

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ..conf.checks import is_list
+from ..conf.vocab import SWEEP_FILE
 from ..core.encoder import vgg19_encoder
 from ..core.image import atomic_write, load_image, resize
 from ..core.semantic import load_map, region_means, semantic_masks
@@ -340,7 +341,7 @@ def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, devi
 
 
 def is_sweep(path) -> bool:
-    return (Path(path) / "sweep.json").is_file()
+    return (Path(path) / SWEEP_FILE).is_file()
 
 
 def sweep_runs(path) -> list[dict]:

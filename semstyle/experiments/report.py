@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
 from ..api import load_config
+from ..conf.checks import check_sweep_folder
 from ..conf.common import COSMETIC_KEYS
 from ..core.image import atomic_write, load_image, to_pil
 from ..errors import SemstyleError, check
@@ -42,7 +43,7 @@ PAD = 4
 
 def _sweep(path) -> tuple[dict, list[dict]]:
     path = Path(path)
-    check(metrics.is_sweep(path), f"{path}: not a sweep folder (no sweep.json)")
+    check_sweep_folder(path)
     return load_sweep(path), metrics.sweep_runs(path)
 
 

@@ -55,11 +55,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .. import api
 from ..conf import check_input_files
+from ..conf.checks import check_sweep_folder
+from ..conf.vocab import SWEEP_FILE
 from ..core.image import atomic_write
 from ..engine import resources
 from ..errors import ConfigError, SemstyleError, check
 
-SWEEP_FILE = "sweep.json"
 HYDRA_DIR = ".hydra"  # Hydra's primary config, its job folders and submitit's logs: out of the user's way
 RUNS_DIR = "runs"
 META = "semstyle_sweep"  # the node of Hydra's job config that tells a job where its sweep is
@@ -183,15 +184,9 @@ def run_overrides(base, values: dict, out_dir: Path, resume: bool = False) -> li
 # -- the sweep folder ------------------------------------------------------------------------------------------------
 
 
-def _sweep_file(path) -> Path:
-    path = Path(path)
-    return path if path.name == SWEEP_FILE else path / SWEEP_FILE
-
-
 def load_sweep(path) -> dict:
     """``sweep.json`` of a sweep folder (or the file itself) as a dict; run folders are relative to the sweep."""
-    file = _sweep_file(path)
-    check(file.is_file(), f"{file.parent}: not a sweep folder (no {SWEEP_FILE})")
+    file = check_sweep_folder(path)
     try:
         data = json.loads(file.read_text())
     except (OSError, ValueError) as e:

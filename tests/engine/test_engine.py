@@ -170,7 +170,8 @@ def test_the_command_line_starts_without_torch():
 
 def test_file_errors_answer_before_torch_loads(tmp_path):
     # an unreadable image, a missing keypoint file, model or data folder and a used output folder are one line
-    # each, before torch loads, in every command (issue 17: they took 3 s, the imports of torch and the methods)
+    # each, before torch loads, in every command (issue 17: they took 2.5-3.4 s, the imports of torch and the
+    # methods)
     image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
     photo = str(ASSETS / "content/astronaut.jpg")
     image.write_text("hello")
@@ -191,6 +192,7 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
         (["nbb", photo, str(image)], f"image B {image}: not a readable image"),
         (["nbb", photo, photo, "--out", str(used)], f"--out {used}: already exists and is not empty"),
         (["features", str(image)], f"image {image}: not a readable image"),
+        (["report", str(used)], f"{used}: not a sweep folder (no sweep.json)"),
     ]
     code = (
         "import sys; from semstyle.cli import main; "
