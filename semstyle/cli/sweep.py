@@ -53,17 +53,27 @@ def _log(message: str) -> None:
     print(f"semstyle: {message}", file=sys.stderr)
 
 
+def _grid():
+    # Hydra's override parser and the configs, not torch: a bad grid answers before torch loads
+    from ..experiments import grid
+
+    return grid
+
+
 def _sweep(args) -> int:
-    sweep, _ = _modules()
+    grid = _grid()
     config, overrides = split_config(args.config, args.overrides)
-    params, base = sweep.split_overrides(overrides)
+    params, base = grid.split_overrides(overrides)
     if config is None and not overrides and args.out and (Path(args.out) / SWEEP_FILE).is_file():
         # `semstyle sweep --out DIR`: continue the sweep recorded there
+        sweep, _ = _modules()
         data = sweep.load_sweep(args.out)
         config, params, base = data.get("config"), data["params"], data.get("overrides", [])
     else:
         config = base_config(config, overrides)
     base = list(base) + _run_options(args)
+    grid.check_grid(config, params, base)
+    sweep, _ = _modules()
     folder = sweep.run_sweep(config, params, _out(args, "sweep"), args.launcher, base, args.jobs, log=_log)
     return _report(sweep, folder)
 
@@ -74,7 +84,7 @@ def _search(args) -> int:
     config = base_config(config, overrides)
     space, base = {}, []
     for item in overrides + _run_options(args):
-        override = sweep.parse_override(item)
+        override = _grid().parse_override(item)
         if override.is_sweep_override():
             space[override.get_key_element()] = item.split("=", 1)[1]
         else:
@@ -104,7 +114,7 @@ def _search(args) -> int:
         print(f"semstyle: {f'no trial met {where}' if where else 'no trial finished'}", file=sys.stderr)
         return 1
     objective = f"{data['search']['objective']}={top['objective']:.6g}"
-    print(f"best: {top['name']} ({objective}; {sweep._describe(top['overrides'])})")
+    print(f"best: {top['name']} ({objective}; {_grid()._describe(top['overrides'])})")
     print(f"result: {folder / top['folder'] / 'output.png'}")
     print(f"plot: {folder / search.PLOT}")
     return code

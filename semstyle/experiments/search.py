@@ -34,6 +34,7 @@ from .. import api
 from ..core.image import atomic_write
 from ..errors import ConfigError, SemstyleError, check
 from ..viz.plots import search_progress
+from . import grid
 from . import metrics as metric_module
 from . import sweep as sw
 from .metrics import KEYS
@@ -97,8 +98,8 @@ def parse_space(space: dict[str, str]) -> dict[str, str]:
     )
     out = {}
     for key, spec in space.items():
-        sw._check_key(key)
-        override = sw.parse_override(f"{key}={spec}")
+        grid._check_key(key)
+        override = grid.parse_override(f"{key}={spec}")
         check(
             override.is_sweep_override(),
             f"{key}={spec}: a search needs a range: interval(lo,hi), tag(log,interval(lo,hi)), a,b,c or range()",
@@ -120,7 +121,7 @@ def parse_space(space: dict[str, str]) -> dict[str, str]:
 
 def endpoints(key: str, spec: str) -> list:
     """Values that bound a range: its two ends, or every choice."""
-    override = sw.parse_override(f"{key}={spec}")
+    override = grid.parse_override(f"{key}={spec}")
     if override.is_interval_sweep():
         return [override.value().start, override.value().end]
     return list(override.sweep_iterator())
@@ -136,7 +137,7 @@ def search_trial(cfg) -> float:
     sign = -1.0 if settings["direction"] == "maximize" else 1.0
     constraints = [parse_constraint(c) for c in settings["where"]]
     values, texts = sw.job_values(cfg, list(data["params"]))
-    name = sw.run_name(HydraConfig.get().job.num, settings["trials"])
+    name = grid.run_name(HydraConfig.get().job.num, settings["trials"])
     known = {r["name"]: r for r in data["runs"]}.get(name)
     if known and known.get("overrides") not in (None, texts) and sw.finished(folder / sw.RUNS_DIR / name):
         sw.set_run(folder, name, state="failed", error=f"{sw.RUNS_DIR}/{name} holds another trial's run")

@@ -193,6 +193,10 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
         (["nbb", photo, photo, "--out", str(used)], f"--out {used}: already exists and is not empty"),
         (["features", str(image)], f"image {image}: not a readable image"),
         (["report", str(used)], f"{used}: not a sweep folder (no sweep.json)"),
+        (
+            ["sweep", str(ROOT / "configs/default.yaml"), f"style={image},{photo}", "--out", str(tmp_path / "sw")],
+            f"run 000 (style={image}): style image {image}: not a readable image",
+        ),
     ]
     code = (
         "import sys; from semstyle.cli import main; "
