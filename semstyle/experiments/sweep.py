@@ -11,14 +11,15 @@ run's name, folder, values, state, error and wall time; rewritten atomically, un
 state) and ``runs/<name>/``, each an ordinary run folder written by :func:`semstyle.api.run`. Hydra's own files
 (its primary config, empty job folders, submitit's logs) stay in ``SWEEP/.hydra``.
 
-How it drives Hydra: the values are parsed with Hydra's override grammar (:mod:`.grid`, which also checks every
-run's config without torch; ``a,b,c`` choices and ``range(...)``; a key with one value is a base override) and expanded in the order given, the first key varying slowest, as Hydra's
-basic sweeper does. The jobs are then handed to the chosen Hydra launcher (``hydra/launcher=joblib``,
-``submitit_local``, ``submitit_slurm``, ``ray``, or Hydra's in-process ``basic``) exactly as a Hydra sweeper hands
-them over (:meth:`hydra.plugins.launcher.Launcher.launch`); only the runs that are not finished are handed over,
-which is why this module plays the sweeper's part instead of using Hydra's basic sweeper. Every job is
-:func:`sweep_job`: it reads its values back from the job config Hydra composed, runs :func:`semstyle.api.run` into
-``runs/<name>`` (``resume=true`` when an interrupted ``runs/<name>.partial`` is there) and records the outcome.
+How it drives Hydra: the values are parsed with Hydra's override grammar (:mod:`.grid`, which also checks every run's
+config without torch; ``a,b,c`` choices and ``range(...)``; a key with one value is a base override) and expanded in the
+order given, the first key varying slowest, as Hydra's basic sweeper does. The jobs are then handed to the chosen Hydra
+launcher (``hydra/launcher=joblib``, ``submitit_local``, ``submitit_slurm``, ``ray``, or Hydra's in-process ``basic``)
+exactly as a Hydra sweeper hands them over (:meth:`hydra.plugins.launcher.Launcher.launch`); only the runs that are not
+finished are handed over, which is why this module plays the sweeper's part instead of using Hydra's basic sweeper.
+Every job is :func:`sweep_job`: it reads its values back from the job config Hydra composed, runs
+:func:`semstyle.api.run` into ``runs/<name>`` (``resume=true`` when an interrupted ``runs/<name>.partial`` is there) and
+records the outcome.
 
 Overrides that start with ``hydra.`` go to Hydra, e.g. ``hydra.launcher.partition=gpu`` or
 ``hydra.launcher.ray.init.address=auto``.
