@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..conf.checks import check_sweep_folder
+from ..conf.vocab import METRIC_SIZE
 from ..errors import check
 from ..interrupts import deferred
-
-REFERENCE_SIZE = 256  # semstyle.experiments.metrics.REFERENCE_SIZE (not imported here: it would load torch)
 
 
 def _check_size(size: int) -> None:
@@ -62,7 +61,7 @@ def add_eval(sub) -> None:
         help="score against these images instead of those each run's config names",
     )
     p.add_argument(
-        "--size", type=int, default=REFERENCE_SIZE, help=f"long side images are scored at (default {REFERENCE_SIZE})"
+        "--size", type=int, default=METRIC_SIZE, help=f"long side images are scored at (default {METRIC_SIZE})"
     )
     p.add_argument("--device", default="cpu", help="where the reference VGG-19 runs (default cpu; fp32 always)")
     p.add_argument("--out", help="also write metrics.csv and metrics.md of all the given runs into this folder")
@@ -79,8 +78,6 @@ def add_report(sub) -> None:
     r.add_argument("--rows", metavar="KEY", help="swept key down the sheet (default: the first swept key)")
     r.add_argument("--cols", metavar="KEY", help="swept key across (default: the others)")
     r.add_argument("--cell", type=int, default=128, help="px per picture in the contact sheet (default 128)")
-    r.add_argument(
-        "--size", type=int, default=REFERENCE_SIZE, help=f"long side of the metrics (default {REFERENCE_SIZE})"
-    )
+    r.add_argument("--size", type=int, default=METRIC_SIZE, help=f"long side of the metrics (default {METRIC_SIZE})")
     r.add_argument("--device", default="cpu", help="where the reference VGG-19 runs (default cpu)")
     r.set_defaults(func=_report)

@@ -79,16 +79,21 @@ def _sweep(args) -> int:
 
 
 def _search(args) -> int:
-    sweep, search = _modules(search=True)
+    grid = _grid()
     config, overrides = split_config(args.config, args.overrides)
     config = base_config(config, overrides)
     space, base = {}, []
     for item in overrides + _run_options(args):
-        override = _grid().parse_override(item)
+        override = grid.parse_override(item)
         if override.is_sweep_override():
             space[override.get_key_element()] = item.split("=", 1)[1]
         else:
             base.append(item)
+    grid.check_search(
+        config, space, base, args.minimize, args.maximize, args.where, args.trials, args.seed, args.batch,
+        args.startup, args.metric_size,
+    )  # fmt: skip
+    sweep, search = _modules(search=True)
     folder = search.run_search(
         config,
         space,
@@ -114,7 +119,7 @@ def _search(args) -> int:
         print(f"semstyle: {f'no trial met {where}' if where else 'no trial finished'}", file=sys.stderr)
         return 1
     objective = f"{data['search']['objective']}={top['objective']:.6g}"
-    print(f"best: {top['name']} ({objective}; {_grid()._describe(top['overrides'])})")
+    print(f"best: {top['name']} ({objective}; {grid._describe(top['overrides'])})")
     print(f"result: {folder / top['folder'] / 'output.png'}")
     print(f"plot: {folder / search.PLOT}")
     return code

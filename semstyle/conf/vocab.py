@@ -48,3 +48,19 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 SWEEP_FILE = "sweep.json"  # what makes a folder a sweep (semstyle.experiments.sweep)
+
+# the metrics of a finished run (semstyle.experiments.metrics), in table order (a run has those that apply to it)
+METRICS = (
+    "ssim",
+    "psnr",
+    "content_distance",
+    "style_distance",
+    "color_distance",
+    "perceptual_distance",
+    "region_fidelity",
+    "keypoint_error",
+    "seconds",
+    "peak_mb",
+    "steps",
+)
+METRIC_SIZE = 256  # the long side the metrics compare images at, so that runs of any size compare

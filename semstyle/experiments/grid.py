@@ -1,4 +1,4 @@
-"""A sweep's grid, checked without torch: Hydra's override grammar in, one config per run out.
+"""A sweep's grid and a search's space, checked without torch: Hydra's override grammar in, one config per run out.
 
 :mod:`.sweep` runs the grid; the command line checks it first with these functions (:func:`check_grid`), so that
 a typo'd key, a bad value or a missing image in any run answers in one line before torch, Hydra's launchers and the
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from ..conf import check_input_files, load_config
+from ..conf.vocab import METRIC_SIZE, METRICS
 from ..errors import ConfigError, SemstyleError, check
 
 RUNS_DIR = "runs"
@@ -173,3 +175,121 @@ def check_grid(config, params, overrides) -> None:
     if config is not None:
         check(Path(config).is_file(), f"config file {config}: not found")
     validate(config, base, combinations(params))
+
+
+# -- a search's space -------------------------------------------------------------------------------------------------
+
+CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+def parse_constraint(text: str) -> tuple[str, str, float]:
+    """``"ssim>=0.4"`` as ``("ssim", ">=", 0.4)``, or a one-line error."""
+    match = CONSTRAINT.match(str(text))
+    check(
+        match is not None,
+        f"--where {text!r}: expected METRIC OP NUMBER with OP one of >=, <=, >, <, e.g. ssim>=0.4",
+    )
+    return match[1], match[2], float(match[3])
+
+
+def _check_metric(name: str, what: str) -> None:
+    """``name`` is a key :func:`semstyle.experiments.metrics.evaluate` can return (per-style distances of a blend
+    included)."""
+    check(
+        name in METRICS or re.fullmatch(r"style_distance_\d+", name) is not None,
+        f"{what} {name!r}: not a metric; metrics: {', '.join(METRICS)}",
+    )
+
+
+def parse_space(space: dict[str, str]) -> dict[str, str]:
+    """``{key: range}`` checked: each range is a search range in Hydra's grammar (one line per bad entry)."""
+    check(
+        isinstance(space, dict) and space, "search: give at least one KEY=RANGE, e.g. style_weight=interval(1e-7,1e-5)"
+    )
+    out = {}
+    for key, spec in space.items():
+        _check_key(key)
+        override = parse_override(f"{key}={spec}")
+        check(
+            override.is_sweep_override(),
+            f"{key}={spec}: a search needs a range: interval(lo,hi), tag(log,interval(lo,hi)), a,b,c or range()",
+        )
+        if override.is_choice_sweep() or override.is_range_sweep():
+            for value in override.sweep_iterator():
+                check(
+                    value is None or isinstance(value, (str, int, float, bool)),
+                    f"{key}={spec}: Optuna chooses among numbers and strings only, not {value!r}",
+                )
+        else:
+            lo, hi = override.value().start, override.value().end
+            check(lo < hi, f"{key}={spec}: the interval is empty")
+            if "log" in override.value().tags:
+                check(lo > 0, f"{key}={spec}: a log interval needs a positive lower end")
+        out[key] = spec
+    return out
+
+
+def endpoints(key: str, spec: str) -> list:
+    """Values that bound a range: its two ends, or every choice."""
+    override = parse_override(f"{key}={spec}")
+    if override.is_interval_sweep():
+        return [override.value().start, override.value().end]
+    return list(override.sweep_iterator())
+
+
+def endpoint_trials(space: dict[str, str]) -> list[tuple[str, dict, dict]]:
+    """Trials at every range's ends, each with the other keys at their first end, as ``(label, {}, values)``: the
+    configs a search loads before any run starts."""
+    firsts = {k: endpoints(k, s)[0] for k, s in space.items()}
+    combos = []
+    for key, spec in space.items():
+        for value in endpoints(key, spec):
+            values = {**firsts, key: value}
+            if all(values != c[2] for c in combos):
+                combos.append((f"a trial with {', '.join(f'{k}={v}' for k, v in values.items())}", {}, values))
+    return combos
+
+
+def check_search(
+    config, space, overrides, minimize, maximize, where, trials, seed, batch, startup, metric_size
+) -> tuple[dict, dict[str, str]]:
+    """What :func:`.search.run_search` checks before its folder and launcher: the goal, the constraints, the
+    counts, the space and the config at every range's ends. Returns the search's settings and its checked space."""
+    check((minimize is None) != (maximize is None), "search: give one of --minimize METRIC or --maximize METRIC")
+    objective = minimize or maximize
+    _check_metric(objective, "--minimize" if minimize else "--maximize")
+    where = [where] if isinstance(where, str) else list(where)
+    constraints = [parse_constraint(c) for c in where]
+    for name, _, _ in constraints:
+        _check_metric(name, "--where")
+    for what, value, lo in (("--trials", trials, 1), ("--batch", batch, 1), ("--seed", seed, 0)):
+        check(
+            isinstance(value, int) and not isinstance(value, bool) and value >= lo,
+            f"{what}: must be an integer >= {lo}, got {value!r}",
+        )
+    startup = min(10, max(1, trials // 2)) if startup is None else startup
+    check(isinstance(startup, int) and startup >= 0, f"--startup: must be an integer >= 0, got {startup!r}")
+    metric_size = METRIC_SIZE if metric_size is None else metric_size
+    check(
+        isinstance(metric_size, int) and 32 <= metric_size <= 4096,
+        f"--metric-size: must be an integer in [32, 4096], got {metric_size!r}",
+    )
+    space = parse_space(space)
+    base, _ = _check_base(list(overrides))
+    for label, _, values in endpoint_trials(space):
+        try:
+            load_config(config, run_overrides(base, values, Path(RUNS_DIR) / "000"))
+        except ConfigError as e:
+            raise ConfigError(f"{label}: {e}") from None
+    settings = {
+        "objective": objective,
+        "direction": "minimize" if minimize else "maximize",
+        "where": where,
+        "trials": trials,
+        "seed": seed,
+        "batch": batch,
+        "startup": startup,
+        "metric_size": metric_size,
+        "sampler": "TPE",
+    }
+    return settings, space

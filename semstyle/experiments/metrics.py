@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ..conf.checks import is_list
-from ..conf.vocab import SWEEP_FILE
+from ..conf.vocab import METRIC_SIZE, METRICS, SWEEP_FILE
 from ..core.encoder import vgg19_encoder
 from ..core.image import atomic_write, load_image, resize
 from ..core.semantic import load_map, region_means, semantic_masks
@@ -71,25 +71,12 @@ CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016, Sec. 2.2
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Gatys et al. 2016, Sec. 3, w_l = 1/5
 # the last ReLU of each VGG-19 block, as LPIPS takes the last ReLU of each block of its VGG-16
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
-REFERENCE_SIZE = 256
+REFERENCE_SIZE = METRIC_SIZE
 PSNR_CAP = 100.0  # dB; identical images would give +inf, which JSON and CSV cannot hold
 COLOR_DIRECTIONS = 32  # ample for 3-D colour (the slices' mean converges fast); each costs a sort of the pixels
 COLOR_QUANTILES = 256
 
-KEYS = (
-    "ssim",
-    "psnr",
-    "content_distance",
-    "style_distance",
-    "color_distance",
-    "perceptual_distance",
-    "region_fidelity",
-    "keypoint_error",
-    "seconds",
-    "peak_mb",
-    "steps",
-)
-"""The metric keys, in table order (a run has those that apply to it)."""
+KEYS = METRICS  # the metric keys, in table order (conf.vocab)
 
 HIGHER_IS_BETTER = {"ssim", "psnr", "region_fidelity"}
 METRICS_FILE = "metrics.json"

@@ -23,24 +23,20 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Callable
 
 import optuna
 from hydra.core.hydra_config import HydraConfig
 
-from .. import api
 from ..core.image import atomic_write
-from ..errors import ConfigError, SemstyleError, check
+from ..errors import SemstyleError
 from ..viz.plots import search_progress
 from . import grid
 from . import metrics as metric_module
 from . import sweep as sw
-from .metrics import KEYS
 
 OPERATORS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
-CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 # Trials that violate a constraint score PENALTY * (1 + how far they miss), so they rank after every trial that
 # meets the constraints: the metrics stay far below 1e200 (Gram distances of 0-255 Caffe features reach ~1e11 at
 # 48 px); failed runs rank after them. A product, not a sum, so that the miss still orders them at this magnitude.
@@ -48,16 +44,6 @@ PENALTY = 1e200
 FAILED = 1e250
 PLOT = "search.png"
 BATCH = 2  # trials asked at once: hydra-optuna-sweeper's default n_jobs
-
-
-def parse_constraint(text: str) -> tuple[str, str, float]:
-    """``"ssim>=0.4"`` as ``("ssim", ">=", 0.4)``, or a one-line error."""
-    match = CONSTRAINT.match(str(text))
-    check(
-        match is not None,
-        f"--where {text!r}: expected METRIC OP NUMBER with OP one of >=, <=, >, <, e.g. ssim>=0.4",
-    )
-    return match[1], match[2], float(match[3])
 
 
 def violation(metrics: dict, constraints) -> float:
@@ -82,51 +68,6 @@ def penalised(objective: float | None, miss: float, sign: float) -> float:
     return objective
 
 
-def _check_metric(name: str, what: str) -> None:
-    """``name`` is a key :func:`semstyle.experiments.metrics.evaluate` can return (per-style distances of a blend
-    included)."""
-    check(
-        name in KEYS or re.fullmatch(r"style_distance_\d+", name) is not None,
-        f"{what} {name!r}: not a metric; metrics: {', '.join(KEYS)}",
-    )
-
-
-def parse_space(space: dict[str, str]) -> dict[str, str]:
-    """``{key: range}`` checked: each range is a search range in Hydra's grammar (one line per bad entry)."""
-    check(
-        isinstance(space, dict) and space, "search: give at least one KEY=RANGE, e.g. style_weight=interval(1e-7,1e-5)"
-    )
-    out = {}
-    for key, spec in space.items():
-        grid._check_key(key)
-        override = grid.parse_override(f"{key}={spec}")
-        check(
-            override.is_sweep_override(),
-            f"{key}={spec}: a search needs a range: interval(lo,hi), tag(log,interval(lo,hi)), a,b,c or range()",
-        )
-        if override.is_choice_sweep() or override.is_range_sweep():
-            for value in override.sweep_iterator():
-                check(
-                    value is None or isinstance(value, (str, int, float, bool)),
-                    f"{key}={spec}: Optuna chooses among numbers and strings only, not {value!r}",
-                )
-        else:
-            lo, hi = override.value().start, override.value().end
-            check(lo < hi, f"{key}={spec}: the interval is empty")
-            if "log" in override.value().tags:
-                check(lo > 0, f"{key}={spec}: a log interval needs a positive lower end")
-        out[key] = spec
-    return out
-
-
-def endpoints(key: str, spec: str) -> list:
-    """Values that bound a range: its two ends, or every choice."""
-    override = grid.parse_override(f"{key}={spec}")
-    if override.is_interval_sweep():
-        return [override.value().start, override.value().end]
-    return list(override.sweep_iterator())
-
-
 def search_trial(cfg) -> float:
     """Hydra's task function for one trial: run it (or reuse its finished run), score it, record it, and return the
     value Optuna minimises."""
@@ -135,7 +76,7 @@ def search_trial(cfg) -> float:
     data = sw.load_sweep(folder)
     settings = data["search"]
     sign = -1.0 if settings["direction"] == "maximize" else 1.0
-    constraints = [parse_constraint(c) for c in settings["where"]]
+    constraints = [grid.parse_constraint(c) for c in settings["where"]]
     values, texts = sw.job_values(cfg, list(data["params"]))
     name = grid.run_name(HydraConfig.get().job.num, settings["trials"])
     known = {r["name"]: r for r in data["runs"]}.get(name)
@@ -203,54 +144,14 @@ def run_search(
     computed at (default the metrics' reference size, 256).
     """
     log = log or (lambda message: None)
-    check((minimize is None) != (maximize is None), "search: give one of --minimize METRIC or --maximize METRIC")
-    objective = minimize or maximize
-    _check_metric(objective, "--minimize" if minimize else "--maximize")
-    where = [where] if isinstance(where, str) else list(where)
-    constraints = [parse_constraint(c) for c in where]
-    for name, _, _ in constraints:
-        _check_metric(name, "--where")
-    for what, value, lo in (("--trials", trials, 1), ("--batch", batch, 1), ("--seed", seed, 0)):
-        check(
-            isinstance(value, int) and not isinstance(value, bool) and value >= lo,
-            f"{what}: must be an integer >= {lo}, got {value!r}",
-        )
-    startup = min(10, max(1, trials // 2)) if startup is None else startup
-    check(isinstance(startup, int) and startup >= 0, f"--startup: must be an integer >= 0, got {startup!r}")
-    metric_size = metric_module.REFERENCE_SIZE if metric_size is None else metric_size
-    check(
-        isinstance(metric_size, int) and 32 <= metric_size <= 4096,
-        f"--metric-size: must be an integer in [32, 4096], got {metric_size!r}",
+    settings, space = grid.check_search(
+        config, space, overrides, minimize, maximize, where, trials, seed, batch, startup, metric_size
     )
-    space = parse_space(space)
-    settings = {
-        "objective": objective,
-        "direction": "minimize" if minimize else "maximize",
-        "where": where,
-        "trials": trials,
-        "seed": seed,
-        "batch": batch,
-        "startup": startup,
-        "metric_size": metric_size,
-        "sampler": "TPE",
-    }
+    objective, where = settings["objective"], settings["where"]
     folder, record = sw.prepare(config, space, out, overrides, launcher, {"search": settings})
     _, hydra_settings = sw._check_base(list(overrides))
     base = record["overrides"]
-    # every range's ends (each with the other keys at their first end) load as configs before any run starts
-    firsts = {k: endpoints(k, s)[0] for k, s in space.items()}
-    combos = []
-    for key, spec in space.items():
-        for value in endpoints(key, spec):
-            values = {**firsts, key: value}
-            if all(values != c[2] for c in combos):
-                combos.append((f"a trial with {', '.join(f'{k}={v}' for k, v in values.items())}", {}, values))
-    for label, _, values in combos:
-        try:
-            api.load_config(record["config"], sw.run_overrides(base, values, Path(sw.RUNS_DIR) / "000"))
-        except ConfigError as e:
-            raise ConfigError(f"{label}: {e}") from None
-    n_jobs, threads = sw.plan_jobs(launcher, n_jobs, batch, record["config"], base, combos)
+    n_jobs, threads = sw.plan_jobs(launcher, n_jobs, batch, record["config"], base, grid.endpoint_trials(space))
     hydra = [
         "hydra/sweeper=optuna",
         *sw.launcher_overrides(launcher, n_jobs, threads),
@@ -258,7 +159,7 @@ def run_search(
         f"hydra.sweeper.n_trials={trials}",
         f"hydra.sweeper.n_jobs={batch}",
         f"hydra.sweeper.sampler.seed={seed}",
-        f"hydra.sweeper.sampler.n_startup_trials={startup}",
+        f"hydra.sweeper.sampler.n_startup_trials={settings['startup']}",
         "hydra.sweeper.study_name=semstyle",
         # a failed trial is a penalised value, never a reason to stop the search
         "hydra.sweeper.max_failure_rate=1.0",
@@ -321,4 +222,4 @@ def plot(folder) -> Path | None:
     )
 
 
-__all__ = ["run_search", "best", "plot", "parse_constraint", "violation", "penalised"]
+__all__ = ["run_search", "best", "plot", "violation", "penalised"]

@@ -197,6 +197,10 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
             ["sweep", str(ROOT / "configs/default.yaml"), f"style={image},{photo}", "--out", str(tmp_path / "sw")],
             f"run 000 (style={image}): style image {image}: not a readable image",
         ),
+        (
+            ["search", str(ROOT / "configs/default.yaml"), "stlye_weight=interval(1e-7,1e-5)", "--minimize", "ssim"],
+            "a trial with stlye_weight=1e-07: unknown config key 'stlye_weight'",
+        ),
     ]
     code = (
         "import sys; from semstyle.cli import main; "

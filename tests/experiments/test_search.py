@@ -13,7 +13,7 @@ from PIL import Image
 
 from semstyle.cli import main
 from semstyle.errors import ConfigError
-from semstyle.experiments import search
+from semstyle.experiments import grid, search
 from semstyle.experiments import sweep as sw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,8 +94,8 @@ def test_the_same_search_again_asks_the_same_trials_and_reuses_their_runs(search
 
 
 def test_constraints_and_penalties():
-    assert search.parse_constraint("ssim>=0.4") == ("ssim", ">=", 0.4)
-    assert search.parse_constraint(" psnr < 1e2 ") == ("psnr", "<", 100.0)
+    assert grid.parse_constraint("ssim>=0.4") == ("ssim", ">=", 0.4)
+    assert grid.parse_constraint(" psnr < 1e2 ") == ("psnr", "<", 100.0)
     assert search.violation({"ssim": 0.5}, [("ssim", ">=", 0.4)]) == 0
     assert search.violation({"ssim": 0.3}, [("ssim", ">=", 0.4)]) == pytest.approx(0.1)
     assert search.violation({"ssim": 0.4}, [("ssim", ">", 0.4)]) > 0  # a strict bound met with equality misses
