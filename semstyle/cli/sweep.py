@@ -89,28 +89,14 @@ def _search(args) -> int:
             space[override.get_key_element()] = item.split("=", 1)[1]
         else:
             base.append(item)
-    grid.check_search(
-        config, space, base, args.minimize, args.maximize, args.where, args.trials, args.seed, args.batch,
-        args.startup, args.metric_size,
-    )  # fmt: skip
+    options = ("minimize", "maximize", "where", "trials", "seed", "batch", "startup", "metric_size")
+    settings = {name: getattr(args, name) for name in options}
+    grid.check_search(config, space, base, **settings)
     sweep, search = _modules(search=True)
     folder = search.run_search(
-        config,
-        space,
-        _out(args, "search"),
-        minimize=args.minimize,
-        maximize=args.maximize,
-        where=args.where,
-        trials=args.trials,
-        seed=args.seed,
-        launcher=args.launcher,
-        overrides=base,
-        n_jobs=args.jobs,
-        batch=args.batch,
-        startup=args.startup,
-        metric_size=args.metric_size,
-        log=_log,
-    )
+        config, space, _out(args, "search"), launcher=args.launcher, overrides=base, n_jobs=args.jobs, log=_log,
+        **settings,
+    )  # fmt: skip
     code = _report(sweep, folder)
     data = sweep.load_sweep(folder)
     top = search.best(folder)

@@ -251,7 +251,7 @@ def endpoint_trials(space: dict[str, str]) -> list[tuple[str, dict, dict]]:
 
 
 def check_search(
-    config, space, overrides, minimize, maximize, where, trials, seed, batch, startup, metric_size
+    config, space, overrides, *, minimize, maximize, where, trials, seed, batch, startup, metric_size
 ) -> tuple[dict, dict[str, str]]:
     """What :func:`.search.run_search` checks before its folder and launcher: the goal, the constraints, the
     counts, the space and the config at every range's ends. Returns the search's settings and its checked space."""

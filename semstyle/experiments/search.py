@@ -145,8 +145,9 @@ def run_search(
     """
     log = log or (lambda message: None)
     settings, space = grid.check_search(
-        config, space, overrides, minimize, maximize, where, trials, seed, batch, startup, metric_size
-    )
+        config, space, overrides, minimize=minimize, maximize=maximize, where=where, trials=trials, seed=seed,
+        batch=batch, startup=startup, metric_size=metric_size,
+    )  # fmt: skip
     objective, where = settings["objective"], settings["where"]
     folder, record = sw.prepare(config, space, out, overrides, launcher, {"search": settings})
     _, hydra_settings = sw._check_base(list(overrides))
