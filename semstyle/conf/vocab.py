@@ -1,9 +1,12 @@
-"""The words a config may use: VGG-19 layer names, optimisers, precisions, poolings.
+"""The words a config or a command may use: VGG-19 layer names, optimisers, precisions, poolings, file suffixes,
+model and metric names.
 
 Torch-free, so that the config can be checked (and the CLI can answer) before the network is loaded.
 """
 
 from __future__ import annotations
+
+import re
 
 from ..errors import check
 
@@ -64,3 +67,9 @@ METRICS = (
     "steps",
 )
 METRIC_SIZE = 256  # the long side the metrics compare images at, so that runs of any size compare
+
+
+def is_metric(name: str) -> bool:
+    """``name`` is a metric a run can have: one of :data:`METRICS`, or ``style_distance_N``, the distance to the
+    N-th style of a blend."""
+    return name in METRICS or re.fullmatch(r"style_distance_\d+", name) is not None

@@ -16,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from ..conf import check_input_files, load_config
-from ..conf.vocab import METRIC_SIZE, METRICS
+from ..conf.vocab import METRIC_SIZE, METRICS, is_metric
 from ..errors import ConfigError, SemstyleError, check
 
 RUNS_DIR = "runs"
@@ -195,10 +195,7 @@ def parse_constraint(text: str) -> tuple[str, str, float]:
 def _check_metric(name: str, what: str) -> None:
     """``name`` is a key :func:`semstyle.experiments.metrics.evaluate` can return (per-style distances of a blend
     included)."""
-    check(
-        name in METRICS or re.fullmatch(r"style_distance_\d+", name) is not None,
-        f"{what} {name!r}: not a metric; metrics: {', '.join(METRICS)}",
-    )
+    check(is_metric(name), f"{what} {name!r}: not a metric; metrics: {', '.join(METRICS)}")
 
 
 def parse_space(space: dict[str, str]) -> dict[str, str]:

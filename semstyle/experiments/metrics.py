@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ..conf.checks import is_list
-from ..conf.vocab import METRIC_SIZE, METRICS, SWEEP_FILE
+from ..conf.vocab import METRIC_SIZE, METRICS, SWEEP_FILE, is_metric
 from ..core.encoder import vgg19_encoder
 from ..core.image import atomic_write, load_image, resize
 from ..core.semantic import load_map, region_means, semantic_masks
@@ -71,12 +71,9 @@ CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016, Sec. 2.2
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Gatys et al. 2016, Sec. 3, w_l = 1/5
 # the last ReLU of each VGG-19 block, as LPIPS takes the last ReLU of each block of its VGG-16
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
-REFERENCE_SIZE = METRIC_SIZE
 PSNR_CAP = 100.0  # dB; identical images would give +inf, which JSON and CSV cannot hold
 COLOR_DIRECTIONS = 32  # ample for 3-D colour (the slices' mean converges fast); each costs a sort of the pixels
 COLOR_QUANTILES = 256
-
-KEYS = METRICS  # the metric keys, in table order (conf.vocab)
 
 HIGHER_IS_BETTER = {"ssim", "psnr", "region_fidelity"}
 METRICS_FILE = "metrics.json"
@@ -239,7 +236,7 @@ def _json(path: Path) -> dict:
         raise SemstyleError(f"{path}: cannot be read as JSON ({e})") from None
 
 
-def evaluate(run_dir, content=None, style=None, size: int = REFERENCE_SIZE, device: str = "cpu") -> dict[str, float]:
+def evaluate(run_dir, content=None, style=None, size: int = METRIC_SIZE, device: str = "cpu") -> dict[str, float]:
     """Score a finished run folder; writes ``metrics.json`` there and returns ``{key: value}`` (see the module
     docstring for each key's formula).
 
@@ -355,27 +352,23 @@ def _format(value) -> str:
     return "" if value is None else str(value)
 
 
-def _is_metric(key: str) -> bool:
-    return key in KEYS or (key.startswith("style_distance_") and key[len("style_distance_") :].isdigit())
-
-
 def scored(key: str) -> bool:
     """A metric with a better direction (not the run facts seconds, peak_mb, steps)."""
-    return _is_metric(key) and key not in ("seconds", "peak_mb", "steps")
+    return is_metric(key) and key not in ("seconds", "peak_mb", "steps")
 
 
 def columns(rows: list[dict]) -> list[str]:
-    """The run name and swept values (in order of appearance), then the metric keys any row has, in KEYS order
+    """The run name and swept values (in order of appearance), then the metric keys any row has, in METRICS order
     (a blend's ``style_distance_1``, ``_2``, ... after ``style_distance``)."""
     names: list[str] = []
     for row in rows:
         names += [k for k in row if k not in names]
-    per_style = sorted((k for k in names if _is_metric(k) and k not in KEYS), key=lambda k: int(k.rsplit("_", 1)[1]))
+    per_style = sorted((k for k in names if is_metric(k) and k not in METRICS), key=lambda k: int(k.rsplit("_", 1)[1]))
     ordered = []
-    for key in KEYS:
+    for key in METRICS:
         ordered += [key] if key in names else []
         ordered += per_style if key == "style_distance" else []
-    return [k for k in names if not _is_metric(k)] + ordered
+    return [k for k in names if not is_metric(k)] + ordered
 
 
 def markdown(rows: list[dict]) -> str:
@@ -389,7 +382,7 @@ def markdown(rows: list[dict]) -> str:
 
 def write_tables(rows: list[dict], folder) -> tuple[Path, Path]:
     """``metrics.csv`` and ``metrics.md`` of ``rows`` in ``folder``: one row per run, its swept values, then the
-    metric keys in :data:`KEYS` order (those any row has)."""
+    metric keys in :data:`METRICS` order (those any row has)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns(rows), lineterminator="\n")
     writer.writeheader()
@@ -405,7 +398,7 @@ def collect(
     paths,
     content=None,
     style=None,
-    size: int = REFERENCE_SIZE,
+    size: int = METRIC_SIZE,
     device: str = "cpu",
     out=None,
     force: bool = False,
@@ -450,4 +443,4 @@ def collect(
     return rows
 
 
-__all__ = ["evaluate", "collect", "write_tables", "markdown", "sweep_runs", "is_sweep", "KEYS", "HIGHER_IS_BETTER"]
+__all__ = ["evaluate", "collect", "write_tables", "markdown", "sweep_runs", "is_sweep", "HIGHER_IS_BETTER"]

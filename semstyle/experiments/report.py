@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..api import load_config
 from ..conf.checks import check_sweep_folder
 from ..conf.common import COSMETIC_KEYS
+from ..conf.vocab import METRIC_SIZE
 from ..core.image import atomic_write, load_image, to_pil
 from ..errors import SemstyleError, check
 from ..viz.layout import grid
@@ -312,7 +313,7 @@ def report(
     rows: str | None = None,
     cols: str | None = None,
     cell: int = 128,
-    size: int = metrics.REFERENCE_SIZE,
+    size: int = METRIC_SIZE,
     device: str = "cpu",
 ) -> Path:
     """Write ``sheet.png``, ``losses.png``, ``metrics.csv``/``.md`` and ``report.html`` into the sweep folder;

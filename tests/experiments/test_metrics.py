@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from semstyle.api import run
+from semstyle.conf.vocab import METRICS
 from semstyle.core.image import load_image, resize, save_image
 from semstyle.errors import SemstyleError
 from semstyle.experiments import metrics
@@ -89,7 +90,7 @@ def gatys_run(tmp_path_factory):
 
 def test_evaluate_a_run_writes_its_metrics(gatys_run, assets_dir):
     scores = metrics.evaluate(gatys_run, size=48)
-    assert set(scores) == {k for k in metrics.KEYS if k not in ("region_fidelity", "keypoint_error")}
+    assert set(scores) == {k for k in METRICS if k not in ("region_fidelity", "keypoint_error")}
     stored = json.loads((gatys_run / "metrics.json").read_text())
     assert stored.pop("reference")["size"] == 48 and stored == pytest.approx(scores)
     record = json.loads((gatys_run / "run.json").read_text())
