@@ -273,6 +273,5 @@ def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
 
 def check_inputs(cfg) -> None:
     """Bad paths and a mismatched ``init_model`` as one-line errors before the network or the encoder is built."""
-    check_train_files(cfg)
-    training_images(cfg)
+    check_train_files(cfg)  # the data sources too; an empty `data` is the bundled set
     _initial_weights(cfg)
