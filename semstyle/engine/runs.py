@@ -27,7 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..conf.checks import check_new_folder, check_output_path
+from ..conf.checks import check_new_folder, check_run_folder
 from ..core.image import atomic_write, save_image
 from ..errors import ConfigError, ResourceError, SemstyleError, check
 from . import divergence
@@ -112,7 +112,7 @@ class RunDir:
     ):
         if out_dir is None:
             out_dir = f"runs/{method}-{time.strftime('%Y%m%d-%H%M%S')}"
-        check_output_path(out_dir, key, folder=True)  # before any work: /proc, ".", a parent that is a file, ...
+        check_run_folder(out_dir, key)  # before any work: /proc, ".", a parent that is a file, a used folder, ...
         self.final = Path(out_dir)
         self.path = self.final.with_name(self.final.name + ".partial")
         self.resume = resume
@@ -124,10 +124,6 @@ class RunDir:
         self._created = False  # this run made the partial folder (so may remove it when it fails to start)
         self._saved: tuple[dict[str, torch.Tensor], dict[str, str]] | None = None
         self._previous_image: torch.Tensor | None = None
-        self._check_final()
-
-    def _check_final(self) -> None:
-        check_new_folder(self.final, self.key)
 
     # --- the lock -------------------------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -222,7 +218,7 @@ class RunDir:
     def __enter__(self) -> "RunDir":
         try:
             self._acquire_lock()
-            self._check_final()  # a run on this out_dir may have finished since __init__
+            check_new_folder(self.final, self.key)  # a run on this out_dir may have finished since __init__
             existed = not self._created
             try:
                 if existed or self.resume:
