@@ -134,7 +134,6 @@ def train(config=None, overrides=(), callbacks=(), **options) -> Path:
     file (``model.safetensors``), ``losses.csv``/``losses.png``, ``samples/`` and ``training.json``."""
     overrides = list(overrides) + [f"{k}={v}" for k, v in options.items()]
     cfg = load_train_config(config, overrides)
-    ff_train.check_inputs(cfg)
     return ff_train.train(cfg, callbacks, header=_provenance())
 
 

@@ -130,8 +130,10 @@ def _restore_optimizer(opt: torch.optim.Optimizer, params: list, tensors: dict[s
 def train(cfg, callbacks=(), header: str = "") -> Path:
     """Train the network ``cfg`` describes (a resolved training config); returns the finished run folder, which
     holds the model file ``cfg.model_name``."""
+    check_train_files(cfg)  # bad paths as one-line errors, before any network, data or folder
     scales = train_scales(cfg)
     device = resolve_device(cfg.device)
+    initial = _initial_weights(cfg)  # a mismatched init_model answers before the data are read
     dataset = CropDataset(
         training_images(cfg), scales[-1], tuple(cfg.rescale), cfg.seed, tuple(cfg.crop_factors), device=device
     )
@@ -141,7 +143,6 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
         dataset._image(i)
     torch.manual_seed(cfg.seed)
     net = FeedForward(cfg.method, scales, cfg.width).to(device)
-    initial = _initial_weights(cfg)
     params = list(net.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
 
@@ -269,9 +270,3 @@ def _initial_weights(cfg) -> tuple[dict[str, torch.Tensor], dict] | None:
         )
     record = {"file": Path(str(cfg.init_model)).name, "scales": theirs[1], "training": meta["training"]}
     return net.state_dict(), record
-
-
-def check_inputs(cfg) -> None:
-    """Bad paths and a mismatched ``init_model`` as one-line errors before the network or the encoder is built."""
-    check_train_files(cfg)  # the data sources too; an empty `data` is the bundled set
-    _initial_weights(cfg)
