@@ -1,6 +1,9 @@
 """Where the main job's wall time goes (`make demo`, configs/default.yaml), phase by phase, in one fresh process.
 
-    python benchmarks/demo_phases.py [KEY=VALUE ...]
+    python benchmarks/demo_phases.py [--config FILE|none] [KEY=VALUE ...]
+
+``--config none`` starts from a method's own defaults (``method=dst base=gram size=256 keypoints=nbb`` is
+``bench_units.py``'s DST job).
 
 Stamps the engine's events (run, scale and step starts and ends) with the time since the process started, so the
 table shows the imports, each scale's set-up, its first step (which pays what is done once per process, such as
@@ -22,7 +25,14 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(overrides: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(ROOT / "configs/default.yaml"), help="config file, or none")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    config, overrides = (None if args.config == "none" else args.config), args.overrides
     import semstyle.api as api
 
     imported = time.perf_counter() - START
@@ -32,12 +42,12 @@ def main(overrides: list[str]) -> None:
         stamps.append((event.kind, event.scale, event.step, time.perf_counter() - START))
 
     with tempfile.TemporaryDirectory() as tmp:
-        api.run(ROOT / "configs/default.yaml", [*overrides, "progress=false", f"out_dir={tmp}/run"], callbacks=[stamp])
+        api.run(config, [*overrides, "progress=false", f"out_dir={tmp}/run"], callbacks=[stamp])
     finished = time.perf_counter() - START
 
     from common import machine
 
-    print(f"# {machine()}; configs/default.yaml {' '.join(overrides)}")
+    print(f"# {machine()}; config {args.config} {' '.join(overrides)}")
     print("| phase | seconds |")
     print("|---|---|")
     print(f"| imports (`import semstyle.api`) | {imported:.2f} |")
