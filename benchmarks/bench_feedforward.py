@@ -31,7 +31,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine, runnable_precisions  # noqa: E402
 
 from semstyle import api  # noqa: E402
 from semstyle.conf.feedforward import FeedForwardConfig  # noqa: E402
@@ -117,13 +117,15 @@ def run_quality(args) -> None:
 def run_speed(args) -> None:
     """fp32 and bf16 interleaved in one process, ``--repeats`` rounds after a warm-up: the minimum is the closest
     to an unloaded machine's time (the machine these ran on was shared), the median is shown beside it. Each time
-    includes the copy to ``--device`` and back (the stylised image is returned on the CPU)."""
+    includes the copy to ``--device`` and back (the stylised image is returned on the CPU). Where ``--device``
+    has no bf16 units the bf16 column says so instead (semstyle would run fp32 there)."""
     print(f"machine: {machine()}")
+    precisions = runnable_precisions(("fp32", "bf16"), args.device)
     print("| model | output | fp32 s (min / median) | bf16 s (min / median) |")
     print("|---|---|---|---|")
     photo = load_image(PHOTOS[0])
     for name in args.models:
-        models = {p: Stylizer(name, args.device, p) for p in ("fp32", "bf16")}
+        models = {p: Stylizer(name, args.device, p) for p in precisions}
         for size in args.sizes:
             image = resize(photo, size)
             times = {p: [] for p in models}
@@ -135,6 +137,7 @@ def run_speed(args) -> None:
                     m(image)
                     times[p].append(time.perf_counter() - t)
             cells = [f"{min(times[p]):.2f} / {statistics.median(times[p]):.2f}" for p in models]
+            cells += ["- (no bf16 units)"] * (2 - len(cells))
             print(f"| {Path(name).stem} | {size}×{size} | {cells[0]} | {cells[1]} |")
 
 

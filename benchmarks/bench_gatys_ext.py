@@ -19,7 +19,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, lbfgs_step, machine, median_time, peak_rss_mib  # noqa: E402
+from common import bare_vgg_step, lbfgs_step, machine, median_time, peak_rss_mib, runnable_precisions  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
 from semstyle.conf.gatys import style_plan
@@ -100,10 +100,11 @@ def main(argv=None):
     content_full = load_image(ROOT / "assets/content/tubingen.jpg").contiguous()
     styles_full = [load_image(ROOT / s).contiguous() for s in STYLES]
     print(f"# {machine()}")
+    precisions = runnable_precisions(args.precisions, args.device)
     print(f"# content {args.size} px long side; styles {STYLES} at the same long side (different shapes)")
     print("| precision | variant | bare VGG fwd+bwd (s) | step (s) | ratio to bare | ratio to one style |")
     print("|---|---|---|---|---|---|")
-    for precision in args.precisions:
+    for precision in precisions:
         encoder = vgg19_encoder("avg", precision, args.device)
         content = resize(content_full, args.size).contiguous().to(encoder.device)
         styles = [resize(s, args.size).to(encoder.device) for s in styles_full]

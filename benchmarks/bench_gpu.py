@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, timed_run  # noqa: E402
+from common import machine, runnable_precisions, timed_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "semstyle/assets"
@@ -63,11 +63,12 @@ def main() -> None:
     device = f"device={args.device}"
     timed_run(ROOT / "configs/default.yaml", [device, "size=64", "scales=[]", "steps=3"])  # start-up, paid once
     print(f"# {machine()}")
+    precisions = runnable_precisions(args.precisions, args.device)
     print("| job | precision | wall (s) | optimisation (s) | steps | s/step | final loss |")
     print("|---|---|---|---|---|---|---|")
     for name in args.jobs:
         config, overrides = table[name]
-        for precision in args.precisions:
+        for precision in precisions:
             try:
                 wall, rows = timed_run(config, [*overrides, device, f"precision={precision}", *args.overrides])
             except Exception as error:  # one job's failure must not hide the others' figures

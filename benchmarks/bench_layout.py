@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import gatys_step  # noqa: E402
-from common import bare_vgg_step, machine  # noqa: E402
+from common import bare_vgg_step, machine, runnable_precisions  # noqa: E402
 
-from semstyle.core.encoder import VGG19Encoder, bf16_is_native  # noqa: E402
+from semstyle.core.encoder import VGG19Encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3, help="calls per variant per round")
     p.add_argument("--warmup", type=int, default=12, help="L-BFGS steps before timing (history 10 full)")
     args = p.parse_args(argv)
-    precisions = [q for q in args.precisions if q != "bf16" or bf16_is_native("cpu")]
+    precisions = runnable_precisions(args.precisions, "cpu")
     content_full = load_image(ROOT / "assets/content/tubingen.jpg")
     style_full = load_image(ROOT / "assets/styles/starry_night.jpg")
     variants = {}  # (size, precision, layout, kind) -> callable

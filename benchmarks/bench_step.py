@@ -20,7 +20,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, interleaved_medians, lbfgs_step, machine  # noqa: E402
+from common import bare_vgg_step, interleaved_medians, lbfgs_step, machine, runnable_precisions  # noqa: E402
 
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
@@ -66,10 +66,11 @@ def main(argv=None):
     content_full = load_image(ROOT / "assets/content/tubingen.jpg")
     style_full = load_image(ROOT / "assets/styles/starry_night.jpg")
     print(f"# {machine()}")
+    precisions = runnable_precisions(args.precisions, args.device)
     print("| size | precision | bare VGG fwd+bwd (s) | Gatys step (s) | ratio |")
     print("|---|---|---|---|---|")
     for size in args.sizes:
-        for precision in args.precisions:
+        for precision in precisions:
             encoder = vgg19_encoder("avg", precision, args.device)
             content = resize(content_full, size).to(encoder.device)
             style = resize(style_full, size).to(encoder.device)

@@ -27,7 +27,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_vgg_step, machine, median_time, peak_rss_mib  # noqa: E402
+from common import bare_vgg_step, machine, median_time, peak_rss_mib, runnable_precisions  # noqa: E402
 
 from semstyle.conf.strotss import StrotssConfig  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
@@ -83,13 +83,14 @@ def main(argv=None):
     content_full = load_image(DEFAULTS.content)
     style_full = load_image(DEFAULTS.style)
     print(f"# {machine()}")
+    precisions = runnable_precisions(args.precisions, args.device)
     if args.sizes:
         print(
             "| size | precision | bare VGG to relu5_1 (s) | bare to relu5_3 (s) | STROTSS step (s) | ratio vs relu5_1 | vs relu5_3 |"
         )
         print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        for precision in args.precisions:
+        for precision in precisions:
             encoder = vgg19_encoder("max", precision, args.device)
             loss, start, _ = set_up(encoder, content_full, style_full, size)
             bare = median_time(bare_vgg_step(encoder, start.to(encoder.device)), args.repeats)

@@ -67,6 +67,17 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}{gpu}"
 
 
+def runnable_precisions(precisions, device: str = "auto") -> list[str]:
+    """``precisions`` without ``bf16`` where ``device`` has no bf16 units, with a note saying so: semstyle runs
+    fp32 there (``resolve_precision``), so a "bf16" row would be an fp32 row under the wrong name."""
+    from semstyle.core.encoder import bf16_is_native, resolve_device
+
+    if "bf16" in precisions and not bf16_is_native(resolve_device(device)):
+        print(f"# bf16 skipped: this {resolve_device(device).type} has no bf16 units (semstyle runs fp32 there)")
+        return [p for p in precisions if p != "bf16"]
+    return list(precisions)
+
+
 def bare_vgg_step(encoder, image: torch.Tensor, layer: str = "relu5_1"):
     """A callable doing one bare VGG-19 forward+backward to ``layer`` on ``image`` (the reference cost)."""
     x = image.clone().requires_grad_(True)
