@@ -31,24 +31,23 @@ from common import bare_vgg_step, machine, median_time, peak_rss_mib, runnable_p
 
 from semstyle.conf.strotss import StrotssConfig  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
-from semstyle.core.image import load_image, resize  # noqa: E402
-from semstyle.losses.strotss import StrotssLoss  # noqa: E402
-from semstyle.methods.strotss import initial_image  # noqa: E402
+from semstyle.core.image import load_image  # noqa: E402
+from semstyle.core.pyramid import LaplacianPyramid  # noqa: E402
+from semstyle.engine import Objective, make_optimizer  # noqa: E402
+from semstyle.methods.strotss import initial_image, make_objective, set_scale_targets  # noqa: E402
 
 DEFAULTS = StrotssConfig()
-from semstyle.core.pyramid import LaplacianPyramid  # noqa: E402
-from semstyle.engine import make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def strotss_step(loss: StrotssLoss, start: torch.Tensor):
+def strotss_step(objective: Objective, start: torch.Tensor):
     pyramid = LaplacianPyramid(start, DEFAULTS.pyramid_levels)
-    opt = make_optimizer("rmsprop", pyramid.parameters(), DEFAULTS.lr)
+    opt = make_optimizer(DEFAULTS.optimizer, pyramid.parameters(), DEFAULTS.lr)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        total, _ = loss(pyramid())
+        total, _ = objective(pyramid())
         total.backward()
         opt.step()
 
@@ -56,11 +55,12 @@ def strotss_step(loss: StrotssLoss, start: torch.Tensor):
 
 
 def set_up(encoder, content_full, style_full, long_side):
-    content, style = resize(content_full, long_side), resize(style_full, long_side)
-    loss = StrotssLoss(encoder)
+    """The method's objective with its targets at ``long_side`` (as its first scale), the start image, and the
+    seconds the targets took."""
+    objective = make_objective(encoder, DEFAULTS)
     t = time.perf_counter()
-    loss.set_targets(content, style)
-    return loss, initial_image("style_mean", content, style), time.perf_counter() - t
+    content, style = set_scale_targets(objective, content_full, style_full, long_side, 0, DEFAULTS)
+    return objective, initial_image(DEFAULTS.init, content, style), time.perf_counter() - t
 
 
 def main(argv=None):

@@ -55,6 +55,34 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
     return load_image(init, tuple(content.shape[-2:]), what="init image").to(content.device)
 
 
+def make_objective(encoder, cfg) -> Objective:
+    """STROTSS's objective on ``encoder``: the self-similarity content term and the style terms (relaxed EMD,
+    moments, colour) at ``cfg.samples`` locations shared by both and drawn anew before every step."""
+    points = SamplePoints(cfg.samples, cfg.seed)
+    style_term = StrotssStyleLoss(points, style_samples=cfg.style_samples, bf16=encoder.precision == "bf16")
+    terms = {"content": (SelfSimilarityLoss(points), 1.0), "style": (style_term, strotss_weights(1.0)["style"])}
+    return Objective(encoder, terms, before_step=(points.resample,))
+
+
+def set_scale_targets(objective: Objective, content, style, long_side: int, index: int, cfg, regions=(None, None)):
+    """Resize ``content`` and ``style`` for scale ``index`` (``long_side`` px, the style at ``cfg.style_scale``),
+    set ``objective``'s weights, sample regions and targets there; returns the two resized images.
+
+    ``regions`` are the content's and the style's :class:`RegionMasks` (or None) for spatial guidance.
+    """
+    device = objective.encoder.device
+    content_s = resize(content, long_side).to(device)
+    style_s = resize(style, max(16, round(long_side * cfg.style_scale))).to(device)
+    # reference: content_weight /= 2 per scale
+    objective.weights.update(strotss_weights(cfg.content_weight / 2**index, cfg.moment_weight))
+    content_term, style_term = objective.terms["content"], objective.terms["style"]
+    with torch.no_grad():
+        content_term.points.set_regions(content_s.shape[-2:], regions[0], device)
+        content_term.set_target(objective.features(content_s))
+        style_term.set_target(objective.features(style_s), regions[1])
+    return content_s, style_s
+
+
 def transfer(content, style, cfg, engine: Engine | None = None, content_map=None, style_map=None) -> torch.Tensor:
     """Run STROTSS with a resolved config; returns the result ``(1, 3, H, W)`` in [0, 1].
 
@@ -77,22 +105,12 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
     check_sizes({"style image": style}, scale_schedule(cfg), STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
     encoder = engine.encoder(cfg.pooling)
     device = encoder.device
-    points = SamplePoints(cfg.samples, cfg.seed)
-    style_term = StrotssStyleLoss(points, style_samples=cfg.style_samples, bf16=encoder.precision == "bf16")
-    terms = {"content": (SelfSimilarityLoss(points), 1.0), "style": (style_term, strotss_weights(1.0)["style"])}
-    objective = Objective(encoder, terms, before_step=(points.resample,))
-    content_regions, style_regions = (None, None) if masks is None else (RegionMasks(masks[0]), RegionMasks(masks[1]))
+    objective = make_objective(encoder, cfg)
+    regions = (None, None) if masks is None else (RegionMasks(masks[0]), RegionMasks(masks[1]))
     sizes = scale_schedule(cfg)
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:
-        content_s = resize(content, long_side).to(device)
-        style_s = resize(style, max(16, round(long_side * cfg.style_scale))).to(device)
-        # reference: content_weight /= 2 per scale
-        objective.weights.update(strotss_weights(cfg.content_weight / 2**index, cfg.moment_weight))
-        with torch.no_grad():
-            points.set_regions(content_s.shape[-2:], content_regions, device)
-            objective.terms["content"].set_target(objective.features(content_s))
-            style_term.set_target(objective.features(style_s), style_regions)
+        content_s, style_s = set_scale_targets(objective, content, style, long_side, index, cfg, regions)
         last = index == len(sizes) - 1 and len(sizes) > 1
         if previous is None:
             start = initial_image(cfg.init, content_s, style_s)
