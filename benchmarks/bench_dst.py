@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, peak_rss_mib  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
+from semstyle.conf.dst import BASES  # noqa: E402
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402
@@ -138,13 +139,13 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
     a = sub.add_parser("pipeline")
-    a.add_argument("--base", default="strotss", choices=dst.BASES)
+    a.add_argument("--base", default="strotss", choices=BASES)
     a.add_argument("--size", type=int, default=256)
     a.add_argument("overrides", nargs="*", help="config overrides key=value")
     a.set_defaults(func=pipeline)
     b = sub.add_parser("steps")
     b.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
-    b.add_argument("--bases", nargs="+", default=list(dst.BASES))
+    b.add_argument("--bases", nargs="+", default=list(BASES))
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--device", default="auto")
     b.add_argument("--cpu-time", action="store_true", help="time by process CPU seconds (run with 1 thread)")

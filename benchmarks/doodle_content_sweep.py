@@ -20,7 +20,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 # isort: split
 import torch
 
-from semstyle import semantic
+from semstyle.core import semantic
 from semstyle.core.image import load_image, resize, save_image
 from semstyle.methods import doodle
 
