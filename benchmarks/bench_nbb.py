@@ -47,8 +47,8 @@ def pair(name: str):
 
 
 def one(name: str, fast: bool, repeats: int, precision: str, device: str) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_nbb import known_warp, pck  # noqa: E402  (the test's ground-truth warp)
+    sys.path.insert(0, str(ROOT / "tests" / "geometry"))
+    from known_warp import known_warp, pck  # noqa: E402  (the tests' ground-truth warp)
 
     label, a, b, size = pair(name)
     encoder = vgg19_encoder("max", precision, device)
