@@ -1,0 +1,92 @@
+"""The documentation's examples still work as far as they can without their inputs: the Python examples' imports,
+the names the docs cite, and the command lines of their shell blocks. Nothing imports or runs the docs, so a rename
+inside semstyle would otherwise leave them wrong unnoticed (three were, until these tests)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import shlex
+from pathlib import Path
+
+from semstyle.cli import build_parser, parse
+from semstyle.errors import SemstyleError
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+DOTTED_NAME = re.compile(r"`(semstyle(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def fenced_blocks(text: str, languages: tuple[str, ...]) -> list[str]:
+    """The contents of the fenced code blocks whose info string is one of ``languages``."""
+    blocks, language, lines = [], None, []
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if language is None:
+                language, lines = line[3:].strip() or "none", []
+            else:
+                if language in languages:
+                    blocks.append("\n".join(lines))
+                language = None
+        elif language is not None:
+            lines.append(line)
+    return blocks
+
+
+def resolve(dotted: str):
+    """The object a dotted name names: the longest importable module prefix, then attributes."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[i:]:
+            obj = getattr(obj, attribute)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def test_the_python_examples_imports_run():
+    failed = []
+    for doc in DOCS:
+        for block in fenced_blocks(doc.read_text(), ("python",)):
+            for node in ast.parse(block).body:
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and "semstyle" in ast.unparse(node):
+                    try:
+                        exec(compile(ast.Module([node], []), str(doc), "exec"), {})
+                    except ImportError as error:
+                        failed.append(f"{doc.relative_to(ROOT)}: {ast.unparse(node)}: {error}")
+    assert not failed, "\n".join(failed)
+
+
+def test_the_names_the_docs_cite_exist():
+    failed = []
+    for doc in DOCS:
+        for name in sorted(set(DOTTED_NAME.findall(doc.read_text()))):
+            try:
+                resolve(name)
+            except (ImportError, AttributeError) as error:
+                failed.append(f"{doc.relative_to(ROOT)}: {name}: {error}")
+    assert not failed, "\n".join(failed)
+
+
+def test_the_shell_examples_command_lines_parse():
+    """Every ``semstyle ...`` line of a shell block names a command and options that exist (usage lines with
+    ``[--option]`` brackets and templates with ``<placeholders>`` are left out)."""
+    failed, checked = [], 0
+    for doc in DOCS:
+        for block in fenced_blocks(doc.read_text(), ("bash", "sh", "console", "none")):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.strip().removeprefix("$ ").split(" #")[0]
+                for command in re.split(r"\s*(?:&&|\|\||;|\|)\s*", line):
+                    if not command.startswith("semstyle ") or "[-" in command or "<" in command:
+                        continue
+                    checked += 1
+                    try:
+                        parse(build_parser(), shlex.split(command)[1:])
+                    except (SemstyleError, SystemExit) as error:
+                        failed.append(f"{doc.relative_to(ROOT)}: {command}: {error}")
+    assert checked > 20
+    assert not failed, "\n".join(failed)
