@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import re
 import shlex
 from pathlib import Path
@@ -48,17 +49,43 @@ def resolve(dotted: str):
     raise ModuleNotFoundError(dotted)
 
 
-def test_the_python_examples_imports_run():
+def test_the_python_examples_imports_and_calls_fit():
+    """Each Python example's semstyle imports run, and its calls of what they import bind to the signatures
+    (argument values are not checked: the examples' files do not exist)."""
     failed = []
     for doc in DOCS:
         for block in fenced_blocks(doc.read_text(), ("python",)):
-            for node in ast.parse(block).body:
+            tree, names = ast.parse(block), {}
+            for node in tree.body:
                 if isinstance(node, (ast.Import, ast.ImportFrom)) and "semstyle" in ast.unparse(node):
                     try:
-                        exec(compile(ast.Module([node], []), str(doc), "exec"), {})
+                        exec(compile(ast.Module([node], []), str(doc), "exec"), names)
                     except ImportError as error:
                         failed.append(f"{doc.relative_to(ROOT)}: {ast.unparse(node)}: {error}")
+            for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+                target = _imported(call.func, names)
+                if target is None or any(isinstance(a, ast.Starred) for a in call.args):
+                    continue
+                keywords = {}
+                for k in call.keywords:
+                    if k.arg is not None:
+                        keywords[k.arg] = None
+                    elif isinstance(k.value, ast.Dict):  # **{"semantic.auto_maps": 4}
+                        keywords.update((ast.literal_eval(key), None) for key in k.value.keys)
+                try:
+                    inspect.signature(target).bind(*call.args, **keywords)
+                except TypeError as error:
+                    failed.append(f"{doc.relative_to(ROOT)}: {ast.unparse(call)}: {error}")
     assert not failed, "\n".join(failed)
+
+
+def _imported(func: ast.expr, names: dict):
+    """The object an example calls, when it is a name (or an attribute of a name) its semstyle imports bound."""
+    if isinstance(func, ast.Name):
+        return names.get(func.id)
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in names:
+        return getattr(names[func.value.id], func.attr, None)
+    return None
 
 
 def test_the_names_the_docs_cite_exist():
