@@ -92,10 +92,10 @@ def main(argv=None):
     for size in args.sizes:
         for precision in precisions:
             encoder = vgg19_encoder("max", precision, args.device)
-            loss, start, _ = set_up(encoder, content_full, style_full, size)
+            objective, start, _ = set_up(encoder, content_full, style_full, size)
             bare = median_time(bare_vgg_step(encoder, start.to(encoder.device)), args.repeats)
             bare53 = median_time(bare_vgg_step(encoder, start.to(encoder.device), "relu5_3"), args.repeats)
-            step = median_time(strotss_step(loss, start.to(encoder.device)), args.repeats)
+            step = median_time(strotss_step(objective, start.to(encoder.device)), args.repeats)
             print(
                 f"| {size} | {precision} | {bare:.3f} | {bare53:.3f} | {step:.3f} | {step / bare:.2f} | {step / bare53:.2f} |",
                 flush=True,
@@ -125,8 +125,8 @@ def main(argv=None):
     print("|---|---|---|---|")
     total = 0.0
     for long_side in args.schedule:
-        loss, start, setup = set_up(encoder, content_full, style_full, long_side)
-        step = median_time(strotss_step(loss, start.to(encoder.device)), args.repeats)
+        objective, start, setup = set_up(encoder, content_full, style_full, long_side)
+        step = median_time(strotss_step(objective, start.to(encoder.device)), args.repeats)
         total += setup + args.steps * step
         print(f"| {long_side} | {setup:.2f} | {step:.3f} | {args.steps * step:.0f} |", flush=True)
     print(

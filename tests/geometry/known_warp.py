@@ -48,5 +48,7 @@ def forward_map(g, points_a: torch.Tensor) -> torch.Tensor:
 
 
 def pck(points_a, points_b, g, hw, alpha=0.05) -> float:
+    """Percentage of correct keypoints: the share of pairs whose B point lies within ``alpha`` times the ``(H, W)``
+    image's diagonal of where A's point truly lands in B."""
     err = (forward_map(g, points_a) - points_b).norm(dim=1)
     return (err <= alpha * math.hypot(*hw)).float().mean().item()
