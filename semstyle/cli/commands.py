@@ -13,6 +13,7 @@ from ..conf import check_input_files, check_run_folder, load_config
 from ..conf.checks import open_image
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
+from ..conf.sizes import check_config_sizes
 from ..conf.vocab import POOLINGS, PRECISIONS
 from ..errors import check
 from ..interrupts import deferred
@@ -81,6 +82,7 @@ def run_and_report(config, overrides, extra_files=()) -> None:
     # a config error, an unreadable input file or a used out_dir answers here, before torch and the methods load
     cfg = load_config(config, overrides)
     check_input_files(cfg)
+    check_config_sizes(cfg)
     check_run_folder(cfg.out_dir)
     path = _api().run(cfg)
     print(f"result: {path / 'output.png'}")

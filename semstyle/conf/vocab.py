@@ -73,3 +73,17 @@ def is_metric(name: str) -> bool:
     """``name`` is a metric a run can have: one of :data:`METRICS`, or ``style_distance_N``, the distance to the
     N-th style of a blend."""
     return name in METRICS or re.fullmatch(r"style_distance_\d+", name) is not None
+
+
+# STROTSS's hypercolumn layers, for STROTSS and DST (how they map the reference's VGG-16: semstyle.core.hypercolumn)
+STROTSS_LAYERS: tuple[str, ...] = (
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu4_3",
+    "relu5_3",
+)

@@ -37,18 +37,6 @@ import torch.nn.functional as F
 
 from ..errors import check
 
-STROTSS_LAYERS: tuple[str, ...] = (
-    "relu1_1",
-    "relu1_2",
-    "relu2_1",
-    "relu2_2",
-    "relu3_1",
-    "relu3_2",
-    "relu3_3",
-    "relu4_3",
-    "relu5_3",
-)
-
 # Caffe VGG activations -> the paper-era reference's units (input RGB − 0.5 instead of 255 · (RGB − mean)).
 FEATURE_SCALE = 1.0 / 255.0
 

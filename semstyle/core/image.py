@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ..conf.checks import image_errors, open_image
+from ..conf.sizes import Size, target_size
 from ..errors import ImageError
-
-Size = int | tuple[int, int] | None
 
 
 def _open(path: str | os.PathLike | None, what: str) -> Image.Image:
@@ -76,16 +75,6 @@ def as_image(source, what: str = "image", loader=None) -> torch.Tensor:
             f"{what}: expected an RGB tensor (1, 3, H, W) in [0, 1] or an image path, got shape {tuple(source.shape)}"
         )
     return source.float().contiguous()
-
-
-def target_size(height: int, width: int, size: Size) -> tuple[int, int]:
-    """``(H, W)`` after resizing an ``height x width`` image to ``size`` (long side int, or ``(H, W)``)."""
-    if size is None:
-        return height, width
-    if isinstance(size, int):
-        scale = size / max(height, width)
-        return max(1, round(height * scale)), max(1, round(width * scale))
-    return int(size[0]), int(size[1])
 
 
 def resize(image: torch.Tensor, size: Size, mode: str = "bicubic") -> torch.Tensor:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..conf.sizes import check_sizes
 from ..errors import ConfigError, ImageError, SemstyleError, check
 from .encoder import vgg19_encoder
 from .image import _open, pil_to_array, resize
-from .sizes import check_sizes
 
 # Distinct colours used to draw automatic maps (and any masks without a palette of their own).
 AUTO_COLORS = (

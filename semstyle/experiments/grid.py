@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from ..conf import check_input_files, load_config
+from ..conf.sizes import check_config_sizes
 from ..conf.vocab import METRIC_SIZE, METRICS, is_metric
 from ..errors import ConfigError, SemstyleError, check
 
@@ -140,11 +141,14 @@ def _describe(texts: dict) -> str:
 
 def validate(config, base: list[str], combos: list[tuple[str, dict, dict]]) -> None:
     """Load every combination's config (:func:`semstyle.conf.load_config`) and check the files it reads
-    (:func:`semstyle.conf.check_input_files`) before any run starts: a typo'd key, a wrong type, a bad value or a
-    missing image is one line naming the run, the key or file and what is wrong."""
+    (:func:`semstyle.conf.check_input_files`) and their sizes (:func:`semstyle.conf.sizes.check_config_sizes`)
+    before any run starts: a typo'd key, a wrong type, a bad value, a missing image or a size too small for the
+    network is one line naming the run, the key or file and what is wrong."""
     for name, texts, values in combos:
         try:
-            check_input_files(load_config(config, run_overrides(base, values, Path(RUNS_DIR) / name)))
+            cfg = load_config(config, run_overrides(base, values, Path(RUNS_DIR) / name))
+            check_input_files(cfg)
+            check_config_sizes(cfg)
         except SemstyleError as e:
             prefix = f"run {name} ({_describe(texts)}): " if texts else ""
             raise ConfigError(f"{prefix}{e}") from None

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..conf.sizes import target_size
 from ..core.color import luminance
-from ..core.image import target_size
 
 
 class InstanceNorm(nn.GroupNorm):

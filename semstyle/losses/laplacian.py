@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, check
+from ..conf.sizes import check_laplacian_pool
+from ..errors import check
 from .base import Loss
 
 LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
@@ -21,12 +22,7 @@ LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0
 def laplacian(image: torch.Tensor, pool: int = 1) -> torch.Tensor:
     """``D_p``: ``(B, C, H, W)`` -> ``(B, 1, H//p − 2, W//p − 2)``, the Laplacian of the channel sum of the
     ``p × p``-average-pooled image (the filter is linear, so summing the channels first is the same and 3x cheaper)."""
-    h, w = (n // pool for n in image.shape[-2:])  # checked before pooling, which fails on a side under `pool`
-    if h < 3 or w < 3:
-        raise ConfigError(
-            f"laplacian.pool_sizes: pool size {pool} leaves a {h}x{w} image, too small for the 3x3 "
-            f"Laplacian; use images of at least {3 * pool} px per side or smaller pool sizes"
-        )
+    check_laplacian_pool(image.shape[-2:], pool)  # before pooling, which fails on a side under `pool`
     if pool > 1:
         image = F.avg_pool2d(image, pool)
     from kornia.filters import filter2d  # here, not at the top: importing kornia is 0.3 s of every process's start-up

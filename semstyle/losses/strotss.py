@@ -30,9 +30,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..conf.vocab import STROTSS_LAYERS
 from ..core import aligned
 from ..core.encoder import check_layers
-from ..core.hypercolumn import FEATURE_SCALE, STROTSS_LAYERS, pixel_points, sample_hypercolumns
+from ..core.hypercolumn import FEATURE_SCALE, pixel_points, sample_hypercolumns
 from ..core.search import CHUNK_ENTRIES, nearest_rows
 from ..core.semantic import RegionMasks
 from ..errors import ImageError, check
@@ -277,7 +278,7 @@ class SelfSimilarityLoss(Loss):
 
     Args:
         points: the shared :class:`SamplePoints`.
-        layers: hypercolumn layers (default :data:`semstyle.core.hypercolumn.STROTSS_LAYERS`).
+        layers: hypercolumn layers (default :data:`semstyle.conf.vocab.STROTSS_LAYERS`).
         feature_scale: multiplies the VGG features (:data:`semstyle.core.hypercolumn.FEATURE_SCALE`); the cosine
             terms do not depend on it.
 

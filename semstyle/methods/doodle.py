@@ -27,11 +27,11 @@ from omegaconf import OmegaConf
 
 from ..conf import load, scale_schedule
 from ..conf.doodle import CNNMRF, DOODLE
+from ..conf.sizes import check_sizes, target_size
 from ..core import semantic
 from ..core.encoder import vgg19_encoder
-from ..core.image import as_image, resize, target_size
+from ..core.image import as_image, resize
 from ..core.padded import PaddedEncoder
-from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.runs import RunDir
 from ..engine.start import init_image

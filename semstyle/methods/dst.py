@@ -27,11 +27,10 @@ import torch
 from omegaconf import OmegaConf
 
 from ..conf import load, scale_schedule
-from ..conf.dst import BASE_DEFAULTS, DST
-from ..core.hypercolumn import STROTSS_LAYERS
+from ..conf.dst import BASE_DEFAULTS, DST, GRAM_CONTENT_LAYERS, GRAM_STYLE_LAYERS
+from ..conf.sizes import check_method_sizes
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
-from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem
 from ..engine.runs import RunDir
 from ..errors import SemstyleError
@@ -54,9 +53,6 @@ SGD_EPS = 1.0e4
 DST_FEATURE_SCALE = 1.0 / 58.0
 DST_COLOR_SCALE = 6.8
 DST_SIZE = 256  # β is for L_warp in px at DST's im_size 256 (job_example.sh)
-
-GRAM_CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016
-GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 
 def settings(cfg) -> dict:
@@ -437,11 +433,7 @@ def solve(cfg, engine: Engine) -> dict:
     """The method's entry for :func:`semstyle.api.run`: keypoints (files, NBB or faces), then :func:`transfer`."""
     content = load_image(cfg.content, what="content image")
     style = load_image(cfg.style, what="style image")
-    check_sizes(
-        {f"content image {cfg.content}": content, f"style image {cfg.style}": style},
-        scale_schedule(cfg),
-        GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS,
-    )
+    check_method_sizes(cfg, content, [style], [f"content image {cfg.content}", f"style image {cfg.style}"])
     content_pts, style_pts, source = get_keypoints(content, style, cfg)
     if source != "files" and engine.run_dir is not None:  # keep what NBB / the landmarks found (original pixels)
         write_correspondences(

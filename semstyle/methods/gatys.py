@@ -21,10 +21,10 @@ from torch import nn
 
 from ..conf import load, scale_schedule
 from ..conf.gatys import GATYS, style_paths, style_plan
+from ..conf.sizes import check_method_sizes
 from ..core.color import combine_luminance, luminance, match_color, match_luminance
 from ..core.encoder import LAYER_NAMES
 from ..core.image import as_image, resize
-from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.start import init_image
 from ..losses import ContentLoss, GramLoss, TVLoss, gram_loss, gram_matrix
@@ -104,15 +104,7 @@ def transfer(content: torch.Tensor, style, cfg, engine: Engine | None = None) ->
     content = as_image(content, "content image")
     styles = [as_image(s, "style image") for s in style_paths(style)]
     plan = style_plan(cfg, len(styles))
-    style_layers = [layer for _, layers, _ in plan for layer in layers]  # the output goes through all of them
-    check_sizes({"content image": content}, scale_schedule(cfg), list(cfg.content_layers) + style_layers)
-    check_sizes(
-        {f"style image {i + 1}": s for i, s in enumerate(styles)},
-        scale_schedule(cfg),
-        style_layers,
-        scale=cfg.style_scale,
-        floor=16,
-    )
+    check_method_sizes(cfg, content, styles)
     preserve = cfg.color.preserve
     if preserve == "histogram":  # Gatys et al. 2016 (colour), Sec. 2.2: recolour the style, then transfer
         styles = [match_color(s, content, cfg.color.histogram_method).clamp(0, 1) for s in styles]

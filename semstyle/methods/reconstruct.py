@@ -22,8 +22,8 @@ import torch
 
 from ..conf import load, scale_schedule, steps_per_scale
 from ..conf.gatys import RECONSTRUCT
+from ..conf.sizes import check_method_sizes
 from ..core.image import load_image, resize
-from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.runs import RunDir
 from ..engine.start import init_image
@@ -50,7 +50,7 @@ def reconstruct(image: torch.Tensor, cfg, engine: Engine | None = None) -> list[
         isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[:2] == (1, 3),
         "image: expected a (1, 3, H, W) RGB tensor in [0, 1] or an image path",
     )
-    check_sizes({"image": image}, scale_schedule(cfg), cfg.layers)
+    check_method_sizes(cfg, image)
     engine = engine or Engine(cfg)
     encoder = engine.encoder(cfg.pooling)
     image = image.float()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import torch
 
 from ..conf import load, scale_schedule
+from ..conf.sizes import check_method_sizes
 from ..conf.strotss import STROTSS
-from ..core.hypercolumn import STROTSS_LAYERS
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..core.semantic import RegionMasks, check_map_size, load_map, semantic_masks
-from ..core.sizes import check_sizes
 from ..engine import Engine, Objective, Problem
 from ..errors import check
 from ..losses.strotss import SamplePoints, SelfSimilarityLoss, StrotssStyleLoss, strotss_weights
@@ -101,8 +100,7 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
             as_image(style_map, "style_map", load_map),
         )
         masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps)
-    check_sizes({"content image": content}, scale_schedule(cfg), STROTSS_LAYERS)
-    check_sizes({"style image": style}, scale_schedule(cfg), STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
+    check_method_sizes(cfg, content, [style])
     encoder = engine.encoder(cfg.pooling)
     device = encoder.device
     objective = make_objective(encoder, cfg)

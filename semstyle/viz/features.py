@@ -13,9 +13,9 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
+from ..conf.sizes import check_sizes
 from ..core.encoder import check_layers, layer_channels, vgg19_encoder
 from ..core.image import resize
-from ..core.sizes import check_sizes
 from ..errors import check
 from .layout import captioned_row, grid
 

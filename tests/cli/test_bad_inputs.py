@@ -29,8 +29,8 @@ from PIL import Image
 from semstyle.api import run
 from semstyle.cli import main
 from semstyle.conf.checks import check_output_path
+from semstyle.conf.sizes import check_image_size, min_long_side, min_side_for
 from semstyle.core.image import load_image
-from semstyle.core.sizes import check_image_size, min_long_side, min_side_for
 from semstyle.errors import ConfigError, ImageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -312,12 +312,12 @@ CASES = [
     # --- run, gatys: sizes the network cannot take ---
     run_case("gatys", "content=@IN@/tall.png", expect="content image", id="gatys-3x20000"),
     run_case("gatys", "content=@IN@/wide.png", expect="content image", id="gatys-20000x3"),
-    run_case("gatys", "style=@IN@/wide.png", expect="style image 1", id="gatys-style-20000x3"),
+    run_case("gatys", "style=@IN@/wide.png", expect="wide.png: 20000x3 px is too elongated", id="gatys-style-20000x3"),
     run_case("gatys", "size=16", expect="is 21 px (raise size)", id="gatys-size16"),
     run_case("gatys", "size=20", expect="is 21 px (raise size)", id="gatys-size20"),
     run_case("gatys", "content=@IN@/landscape.png", "size=22", expect="is 24 px (raise size)", id="gatys-size22"),
     run_case("gatys", "size=64", "scales=[16]", expect="is 21 px (raise scales)", id="gatys-scale16"),
-    run_case("gatys", "style_scale=0.01", expect="style image 1", id="gatys-style-scale-tiny"),
+    run_case("gatys", "style_scale=0.01", expect="(raise size, or the style scale)", id="gatys-style-scale-tiny"),
     # --- run, gatys: config values ---
     run_case("gatys", "size=abc", expect="size"),
     run_case("gatys", "size=100000", expect="size"),
@@ -636,7 +636,7 @@ def test_min_long_side_and_the_message():
     assert min_long_side(48, 64, 16) == 21  # 21 x round(15.75) = 21x16; at 20: 20x15
     assert min_long_side(100, 100, 16) == 16
     assert min_long_side(3, 20000, 16) is None  # no size up to the maximum makes it 16 px high
-    from semstyle.core.image import target_size
+    from semstyle.conf.sizes import target_size
 
     rng = np.random.default_rng(0)
     for h, w, m in zip(rng.integers(1, 3000, 200), rng.integers(1, 3000, 200), rng.choice([1, 2, 8, 16, 24, 32], 200)):

@@ -169,9 +169,9 @@ def test_the_command_line_starts_without_torch():
 
 
 def test_file_errors_answer_before_torch_loads(tmp_path):
-    # an unreadable image, a missing keypoint file, model or data folder and a used output folder are one line
-    # each, before torch loads, in every command (issue 17: they took 2.5-3.4 s, the imports of torch and the
-    # methods)
+    # an unreadable image, a missing keypoint file, model or data folder, a used output folder and a size too small
+    # for the network are one line each, before torch loads, in every command (issue 17: they took 2.5-3.4 s, the
+    # imports of torch and the methods)
     image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
     photo = str(ASSETS / "content/astronaut.jpg")
     image.write_text("hello")
@@ -200,6 +200,17 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
         (
             ["search", str(ROOT / "configs/default.yaml"), "stlye_weight=interval(1e-7,1e-5)", "--minimize", "ssim"],
             "a trial with stlye_weight=1e-07: unknown config key 'stlye_weight'",
+        ),
+        # sizes too small for the network, read from the headers
+        (["run", "size=16"], f"content image {ROOT / 'semstyle/assets/content/tubingen.jpg'}: 512x384 px becomes"),
+        (["run", "method=strotss", f"content={photo}", "size=20"], f"style image {ROOT / 'semstyle/assets/styles'}"),
+        (
+            ["run", "size=40", "laplacian.weight=100", "laplacian.pool_sizes=[16]"],
+            "laplacian.pool_sizes: pool size 16 leaves a 1x2 image",
+        ),
+        (
+            ["sweep", str(ROOT / "configs/default.yaml"), "size=16,64", "--out", str(tmp_path / "sw2")],
+            "run 000 (size=16): content image",
         ),
     ]
     code = (

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from conftest import ASSETS, ROOT
 
 from semstyle.api import load_config
+from semstyle.conf.vocab import STROTSS_LAYERS
 from semstyle.core.encoder import vgg19_encoder
-from semstyle.core.hypercolumn import STROTSS_LAYERS, pixel_points, sample_hypercolumns
+from semstyle.core.hypercolumn import pixel_points, sample_hypercolumns
 from semstyle.core.image import load_image, resize
 from semstyle.core.pyramid import LaplacianPyramid, high_pass, laplacian_pyramid, reconstruct
 from semstyle.core.semantic import RegionMasks

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from ...conf.keypoints import DST_MAX_POINTS, DST_MIN_ACTIVATION, DST_SPACING, DST_WORK_SIZE
-from ...core.image import target_size
+from ...conf.sizes import target_size
 from ...errors import SemstyleError, check
 from .align import similarity_align
 
