@@ -125,9 +125,10 @@ def check_method_sizes(cfg, content, styles=(), names=None) -> None:
     image" (numbered for Gatys's styles).
 
     Gatys (its content and style layers, the styles at ``style_scale``; the Laplacian term's pooled content),
-    STROTSS and DST (their layers), reconstruct (its layers, on ``content``). The doodle checks its own (patches,
-    zoom, maps) where it builds them. The methods call this on their decoded images; :func:`check_config_sizes`
-    calls it on the files' headers before torch loads.
+    STROTSS and DST (their layers), reconstruct (its layers, on ``content``), the doodle and CNNMRF (their style
+    layers with their patches, on the target map's or the content's size as ``content``, and on the style's
+    smallest copy). The methods call this on their decoded images; :func:`check_config_sizes` calls it on the
+    files' headers before torch loads.
     """
     from .common import scale_schedule
 
@@ -157,6 +158,12 @@ def check_method_sizes(cfg, content, styles=(), names=None) -> None:
         check_sizes({**content_named, **styles_named}, sizes, layers)
     elif cfg.method == "reconstruct":
         check_sizes(content_named, sizes, cfg.layers)
+    elif cfg.method in ("doodle", "cnnmrf"):
+        mrf = cfg.style_loss == "mrf"
+        patch, key = (cfg.mrf.patch_size if mrf else 1), "size, phases or scales"
+        zoom = cfg.mrf.scaling_step**-cfg.mrf.scalings if mrf else 1.0  # the smallest of the style's copies
+        check_sizes(content_named, sizes, cfg.style_layers, patch, key=key)
+        check_sizes(styles_named, sizes, cfg.style_layers, patch, cfg.style_scale * zoom, 16, key)
 
 
 def check_config_sizes(cfg) -> None:
@@ -164,9 +171,6 @@ def check_config_sizes(cfg) -> None:
     torch loads: a ``size`` or ``scales`` too small for the network answers in a fraction of a second. Runs after
     :func:`semstyle.conf.checks.check_input_files`, which has checked that the files are readable images."""
     from .checks import open_image
-
-    if cfg.method not in ("gatys", "strotss", "dst", "reconstruct"):
-        return
 
     def header_hw(path, what: str) -> tuple[int, int]:
         with open_image(path, what) as image:
@@ -176,6 +180,15 @@ def check_config_sizes(cfg) -> None:
 
     if cfg.method == "reconstruct":
         check_method_sizes(cfg, header_hw(cfg.image, "image"), names=[f"image {cfg.image}"])
+        return
+    if cfg.method in ("doodle", "cnnmrf"):
+        # the picture is painted at the content's size, or at the target map's without a content photo; a missing
+        # image is the method's own one-line error
+        target, what = (cfg.content, "content image") if cfg.content else (cfg.content_map, "target map")
+        if not target or not cfg.style:
+            return
+        names = [f"{what} {target}", f"style image {cfg.style}"]
+        check_method_sizes(cfg, header_hw(target, what), [header_hw(cfg.style, "style image")], names)
         return
     from .gatys import style_paths
 

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from ..conf import load, scale_schedule
 from ..conf.doodle import CNNMRF, DOODLE
-from ..conf.sizes import check_sizes, target_size
+from ..conf.sizes import check_method_sizes, target_size
 from ..core import semantic
 from ..core.encoder import vgg19_encoder
 from ..core.image import as_image, resize
@@ -223,17 +223,8 @@ def paint(inputs: Inputs, cfg, engine: Engine | None = None) -> torch.Tensor:
     has_content = inputs.content is not None
     init = ("content" if has_content else "noise") if cfg.init == "auto" else cfg.init
     objective, terms = doodle_objective(cfg, encoder, guided, has_content)
-    patch, key = (cfg.mrf.patch_size if cfg.style_loss == "mrf" else 1), "size, phases or scales"
+    check_method_sizes(cfg, inputs.shape, [inputs.style], ["target map" if guided else "content image", "style image"])
     sizes = scale_schedule(cfg)
-    check_sizes(
-        {"target map" if guided else "content image": inputs.shape},
-        sizes,
-        terms["style"].layers,
-        patch,
-        key=key,
-    )
-    zoom = cfg.mrf.scaling_step**-cfg.mrf.scalings if cfg.style_loss == "mrf" else 1.0  # smallest style copy
-    check_sizes({"style image": inputs.style}, sizes, terms["style"].layers, patch, cfg.style_scale * zoom, 16, key)
     device = encoder.device
 
     def scale_fn(index: int, long_side: int, previous: torch.Tensor | None) -> Problem:

@@ -386,7 +386,7 @@ CASES = [
         "style_map=null",
         "content_map=null",
         "content=@IN@/wide.png",
-        expect="auto-map image 2",
+        expect="wide.png: 20000x3 px is too elongated",
         id="doodle-auto-maps-vgg-20000x3",
     ),
     # --- run, cnnmrf ---

@@ -173,7 +173,7 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
     # for the network are one line each, before torch loads, in every command (issue 17: they took 2.5-3.4 s, the
     # imports of torch and the methods)
     image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
-    photo = str(ASSETS / "content/astronaut.jpg")
+    photo, painting = str(ASSETS / "content/astronaut.jpg"), str(ASSETS / "styles/monalisa.jpg")
     image.write_text("hello")
     used.mkdir()
     (used / "output.png").write_bytes(b"")
@@ -207,6 +207,10 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
         (
             ["run", "size=40", "laplacian.weight=100", "laplacian.pool_sizes=[16]"],
             "laplacian.pool_sizes: pool size 16 leaves a 1x2 image",
+        ),
+        (
+            ["doodle", "--style", painting, "--content", photo, "--auto-maps", "3", "size=30"],
+            f"style image {painting}: 343x512 px becomes 21x32 px",
         ),
         (
             ["sweep", str(ROOT / "configs/default.yaml"), "size=16,64", "--out", str(tmp_path / "sw2")],
