@@ -107,6 +107,20 @@ def check_sizes(
         check_working_size(image, long_side, layers, name, key, patch)
 
 
+def map_has_image_size(map_hw, image_hw, map_name: str, image_name: str, resize_maps=False, option="--resize-maps"):
+    """Whether a region map of ``(H, W)`` ``map_hw`` has its image's ``image_hw``. When it has not, a one-line
+    :class:`ImageError` naming both, unless ``resize_maps`` (then False: the caller resizes the map)."""
+    if tuple(map_hw) == tuple(image_hw):
+        return True
+    (mh, mw), (ih, iw) = map_hw, image_hw
+    if not resize_maps:
+        raise ImageError(
+            f"{map_name} is {mw}x{mh} but {image_name} is {iw}x{ih}; a map must have its image's size "
+            f"(pass {option} to resize it)"
+        )
+    return False
+
+
 def check_laplacian_pool(hw, pool: int) -> None:
     """The Laplacian term's ``pool x pool`` average pooling of an ``(H, W)`` image leaves at least 3 px per side,
     which its unpadded 3x3 filter needs; a one-line :class:`ConfigError` otherwise."""
@@ -187,12 +201,31 @@ def check_config_sizes(cfg) -> None:
         target, what = (cfg.content, "content image") if cfg.content else (cfg.content_map, "target map")
         if not target or not cfg.style:
             return
+        style = header_hw(cfg.style, "style image")
+        if cfg.style_map and not cfg.semantic.auto_maps:  # the maps first, as the method reads them
+            option = "resize_maps=true (--resize-maps)"
+            map_has_image_size(
+                header_hw(cfg.style_map, "style map"), style, f"style map {cfg.style_map}", "the style image",
+                cfg.resize_maps, option,
+            )  # fmt: skip
+            if cfg.content and cfg.content_map:
+                map_has_image_size(
+                    header_hw(cfg.content_map, "target map"), header_hw(cfg.content, "content image"),
+                    f"target map {cfg.content_map}", "the content image", cfg.resize_maps, option,
+                )  # fmt: skip
         names = [f"{what} {target}", f"style image {cfg.style}"]
-        check_method_sizes(cfg, header_hw(target, what), [header_hw(cfg.style, "style image")], names)
+        check_method_sizes(cfg, header_hw(target, what), [style], names)
         return
     from .gatys import style_paths
 
     paths = style_paths(cfg.style)
     styles = [header_hw(path, "style image") for path in paths]
+    if cfg.method == "strotss" and cfg.content_map and cfg.style_map:  # the maps first, as the method reads them
+        pairs = (("content_map", cfg.content, "content image"), ("style_map", cfg.style, "style image"))
+        for key, image, what in pairs:
+            map_hw, image_hw = header_hw(cfg[key], key.replace("_", " ")), header_hw(image, what)
+            map_has_image_size(
+                map_hw, image_hw, f"{key} {cfg[key]}", f"the {what}", cfg.resize_maps, "resize_maps=true"
+            )
     names = [f"content image {cfg.content}"] + [f"style image {path}" for path in paths]
     check_method_sizes(cfg, header_hw(cfg.content, "content image"), styles, names)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..conf.sizes import check_sizes
+from ..conf.sizes import check_sizes, map_has_image_size
 from ..errors import ConfigError, ImageError, SemstyleError, check
 from .encoder import vgg19_encoder
 from .image import _open, pil_to_array, resize
@@ -280,17 +280,9 @@ def check_map_size(
     option: str = "--resize-maps",
 ) -> torch.Tensor:
     """The map at its image's size: an error naming both when they differ, unless ``resize_maps`` (nearest)."""
-    if tuple(semantic.shape[-2:]) == tuple(image.shape[-2:]):
+    if map_has_image_size(semantic.shape[-2:], image.shape[-2:], map_name, image_name, resize_maps, option):
         return semantic
-    mh, mw = semantic.shape[-2:]
-    ih, iw = image.shape[-2:]
-    check(
-        resize_maps,
-        f"{map_name} is {mw}x{mh} but {image_name} is {iw}x{ih}; a map must have its image's size "
-        f"(pass {option} to resize it)",
-        ImageError,
-    )
-    return resize(semantic, (ih, iw), mode="nearest")
+    return resize(semantic, tuple(image.shape[-2:]), mode="nearest")
 
 
 def _color_position_features(image: torch.Tensor, position_weight: float) -> torch.Tensor:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import ASSETS, ROOT
 from omegaconf import OmegaConf
+from PIL import Image
 
 from semstyle.api import METHODS, load_config, run
 from semstyle.conf import SCHEMAS, load, scale_schedule, steps_per_scale
@@ -175,6 +176,8 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
     image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
     photo, painting = str(ASSETS / "content/astronaut.jpg"), str(ASSETS / "styles/monalisa.jpg")
     image.write_text("hello")
+    small_map = tmp_path / "map.png"
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(small_map)
     used.mkdir()
     (used / "output.png").write_bytes(b"")
     cases = [
@@ -211,6 +214,15 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
         (
             ["doodle", "--style", painting, "--content", photo, "--auto-maps", "3", "size=30"],
             f"style image {painting}: 343x512 px becomes 21x32 px",
+        ),
+        # a region map of another size than its image, read from the headers
+        (
+            ["run", "method=strotss", f"content={photo}", f"content_map={small_map}", f"style_map={small_map}"],
+            f"content_map {small_map} is 40x30 but the content image is 512x512",
+        ),
+        (
+            ["doodle", "--style", painting, "--style-map", str(small_map), "--content-map", str(small_map)],
+            f"style map {small_map} is 40x30 but the style image is 343x512",
         ),
         (
             ["sweep", str(ROOT / "configs/default.yaml"), "size=16,64", "--out", str(tmp_path / "sw2")],
