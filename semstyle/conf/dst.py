@@ -17,8 +17,6 @@ from .keypoints import DST_MAX_POINTS, DST_SPACING, DST_WORK_SIZE
 from .loader import Schema
 from .vocab import OPTIMIZERS, POOLINGS
 
-GRAM_CONTENT_LAYERS = ("conv4_2",)  # the Gram base: Gatys et al. 2016
-GRAM_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 BASES = ("strotss", "gram")
 KEYPOINT_SOURCES = ("auto", "files", "nbb", "faces")
 # Gram base: image TV against Adam's colour speckle (chroma high-pass 0.016 -> 0.004 on the astronaut / Mona Lisa,

@@ -14,6 +14,7 @@ from .common import RunConfig, packaged
 from .loader import Schema
 from .vocab import OPTIMIZERS, POOLINGS, check_layers
 
+GATYS_CONTENT_LAYERS = ["conv4_2"]  # Gatys et al. 2016, Sec. 2.2
 GATYS_STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]  # Gatys et al. 2016, Sec. 3
 INITS = ("noise", "content", "style")
 PRESERVE_MODES = ("none", "luminance", "histogram")
@@ -51,7 +52,7 @@ class GatysConfig(RunConfig):
     style_weight: float = STYLE_WEIGHT  # β
     tv_weight: float = 0.0
     tv_power: float = 2.0  # p of mean|Δ|^p: 2 is smooth for L-BFGS; 1 is neural-style's (and kornia's) anisotropic TV
-    content_layers: List[str] = field(default_factory=lambda: ["conv4_2"])  # Gatys et al. 2016, Sec. 2.2
+    content_layers: List[str] = field(default_factory=lambda: list(GATYS_CONTENT_LAYERS))
     style_layers: Any = field(default_factory=lambda: list(GATYS_STYLE_LAYERS))  # one list, or one list per style
     style_layer_weights: Any = None  # None = equal, w_l = 1/L; a list (per layer) or a list of lists (per style)
     style_scale: float = 1.0  # style image long side = scale long side × style_scale

@@ -166,9 +166,9 @@ def check_method_sizes(cfg, content, styles=(), names=None) -> None:
         check_sizes(content_named, sizes, STROTSS_LAYERS)
         check_sizes(styles_named, sizes, STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
     elif cfg.method == "dst":
-        from .dst import GRAM_CONTENT_LAYERS, GRAM_STYLE_LAYERS
+        from .gatys import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS
 
-        layers = GRAM_CONTENT_LAYERS + GRAM_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS
+        layers = GATYS_CONTENT_LAYERS + GATYS_STYLE_LAYERS if cfg.base == "gram" else STROTSS_LAYERS
         check_sizes({**content_named, **styles_named}, sizes, layers)
     elif cfg.method == "reconstruct":
         check_sizes(content_named, sizes, cfg.layers)

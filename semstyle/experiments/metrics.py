@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ..conf.checks import is_list
+from ..conf.gatys import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS
 from ..conf.vocab import METRIC_SIZE, METRICS, SWEEP_FILE, is_metric
 from ..core.encoder import vgg19_encoder
 from ..core.image import atomic_write, load_image, resize
@@ -67,8 +68,8 @@ from ..losses.content import content_loss
 from ..losses.gram import gram_loss, gram_matrix
 from .sweep import load_sweep
 
-CONTENT_LAYERS = ("conv4_2",)  # Gatys et al. 2016, Sec. 2.2
-STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Gatys et al. 2016, Sec. 3, w_l = 1/5
+CONTENT_LAYERS = tuple(GATYS_CONTENT_LAYERS)  # Gatys et al. 2016, Sec. 2.2
+STYLE_LAYERS = tuple(GATYS_STYLE_LAYERS)  # Gatys et al. 2016, Sec. 3, w_l = 1/5
 # the last ReLU of each VGG-19 block, as LPIPS takes the last ReLU of each block of its VGG-16
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
 PSNR_CAP = 100.0  # dB; identical images would give +inf, which JSON and CSV cannot hold

@@ -27,7 +27,8 @@ import torch
 from omegaconf import OmegaConf
 
 from ..conf import load, scale_schedule
-from ..conf.dst import BASE_DEFAULTS, DST, GRAM_CONTENT_LAYERS, GRAM_STYLE_LAYERS
+from ..conf.dst import BASE_DEFAULTS, DST
+from ..conf.gatys import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS
 from ..conf.sizes import check_method_sizes
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
@@ -145,8 +146,8 @@ class _GramBase:
 
     def __init__(self, encoder):
         self.encoder = encoder
-        self.content = ContentLoss(GRAM_CONTENT_LAYERS)
-        self.style = GramLoss(GRAM_STYLE_LAYERS)
+        self.content = ContentLoss(GATYS_CONTENT_LAYERS)
+        self.style = GramLoss(GATYS_STYLE_LAYERS)
 
     def style_weight(self, style_weight: float, alpha: float) -> float:
         return style_weight
