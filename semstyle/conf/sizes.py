@@ -201,31 +201,31 @@ def check_config_sizes(cfg) -> None:
         target, what = (cfg.content, "content image") if cfg.content else (cfg.content_map, "target map")
         if not target or not cfg.style:
             return
-        style = header_hw(cfg.style, "style image")
+        target_hw, style_hw = header_hw(target, what), header_hw(cfg.style, "style image")
         if cfg.style_map and not cfg.semantic.auto_maps:  # the maps first, as the method reads them
             option = "resize_maps=true (--resize-maps)"
             map_has_image_size(
-                header_hw(cfg.style_map, "style map"), style, f"style map {cfg.style_map}", "the style image",
+                header_hw(cfg.style_map, "style map"), style_hw, f"style map {cfg.style_map}", "the style image",
                 cfg.resize_maps, option,
             )  # fmt: skip
-            if cfg.content and cfg.content_map:
+            if cfg.content and cfg.content_map:  # the target is the content photo here
                 map_has_image_size(
-                    header_hw(cfg.content_map, "target map"), header_hw(cfg.content, "content image"),
-                    f"target map {cfg.content_map}", "the content image", cfg.resize_maps, option,
+                    header_hw(cfg.content_map, "target map"), target_hw, f"target map {cfg.content_map}",
+                    "the content image", cfg.resize_maps, option,
                 )  # fmt: skip
         names = [f"{what} {target}", f"style image {cfg.style}"]
-        check_method_sizes(cfg, header_hw(target, what), [style], names)
+        check_method_sizes(cfg, target_hw, [style_hw], names)
         return
     from .gatys import style_paths
 
     paths = style_paths(cfg.style)
-    styles = [header_hw(path, "style image") for path in paths]
+    content_hw, styles = header_hw(cfg.content, "content image"), [header_hw(p, "style image") for p in paths]
     if cfg.method == "strotss" and cfg.content_map and cfg.style_map:  # the maps first, as the method reads them
-        pairs = (("content_map", cfg.content, "content image"), ("style_map", cfg.style, "style image"))
-        for key, image, what in pairs:
-            map_hw, image_hw = header_hw(cfg[key], key.replace("_", " ")), header_hw(image, what)
+        pairs = (("content_map", content_hw, "content image"), ("style_map", styles[0], "style image"))
+        for key, image_hw, what in pairs:
+            map_hw = header_hw(cfg[key], key.replace("_", " "))
             map_has_image_size(
                 map_hw, image_hw, f"{key} {cfg[key]}", f"the {what}", cfg.resize_maps, "resize_maps=true"
             )
     names = [f"content image {cfg.content}"] + [f"style image {path}" for path in paths]
-    check_method_sizes(cfg, header_hw(cfg.content, "content image"), styles, names)
+    check_method_sizes(cfg, content_hw, styles, names)
