@@ -10,7 +10,7 @@ import warnings
 from importlib.resources import files
 
 from ..conf import check_input_files, check_run_folder, load_config
-from ..conf.checks import open_image
+from ..conf.checks import check_image
 from ..conf.doodle import CNNMRF_PRESET, DoodleConfig
 from ..conf.gatys import ReconstructConfig
 from ..conf.sizes import check_config_sizes
@@ -233,7 +233,7 @@ FEATURE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
 
 def _features(args) -> None:
     check(args.size is None or 16 <= args.size <= 4096, f"--size: must be in [16, 4096], got {args.size}")
-    open_image(args.image, "image").close()
+    check_image(args.image, "image")
     check_run_folder(args.out, "--out")
     # torch and matplotlib load when the command runs, once its input is checked (see _api)
     with deferred():

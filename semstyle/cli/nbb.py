@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..conf.checks import check_run_folder, open_image
+from ..conf.checks import check_image, check_run_folder, header_size
+from ..conf.keypoint_files import parse_correspondences
 from ..conf.keypoints import DST_MAX_POINTS as MAX_NUM_POINTS
 from ..conf.keypoints import DST_WORK_SIZE as WORK_SIZE
 from ..conf.keypoints import NBB_SIZE as DEFAULT_SIZE
@@ -130,22 +131,31 @@ def _check_options(args) -> None:
         raise ConfigError(f"--clean-only runs no NBB; drop {', '.join(extra)}")
 
 
+def _read_files(args, size_a, size_b):
+    """The --clean-only files as lists (:func:`semstyle.conf.keypoint_files.parse_correspondences`), their points
+    checked against the images' sizes ``(H, W)`` or, with ``--frame working``, NBB's square frame."""
+    files = list(args.clean_only) + [None] * (3 - len(args.clean_only))
+    if args.frame != "working":
+        return parse_correspondences(*files, size_a=size_a, size_b=size_b)
+    square = (args.size, args.size)
+    try:
+        return parse_correspondences(*files, size_a=square, size_b=square)
+    except SemstyleError as e:
+        raise SemstyleError(f"{e} (--frame working: pixels at --size {args.size}; DST's is 256)") from None
+
+
 def _clean_files(args, image_a, image_b):
     """``(points_a, points_b, activation, meta)`` of DST's cleaning of the --clean-only files, original pixels."""
     import torch
 
     from ..geometry.keypoints.clean import clean_grid, clean_points, dst_to_original
-    from ..geometry.keypoints.io import read_correspondences
 
     size_a, size_b = tuple(image_a.shape[-2:]), tuple(image_b.shape[-2:])
-    files = list(args.clean_only) + [None] * (3 - len(args.clean_only))
+    pa, pb, act = _read_files(args, size_a, size_b)
+    pa, pb = (torch.tensor(points, dtype=torch.float32).reshape(-1, 2) for points in (pa, pb))
+    act = None if act is None else torch.tensor(act, dtype=torch.float32)
     if args.frame == "working":  # DST's raw NBB files: integers in NBB's square im_size x im_size frame
-        square = (args.size, args.size)
-        try:
-            ga, gb, act = read_correspondences(files[0], files[1], files[2], size_a=square, size_b=square)
-        except SemstyleError as e:
-            raise SemstyleError(f"{e} (--frame working: pixels at --size {args.size}; DST's is 256)") from None
-        ga, gb = ga.long(), gb.long()  # DST truncates: int(row), int(col)
+        ga, gb = pa.long(), pb.long()  # DST truncates: int(row), int(col)
         rows, _ = clean_grid(
             ga,
             gb,
@@ -168,7 +178,6 @@ def _clean_files(args, image_a, image_b):
                 file=sys.stderr,
             )
     else:
-        pa, pb, act = read_correspondences(files[0], files[1], files[2], size_a=size_a, size_b=size_b)
         found = len(pa)
         pa, pb, act = clean_points(pa, pb, act, size_a, size_b, max_num_points=args.k, im_size=args.size)
     meta = {
@@ -184,15 +193,17 @@ def run_cli(args) -> Path:
     # import)
     _check_options(args)
     for path, what in ((args.image_a, "image A"), (args.image_b, "image B")):
-        open_image(path, what).close()
+        check_image(path, what)
     check_run_folder(args.out, "--out")
+    if args.size is None:
+        args.size = WORK_SIZE if args.clean_only is not None else DEFAULT_SIZE
+    if args.clean_only is not None:
+        _read_files(args, header_size(args.image_a, "image A"), header_size(args.image_b, "image B"))
     with deferred():
         from ..core.image import load_image
         from ..geometry.keypoints.clean import clean_points
         from ..geometry.keypoints.nbb import nbb_keypoints
 
-    if args.size is None:
-        args.size = WORK_SIZE if args.clean_only is not None else DEFAULT_SIZE
     run = _run_dir(args.out)
     image_a = load_image(args.image_a, what="image A")
     image_b = load_image(args.image_b, what="image B")

@@ -11,6 +11,7 @@ torch loads.
 from __future__ import annotations
 
 from ..errors import ConfigError, ImageError
+from .checks import header_size
 from .vocab import LAYER_NAMES, STROTSS_LAYERS, check_layers
 
 MAX_SIZE = 8192  # the largest `size` the configs accept (semstyle.config.check_common)
@@ -184,16 +185,8 @@ def check_config_sizes(cfg) -> None:
     """:func:`check_method_sizes` on the sizes the image files' headers give (EXIF rotation applied), before
     torch loads: a ``size`` or ``scales`` too small for the network answers in a fraction of a second. Runs after
     :func:`semstyle.conf.checks.check_input_files`, which has checked that the files are readable images."""
-    from .checks import open_image
-
-    def header_hw(path, what: str) -> tuple[int, int]:
-        with open_image(path, what) as image:
-            w, h = image.size
-            rotated = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
-        return (w, h) if rotated else (h, w)
-
     if cfg.method == "reconstruct":
-        check_method_sizes(cfg, header_hw(cfg.image, "image"), names=[f"image {cfg.image}"])
+        check_method_sizes(cfg, header_size(cfg.image, "image"), names=[f"image {cfg.image}"])
         return
     if cfg.method in ("doodle", "cnnmrf"):
         # the picture is painted at the content's size, or at the target map's without a content photo; a missing
@@ -201,16 +194,16 @@ def check_config_sizes(cfg) -> None:
         target, what = (cfg.content, "content image") if cfg.content else (cfg.content_map, "target map")
         if not target or not cfg.style:
             return
-        target_hw, style_hw = header_hw(target, what), header_hw(cfg.style, "style image")
+        target_hw, style_hw = header_size(target, what), header_size(cfg.style, "style image")
         if cfg.style_map and not cfg.semantic.auto_maps:  # the maps first, as the method reads them
             option = "resize_maps=true (--resize-maps)"
             map_has_image_size(
-                header_hw(cfg.style_map, "style map"), style_hw, f"style map {cfg.style_map}", "the style image",
+                header_size(cfg.style_map, "style map"), style_hw, f"style map {cfg.style_map}", "the style image",
                 cfg.resize_maps, option,
             )  # fmt: skip
             if cfg.content and cfg.content_map:  # the target is the content photo here
                 map_has_image_size(
-                    header_hw(cfg.content_map, "target map"), target_hw, f"target map {cfg.content_map}",
+                    header_size(cfg.content_map, "target map"), target_hw, f"target map {cfg.content_map}",
                     "the content image", cfg.resize_maps, option,
                 )  # fmt: skip
         names = [f"{what} {target}", f"style image {cfg.style}"]
@@ -219,11 +212,11 @@ def check_config_sizes(cfg) -> None:
     from .gatys import style_paths
 
     paths = style_paths(cfg.style)
-    content_hw, styles = header_hw(cfg.content, "content image"), [header_hw(p, "style image") for p in paths]
+    content_hw, styles = header_size(cfg.content, "content image"), [header_size(p, "style image") for p in paths]
     if cfg.method == "strotss" and cfg.content_map and cfg.style_map:  # the maps first, as the method reads them
         pairs = (("content_map", content_hw, "content image"), ("style_map", styles[0], "style image"))
         for key, image_hw, what in pairs:
-            map_hw = header_hw(cfg[key], key.replace("_", " "))
+            map_hw = header_size(cfg[key], key.replace("_", " "))
             map_has_image_size(
                 map_hw, image_hw, f"{key} {cfg[key]}", f"the {what}", cfg.resize_maps, "resize_maps=true"
             )

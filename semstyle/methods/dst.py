@@ -29,12 +29,12 @@ from omegaconf import OmegaConf
 from ..conf import load, scale_schedule
 from ..conf.dst import BASE_DEFAULTS, DST
 from ..conf.gatys import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS
+from ..conf.keypoint_files import check_keypoint_pairs
 from ..conf.sizes import check_method_sizes
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..engine import Engine, Objective, Problem
 from ..engine.runs import RunDir
-from ..errors import SemstyleError
 from ..geometry import save_flow, tps_flow, warp_image
 from ..geometry.keypoints import read_correspondences, similarity_align, write_correspondences, write_keypoints
 from ..geometry.keypoints.clean import clean_points
@@ -63,25 +63,6 @@ def settings(cfg) -> dict:
 
 
 # -- keypoints ---------------------------------------------------------------------------------------------------
-
-
-def check_keypoints(content_pts: torch.Tensor, style_pts: torch.Tensor, where: str) -> None:
-    """Keypoint pairs usable by DST: equal counts, at least 3, finite, no repeated content point."""
-    if len(content_pts) != len(style_pts):
-        raise SemstyleError(
-            f"{where}: {len(content_pts)} content but {len(style_pts)} style keypoints; they must pair up"
-        )
-    if len(content_pts) < 3:
-        raise SemstyleError(f"{where}: {len(content_pts)} keypoint pairs; DST needs at least 3")
-    if not (torch.isfinite(content_pts).all() and torch.isfinite(style_pts).all()):
-        raise SemstyleError(f"{where}: keypoints contain NaN or infinite values")
-    same = (torch.cdist(content_pts, content_pts) < 0.5).float().triu(1).nonzero()
-    if len(same):
-        i, j = same[0].tolist()
-        raise SemstyleError(
-            f"{where}: content keypoints {i + 1} and {j + 1} are the same pixel "
-            f"({content_pts[i, 0]:g}, {content_pts[i, 1]:g}); a warp cannot move one point two ways"
-        )
 
 
 def _nbb_pairs(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,7 +99,7 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
         pa, pb, _ = read_correspondences(
             cfg.content_keypoints, cfg.style_keypoints, size_a=tuple(content.shape[-2:]), size_b=tuple(style.shape[-2:])
         )
-        check_keypoints(pa, pb, f"keypoint files {cfg.content_keypoints}, {cfg.style_keypoints}")
+        check_keypoint_pairs(pa, pb, f"keypoint files {cfg.content_keypoints}, {cfg.style_keypoints}")
         return pa, pb, "files"
     if source == "faces":
         if not landmarks_available():
@@ -128,11 +109,11 @@ def get_keypoints(content: torch.Tensor, style: torch.Tensor, cfg) -> tuple[torc
         else:
             found = face_keypoints(content, style, cfg.max_points, cfg.min_point_distance, cfg.nbb_size)
             if found is not None:
-                check_keypoints(*found, "face landmarks")
+                check_keypoint_pairs(*found, "face landmarks")
                 return found[0], found[1], "faces"
             warnings.warn("keypoints=faces: no face found in the content or style image; using NBB", stacklevel=2)
     pa, pb, _ = _nbb_pairs(content, style, cfg)
-    check_keypoints(pa, pb, "NBB keypoints")
+    check_keypoint_pairs(pa, pb, "NBB keypoints")
     return pa, pb, "nbb"
 
 
@@ -322,7 +303,7 @@ def transfer(
     """DST with a resolved config. Images ``(1, 3, H, W)`` in [0, 1]; keypoints ``(N, 2)`` (x, y) in each image's
     own pixels. Returns ``{"output", "stylized", "content_warped", "theta", "points", "targets", "flow"}`` at the
     final size (points in its pixels)."""
-    check_keypoints(content_pts, style_pts, "keypoints")
+    check_keypoint_pairs(content_pts, style_pts, "keypoints")
     engine = engine or Engine(cfg)
     opt = settings(cfg)
     encoder = engine.encoder(opt["pooling"])

@@ -180,6 +180,16 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
     Image.new("RGB", (40, 30), (255, 0, 0)).save(small_map)
     used.mkdir()
     (used / "output.png").write_bytes(b"")
+    # a download cut short: the header reads, the pixels do not
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((ASSETS / "content/astronaut.jpg").read_bytes()[:20000])
+    # keypoint files DST or `nbb --clean-only` would read after torch: a malformed line, a point outside the
+    # astronaut (512x512), two pairs where DST needs three
+    bad, far, two = tmp_path / "bad.txt", tmp_path / "far.txt", tmp_path / "two.txt"
+    bad.write_text("10, 20\n30, 40, 50\n")
+    far.write_text("10, 20\n30, 40\n600, 50\n")
+    two.write_text("10, 20\n30, 40\n")
+    dst = ["run", "method=dst", f"content={photo}", f"style={painting}"]
     cases = [
         (["run", f"content={image}"], f"content image {image}: not a readable image (UnidentifiedImageError"),
         (
@@ -228,6 +238,22 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
             ["sweep", str(ROOT / "configs/default.yaml"), "size=16,64", "--out", str(tmp_path / "sw2")],
             "run 000 (size=16): content image",
         ),
+        # decoded to the end, and parsed
+        (["run", f"style={truncated}"], f"style image {truncated}: not a readable image (OSError: image file is trunc"),
+        (["nbb", str(truncated), photo], f"image A {truncated}: not a readable image (OSError"),
+        (
+            [*dst, f"content_keypoints={bad}", f"style_keypoints={far}"],
+            f"keypoint file A {bad}, line 2: expected 'row, col', got '30, 40, 50'",
+        ),
+        (
+            [*dst, f"content_keypoints={far}", f"style_keypoints={far}"],
+            f"keypoint file A {far}, line 3: point (row 600, col 50) is outside the 512x512 image",
+        ),
+        (
+            [*dst, f"content_keypoints={two}", f"style_keypoints={two}"],
+            f"keypoint files {two}, {two}: 2 keypoint pairs; DST needs at least 3",
+        ),
+        (["nbb", photo, painting, "--clean-only", str(two), str(bad)], f"keypoint file B {bad}, line 2: expected"),
     ]
     code = (
         "import sys; from semstyle.cli import main; "

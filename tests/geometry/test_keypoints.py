@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 
@@ -9,6 +10,8 @@ import pytest
 import torch
 from conftest import SHARED, needs_shared
 
+from semstyle.conf import keypoint_files
+from semstyle.conf.keypoint_files import check_keypoint_pairs
 from semstyle.errors import SemstyleError
 from semstyle.geometry.keypoints import (
     read_correspondences,
@@ -82,6 +85,31 @@ def test_bad_keypoint_files(tmp_path, text, match):
     with pytest.raises(SemstyleError, match=match) as info:
         read_keypoints(path, image_size=(50, 100))
     assert "bad.txt" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "offset, same",
+    [
+        ((0.6, 0.0), False),  # 0.6 px apart: two pixels
+        ((0.0, 0.49), True),  # in one cell of the half-pixel grid
+        ((-0.02, 0.0), True),  # in the next cell, 0.02 px apart
+        ((-0.3, -0.3), True),  # in the diagonal cell, at a negative y
+        ((0.36, 0.36), False),  # in the diagonal cell, 0.51 px apart
+    ],
+)
+def test_repeated_content_points_are_found_across_the_grid_cells(offset, same):
+    # point 3 is point 1 moved by ``offset``; "the same pixel" means closer than half a pixel
+    content = [(0.5, 0.0), (40.0, 9.0), (0.5 + offset[0], offset[1]), (3.0, 30.0)]
+    style = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (4.0, 4.0)]
+    if not same:
+        check_keypoint_pairs(content, style, "points")
+        return
+    with pytest.raises(SemstyleError, match=r"^points: content keypoints 1 and 3 are the same pixel \(0.5, 0\)"):
+        check_keypoint_pairs(content, style, "points")
+    # tensors (N, 2) as the methods hold them
+    with pytest.raises(SemstyleError, match="1 and 3"):
+        check_keypoint_pairs(torch.tensor(content), torch.tensor(style), "points")
+    assert doctest.testmod(keypoint_files).failed == 0
 
 
 def test_bad_correspondence_sets(tmp_path):

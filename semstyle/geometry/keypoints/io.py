@@ -5,20 +5,20 @@ the image's own pixels; line i of ``correspondence_A.txt`` matches line i of ``c
 ``correspondence_activation.txt`` holds one float per line.
 
 In memory, points are float tensors ``(N, 2)`` in **(x, y)** order (x = column, y = row, pixel centres at integer
-coordinates), so they can go straight into ``grid_sample``-style code after normalisation. The swap happens only
-here.
+coordinates), so they can go straight into ``grid_sample``-style code after normalisation. The files are parsed,
+and ``row, col`` swapped, by the torch-free :mod:`semstyle.conf.keypoint_files` (the command line checks them
+there before torch loads); writing swaps back here.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import torch
 
-from ...conf.checks import check_file
+from ...conf.keypoint_files import parse_correspondences, parse_keypoints
 from ...core.image import atomic_write
 from ...errors import SemstyleError
 
@@ -26,27 +26,6 @@ FILE_A = "correspondence_A.txt"
 FILE_B = "correspondence_B.txt"
 FILE_ACTIVATION = "correspondence_activation.txt"
 FILE_JSON = "correspondences.json"
-
-
-def _lines(path: str | os.PathLike, what: str) -> list[tuple[int, str]]:
-    """Non-blank lines of a text file as ``(line number, text)``; one-line errors for unreadable files."""
-    path = Path(path)
-    check_file(path, what)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SemstyleError(f"{what} {path}: not a readable text file ({e.__class__.__name__})") from None
-    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _number(text: str, path, lineno: int, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SemstyleError(f"{what} {path}, line {lineno}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise SemstyleError(f"{what} {path}, line {lineno}: {text!r} is not a finite number")
-    return value
 
 
 def read_keypoints(
@@ -61,24 +40,13 @@ def read_keypoints(
         what: how error messages name the file.
 
     Raises :class:`SemstyleError` naming the file and line for a malformed line, a non-finite number or a point
-    outside the image.
+    outside the image (:func:`semstyle.conf.keypoint_files.parse_keypoints`).
     """
-    rows = []
-    for lineno, line in _lines(path, what):
-        parts = [p.strip() for p in line.replace("\t", ",").split(",") if p.strip()]
-        if len(parts) == 1 and len(line.split()) == 2:  # tolerate "row col" written with a space
-            parts = line.split()
-        if len(parts) != 2:
-            raise SemstyleError(f"{what} {path}, line {lineno}: expected 'row, col', got {line!r}")
-        r, c = (_number(p, path, lineno, what) for p in parts)
-        if image_size is not None:
-            h, w = image_size
-            if not (0 <= r < h and 0 <= c < w):
-                raise SemstyleError(
-                    f"{what} {path}, line {lineno}: point (row {r:g}, col {c:g}) is outside the {w}x{h} image"
-                )
-        rows.append((c, r))
-    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 2)
+    return _points(parse_keypoints(path, image_size, what))
+
+
+def _points(points) -> torch.Tensor:
+    return torch.tensor(points, dtype=torch.float32).reshape(-1, 2)
 
 
 def _check_points(points: torch.Tensor, name: str) -> torch.Tensor:
@@ -97,31 +65,16 @@ def write_keypoints(path: str | os.PathLike, points_xy: torch.Tensor) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def _read_activation(path, n: int, ref) -> torch.Tensor:
-    lines = _lines(path, "activation file")
-    values = []
-    for lineno, line in lines:
-        parts = [p for p in line.replace(",", " ").split() if p]
-        if len(parts) != 1:
-            raise SemstyleError(f"activation file {path}, line {lineno}: expected one number, got {line!r}")
-        values.append(_number(parts[0], path, lineno, "activation file"))
-    if len(values) != n:
-        raise SemstyleError(f"activation file {path}: {len(values)} values but {ref} has {n} points")
-    return torch.tensor(values, dtype=torch.float32)
-
-
 def read_correspondences(path_a, path_b, activation_path=None, size_a=None, size_b=None):
     """Read matching keypoint files: ``(points_a, points_b, activation or None)``.
 
     Points are ``(N, 2)`` float (x, y) in each image's pixels; ``size_a``/``size_b`` = ``(H, W)`` enable the
-    range check of :func:`read_keypoints`. Unequal point counts are an error.
+    range check of :func:`read_keypoints`. Unequal point counts are an error
+    (:func:`semstyle.conf.keypoint_files.parse_correspondences`).
     """
-    pa = read_keypoints(path_a, size_a, "keypoint file A")
-    pb = read_keypoints(path_b, size_b, "keypoint file B")
-    if len(pa) != len(pb):
-        raise SemstyleError(f"keypoint files {path_a} and {path_b}: {len(pa)} vs {len(pb)} points; they must match")
-    activation = None if activation_path is None else _read_activation(activation_path, len(pa), path_a)
-    return pa, pb, activation
+    pa, pb, activation = parse_correspondences(path_a, path_b, activation_path, size_a, size_b)
+    activation = None if activation is None else torch.tensor(activation, dtype=torch.float32)
+    return _points(pa), _points(pb), activation
 
 
 def write_correspondences(out_dir, pa, pb, activation=None, meta: dict | None = None) -> Path:
