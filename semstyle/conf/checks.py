@@ -311,8 +311,9 @@ def model_file(model, key: str = "model") -> Path:
 
 
 def check_stylize_inputs(model, inputs, out_dir, size: int | None, batch: int) -> list[Path]:
-    """The input files of ``semstyle stylize`` (:func:`expand_inputs`; images checked by :func:`check_image`), once its
-    model file, output folder, size and batch are checked; a one-line error otherwise."""
+    """The input files of ``semstyle stylize`` (:func:`expand_inputs`; images checked by :func:`check_image`, videos
+    by :func:`open_video`), once its model file, output folder, size and batch are checked; a one-line error
+    otherwise."""
     check(size is None or 16 <= int(size) <= 8192, f"size: must be an integer in [16, 8192], got {size!r}")
     check(batch >= 1, f"batch: must be >= 1, got {batch}")
     check(not Path(out_dir).is_file(), f"out: {out_dir} is a file, not a folder")
@@ -321,7 +322,25 @@ def check_stylize_inputs(model, inputs, out_dir, size: int | None, batch: int) -
     for f in files:
         if f.suffix.lower() in IMAGE_SUFFIXES:
             check_image(f, "input image")
+        else:
+            open_video(f)[0].release()
     return files
+
+
+def open_video(path):
+    """``(capture, first frame)`` of a video OpenCV can decode (``cv2.VideoCapture``, the frame BGR ``(H, W, 3)``
+    uint8); a one-line :class:`ConfigError` otherwise. OpenCV loads here, not torch."""
+    # FFmpeg's own log lines ("moov atom not found") would follow our one-line error on stderr; quiet them before
+    # OpenCV's FFmpeg backend starts (it reads the variable once, when the first video is opened)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2  # here: 0.2 s that only commands reading videos pay
+
+    capture = cv2.VideoCapture(str(path))
+    ok, frame = capture.read() if capture.isOpened() else (False, None)
+    if not ok or frame is None:
+        capture.release()
+        raise ConfigError(f"input video {path}: cannot be read (not a video OpenCV can decode, or no frames)")
+    return capture, frame
 
 
 def check_sweep_folder(path) -> Path:

@@ -6,7 +6,6 @@ with OpenCV frame by frame (``mp4v`` in an ``.mp4``); OpenCV does not carry audi
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..conf.checks import check_stylize_inputs
+from ..conf.checks import check_stylize_inputs, open_video
 from ..conf.vocab import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..core.allocator import keep_freed_memory
 from ..core.encoder import resolve_device, resolve_precision
@@ -69,29 +68,9 @@ def _output_path(out_dir: Path, source: Path, suffix: str, taken: set) -> Path:
     return path
 
 
-def _cv2():
-    # FFmpeg's own log lines ("moov atom not found") would follow our one-line error on stderr; quiet them before
-    # OpenCV's FFmpeg backend starts (it reads the variable once, when the first video is opened)
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    return cv2
-
-
-def _open_video(path: Path):
-    cv2 = _cv2()
-
-    cap = cv2.VideoCapture(str(path))
-    ok, frame = cap.read() if cap.isOpened() else (False, None)
-    if not ok or frame is None:
-        cap.release()
-        raise ConfigError(f"input video {path}: cannot be read (not a video OpenCV can decode, or no frames)")
-    return cap, frame
-
-
 def stylize_video(stylizer: Stylizer, path: Path, out: Path, size: int | None, progress: bool = True) -> Path:
     """Stylise every frame of ``path`` into ``out`` (``mp4v``), at the same frame rate; no audio."""
-    cv2 = _cv2()
-
-    cap, frame = _open_video(path)
+    cap, frame = open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer = None
@@ -134,13 +113,11 @@ def stylize_files(
 ) -> list[Path]:
     """Stylise images, folders and videos with a model file; returns the written files (``OUT/<stem>.png``,
     ``OUT/<stem>.mp4``). Inputs are checked before the model is loaded."""
-    files = check_stylize_inputs(model, inputs, out_dir, size, batch)
+    files = check_stylize_inputs(model, inputs, out_dir, size, batch)  # videos too: one fails now, not at the end
     out_dir = Path(out_dir)
     stylizer = Stylizer(model, device, precision)
     images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    for v in videos:  # a corrupt video fails now, not after the images were done
-        _open_video(v)[0].release()
     loaded = [(f, load_image(f, what="input image")) for f in images]
     written, taken = [], set()
     groups: dict[tuple, list] = {}

@@ -170,9 +170,9 @@ def test_the_command_line_starts_without_torch():
 
 
 def test_file_errors_answer_before_torch_loads(tmp_path):
-    # an unreadable image, a missing keypoint file, model or data folder, a used output folder and a size too small
-    # for the network are one line each, before torch loads, in every command (issue 17: they took 2.5-3.4 s, the
-    # imports of torch and the methods)
+    # an unreadable or truncated image, a missing or malformed keypoint file, a missing model or data folder, a
+    # video OpenCV cannot read, a used output folder and a size too small for the network are one line each, before
+    # torch loads, in every command (issue 17: they took 2.5-3.9 s, the imports of torch and the methods)
     image, points, used = tmp_path / "not-an-image.jpg", tmp_path / "a.txt", tmp_path / "used"
     photo, painting = str(ASSETS / "content/astronaut.jpg"), str(ASSETS / "styles/monalisa.jpg")
     image.write_text("hello")
@@ -190,6 +190,8 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
     far.write_text("10, 20\n30, 40\n600, 50\n")
     two.write_text("10, 20\n30, 40\n")
     dst = ["run", "method=dst", f"content={photo}", f"style={painting}"]
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(bytes(range(256)) * 8)
     cases = [
         (["run", f"content={image}"], f"content image {image}: not a readable image (UnidentifiedImageError"),
         (
@@ -254,6 +256,7 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
             f"keypoint files {two}, {two}: 2 keypoint pairs; DST needs at least 3",
         ),
         (["nbb", photo, painting, "--clean-only", str(two), str(bad)], f"keypoint file B {bad}, line 2: expected"),
+        (["stylize", "--model", "johnson", photo, str(video)], f"input video {video}: cannot be read (not a video"),
     ]
     code = (
         "import sys; from semstyle.cli import main; "
