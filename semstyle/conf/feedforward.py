@@ -9,11 +9,10 @@ model file instead, so it has its own command and registry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, List, Optional
 
 from ..errors import check
-from .checks import check_choice, check_number, list_images, model_file
+from .checks import check_choice, check_image, check_number, list_images, model_file
 from .common import RunConfig, packaged
 from .gatys import CONTENT_WEIGHT as GATYS_CONTENT_WEIGHT
 from .gatys import GATYS_STYLE_LAYERS
@@ -122,12 +121,16 @@ JOHNSON = Schema(
 
 def check_train_files(cfg) -> None:
     """The files a training config names, as one-line errors before torch loads: the ``data`` sources
-    (:func:`~.checks.list_images`; empty = the bundled default set), the style and validation photos, and
-    ``init_model`` (whose weights the trainer checks against the network once torch is loaded)."""
+    (:func:`~.checks.list_images`; empty = the bundled default set) and the style and validation photos, each
+    image decoded to its end (:func:`~.checks.check_image`: the trainer reads every training image before its
+    first step, so this costs less than that), and ``init_model`` (whose weights the trainer checks against the
+    network once torch is loaded)."""
     if len(cfg.data):
-        list_images(list(cfg.data), "data")
-    for path in [cfg.style, *cfg.validation]:
-        check(Path(path).is_file(), f"{'style' if path == cfg.style else 'validation'}: {path} is not a file")
+        for path in list_images(list(cfg.data), "data"):
+            check_image(path, "training image")
+    check_image(cfg.style, "style image")
+    for path in cfg.validation:
+        check_image(path, "validation image")
     if cfg.init_model is not None:
         model_file(cfg.init_model, "init_model")
 

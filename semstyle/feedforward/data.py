@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..conf.checks import list_images
 from ..core.image import load_image
-from ..errors import ConfigError, check
+from ..errors import ConfigError, SemstyleError, check
 
 
 def sklearn_sample_photos() -> list[str]:
@@ -78,7 +78,7 @@ class CropDataset:
         """Image ``index`` as ``(1, 3, H, W)`` uint8 on the device, its short side at most ``crop × rescale[1]``."""
         try:
             image = load_image(self.files[index], what="training image")
-        except ConfigError:
+        except SemstyleError:  # it names the file already
             raise
         except Exception as e:
             raise ConfigError(f"training image {self.files[index]}: {e}") from None

@@ -257,6 +257,7 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
         ),
         (["nbb", photo, painting, "--clean-only", str(two), str(bad)], f"keypoint file B {bad}, line 2: expected"),
         (["stylize", "--model", "johnson", photo, str(video)], f"input video {video}: cannot be read (not a video"),
+        (["train", f"data=[{photo},{truncated}]"], f"training image {truncated}: not a readable image (OSError"),
     ]
     code = (
         "import sys; from semstyle.cli import main; "
