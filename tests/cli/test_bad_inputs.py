@@ -28,7 +28,7 @@ from PIL import Image
 
 from semstyle.api import run
 from semstyle.cli import main
-from semstyle.conf.checks import check_output_path
+from semstyle.conf.checks import check_image, check_output_path
 from semstyle.conf.sizes import check_image_size, min_long_side, min_side_for
 from semstyle.core.image import load_image
 from semstyle.errors import ConfigError, ImageError
@@ -657,6 +657,19 @@ def test_decompression_bombs_name_the_limit(inputs):
             load_image(inputs / name, what="style image")
         message = str(err.value)
         assert name in message and f"{Image.MAX_IMAGE_PIXELS:,}" in message and "\n" not in message
+
+
+def test_a_file_cut_short_after_its_check_is_checked_again(tmp_path):
+    # check_image decodes a file once per process; one rewritten since (here: cut short) is decoded again
+    path = tmp_path / "photo.jpg"
+    Image.fromarray((np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8)).save(path)
+    check_image(path, "content image")
+    check_image(path, "content image")
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(
+        ImageError, match=r"^content image .*photo.jpg: not a readable image \(OSError: image file is tr"
+    ):
+        check_image(path, "content image")
 
 
 def test_odd_modes_load_as_rgb(tmp_path):
