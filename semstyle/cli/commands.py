@@ -193,8 +193,11 @@ def add_doodle(sub) -> None:
 
 def _reconstruct(args) -> None:
     config = {"method": "reconstruct", "target": args.target, "image": args.image}
-    if args.layers:
-        config["layers"] = list(args.layers)
+    # `--layer conv4_2 size=64`: --layers takes every word after it, the overrides too; they are overrides
+    layers = [word for word in args.layers or [] if "=" not in word]
+    args.overrides = [word for word in args.layers or [] if "=" in word] + list(args.overrides)
+    if layers:
+        config["layers"] = layers
     for key in ("size", "steps", "pooling", "init"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)

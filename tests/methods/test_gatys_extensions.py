@@ -127,10 +127,9 @@ def test_reconstruct_and_features_commands(tmp_path, capsys):
                 str(CONTENT),
                 "--layer",
                 "conv4_2",
+                "steps=2",  # an override right after the layers (argparse's nargs="+" takes it too)
                 "--size",
                 "32",
-                "--steps",
-                "2",
                 "--precision",
                 "bf16",
                 "--out",
@@ -140,7 +139,9 @@ def test_reconstruct_and_features_commands(tmp_path, capsys):
         )
         == 0
     )
-    assert (out / "content_conv4_2.png").exists() and load_config(out / "config.yaml").target == "content"
+    config = load_config(out / "config.yaml")
+    assert (out / "content_conv4_2.png").exists() and config.target == "content"
+    assert list(config.layers) == ["conv4_2"] and config.steps == 2 and config.size == 32
     folder = tmp_path / "features"
     assert (
         main(
