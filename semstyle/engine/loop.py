@@ -26,6 +26,14 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.3, "rmsprop": 0.01}
 # (docs/benchmarks.md, "The goal table again, file errors before torch, and the demo's steps at 512 px").
 LBFGS_HISTORY = 10
 
+# The largest change of any pixel in one L-BFGS step, in [0, 1] units. Without a line search, L-BFGS takes its
+# second step from a curvature pair measured over its tiny first one: from the content image that step moved pixels
+# by up to 8x the whole range (Gatys, 256 px), the clamp left an image pinned at 0 and 1, and the loss took 4-5 steps
+# to come back below its start. Ordinary Gatys steps there moved pixels by at most 0.4; the doodles' second steps by
+# up to 1.0, usefully. At 0.5 the Gatys regression run (128 px, 30 steps) ends 29 % lower, and the doodles within
+# 0.1 % (0.25 left the Monet doodle 2 % higher; docs/benchmarks.md, "L-BFGS's overshoot").
+LBFGS_MAX_PIXEL_STEP = 0.5
+
 
 def make_optimizer(name: str, params, lr: float | None = None, history: int | None = None) -> torch.optim.Optimizer:
     """``lbfgs`` (one iteration per ``step()``, ``history`` curvature pairs kept across steps, default
@@ -61,6 +69,8 @@ class Problem:
             update the method's state (DST's θ).
         project: called after each step under ``no_grad``, e.g. to clamp pixels into [0, 1].
         label: the progress bar's description.
+        max_step: the largest change of any parameter in one L-BFGS step; a longer step is shortened along its
+            direction (None: no limit; :func:`pixel_problem`: :data:`LBFGS_MAX_PIXEL_STEP`).
     """
 
     params: list
@@ -71,6 +81,7 @@ class Problem:
     project: Callable[[], None] | None = None
     result: Callable[[], torch.Tensor] | None = None
     label: str = ""
+    max_step: float | None = None
 
     def finish(self) -> torch.Tensor:
         if self.result is not None:
@@ -90,8 +101,8 @@ def pixel_problem(
     clamp: bool = True,
 ) -> Problem:
     """A :class:`Problem` over the pixels of ``image`` ``(1, C, H, W)`` (a leaf with ``requires_grad``), clamped to
-    [0, 1] after each step unless ``clamp`` is false; ``picture`` (default: the image) is what frames and events
-    show."""
+    [0, 1] after each step unless ``clamp`` is false, L-BFGS's steps no longer than :data:`LBFGS_MAX_PIXEL_STEP`;
+    ``picture`` (default: the image) is what frames and events show."""
     return Problem(
         [image],
         loss,
@@ -101,22 +112,26 @@ def pixel_problem(
         project=(lambda: image.clamp_(0, 1)) if clamp else None,
         result=result or (lambda: image.detach().cpu()),
         label=label,
+        max_step=LBFGS_MAX_PIXEL_STEP,
     )
 
 
 class LbfgsSpikeGuard:
-    """Undoes an L-BFGS step that threw the loss up once the history was built, and restarts it from the best point.
+    """Shortens L-BFGS steps longer than ``max_step``, and undoes a step that threw the loss up once the history was
+    built, restarting from the best point.
 
     L-BFGS without a line search (lr 1, as neural-style and Gatys-style codes run it) trusts its curvature pairs.
-    Its first curvature steps often overshoot and it recovers within a few steps, so the guard leaves the first
-    ``history_size`` steps after each (re)start alone. Later, clamping the pixels after each step moves the image
-    where the pairs did not go, and a step can throw the loss up 3-25x; recovering took 50-100 steps at 512 px
+    Its first curvature steps can overshoot by far (:data:`LBFGS_MAX_PIXEL_STEP`): a step that changes a parameter
+    by more than ``max_step`` is shortened along its direction, and L-BFGS's step length ``t`` with it, so that its
+    next curvature pair is measured over the step as taken. Later, clamping the pixels after each step moves the
+    image where the pairs did not go, and a step can throw the loss up 3-25x; recovering took 50-100 steps at 512 px
     (docs/benchmarks.md, the neural-style-pt race). When such a step's loss exceeds ``factor`` times the best of
-    this scale, the parameters go back to where that best was measured and the history is cleared.
+    this scale, after the first ``history_size`` steps of each (re)start, the parameters go back to where that best
+    was measured and the history is cleared.
     """
 
-    def __init__(self, optimizer: torch.optim.LBFGS, factor: float = 2.0):
-        self.optimizer, self.factor = optimizer, factor
+    def __init__(self, optimizer: torch.optim.LBFGS, factor: float = 2.0, max_step: float | None = None):
+        self.optimizer, self.factor, self.max_step = optimizer, factor, max_step
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.settle = int(optimizer.defaults["history_size"])
         self.best, self.best_params, self.here, self.since_start = math.inf, None, None, 0
@@ -135,6 +150,20 @@ class LbfgsSpikeGuard:
                     p.copy_(saved)
             self.optimizer.state.clear()
             self.since_start = 0
+            return
+        if self.max_step is not None:
+            self._shorten()
+
+    @torch.no_grad()
+    def _shorten(self) -> None:
+        longest = max(float((p - h).abs().max()) for p, h in zip(self.params, self.here))
+        if longest <= self.max_step:
+            return
+        factor = self.max_step / longest
+        for p, h in zip(self.params, self.here):
+            p.sub_(h).mul_(factor).add_(h)
+        state = self.optimizer.state[self.params[0]]  # where torch's LBFGS keeps its state
+        state["t"] = state["t"] * factor
 
 
 def run_steps(
@@ -163,7 +192,7 @@ def run_steps(
         last[:] = [float(total.detach()), terms]
         return total
 
-    guard = LbfgsSpikeGuard(opt) if isinstance(opt, torch.optim.LBFGS) else None
+    guard = LbfgsSpikeGuard(opt, max_step=problem.max_step) if isinstance(opt, torch.optim.LBFGS) else None
     for step in range(steps):
         if guard is not None:
             guard.before_step()

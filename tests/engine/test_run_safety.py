@@ -249,7 +249,8 @@ def test_a_killed_run_resumes_to_the_same_bytes_under_the_lock_and_fingerprint(t
 
 
 # --- 3. divergence is reported ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("optimizer", ["adam", pytest.param("lbfgs", marks=pytest.mark.slow)])
+# L-BFGS on pixels no longer diverges at lr=1e9: its steps are held to engine.loop.LBFGS_MAX_PIXEL_STEP
+@pytest.mark.parametrize("optimizer", ["adam", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_divergence_with_a_huge_lr_is_warned_and_recorded(tmp_path, capsys, optimizer):
     out = tmp_path / "div"
     assert _run(out, "size=64", "scales=[]", "steps=30", f"optimizer={optimizer}", "lr=1e9") == 0

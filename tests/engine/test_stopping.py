@@ -138,3 +138,35 @@ def test_a_late_step_that_throws_the_loss_up_is_undone_and_lbfgs_restarts():
     assert losses[-1] < 1e-3 * losses[0]
     points, losses, after = _lbfgs_run(spike_at=4)
     assert not torch.equal(after[3], points[2]) and not torch.equal(after[3], points[0])  # too early: kept
+
+
+def _quartic_run(max_step: float | None, steps: int = 20):
+    """L-BFGS on f(x) = Σ x⁴ + b·x from x = 0, where the curvature is 0: the curvature pair of the tiny first step
+    makes the second step overshoot by far, as from a content image (docs/benchmarks.md, "L-BFGS's overshoot").
+    Returns the longest change of x in each step, and f above its minimum at the end."""
+    import torch
+
+    from semstyle.engine.loop import Problem, run_steps
+
+    b = torch.linspace(-1, 1, 64, dtype=torch.float64)
+    x = torch.zeros(64, dtype=torch.float64, requires_grad=True)
+    after = [x.detach().clone()]
+
+    def f(x):
+        return (x**4).sum() + (b * x).sum()
+
+    problem = Problem([x], lambda: (f(x), {}), image=lambda: x.detach(), max_step=max_step)
+    run_steps(problem, steps, lambda *_: after.append(x.detach().clone()))
+    best = -torch.sign(b) * (b.abs() / 4) ** (1 / 3)  # where 4x³ + b = 0
+    moves = torch.stack([(q - p).abs().max() for p, q in zip(after, after[1:])])
+    return moves, float(f(after[-1]) - f(best))
+
+
+def test_lbfgs_steps_longer_than_max_step_are_shortened():
+    """Uncapped, the second step moves x ~400 where the minimum is ~0.6 away, and 20 steps end 10 above the minimum;
+    capped at 0.25, no step is longer, and the run reaches the minimum."""
+    moves, above = _quartic_run(None)
+    assert moves[1] > 100 and above > 1.0, (moves[:3], above)
+    moves, above = _quartic_run(0.25)
+    assert moves.max() <= 0.25 + 1e-12 and moves[1] > 0.2  # the long step was shortened, not dropped
+    assert above < 1e-6, above
