@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -43,6 +44,7 @@ from semstyle.conf.gatys import style_plan
 from semstyle.core.encoder import vgg19_encoder  # noqa: E402
 from semstyle.core.image import load_image, resize  # noqa: E402
 from semstyle.engine import make_optimizer  # noqa: E402
+from semstyle.engine.loop import LbfgsSpikeGuard  # noqa: E402
 from semstyle.engine.stopping import StopRule  # noqa: E402
 from semstyle.methods.gatys import build_objective, set_targets  # noqa: E402
 
@@ -74,8 +76,11 @@ def bare_units() -> dict[str, float]:
     return {layout: bare_unit(clock, layout) for layout in ("channels_first", "channels_last")}
 
 
-def run_schedule(cfg, content, style, stages, size: int, eval_every: int, history: int | None = None) -> dict:
-    """Run one schedule (L-BFGS with ``history`` pairs; None: the engine's); returns its curve
+def run_schedule(
+    cfg, content, style, stages, size: int, eval_every: int, history: int | None = None, max_step: float | None = None
+) -> dict:
+    """Run one schedule (L-BFGS with ``history`` pairs, None: the engine's; steps that move a pixel by more than
+    ``max_step`` shortened as the engine does, None: plain L-BFGS, no spike guard); returns its curve
     ``[(seconds, objective, stage, step)]`` and the final stage's losses."""
     plan = style_plan(cfg, 1)
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
@@ -100,6 +105,8 @@ def run_schedule(cfg, content, style, stages, size: int, eval_every: int, histor
         start = content_s.clone() if image is None else resize(image, tuple(content_s.shape[-2:]))
         x = start.contiguous().requires_grad_(True)
         opt = make_optimizer(cfg.optimizer, [x], cfg.lr, history)
+        # the engine's step limit alone: an infinite factor never undoes a step
+        guard = None if max_step is None else LbfgsSpikeGuard(opt, factor=math.inf, max_step=max_step)
         seconds += clock() - t0
         losses = []
 
@@ -112,7 +119,11 @@ def run_schedule(cfg, content, style, stages, size: int, eval_every: int, histor
 
         for step in range(steps):
             t0 = clock()
+            if guard is not None:
+                guard.before_step()
             opt.step(closure)
+            if guard is not None:
+                guard.after_step(losses[-1])
             with torch.no_grad():
                 x.clamp_(0, 1)
             seconds += clock() - t0
@@ -166,12 +177,14 @@ def cmd_run(args):
     def save() -> None:  # after every schedule, so a long study that stops keeps what it measured
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         record = {"machine": machine(), "clock": args.clock, "pair": args.pair, "size": args.size, "units": units}
-        record["history"] = args.history
+        record["history"], record["max_step"] = args.history, args.max_step
         Path(args.out).write_text(json.dumps({**record, "results": results}))
 
     for name, stages in schedules.items():
         print(f"{name}: {stages}", flush=True)
-        results[name] = run_schedule(cfg, content, style, stages, args.size, args.eval_every, args.history)
+        results[name] = run_schedule(
+            cfg, content, style, stages, args.size, args.eval_every, args.history, args.max_step
+        )
         save()
     units.append(bare_units())
     save()
@@ -299,6 +312,12 @@ def main(argv=None):
     r.add_argument("--schedule", nargs="*", help="extra schedules NAME=SIZE:STEPS,SIZE:STEPS")
     r.add_argument("--only", nargs="*", help="run only these schedule names")
     r.add_argument("--history", type=int, help="L-BFGS's curvature pairs (default: the engine's LBFGS_HISTORY)")
+    r.add_argument(
+        "--max-step",
+        type=float,
+        help="shorten steps that move a pixel by more than this, as the engine does (LBFGS_MAX_PIXEL_STEP; "
+        "default: plain L-BFGS)",
+    )
     s = sub.add_parser("report", help="table and plot from the JSON files")
     s.add_argument("files", nargs="+")
     s.add_argument("--plot")
