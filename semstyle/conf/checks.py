@@ -97,11 +97,15 @@ def check_input_files(cfg) -> None:
 
 
 def header_size(path, what: str) -> tuple[int, int]:
-    """``(H, W)`` of an image file from its header, EXIF rotation applied, as the loader will decode it."""
-    with open_image(path, what) as image:
-        w, h = image.size
-        rotated = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
-    return (w, h) if rotated else (h, w)
+    """``(H, W)`` of an image file from its header, EXIF rotation applied, as the loader will decode it; read once
+    per process (the keypoint and size checks ask for the same images)."""
+    key = _file_key(path)
+    if key not in _HEADER_SIZES:
+        with open_image(path, what) as image:
+            w, h = image.size
+            rotated = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
+        _HEADER_SIZES[key] = (w, h) if rotated else (h, w)
+    return _HEADER_SIZES[key]
 
 
 def check_run_folder(out_dir, key: str = "out_dir") -> None:
@@ -148,13 +152,12 @@ def check_image(path, what: str) -> None:
     entropy-coded data is still read to the end, only the inverse DCT shrinks), a PNG's chunks are read and their
     CRCs checked (``verify``) without inflating the pixels; other formats are decoded. 35 and 25 ms for a
     6000x4000 JPEG and PNG on a 2-core AMD EPYC, against 160 and 750 ms for full decodes. A file is decoded once
-    per process (its header is read every time).
+    per process.
     """
+    key = _file_key(path)
+    if key in _DECODED:
+        return
     with open_image(path, what) as image:
-        stat = os.stat(path)
-        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-        if key in _DECODED:
-            return
         with image_errors(path, what):
             if image.format == "JPEG":
                 image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
@@ -166,10 +169,21 @@ def check_image(path, what: str) -> None:
     _DECODED.add(key)
 
 
-# The files check_image has decoded in this process, as (path, size, modification time): the command line checks
-# before torch loads, and the library functions it then calls check again for their other callers; a sweep's runs
-# share their images. A file written since is decoded again.
+# The files check_image has decoded and the header sizes header_size has read in this process, by _file_key: the
+# command line checks before torch loads, and the library functions it then calls check again for their other
+# callers; a sweep's runs share their images. A file written since is read again.
 _DECODED: set[tuple[str, int, int]] = set()
+_HEADER_SIZES: dict[tuple[str, int, int], tuple[int, int]] = {}
+
+
+def _file_key(path) -> tuple[str, int, int] | None:
+    """``(real path, size, modification time)`` of a file; None when it cannot be read (:func:`open_image` then
+    says why)."""
+    try:
+        stat = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns
 
 
 @contextmanager
