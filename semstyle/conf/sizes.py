@@ -88,8 +88,12 @@ def check_image_size(hw, long_side: int, min_side: int, what: str, layer: str, k
 def check_working_size(image, long_side: int, layers, what: str, key: str = "size", patch: int = 1) -> None:
     """:func:`check_image_size` for an image ``(1, C, H, W)`` (or its ``(H, W)``) that goes through ``layers``
     (with ``patch`` x ``patch`` patches on them) at a working long side of ``long_side`` px."""
-    hw = tuple(image.shape[-2:]) if hasattr(image, "shape") else tuple(image)
-    check_image_size(hw, long_side, min_side_for(layers, patch), what, deepest_layer(layers), key)
+    check_image_size(image_hw(image), long_side, min_side_for(layers, patch), what, deepest_layer(layers), key)
+
+
+def image_hw(image) -> tuple[int, int]:
+    """``(H, W)`` of an image ``(..., H, W)`` tensor, or ``image`` itself when it is already a size."""
+    return tuple(image.shape[-2:]) if hasattr(image, "shape") else tuple(image)
 
 
 def check_sizes(
@@ -160,9 +164,8 @@ def check_method_sizes(cfg, content, styles=(), names=None) -> None:
         check_sizes(content_named, sizes, list(cfg.content_layers) + style_layers)
         check_sizes(styles_named, sizes, style_layers, scale=cfg.style_scale, floor=16)
         if cfg.laplacian.weight > 0:
-            hw = tuple(content.shape[-2:]) if hasattr(content, "shape") else tuple(content)
             for pool in cfg.laplacian.pool_sizes:
-                check_laplacian_pool(target_size(*hw, min(sizes)), pool)
+                check_laplacian_pool(target_size(*image_hw(content), min(sizes)), pool)
     elif cfg.method == "strotss":
         check_sizes(content_named, sizes, STROTSS_LAYERS)
         check_sizes(styles_named, sizes, STROTSS_LAYERS, scale=cfg.style_scale, floor=16)
