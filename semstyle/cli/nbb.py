@@ -149,11 +149,10 @@ def _clean_files(args, image_a, image_b):
     import torch
 
     from ..geometry.keypoints.clean import clean_grid, clean_points, dst_to_original
+    from ..geometry.keypoints.io import correspondence_tensors
 
     size_a, size_b = tuple(image_a.shape[-2:]), tuple(image_b.shape[-2:])
-    pa, pb, act = _read_files(args, size_a, size_b)
-    pa, pb = (torch.tensor(points, dtype=torch.float32).reshape(-1, 2) for points in (pa, pb))
-    act = None if act is None else torch.tensor(act, dtype=torch.float32)
+    pa, pb, act = correspondence_tensors(*_read_files(args, size_a, size_b))
     if args.frame == "working":  # DST's raw NBB files: integers in NBB's square im_size x im_size frame
         ga, gb = pa.long(), pb.long()  # DST truncates: int(row), int(col)
         rows, _ = clean_grid(

@@ -72,9 +72,14 @@ def read_correspondences(path_a, path_b, activation_path=None, size_a=None, size
     range check of :func:`read_keypoints`. Unequal point counts are an error
     (:func:`semstyle.conf.keypoint_files.parse_correspondences`).
     """
-    pa, pb, activation = parse_correspondences(path_a, path_b, activation_path, size_a, size_b)
+    return correspondence_tensors(*parse_correspondences(path_a, path_b, activation_path, size_a, size_b))
+
+
+def correspondence_tensors(points_a, points_b, activation=None):
+    """Parsed correspondences (lists of ``(x, y)`` and of activations, :mod:`semstyle.conf.keypoint_files`) as
+    :func:`read_correspondences` returns them: ``(N, 2)``, ``(N, 2)`` and ``(N,)`` or None, float32."""
     activation = None if activation is None else torch.tensor(activation, dtype=torch.float32)
-    return _points(pa), _points(pb), activation
+    return _points(points_a), _points(points_b), activation
 
 
 def write_correspondences(out_dir, pa, pb, activation=None, meta: dict | None = None) -> Path:
