@@ -195,7 +195,7 @@ def _reconstruct(args) -> None:
     config = {"method": "reconstruct", "target": args.target, "image": args.image}
     # `--layer conv4_2 size=64`: --layers takes every word after it, the overrides too; they are overrides
     layers = [word for word in args.layers or [] if "=" not in word]
-    args.overrides = [word for word in args.layers or [] if "=" in word] + list(args.overrides)
+    overrides = [word for word in args.layers or [] if "=" in word] + list(args.overrides)
     if layers:
         config["layers"] = layers
     for key in ("size", "steps", "pooling", "init"):
@@ -203,7 +203,7 @@ def _reconstruct(args) -> None:
             config[key] = getattr(args, key)
     if args.no_growing:
         config["growing"] = False
-    run_and_report(config, common_overrides(args) + list(args.overrides))
+    run_and_report(config, common_overrides(args) + overrides)
 
 
 def add_reconstruct(sub) -> None:
