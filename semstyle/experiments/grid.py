@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -139,19 +140,24 @@ def _describe(texts: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in texts.items())
 
 
-def validate(config, base: list[str], combos: list[tuple[str, dict, dict]]) -> None:
+def _run_prefix(name: str, texts: dict) -> str:
+    return f"run {name} ({_describe(texts)}): " if texts else ""
+
+
+def validate(
+    config, base: list[str], combos: list[tuple[str, dict, dict]], prefix: Callable[[str, dict], str] = _run_prefix
+) -> None:
     """Load every combination's config (:func:`semstyle.conf.load_config`) and check the files it reads
     (:func:`semstyle.conf.check_input_files`) and their sizes (:func:`semstyle.conf.sizes.check_config_sizes`)
     before any run starts: a typo'd key, a wrong type, a bad value, a missing image or a size too small for the
-    network is one line naming the run, the key or file and what is wrong."""
+    network is one line naming the run (``prefix(name, texts)``), the key or file and what is wrong."""
     for name, texts, values in combos:
         try:
             cfg = load_config(config, run_overrides(base, values, Path(RUNS_DIR) / name))
             check_input_files(cfg)
             check_config_sizes(cfg)
         except SemstyleError as e:
-            prefix = f"run {name} ({_describe(texts)}): " if texts else ""
-            raise ConfigError(f"{prefix}{e}") from None
+            raise ConfigError(f"{prefix(name, texts)}{e}") from None
 
 
 def _normalise(params) -> dict[str, list[str]]:
@@ -277,11 +283,7 @@ def check_search(
     )
     space = parse_space(space)
     base, _ = _check_base(list(overrides))
-    for label, _, values in endpoint_trials(space):
-        try:
-            load_config(config, run_overrides(base, values, Path(RUNS_DIR) / "000"))
-        except ConfigError as e:
-            raise ConfigError(f"{label}: {e}") from None
+    validate(config, base, endpoint_trials(space), prefix=lambda label, _: f"{label}: ")
     settings = {
         "objective": objective,
         "direction": "minimize" if minimize else "maximize",

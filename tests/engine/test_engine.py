@@ -216,6 +216,11 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
             ["search", str(ROOT / "configs/default.yaml"), "stlye_weight=interval(1e-7,1e-5)", "--minimize", "ssim"],
             "a trial with stlye_weight=1e-07: unknown config key 'stlye_weight'",
         ),
+        (
+            ["search", str(ROOT / "configs/default.yaml"), f"content={truncated}", "style_weight=interval(1e-7,1e-5)"]
+            + ["--minimize", "ssim", "--out", str(tmp_path / "se")],
+            f"a trial with style_weight=1e-07: content image {truncated}: not a readable image (OSError",
+        ),
         # sizes too small for the network, read from the headers
         (["run", "size=16"], f"content image {ROOT / 'semstyle/assets/content/tubingen.jpg'}: 512x384 px becomes"),
         (["run", "method=strotss", f"content={photo}", "size=20"], f"style image {ROOT / 'semstyle/assets/styles'}"),

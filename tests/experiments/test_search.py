@@ -121,6 +121,8 @@ def test_constraints_and_penalties():
         (["--minimize", "nosuch"], "--minimize 'nosuch': not a metric"),
         (["steps=interval(0.5,3.5)"], "a trial with style_weight=1e-07, steps=0.5: steps: must be an integer"),
         (["stlye_weight=interval(1e-7,1e-5)"], "unknown config key 'stlye_weight'"),
+        (["content=missing.jpg"], "a trial with style_weight=1e-07: content image missing.jpg: file not found"),
+        (["size=20,48"], "a trial with style_weight=1e-07, size=20: content image"),
         (["style_weight=tag(log,interval(0,1e-5))"], "a log interval needs a positive lower end"),
         (["style_weight=interval(1e-5,1e-7)"], "the interval is empty"),
         (["content_layers=[conv4_2],[conv5_2]"], "Optuna chooses among numbers and strings only"),
