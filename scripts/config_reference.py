@@ -73,6 +73,10 @@ def render() -> str:
         "`null` keys of a config group (dst `base`, doodle `style_loss`) are filled from the group's table when "
         "a run starts, and `config.yaml` in the run folder shows the values that ran.",
         "",
+        "Relative file paths are read from the current folder. `${asset:NAME}` is the file `NAME` bundled under "
+        "`semstyle/assets/` (e.g. `style: ${asset:styles/starry_night.jpg}`; the defaults marked *(bundled)* "
+        "below are such files): the bundled configs name their images this way, so they run from any folder.",
+        "",
         "One vocabulary across methods: `content` and `style` are the images, `content_map` and `style_map` their "
         "region maps (the doodle's `content_map` is the doodle it paints), `resize_maps` lets a map of another size "
         "through, and `content_weight`, `style_weight`, `content_layers`, `style_layers`, `style_scale` mean the same "

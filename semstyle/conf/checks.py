@@ -116,11 +116,16 @@ def check_run_folder(out_dir, key: str = "out_dir") -> None:
         check_new_folder(out_dir, key)
 
 
+def not_found(path: Path, what: str = "file not found") -> str:
+    """``what``, and for a relative path the folder it was looked for in: configs are often run from another one."""
+    return what if path.is_absolute() else f"{what} (relative to {Path.cwd()})"
+
+
 def check_file(path, what: str) -> None:
     """``path`` is a file: a one-line :class:`SemstyleError` naming ``what`` when it is missing or a folder."""
     path = Path(path)
     if not path.is_file():
-        raise SemstyleError(f"{what} {path}: " + ("is a folder, not a file" if path.is_dir() else "file not found"))
+        raise SemstyleError(f"{what} {path}: " + ("is a folder, not a file" if path.is_dir() else not_found(path)))
 
 
 def open_image(path, what: str):
@@ -135,7 +140,7 @@ def open_image(path, what: str):
         raise ImageError(f"{what}: expected an image file path, got {type(path).__name__} {path!r}")
     path = Path(path)
     if not path.exists():
-        raise ImageError(f"{what} {path}: file not found")
+        raise ImageError(f"{what} {path}: {not_found(path)}")
     if path.is_dir():
         raise ImageError(f"{what} {path}: is a folder, not an image file")
     if path.stat().st_size == 0:
@@ -298,7 +303,7 @@ def list_images(sources, key: str = "data") -> list[str]:
             check(found, f"{key}: folder {path} has no images ({', '.join(IMAGE_SUFFIXES)})")
             files += found
         else:
-            check(path.is_file(), f"{key}: {path} is not a file or folder")
+            check(path.is_file(), f"{key}: {path} {not_found(path, 'is not a file or folder')}")
             files.append(str(path))
     check(files, f"{key}: no training images given")
     return files
@@ -318,7 +323,7 @@ def expand_inputs(inputs) -> list[Path]:
             check(found, f"input folder {path}: has no images or videos")
             files += found
         else:
-            check(path.is_file(), f"input {path}: not found")
+            check(path.is_file(), f"input {path}: {not_found(path, 'not found')}")
             check(
                 path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES,
                 f"input {path}: not an image or video file (suffixes {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import PurePosixPath
 from typing import List, Optional
+
+from omegaconf import OmegaConf
 
 from ..errors import check
 from .checks import check_bool, check_choice, check_number
@@ -17,6 +20,20 @@ COSMETIC_KEYS = ("progress", "out_dir", "resume", "save_every")
 def packaged(name: str) -> str:
     """Path of a bundled image, e.g. ``packaged("content/tubingen.jpg")``: the defaults work from any folder."""
     return str(files("semstyle") / "assets" / name)
+
+
+def _asset(name: str = "") -> str:
+    """``${asset:styles/starry_night.jpg}`` in a config file or override: a file under ``semstyle/assets/``, so
+    that the bundled configs run from any folder (other relative paths are read from the current folder)."""
+    check(
+        isinstance(name, str) and name.strip() != "" and not PurePosixPath(name).is_absolute(),
+        f"${{asset:{name}}}: expected a path under semstyle/assets/, e.g. ${{asset:styles/starry_night.jpg}}",
+    )
+    check(".." not in PurePosixPath(name).parts, f"${{asset:{name}}}: '..' leaves semstyle/assets/")
+    return packaged(name)
+
+
+OmegaConf.register_new_resolver("asset", _asset, replace=True)
 
 
 STOP_RULES = ("none", "rel_improvement")

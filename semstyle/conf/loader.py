@@ -164,6 +164,11 @@ def load(schema: Schema, config=None, overrides=(), *, origin: str | None = None
         cfg = OmegaConf.merge(node, OmegaConf.to_container(cfg, resolve=True))
     except InterpolationResolutionError as e:
         key = getattr(e, "full_key", None) or "?"
+        cause = e
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # a resolver's own message (``${asset:...}``) says it all
+            raise ConfigError(f"{key}: {cause}") from None
         raise ConfigError(f"{key}: {' '.join(str(e).split(chr(10))[0].split())}") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"config: {' '.join(str(e).split())}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from PIL import Image
 from semstyle.api import METHODS, load_config, run
 from semstyle.conf import SCHEMAS, load, scale_schedule, steps_per_scale
 from semstyle.engine import Engine, Problem, StopRun
-from semstyle.errors import ConfigError
+from semstyle.errors import ConfigError, SemstyleError
 
 SMALL = [
     "size=48",
@@ -283,6 +284,37 @@ def test_run_works_from_any_folder(tmp_path):
     done = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "output.png").is_file()
+
+
+def test_bundled_configs_find_their_images_from_any_folder(tmp_path, monkeypatch):
+    """Bundled images are named ``${asset:...}``; other relative paths are read from the current folder, and a
+    missing one says which folder that was."""
+    from semstyle.conf import check_input_files, load_train_config
+
+    monkeypatch.chdir(tmp_path)
+    loaded = 0
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        shared = "../shared/" in path.read_text()
+        if path.parent.name == "feedforward":
+            cfg = load_train_config(path)
+            assert Path(cfg.style).is_file() and Path(cfg.style).is_absolute(), path
+        elif shared:
+            with pytest.raises(SemstyleError, match=rf"\.\./shared/.*: file not found \(relative to {tmp_path}\)"):
+                check_input_files(load_config(path))
+        else:
+            check_input_files(load_config(path))
+        loaded += not shared
+    assert loaded >= 12
+    assert load_config(None, ["content=${asset:content/astronaut.jpg}"]).content == str(
+        ROOT / "semstyle/assets/content/astronaut.jpg"
+    )
+    for bad, message in [
+        ("${asset:../setup.cfg}", "'..' leaves semstyle/assets/"),
+        ("${asset:/etc/passwd}", "expected a path under semstyle/assets/"),
+        ("${asset:}", "expected a path under semstyle/assets/"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"^content: \$\{{asset:.*\}}: {message}"):
+            load_config(None, [f"content={bad}"])
 
 
 def test_a_command_without_a_config_file_starts_from_the_named_methods_defaults():
