@@ -35,6 +35,24 @@ LBFGS_HISTORY = 10
 LBFGS_MAX_PIXEL_STEP = 0.5
 
 
+def _undecorated(method):
+    """``method`` without torch's ``_disable_dynamo`` wrapper (functools.wraps keeps the plain function as
+    ``__wrapped__``), or ``method`` itself where torch has no such wrapper."""
+    return getattr(method, "__wrapped__", method)
+
+
+class _LBFGS(torch.optim.LBFGS):
+    """torch's L-BFGS, whose inherited bookkeeping methods skip the ``_disable_dynamo`` wrapper: its first call
+    imports ``torch._dynamo``, 1.2-1.7 s in a fresh process (a tenth of a small preview run, more than the 256 px
+    stage's set-up in the demo), to keep ``torch.compile`` from tracing code the engine never compiles. Same
+    methods, same state; Adam, SGD and RMSprop import it in every ``step()`` anyway and stay torch's own."""
+
+    add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
+    zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
+    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
+    load_state_dict = _undecorated(torch.optim.Optimizer.load_state_dict)
+
+
 def make_optimizer(name: str, params, lr: float | None = None, history: int | None = None) -> torch.optim.Optimizer:
     """``lbfgs`` (one iteration per ``step()``, ``history`` curvature pairs kept across steps, default
     :data:`LBFGS_HISTORY`), ``adam``, ``sgd`` or ``rmsprop``.
@@ -47,9 +65,7 @@ def make_optimizer(name: str, params, lr: float | None = None, history: int | No
     params = list(params)
     if name == "lbfgs":
         history = LBFGS_HISTORY if history is None else history
-        return torch.optim.LBFGS(
-            params, lr=lr, max_iter=1, history_size=history, tolerance_grad=-1, tolerance_change=-1
-        )
+        return _LBFGS(params, lr=lr, max_iter=1, history_size=history, tolerance_grad=-1, tolerance_change=-1)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd":

@@ -276,14 +276,17 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
 
 
 def test_run_works_from_any_folder(tmp_path):
-    """The default config and its images ship inside the package."""
+    """The default config and its images ship inside the package. An L-BFGS run never imports ``torch._dynamo``
+    (1.2-1.7 s: :class:`semstyle.engine.loop._LBFGS`)."""
     env_code = (
         "import sys; from semstyle.cli import main; "
-        "sys.exit(main(['run', 'size=32', 'steps=1', 'progress=false', 'out_dir=out']))"
+        "code = main(['run', 'size=32', 'steps=2', 'progress=false', 'out_dir=out']); "
+        "print('torch._dynamo' in sys.modules); sys.exit(code)"
     )
     done = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "output.png").is_file()
+    assert done.stdout.splitlines()[-1] == "False"
 
 
 def test_bundled_configs_find_their_images_from_any_folder(tmp_path, monkeypatch):
