@@ -248,10 +248,11 @@ class VGG19Encoder(nn.Module):
         self.pooling = pooling
         self.convs = nn.ModuleDict()
         for name, (weight, bias) in load_vgg19_weights().items():
-            # skip_init: not the random initialisation (~90 ms for VGG-19's weights) that the copy overwrites
-            conv = nn.utils.skip_init(nn.Conv2d, weight.shape[1], weight.shape[0], 3, padding=1)
-            conv.weight.data.copy_(weight)
-            conv.bias.data.copy_(bias)
+            # built on the meta device, then given copies of the weights: no random initialisation for them to
+            # overwrite (~90 ms for VGG-19), and not nn.utils.skip_init, whose empty_like imports sympy (0.5-1 s)
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, device="meta")
+            conv.weight = nn.Parameter(weight.clone())
+            conv.bias = nn.Parameter(bias.clone())
             self.convs[name] = conv
         # RGB [0,1] -> BGR 0-255 minus mean, folded into one affine map.
         self.register_buffer("mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))

@@ -6,6 +6,7 @@ a problem only says what its parameters are and how to compute the loss.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -35,22 +36,47 @@ LBFGS_HISTORY = 10
 LBFGS_MAX_PIXEL_STEP = 0.5
 
 
-def _undecorated(method):
-    """``method`` without torch's ``_disable_dynamo`` wrapper (functools.wraps keeps the plain function as
-    ``__wrapped__``), or ``method`` itself where torch has no such wrapper."""
-    return getattr(method, "__wrapped__", method)
+def _without_dynamo(cls: type) -> type:
+    """``cls``, a torch optimiser, without the wrappers that import ``torch._dynamo`` on their first call: 1.2-1.7 s
+    in a fresh process (with sympy), a tenth of a small preview run and more than the demo's set-up. They exist for
+    ``torch.compile`` (to keep it out of the bookkeeping methods, and to break its graph around ``step()``), which
+    the engine never uses. The plain functions are the wrappers' ``__wrapped__``; each is unwrapped only where it
+    is that wrapper (so a torch without it keeps its own methods), and ``step()`` keeps the grad mode it set."""
+    from torch import _compile
+    from torch.optim import optimizer
+
+    def plain(method, source: str, name: str):
+        code = getattr(method, "__code__", None)
+        wrapped = getattr(method, "__wrapped__", None)
+        found = code is not None and wrapped is not None and (code.co_filename, code.co_name) == (source, name)
+        return wrapped if found else None
+
+    methods = {}
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        function = plain(getattr(torch.optim.Optimizer, name), _compile.__file__, "inner")
+        if function is not None:
+            methods[name] = function
+    step = plain(cls.step, optimizer.__file__, "_use_grad")  # Adam, SGD, RMSprop; L-BFGS's is under no_grad
+    if step is not None:
+
+        @functools.wraps(step)
+        def step_in_grad_mode(self, *args, **kwargs):
+            with torch.set_grad_enabled(self.defaults["differentiable"]):
+                return step(self, *args, **kwargs)
+
+        methods["step"] = step_in_grad_mode
+    return type(cls.__name__, (cls,), {"__module__": __name__, "__doc__": cls.__doc__, **methods})
 
 
-class _LBFGS(torch.optim.LBFGS):
-    """torch's L-BFGS, whose inherited bookkeeping methods skip the ``_disable_dynamo`` wrapper: its first call
-    imports ``torch._dynamo``, 1.2-1.7 s in a fresh process (a tenth of a small preview run, more than the 256 px
-    stage's set-up in the demo), to keep ``torch.compile`` from tracing code the engine never compiles. Same
-    methods, same state; Adam, SGD and RMSprop import it in every ``step()`` anyway and stay torch's own."""
-
-    add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
-    zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
-    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
-    load_state_dict = _undecorated(torch.optim.Optimizer.load_state_dict)
+_OPTIMIZER_CLASSES = {
+    name: _without_dynamo(cls)
+    for name, cls in (
+        ("lbfgs", torch.optim.LBFGS),
+        ("adam", torch.optim.Adam),
+        ("sgd", torch.optim.SGD),
+        ("rmsprop", torch.optim.RMSprop),
+    )
+}
 
 
 def make_optimizer(name: str, params, lr: float | None = None, history: int | None = None) -> torch.optim.Optimizer:
@@ -65,12 +91,9 @@ def make_optimizer(name: str, params, lr: float | None = None, history: int | No
     params = list(params)
     if name == "lbfgs":
         history = LBFGS_HISTORY if history is None else history
-        return _LBFGS(params, lr=lr, max_iter=1, history_size=history, tolerance_grad=-1, tolerance_change=-1)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    return torch.optim.RMSprop(params, lr=lr)
+        options = dict(max_iter=1, history_size=history, tolerance_grad=-1, tolerance_change=-1)
+        return _OPTIMIZER_CLASSES[name](params, lr=lr, **options)
+    return _OPTIMIZER_CLASSES[name](params, lr=lr)
 
 
 @dataclass

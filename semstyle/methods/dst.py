@@ -33,7 +33,7 @@ from ..conf.keypoint_files import check_keypoint_pairs
 from ..conf.sizes import check_method_sizes
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
-from ..engine import Engine, Objective, Problem
+from ..engine import Engine, Objective, Problem, make_optimizer
 from ..engine.runs import RunDir
 from ..geometry import save_flow, tps_flow, warp_image
 from ..geometry.keypoints import read_correspondences, similarity_align, write_correspondences, write_keypoints
@@ -250,7 +250,7 @@ def scale_problem(
         # (N keypoints): ~0.05 px at lr 0.3 on its 32-point example, so 3 x 150 steps end far short of where
         # β·L_warp and γ·R_TV balance (and twice as far with 71 points). Adam steps ~warp_lr px whatever N and
         # the weights (docs/dst.md, *Against the reference*).
-        warp_opt = torch.optim.Adam([theta], lr=opt["warp_lr"])
+        warp_opt = make_optimizer("adam", [theta], opt["warp_lr"])
         image_project = project
 
         def project():

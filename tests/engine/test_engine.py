@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -276,12 +277,13 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
 
 
 def test_run_works_from_any_folder(tmp_path):
-    """The default config and its images ship inside the package. An L-BFGS run never imports ``torch._dynamo``
-    (1.2-1.7 s: :class:`semstyle.engine.loop._LBFGS`)."""
+    """The default config and its images ship inside the package. A Gatys run never imports ``torch._dynamo``
+    (1.2-1.7 s: :class:`semstyle.engine.loop._LBFGS`) nor sympy (0.5-1 s: the encoder's layers are built on the
+    meta device)."""
     env_code = (
         "import sys; from semstyle.cli import main; "
         "code = main(['run', 'size=32', 'steps=2', 'progress=false', 'out_dir=out']); "
-        "print('torch._dynamo' in sys.modules); sys.exit(code)"
+        "print('torch._dynamo' in sys.modules or 'sympy' in sys.modules); sys.exit(code)"
     )
     done = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -402,3 +404,55 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "adam", "sgd", "rmsprop"])
+def test_the_engines_optimisers_step_and_save_as_torchs_own(name):
+    """:func:`semstyle.engine.make_optimizer`'s classes drop the wrappers that import ``torch._dynamo``; their
+    steps, grad mode and state are torch's to the bit."""
+    from semstyle.engine import make_optimizer
+    from semstyle.engine.loop import LBFGS_HISTORY
+
+    torch_class = {"lbfgs": torch.optim.LBFGS, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    options = {"lbfgs": dict(max_iter=1, history_size=LBFGS_HISTORY, tolerance_grad=-1, tolerance_change=-1)}
+    target = torch.linspace(-1, 1, 12)
+
+    def descend(opt, x, steps=5):
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss = ((x - target) ** 4).sum() + x.square().sum()
+            loss.backward()
+            return loss
+
+        for _ in range(steps):
+            opt.step(closure)
+            assert not torch.is_grad_enabled() or x.grad_fn is None  # the update stayed out of autograd
+
+    ours_x, theirs_x = torch.zeros(12, requires_grad=True), torch.zeros(12, requires_grad=True)
+    ours = make_optimizer(name, [ours_x], 0.05)
+    theirs = torch_class.get(name, torch.optim.RMSprop)([theirs_x], lr=0.05, **options.get(name, {}))
+    assert isinstance(ours, type(theirs))
+    descend(ours, ours_x)
+    descend(theirs, theirs_x)
+    assert torch.equal(ours_x, theirs_x)
+    # a state saved by one loads into the other and both go on alike
+    mine, other = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == other.keys()
+    theirs.load_state_dict(copy.deepcopy(mine))  # state_dict() holds the live state tensors
+    descend(ours, ours_x)
+    descend(theirs, theirs_x)
+    assert torch.equal(ours_x, theirs_x) and ours_x.requires_grad and ours_x.grad_fn is None
+
+
+def test_a_fresh_strotss_or_dst_run_loads_neither_dynamo_nor_sympy(tmp_path):
+    """Adam's and RMSprop's steps import ``torch._dynamo`` (with sympy, 1.2-1.7 s) through a wrapper the engine's
+    optimisers do without."""
+    code = (
+        "import sys; from semstyle.cli import main; "
+        "codes = [main(['run', *args.split(), 'progress=false', f'out_dir={out}']) for args, out in ["
+        f"('method=strotss size=48 scales=[] steps=2', {str(tmp_path / 'a')!r}), "
+        f"('method=dst base=gram size=48 steps=2', {str(tmp_path / 'b')!r})]]; "
+        "print(codes, 'torch._dynamo' in sys.modules or 'sympy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == "[0, 0] False", done.stderr
