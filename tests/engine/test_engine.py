@@ -278,7 +278,7 @@ def test_file_errors_answer_before_torch_loads(tmp_path):
 
 def test_run_works_from_any_folder(tmp_path):
     """The default config and its images ship inside the package. A Gatys run never imports ``torch._dynamo``
-    (1.2-1.7 s: :class:`semstyle.engine.loop._LBFGS`) nor sympy (0.5-1 s: the encoder's layers are built on the
+    (1.2-1.7 s: :func:`semstyle.engine.make_optimizer`) nor sympy (0.5-1 s: the encoder's layers are built on the
     meta device)."""
     env_code = (
         "import sys; from semstyle.cli import main; "
@@ -425,8 +425,7 @@ def test_the_engines_optimisers_step_and_save_as_torchs_own(name):
             return loss
 
         for _ in range(steps):
-            opt.step(closure)
-            assert not torch.is_grad_enabled() or x.grad_fn is None  # the update stayed out of autograd
+            opt.step(closure)  # an update under autograd would raise: a leaf that requires grad changed in place
 
     ours_x, theirs_x = torch.zeros(12, requires_grad=True), torch.zeros(12, requires_grad=True)
     ours = make_optimizer(name, [ours_x], 0.05)
