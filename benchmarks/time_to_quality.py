@@ -35,6 +35,7 @@ import semstyle  # noqa: F401  (before torch: it sets GOMP_SPINCOUNT for NNPACK'
 
 # isort: split
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bare_unit, machine  # noqa: E402
@@ -76,11 +77,45 @@ def bare_units() -> dict[str, float]:
     return {layout: bare_unit(clock, layout) for layout in ("channels_first", "channels_last")}
 
 
+def carry_pairs(opt, x, pairs, shape_from) -> None:
+    """Give ``opt`` (a fresh L-BFGS on ``x``) the curvature ``pairs`` ``[(s, y), ...]`` of the stage before, at
+    ``shape_from``, upsampled bilinearly; ``y`` divided by the area ratio, since the objective is normalised per
+    pixel (``f(up(x)) ≈ f_coarse(x)``, so the gradient spreads over four times the pixels and ``y·s`` keeps its
+    value). Its first step is then taken along ``-H g`` instead of ``-g``."""
+    shape = tuple(x.shape[-2:])
+    area = (shape[0] * shape[1]) / (shape_from[0] * shape_from[1])
+
+    def up(v):
+        return F.interpolate(v.view(1, 3, *shape_from), size=shape, mode="bilinear", align_corners=False).reshape(-1)
+
+    pairs = [(up(s), up(y) / area) for s, y in pairs]
+    pairs = [(s, y) for s, y in pairs if float(y.dot(s)) > 1e-10]  # as L-BFGS keeps only positive curvature
+    if not pairs:
+        return
+    s_last, y_last = pairs[-1]
+    zeros = torch.zeros(x.numel())
+    # n_iter 1: the next step is L-BFGS's second kind; a zero last step (d = 0) adds no pair of its own
+    opt.state[x].update(
+        func_evals=0, n_iter=1, d=zeros, t=0.0, prev_flat_grad=zeros.clone(), prev_loss=None,
+        old_stps=[s for s, _ in pairs], old_dirs=[y for _, y in pairs], ro=[1.0 / float(y.dot(s)) for s, y in pairs],
+        H_diag=float(s_last.dot(y_last) / y_last.dot(y_last)),
+    )  # fmt: skip
+
+
 def run_schedule(
-    cfg, content, style, stages, size: int, eval_every: int, history: int | None = None, max_step: float | None = None
+    cfg,
+    content,
+    style,
+    stages,
+    size: int,
+    eval_every: int,
+    history: int | None = None,
+    max_step: float | None = None,
+    carry: bool = False,
 ) -> dict:
     """Run one schedule (L-BFGS with ``history`` pairs, None: the engine's; steps that move a pixel by more than
-    ``max_step`` shortened as the engine does, None: plain L-BFGS, no spike guard); returns its curve
+    ``max_step`` shortened as the engine does, None: plain L-BFGS, no spike guard; ``carry``: each stage's L-BFGS
+    starts with the pairs of the stage before, :func:`carry_pairs`); returns its curve
     ``[(seconds, objective, stage, step)]`` and the final stage's losses."""
     plan = style_plan(cfg, 1)
     encoder = vgg19_encoder(cfg.pooling, cfg.precision, cfg.device)
@@ -96,7 +131,7 @@ def run_schedule(
 
     runner = build_objective(cfg, plan, encoder)
     curve = [(0.0, objective_at_final(content), -1, 0)]
-    seconds, image, final_losses = 0.0, None, []
+    seconds, image, final_losses, pairs, shape_before = 0.0, None, [], [], None
     for index, (long_side, steps) in enumerate(stages):
         final = index == len(stages) - 1
         t0 = clock()
@@ -105,6 +140,8 @@ def run_schedule(
         start = content_s.clone() if image is None else resize(image, tuple(content_s.shape[-2:]))
         x = start.contiguous().requires_grad_(True)
         opt = make_optimizer(cfg.optimizer, [x], cfg.lr, history)
+        if carry and pairs:
+            carry_pairs(opt, x, pairs, shape_before)
         # the engine's step limit alone: an infinite factor never undoes a step
         guard = None if max_step is None else LbfgsSpikeGuard(opt, factor=math.inf, max_step=max_step)
         seconds += clock() - t0
@@ -132,6 +169,8 @@ def run_schedule(
             elif (step + 1) % eval_every == 0 or step + 1 == steps:
                 curve.append((seconds, objective_at_final(x.detach()), index, step + 1))
         image = x.detach()
+        state = opt.state[x]
+        pairs, shape_before = list(zip(state.get("old_stps", []), state.get("old_dirs", []))), tuple(x.shape[-2:])
         if final:
             final_losses = losses + [objective_at_final(image)]
             k = len(curve) - steps
@@ -177,13 +216,13 @@ def cmd_run(args):
     def save() -> None:  # after every schedule, so a long study that stops keeps what it measured
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         record = {"machine": machine(), "clock": args.clock, "pair": args.pair, "size": args.size, "units": units}
-        record["history"], record["max_step"] = args.history, args.max_step
+        record["history"], record["max_step"], record["carry_pairs"] = args.history, args.max_step, args.carry_pairs
         Path(args.out).write_text(json.dumps({**record, "results": results}))
 
     for name, stages in schedules.items():
         print(f"{name}: {stages}", flush=True)
         results[name] = run_schedule(
-            cfg, content, style, stages, args.size, args.eval_every, args.history, args.max_step
+            cfg, content, style, stages, args.size, args.eval_every, args.history, args.max_step, args.carry_pairs
         )
         save()
     units.append(bare_units())
@@ -317,6 +356,12 @@ def main(argv=None):
         type=float,
         help="shorten steps that move a pixel by more than this, as the engine does (LBFGS_MAX_PIXEL_STEP; "
         "default: plain L-BFGS)",
+    )
+    r.add_argument(
+        "--carry-pairs",
+        action="store_true",
+        help="start each stage's L-BFGS with the upsampled curvature pairs of the stage before (not kept: "
+        "docs/benchmarks.md, *Start-up of a run*)",
     )
     s = sub.add_parser("report", help="table and plot from the JSON files")
     s.add_argument("files", nargs="+")
