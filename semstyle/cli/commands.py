@@ -49,7 +49,13 @@ def base_config(config, overrides) -> str | None:
 
 def add_run_options(parser, example: str) -> None:
     """The options every method command shares: overrides, ``--device``, ``--precision``, ``--out``, ``--seed``."""
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"config overrides, e.g. {example}")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help=f"config overrides, e.g. {example}; file paths are read from the current folder, and "
+        "'${asset:styles/shipwreck.jpg}' names an image bundled with semstyle",
+    )
     parser.add_argument(
         "--set",
         nargs="+",
