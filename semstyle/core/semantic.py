@@ -253,8 +253,10 @@ def semantic_masks(
     min_fraction: float = 0.005,
     unmatched: str = "error",
     palette: torch.Tensor | None = None,
+    what: str = "target map",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Masks of a style map and a target map in one shared channel order.
+    """Masks of a style map and a target map in one shared channel order (``what`` names the target map in an
+    unmatched colour's message).
 
     Returns ``(style_masks (1, K, Hs, Ws), target_masks (1, K, Ht, Wt), palette (K, 3))`` where ``palette`` is the
     style map's (or the given one) and channel ``k`` of both mask sets is the same region. Target pixels whose
@@ -263,7 +265,7 @@ def semantic_masks(
     if palette is None:
         palette = extract_palette(style_map, max_colors, min_fraction)
     target_palette = extract_palette(target_map, max_colors, min_fraction)
-    index = match_palettes(target_palette, palette, unmatched, target_map=target_map)
+    index = match_palettes(target_palette, palette, unmatched, target_map=target_map, what=what)
     target_own = map_to_masks(target_map, target_palette)
     target = torch.zeros(1, len(palette), *target_map.shape[-2:])
     keep = index >= 0

@@ -99,7 +99,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
             "resize_maps=true (--resize-maps)",
         )
     style_masks, target_masks, palette = semantic.semantic_masks(
-        smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched
+        smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched, what=_name("target map", target_map)
     )
     return Inputs(style, style_masks, target_masks, content, palette, tuple(tmap.shape[-2:]))
 

@@ -30,17 +30,17 @@ def guidance_masks(
     content_map: torch.Tensor,
     style_map: torch.Tensor,
     resize_maps: bool = False,
+    what: str = "content_map",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Region masks ``(1, K, H, W)`` of the content and ``(1, K, Hs, Ws)`` of the style, channel k the same region.
+    """Region masks ``(1, K, H, W)`` of the content and ``(1, K, Hs, Ws)`` of the style, channel k the same region
+    (``what`` names the content map in messages).
 
     Maps must have their image's size; their major colours are found by k-means and paired by nearest colour
     (:func:`semstyle.semantic.semantic_masks`), which tolerates JPEG noise in the maps.
     """
-    content_map = check_map_size(
-        content_map, content, "content_map", "the content image", resize_maps, "resize_maps=true"
-    )
+    content_map = check_map_size(content_map, content, what, "the content image", resize_maps, "resize_maps=true")
     style_map = check_map_size(style_map, style, "style_map", "the style image", resize_maps, "resize_maps=true")
-    style_masks, content_masks, _ = semantic_masks(style_map, content_map)
+    style_masks, content_masks, _ = semantic_masks(style_map, content_map, what=what)
     return content_masks, style_masks
 
 
@@ -95,11 +95,12 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
         check(
             content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map"
         )
+        what = "content_map" if isinstance(content_map, torch.Tensor) else f"content_map {content_map}"
         content_map, style_map = (
             as_image(content_map, "content_map", load_map),
             as_image(style_map, "style_map", load_map),
         )
-        masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps)
+        masks = guidance_masks(content, style, content_map, style_map, cfg.resize_maps, what)
     check_method_sizes(cfg, content, [style])
     encoder = engine.encoder(cfg.pooling)
     device = encoder.device

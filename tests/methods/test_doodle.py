@@ -209,7 +209,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "odd").mkdir()
     _, _, odd = _toy_set(tmp_path / "odd", target_colours=((255, 0, 0), (0, 255, 0)))
     err = _error(capsys, "--style", style, "--style-map", smap, "--content-map", odd)
-    assert "colour (0, 255, 0)" in err and "x=24..47" in err and "semantic.unmatched=ignore" in err
+    assert err.startswith(f"semstyle: error: target map {odd}: colour (0, 255, 0)"), err  # names the file
+    assert "x=24..47" in err and "semantic.unmatched=ignore" in err
     Image.new("L", (48, 48), 200).save(tmp_path / "grey.png")
     assert "greyscale" in _error(
         capsys, "--style", style, "--style-map", str(tmp_path / "grey.png"), "--content-map", tmap

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ASSETS, ROOT
+from PIL import Image
 
 from semstyle.api import load_config
 from semstyle.conf.vocab import STROTSS_LAYERS
@@ -375,3 +377,21 @@ def test_guidance_beats_unguided_on_region_fidelity(shared_data):
     g = _region_error(guided, content_masks, style, style_masks)
     u = _region_error(unguided, content_masks, style, style_masks)
     assert g < 0.8 * u, (g, u)
+
+
+def test_a_content_map_colour_missing_from_the_style_map_names_the_file(tmp_path):
+    from semstyle.api import run
+
+    image = Image.open(ASSETS / "content/astronaut.jpg").resize((64, 64))
+    image.save(tmp_path / "content.png")
+    halves = np.zeros((64, 64, 3), np.uint8)
+    halves[:, :32] = (255, 0, 0)
+    halves[:, 32:] = (0, 0, 255)
+    Image.fromarray(halves).save(tmp_path / "style_sem.png")
+    halves[40:, :] = (0, 255, 0)  # a region the style map has no colour for
+    Image.fromarray(halves).save(tmp_path / "content_sem.png")
+    overrides = [f"content={tmp_path / 'content.png'}", f"style={tmp_path / 'content.png'}", "size=64", "scales=[]"]
+    maps = [f"content_map={tmp_path / 'content_sem.png'}", f"style_map={tmp_path / 'style_sem.png'}"]
+    with pytest.raises(ConfigError, match=rf"^content_map {tmp_path / 'content_sem.png'}: colour \(0, 255, 0\)"):
+        run({"method": "strotss"}, [*overrides, *maps, "steps=1", f"out_dir={tmp_path / 'run'}"])
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
