@@ -85,6 +85,15 @@ def test_match_palettes_nearest_and_unmatched():
         semantic.match_palettes(odd, style, target_map=target_map)
     with pytest.warns(UserWarning, match=r"\(0, 255, 0\)"):
         assert semantic.match_palettes(odd, style, unmatched="ignore").tolist() == [0, -1]
+    # a painted 30x20 patch and one stray pixel of its colour far away: the box is the patch's
+    painted = torch.zeros(1, 3, 100, 120)
+    painted[:, 0] = 1.0
+    painted[0, :, 40:60, 50:80] = torch.tensor([0.0, 1.0, 0.0])[:, None, None]
+    painted[0, :, 99, 0] = torch.tensor([0.0, 1.0, 0.0])
+    with pytest.raises(
+        ConfigError, match=r"colour \(0, 255, 0\) \(5\.0% of the pixels, mostly within x=50\.\.79, y=40\.\.59\)"
+    ):
+        semantic.match_palettes(odd, style, target_map=painted)
 
 
 def test_semantic_masks_share_channel_order_and_ignore_unmatched_pixels():
