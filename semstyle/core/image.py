@@ -65,6 +65,12 @@ def load_image(path: str | os.PathLike, size: Size = None, what: str = "image") 
     return resize(image, size) if size is not None else image
 
 
+def source_name(what: str, source) -> str:
+    """How a message names an input given to :func:`as_image`: ``what`` and its path, or ``what`` alone for a
+    tensor."""
+    return what if isinstance(source, torch.Tensor) else f"{what} {source}"
+
+
 def as_image(source, what: str = "image", loader=None) -> torch.Tensor:
     """An image given as a path (read by ``loader``, default :func:`load_image`) or as a tensor, checked to be
     ``(1, 3, H, W)``; returned as a contiguous float tensor. What every ``stylize(content, style, ...)`` accepts."""

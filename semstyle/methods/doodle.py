@@ -30,7 +30,7 @@ from ..conf.doodle import CNNMRF, DOODLE
 from ..conf.sizes import check_method_sizes, target_size
 from ..core import semantic
 from ..core.encoder import vgg19_encoder
-from ..core.image import as_image, resize
+from ..core.image import as_image, resize, source_name
 from ..core.padded import PaddedEncoder
 from ..engine import Engine, Objective, Problem, pixel_problem
 from ..engine.runs import RunDir
@@ -53,10 +53,6 @@ class Inputs:
     content: torch.Tensor | None  # (1, 3, Ht, Wt)
     palette: torch.Tensor | None  # (K, 3) colours of the regions, channel order
     shape: tuple[int, int]  # (Ht, Wt): aspect of the output
-
-
-def _name(what: str, source) -> str:
-    return what if isinstance(source, torch.Tensor) else f"{what} {source}"
 
 
 def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> Inputs:
@@ -84,7 +80,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     smap = semantic.check_map_size(
         smap,
         style,
-        _name("style map", style_map),
+        source_name("style map", style_map),
         "the style image",
         cfg.resize_maps,
         "resize_maps=true (--resize-maps)",
@@ -93,13 +89,18 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
         tmap = semantic.check_map_size(
             tmap,
             content,
-            _name("target map", target_map),
+            source_name("target map", target_map),
             "the content image",
             cfg.resize_maps,
             "resize_maps=true (--resize-maps)",
         )
     style_masks, target_masks, palette = semantic.semantic_masks(
-        smap, tmap, int(sem.max_colors), float(sem.min_fraction), sem.unmatched, what=_name("target map", target_map)
+        smap,
+        tmap,
+        int(sem.max_colors),
+        float(sem.min_fraction),
+        sem.unmatched,
+        what=source_name("target map", target_map),
     )
     return Inputs(style, style_masks, target_masks, content, palette, tuple(tmap.shape[-2:]))
 

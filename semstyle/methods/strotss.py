@@ -16,7 +16,7 @@ import torch
 from ..conf import load, scale_schedule
 from ..conf.sizes import check_method_sizes
 from ..conf.strotss import STROTSS
-from ..core.image import as_image, load_image, resize
+from ..core.image import as_image, load_image, resize, source_name
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..core.semantic import RegionMasks, check_map_size, load_map, semantic_masks
 from ..engine import Engine, Objective, Problem
@@ -95,7 +95,7 @@ def transfer(content, style, cfg, engine: Engine | None = None, content_map=None
         check(
             content_map is not None and style_map is not None, "spatial guidance needs both content_map and style_map"
         )
-        what = "content_map" if isinstance(content_map, torch.Tensor) else f"content_map {content_map}"
+        what = source_name("content_map", content_map)
         content_map, style_map = (
             as_image(content_map, "content_map", load_map),
             as_image(style_map, "style_map", load_map),
