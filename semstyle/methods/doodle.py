@@ -77,6 +77,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
     check(target_map is not None, "content_map: required with style_map")
     smap = as_image(style_map, "style map", semantic.load_map)
     tmap = as_image(target_map, "target map", semantic.load_map)
+    target_name = source_name("target map", target_map)
     smap = semantic.check_map_size(
         smap,
         style,
@@ -89,7 +90,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
         tmap = semantic.check_map_size(
             tmap,
             content,
-            source_name("target map", target_map),
+            target_name,
             "the content image",
             cfg.resize_maps,
             "resize_maps=true (--resize-maps)",
@@ -100,7 +101,7 @@ def prepare(cfg, style=None, style_map=None, target_map=None, content=None) -> I
         int(sem.max_colors),
         float(sem.min_fraction),
         sem.unmatched,
-        what=source_name("target map", target_map),
+        what=target_name,
     )
     return Inputs(style, style_masks, target_masks, content, palette, tuple(tmap.shape[-2:]))
 
