@@ -413,7 +413,12 @@ def test_the_engines_optimisers_step_and_save_as_torchs_own(name):
     from semstyle.engine import make_optimizer
     from semstyle.engine.loop import LBFGS_HISTORY
 
-    torch_class = {"lbfgs": torch.optim.LBFGS, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    torch_class = {
+        "lbfgs": torch.optim.LBFGS,
+        "adam": torch.optim.Adam,
+        "sgd": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+    }
     options = {"lbfgs": dict(max_iter=1, history_size=LBFGS_HISTORY, tolerance_grad=-1, tolerance_change=-1)}
     target = torch.linspace(-1, 1, 12)
 
@@ -429,7 +434,7 @@ def test_the_engines_optimisers_step_and_save_as_torchs_own(name):
 
     ours_x, theirs_x = torch.zeros(12, requires_grad=True), torch.zeros(12, requires_grad=True)
     ours = make_optimizer(name, [ours_x], 0.05)
-    theirs = torch_class.get(name, torch.optim.RMSprop)([theirs_x], lr=0.05, **options.get(name, {}))
+    theirs = torch_class[name]([theirs_x], lr=0.05, **options.get(name, {}))
     assert isinstance(ours, type(theirs))
     descend(ours, ours_x)
     descend(theirs, theirs_x)
