@@ -154,6 +154,8 @@ def run_schedule(
             losses.append(float(total.detach()))
             return total
 
+        # not the engine's run_steps: this loop times each step on `clock` apart from the curve's evaluations, and
+        # runs L-BFGS with the step limit alone or as plain torch L-BFGS, never with the engine's spike guard
         for step in range(steps):
             t0 = clock()
             if guard is not None:
