@@ -8,7 +8,9 @@ from .events import Event
 
 
 class ProgressBar:
-    """One tqdm bar per scale, with the total and each weighted term."""
+    """One tqdm bar per scale, with the total and each weighted term. Its description names the scale among the
+    run's (``gatys 256px [1/2]``): a bar that fills quickly may be the first of several, and the last is the long
+    one (the demo's 512 px stage takes over 15x as long as its 256 px stage)."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
@@ -16,9 +18,12 @@ class ProgressBar:
 
     def __call__(self, event: Event) -> None:
         if event.kind == "scale_start":
+            desc = event.label or f"scale {event.scale}"
+            if event.scales > 1:
+                desc += f" [{event.scale + 1}/{event.scales}]"
             self.bar = tqdm(
                 total=event.steps,
-                desc=event.label or f"scale {event.scale}",
+                desc=desc,
                 disable=not self.enabled,
                 leave=False,
                 dynamic_ncols=True,

@@ -16,6 +16,8 @@ from PIL import Image
 from semstyle.api import METHODS, load_config, run
 from semstyle.conf import SCHEMAS, load, scale_schedule, steps_per_scale
 from semstyle.engine import Engine, Problem, StopRun
+from semstyle.engine.callbacks import ProgressBar
+from semstyle.engine.events import Event
 from semstyle.errors import ConfigError, SemstyleError
 
 SMALL = [
@@ -52,6 +54,19 @@ def test_events_arrive_in_order_with_losses_and_images(tmp_path):
     image = steps[-1].current_image()
     assert image.shape[:2] == (1, 3) and max(image.shape[-2:]) == 48 and 0 <= image.min() and image.max() <= 1
     assert steps[0].size == (24, 32) and steps[-1].size == (36, 48)
+
+
+def test_the_progress_bar_names_each_scale_among_the_runs(capsys):
+    bar = ProgressBar()
+    for scale in range(2):
+        bar(Event("scale_start", "gatys", scale=scale, scales=2, steps=2, label=f"gatys {32 * (scale + 1)}px"))
+        bar(Event("step", "gatys", scale=scale, scales=2, step=1, steps=2, loss=1.0))
+        bar(Event("scale_end", "gatys", scale=scale, scales=2))
+    bar(Event("scale_start", "train", steps=2, label="train"))  # a run of one scale: no count
+    bar(Event("run_end", "train"))
+    err = capsys.readouterr().err
+    assert "gatys 32px [1/2]" in err and "gatys 64px [2/2]" in err
+    assert "train: " in err and "train [" not in err
 
 
 def test_a_callback_can_stop_the_run_and_the_folder_is_finished(tmp_path):
