@@ -145,13 +145,11 @@ def _where(semantic: torch.Tensor, palette: torch.Tensor, index: int) -> str:
     if len(ys) == 0:
         return "nowhere"
     share = 100.0 * len(ys) / masks.numel()
-    if len(ys) < 400:
-        box = (int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max()))
-        return f"{share:.1f}% of the pixels, within x={box[0]}..{box[1]}, y={box[2]}..{box[3]}"
-    q = torch.tensor([0.002, 0.998])
-    x0, x1 = torch.quantile(xs.float(), q, interpolation="nearest").long().tolist()
-    y0, y1 = torch.quantile(ys.float(), q, interpolation="nearest").long().tolist()
-    return f"{share:.1f}% of the pixels, mostly within x={x0}..{x1}, y={y0}..{y1}"
+    # the 0 and 1 quantiles are the minimum and maximum: the whole box
+    q, within = ([0.0, 1.0], "within") if len(ys) < 400 else ([0.002, 0.998], "mostly within")
+    x0, x1 = torch.quantile(xs.float(), torch.tensor(q), interpolation="nearest").long().tolist()
+    y0, y1 = torch.quantile(ys.float(), torch.tensor(q), interpolation="nearest").long().tolist()
+    return f"{share:.1f}% of the pixels, {within} x={x0}..{x1}, y={y0}..{y1}"
 
 
 def match_palettes(
