@@ -146,10 +146,18 @@ def _where(semantic: torch.Tensor, palette: torch.Tensor, index: int) -> str:
         return "nowhere"
     share = 100.0 * len(ys) / masks.numel()
     # the 0 and 1 quantiles are the minimum and maximum: the whole box
-    q, within = ([0.0, 1.0], "within") if len(ys) < 400 else ([0.002, 0.998], "mostly within")
-    x0, x1 = torch.quantile(xs.float(), torch.tensor(q), interpolation="nearest").long().tolist()
-    y0, y1 = torch.quantile(ys.float(), torch.tensor(q), interpolation="nearest").long().tolist()
+    q, within = ((0.0, 1.0), "within") if len(ys) < 400 else ((0.002, 0.998), "mostly within")
+    (x0, x1), (y0, y1) = _nearest_rank(xs, q), _nearest_rank(ys, q)
     return f"{share:.1f}% of the pixels, {within} x={x0}..{x1}, y={y0}..{y1}"
+
+
+def _nearest_rank(values: torch.Tensor, quantiles) -> list[int]:
+    """The ``quantiles`` of pixel coordinates (a 1-D tensor of integers >= 0) by nearest rank, as
+    ``torch.quantile(..., interpolation="nearest")``, which refuses more than 2^24 values (a colour over most of a
+    6000x4000 map has more). Counted, not sorted: ``kthvalue`` takes minutes on coordinates already in order."""
+    below_or_at = torch.bincount(values).cumsum(0)  # [i]: how many values are <= i
+    ranks = torch.tensor([round(q * (len(values) - 1)) + 1 for q in quantiles])
+    return torch.searchsorted(below_or_at, ranks).tolist()
 
 
 def match_palettes(

@@ -96,6 +96,13 @@ def test_match_palettes_nearest_and_unmatched():
         semantic.match_palettes(odd, style, target_map=painted)
 
 
+def test_the_box_of_a_colour_is_found_over_more_pixels_than_torch_quantile_takes():
+    xs = torch.arange(4096).repeat(4097)  # the columns of a 4096x4097 patch: more than the 2^24 torch.quantile takes
+    assert semantic._nearest_rank(xs, (0.0, 0.002, 0.998, 1.0)) == [0, 8, 4087, 4095]
+    small = torch.tensor([7, 3, 9, 1, 5])
+    assert semantic._nearest_rank(small, (0.0, 0.5, 1.0)) == [1, 5, 9]
+
+
 def test_semantic_masks_share_channel_order_and_ignore_unmatched_pixels():
     style = _blocks([(255, 0, 0), (0, 0, 255), (255, 255, 255)], (12, 12))
     target = _blocks([(250, 250, 245), (0, 10, 250), (0, 255, 0)], (6, 9))  # shifted colours + an unknown one
