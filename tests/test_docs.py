@@ -117,3 +117,19 @@ def test_the_shell_examples_command_lines_parse():
                         failed.append(f"{doc.relative_to(ROOT)}: {command}: {error}")
     assert checked > 20
     assert not failed, "\n".join(failed)
+
+
+def test_every_bundled_image_has_its_source_and_licence_in_the_assets_readme():
+    # semstyle/assets/README.md is where a bundled picture's source and licence are recorded, one table row each
+    # (its first cell names the files); a picture added without its row would ship with neither
+    assets = ROOT / "semstyle" / "assets"
+    first_cells = [
+        line.split("|")[1]
+        for line in (assets / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("|")
+    ]
+    named = {Path(name).name for cell in first_cells for name in re.findall(r"`([^`]+)`", cell)}
+    images = [p for folder in ("content", "styles", "training") for p in sorted((assets / folder).glob("*.jpg"))]
+    assert len(images) >= 30
+    missing = [p.relative_to(assets).as_posix() for p in images if p.name not in named]
+    assert not missing, f"no row in semstyle/assets/README.md: {missing}"

@@ -30,8 +30,9 @@ def sklearn_sample_photos() -> list[str]:
 
 
 def bundled_training_photos() -> list[str]:
-    """The photos bundled for training (``semstyle/assets/training/``, from scikit-image's sample data; CC0 or
-    public domain, see ``semstyle/assets/README.md``), sorted by name."""
+    """The photos bundled for training (``semstyle/assets/training/``: four of scikit-image's sample photos and 23
+    of the Kodak suite's, all but the held-out kodim15; CC0, public domain or unrestricted, see
+    ``semstyle/assets/README.md``), sorted by name."""
     folder = importlib.resources.files("semstyle") / "assets" / "training"
     return sorted(str(p) for p in folder.iterdir() if p.name.endswith(".jpg"))
 
