@@ -36,6 +36,16 @@ def _asset(name: str = "") -> str:
 OmegaConf.register_new_resolver("asset", _asset, replace=True)
 
 
+# L-BFGS's curvature pairs, not torch's 100: each stored pair costs two passes over the image per step (at 512 px
+# in bf16 on an AMX Xeon the update took 16 ms with 20 pairs, 8 % of a VGG pass; 100 pairs made a step ~15 % slower
+# than 20), and more pairs barely help: 20 instead of 10 left the Monet doodle's loss unchanged (3 seeds), and the
+# demo's objective after 20 + 90 steps in fp32 0.2-0.6 % lower on three pairs but 0.4 % higher on a fourth
+# (docs/benchmarks.md, "The goal table again, file errors before torch, and the demo's steps at 512 px").
+# A run's `lbfgs_history` overrides it: near the optimum of a long run more pairs pay. With neural-style-pt's 100,
+# the race reached that tool's objective after 713 steps at 512 px instead of 997, each step 3 % slower in fp32
+# (docs/benchmarks.md, "The race against neural-style-pt").
+LBFGS_HISTORY = 10
+
 STOP_RULES = ("none", "rel_improvement")
 
 
@@ -72,6 +82,7 @@ class RunConfig:
     resume: bool = False  # continue an interrupted run from <out_dir>.partial
     progress: bool = True  # progress bar
     stop: StopConfig = field(default_factory=StopConfig)
+    lbfgs_history: int = LBFGS_HISTORY  # curvature pairs L-BFGS keeps, where a method runs optimizer=lbfgs
 
 
 def check_stop(cfg) -> None:
@@ -88,6 +99,7 @@ def check_common(cfg) -> None:
     check_number(cfg, "steps", lo=0, integer=True)
     check_number(cfg, "seed", integer=True)
     check_number(cfg, "save_every", lo=0, integer=True)
+    check_number(cfg, "lbfgs_history", lo=1, hi=1000, integer=True)
     check_choice(cfg, "precision", PRECISIONS)
     check_choice(cfg, "conv", CONVS)
     check_bool(cfg, "resume")

@@ -82,13 +82,14 @@ class Engine:
             self.emit("scale_start", **context, _image=problem.image)
 
             rule = StopRule.from_config(self.cfg.get("stop"))
+            history = self.cfg.get("lbfgs_history")
 
             def on_step(step, total, terms) -> bool:
                 self.emit("step", **context, step=step, loss=total, terms=terms, _image=problem.image)
                 return rule.update(total)
 
             try:
-                run_steps(problem, steps[index], on_step, where=f" of scale {index}")
+                run_steps(problem, steps[index], on_step, where=f" of scale {index}", history=history)
             except StopRun:
                 self.stopped = True
             image = problem.finish()

@@ -13,19 +13,12 @@ from typing import Callable
 
 import torch
 
+from ..conf.common import LBFGS_HISTORY
 from ..conf.vocab import OPTIMIZERS
 from ..errors import SemstyleError, check
 
 # Learning rates that work with images in [0, 1]; L-BFGS's step is set by its curvature estimate.
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.3, "rmsprop": 0.01}
-
-
-# L-BFGS's curvature pairs, not torch's 100: each stored pair costs two passes over the image per step (at 512 px
-# in bf16 on an AMX Xeon the update took 16 ms with 20 pairs, 8 % of a VGG pass; 100 pairs made a step ~15 % slower
-# than 20), and more pairs barely help: 20 instead of 10 left the Monet doodle's loss unchanged (3 seeds), and the
-# demo's objective after 20 + 90 steps in fp32 0.2-0.6 % lower on three pairs but 0.4 % higher on a fourth
-# (docs/benchmarks.md, "The goal table again, file errors before torch, and the demo's steps at 512 px").
-LBFGS_HISTORY = 10
 
 # The largest change of any pixel in one L-BFGS step, in [0, 1] units. Without a line search, L-BFGS takes its
 # second step from a curvature pair measured over its tiny first one: from the content image that step moved pixels
@@ -211,17 +204,19 @@ def run_steps(
     on_step: Callable[[int, float, dict[str, float]], bool | None],
     where: str = "",
     optimizer: torch.optim.Optimizer | None = None,
+    history: int | None = None,
 ) -> tuple[float, dict[str, float]]:
     """Minimise ``problem.loss()`` for up to ``steps`` steps, calling ``on_step(step, total, terms)`` after each;
     a true answer ends the loop early (the stopping rule).
 
-    ``optimizer`` (default: a new one from ``problem.optimizer``/``problem.lr``) lets a resumed model training
-    continue with the optimiser state it saved.
+    ``optimizer`` lets a resumed model training continue with the optimiser state it saved; by default a new one
+    is made from ``problem.optimizer`` and ``problem.lr``, keeping ``history`` curvature pairs if it is L-BFGS
+    (None: :data:`LBFGS_HISTORY`).
 
     A non-finite loss raises :class:`SemstyleError` naming the step. Returns the last ``(total, terms)``.
     """
     params = list(problem.params)
-    opt = optimizer if optimizer is not None else make_optimizer(problem.optimizer, params, problem.lr)
+    opt = optimizer if optimizer is not None else make_optimizer(problem.optimizer, params, problem.lr, history)
     last: list = [math.nan, {}]
 
     def closure():

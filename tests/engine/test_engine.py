@@ -401,6 +401,36 @@ def test_the_stop_rule_ends_each_scale_when_the_loss_stops_falling(tmp_path):
         load_config(None, ["stop.rule=sometimes"])
 
 
+def test_lbfgs_history_sets_the_curvature_pairs_of_every_scale(tmp_path, monkeypatch):
+    """``lbfgs_history`` reaches each scale's L-BFGS (the default is the engine's ``LBFGS_HISTORY``), and a short
+    history changes the steps once more pairs than it keeps were measured."""
+    import semstyle.engine.loop as loop
+
+    made = []
+    original = loop.make_optimizer
+
+    def recording(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(loop, "make_optimizer", recording)
+    losses = {}
+    for history in (None, 2):
+        events = []
+        extra = [] if history is None else [f"lbfgs_history={history}"]
+        run(
+            None,
+            SMALL + ["steps=8", "scales=[32]", *extra, f"out_dir={tmp_path / str(history)}"],
+            callbacks=[events.append],
+        )
+        losses[history] = [e.loss for e in events if e.kind == "step" and e.scale == 0]
+    assert [opt.defaults["history_size"] for opt in made] == [loop.LBFGS_HISTORY] * 2 + [2] * 2
+    assert losses[None][:2] == losses[2][:2] and losses[None][-1] != losses[2][-1]
+    for bad in ("0", "1.5", "many"):
+        with pytest.raises(ConfigError, match="lbfgs_history: must be"):
+            load_config(None, [f"lbfgs_history={bad}"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.5, 1.5])
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
