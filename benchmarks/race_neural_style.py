@@ -29,9 +29,8 @@ init, L-BFGS with 100 corrections, 1000 iterations), ``-print_iter 1`` and a fix
 Each tool runs in its own process; times are seconds since that process was started, read from its output as it
 arrives. semstyle runs its own defaults for the rest (content init, a coarse-to-fine schedule, L-BFGS with 10
 corrections; ``lbfgs_history=100`` gives it neural-style-pt's 100) and stops once its objective at the final size is
-at or below the target. In bf16 its own loss is a
-bf16 estimate, so every ``--check-every`` steps the fp32 function is evaluated on the current image, and that
-evaluation's time is subtracted from semstyle's clock.
+at or below the target. In bf16 its own loss is a bf16 estimate, so every ``--check-every`` steps the fp32 function
+is evaluated on the current image, and that evaluation's time is subtracted from semstyle's clock.
 """
 
 from __future__ import annotations

@@ -352,7 +352,9 @@ def main(argv=None):
     )
     r.add_argument("--schedule", nargs="*", help="extra schedules NAME=SIZE:STEPS,SIZE:STEPS")
     r.add_argument("--only", nargs="*", help="run only these schedule names")
-    r.add_argument("--history", type=int, help="L-BFGS's curvature pairs (default: the engine's LBFGS_HISTORY)")
+    r.add_argument(
+        "--history", type=int, help="L-BFGS's curvature pairs (default: LBFGS_HISTORY, as the run key lbfgs_history)"
+    )
     r.add_argument(
         "--max-step",
         type=float,

@@ -42,7 +42,8 @@ OmegaConf.register_new_resolver("asset", _asset, replace=True)
 # demo's objective after 20 + 90 steps in fp32 0.2-0.6 % lower on three pairs but 0.4 % higher on a fourth
 # (docs/benchmarks.md, "The goal table again, file errors before torch, and the demo's steps at 512 px").
 # A run's `lbfgs_history` overrides it: near the optimum of a long run more pairs pay. With neural-style-pt's 100,
-# the race reached that tool's objective after 713 steps at 512 px instead of 997, each step 3 % slower in fp32
+# the race reached that tool's objective after 713 steps at 512 px instead of 997, each step 3 % slower in fp32;
+# in the demo's 100 steps they ended 0.07-1.0 % lower on four pairs but were higher after 80-90 steps on two
 # (docs/benchmarks.md, "The race against neural-style-pt").
 LBFGS_HISTORY = 10
 
