@@ -64,6 +64,7 @@ class Engine:
         raising :class:`StopRun` ends the run with the current image as its result.
         """
         steps = steps_per_scale(self.cfg, len(sizes)) if steps is None else [int(s) for s in steps]
+        history = self.cfg.get("lbfgs_history")  # None (a config without the key): the engine's default
         image, start = None, 0
         saved = self.run_dir.load_checkpoint() if self.checkpoints else None
         if saved is not None:
@@ -82,7 +83,6 @@ class Engine:
             self.emit("scale_start", **context, _image=problem.image)
 
             rule = StopRule.from_config(self.cfg.get("stop"))
-            history = self.cfg.get("lbfgs_history")
 
             def on_step(step, total, terms) -> bool:
                 self.emit("step", **context, step=step, loss=total, terms=terms, _image=problem.image)
