@@ -73,7 +73,9 @@ class RunConfig:
     # steps at each scale below `size`, coarse to fine, one entry per scale (overrides coarse_steps)
     scale_steps: List[int] = field(default_factory=list)
     seed: int = 0
-    precision: str = "auto"  # auto (bf16 where the CPU/GPU has native bf16 units, else fp32) | fp32 | bf16
+    # auto: bf16 where the CPU/GPU has native bf16 units, except a CPU with AVX512-BF16 but no AMX, where the encoder
+    # keeps fp32 (NNPACK's kernels are as fast there) and only STROTSS's sample products take bf16; else fp32
+    precision: str = "auto"  # auto | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     # the encoder's convolutions: auto (NNPACK's Winograd kernels for fp32 on the CPU, 1.6x faster at 512 px; else
     # PyTorch's own, as `native`)

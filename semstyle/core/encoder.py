@@ -79,17 +79,24 @@ def onednn_isa_allows_bf16() -> bool:
     return isa in ("ALL", "DEFAULT") or any(unit in isa for unit in ("BF16", "FP16", "AMX", "AVX10"))
 
 
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16), where bf16 pays off, and oneDNN may use
     them (:func:`onednn_isa_allows_bf16`)."""
-    if not onednn_isa_allows_bf16():
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    flags = _cpu_flags()
+    return onednn_isa_allows_bf16() and ("amx_bf16" in flags or "avx512_bf16" in flags)
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU's bf16 units are AMX tiles (Intel Xeon since Sapphire Rapids), which oneDNN may use."""
+    return onednn_isa_allows_bf16() and "amx_bf16" in _cpu_flags()
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -139,8 +146,17 @@ def bf16_is_native(device: torch.device | str = "cpu") -> bool:
     return cpu_supports_bf16()
 
 
-def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", allow_emulated: bool = False) -> str:
+def resolve_precision(
+    precision: str = "auto", device: torch.device | str = "cpu", allow_emulated: bool = False, winograd: bool = False
+) -> str:
     """``auto`` is ``bf16`` where the hardware runs it natively (AMX/AVX512-BF16 CPU, Ampere+ GPU), else ``fp32``.
+
+    ``winograd``: the caller's fp32 convolutions may be NNPACK's Winograd kernels (the VGG-19 encoder with ``conv``
+    other than ``native``; :func:`resolve_conv`). ``auto`` then stays ``fp32`` on a CPU whose bf16 units are
+    AVX512-BF16 alone (no AMX): there fp32 with those kernels is as fast as oneDNN's bf16 convolutions at 256 px and
+    faster from 512 px (a bare VGG-19 forward+backward at 512x384 in 0.58 against 0.70 s, the demo in 79 against
+    92 s on a 2-core Zen 4; docs/benchmarks.md, *auto on a CPU with AVX512-BF16 alone*), and it is the reference
+    bf16 approximates. AMX's tiles run the encoder 4-5x faster in bf16, so ``auto`` keeps bf16 there.
 
     An explicit ``bf16`` where bf16 is not native falls back to ``fp32`` with a one-line warning: without bf16 units
     PyTorch emulates it (measured on a Zen 3 AVX2 CPU: a bf16 GEMM at 0.3-1.3 GFLOP/s against 92-144 in fp32, a
@@ -153,11 +169,27 @@ def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu
         return precision
     native = bf16_is_native(device)
     if precision == "auto":
+        if native and winograd and torch.device(device).type == "cpu" and not cpu_has_amx():
+            return "fp32" if nnpack.nnpack_ready() else "bf16"
         return "bf16" if native else "fp32"
     if not native and not allow_emulated:
         warnings.warn(_NO_BF16_WARNING.format(device=torch.device(device).type), RuntimeWarning, stacklevel=3)
         return "fp32"
     return "bf16"
+
+
+def bf16_products(precision: str, device: torch.device | str = "cpu") -> bool:
+    """Whether a search's sample products (STROTSS's nearest neighbours and covariances) run in bf16 for a config's
+    ``precision``: where bf16 is native and ``precision`` is ``auto`` or ``bf16``, whatever the encoder runs.
+
+    Unlike convolutions (:func:`resolve_precision`'s ``winograd``), these plain matrix products gain from AVX512-BF16
+    alone: 2048 x 2179 by 2179 x 5000 in 108 against 242 ms on a 2-core Zen 4. DST on STROTSS there, fp32 encoder
+    with bf16 products: 823 s, against 990 s all fp32 and 815 s all bf16, with the fp32 run's result (10.464 against
+    10.461). Quiet: an explicit ``bf16`` where it is not native was reported by the encoder.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return resolve_precision(precision, device) == "bf16"
 
 
 _NO_BF16_WARNING = (
@@ -175,8 +207,8 @@ def resolve_conv(
     ``nnpack`` (Winograd, :mod:`semstyle.core.nnpack`), which computes the same function with fewer FLOPs.
 
     ``auto`` is ``nnpack`` for fp32 on the CPU where it is built in and passes its check, unless ``layout`` asks
-    for ``channels_last`` (NNPACK is channels-first); else ``native``. NNPACK runs fp32 only, and on a CPU with
-    bf16 units bf16 is the faster path. An explicit ``nnpack`` where it cannot run is a one-line error.
+    for ``channels_last`` (NNPACK is channels-first); else ``native``. NNPACK runs fp32 only; with AMX bf16 is the
+    faster path (:func:`resolve_precision`). An explicit ``nnpack`` where it cannot run is a one-line error.
     """
     check(conv in CONVS, f"conv: {conv!r} is not one of {', '.join(CONVS)}")
     kind = torch.device(device).type
@@ -188,6 +220,12 @@ def resolve_conv(
         check(layout != "channels_last", "layout: channels_last does not go with conv=nnpack, which is channels-first")
         check(nnpack.nnpack_ready(), "conv: nnpack is not available in this torch build; use conv=native")
     return conv
+
+
+def winograd_possible(conv: str = "auto", layout: str = "auto") -> bool:
+    """Whether an encoder with these ``conv`` and ``layout`` settings runs NNPACK's kernels in fp32 where it can
+    (:func:`resolve_conv`): the ``winograd`` of :func:`resolve_precision`."""
+    return conv != "native" and layout != "channels_last"
 
 
 def resolve_layout(
@@ -240,7 +278,7 @@ class VGG19Encoder(nn.Module):
         super().__init__()
         check(pooling in ("max", "avg"), f"pooling: {pooling!r} is not one of max, avg")
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        self.precision = resolve_precision(precision, self.device, allow_emulated_bf16)
+        self.precision = resolve_precision(precision, self.device, allow_emulated_bf16, winograd_possible(conv, layout))
         self.conv = resolve_conv(conv, self.precision, self.device, layout)
         if self.device.type == "cpu":
             keep_freed_memory()
@@ -311,6 +349,6 @@ def vgg19_encoder(
 ) -> VGG19Encoder:
     """Shared encoder instance per (pooling, precision, device, layout, conv): building one costs ~0.5 s."""
     dev = resolve_device(device)
-    precision = resolve_precision(precision, dev)
+    precision = resolve_precision(precision, dev, winograd=winograd_possible(conv, layout))
     conv = resolve_conv(conv, precision, dev, layout)
     return _cached_encoder(pooling, precision, str(dev), resolve_layout(layout, precision, dev, conv), conv)

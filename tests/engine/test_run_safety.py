@@ -141,6 +141,22 @@ def test_fingerprint_diff_names_the_keys_that_differ(tmp_path):
     assert diff(a, fingerprint({**cfg, "size": 128, "color": {"preserve": "luminance"}})) == ["color.preserve", "size"]
 
 
+def test_the_fingerprint_resolves_auto_precision_as_the_run_will(monkeypatch):
+    """On a CPU with AVX512-BF16 alone an optimisation method's encoder runs fp32 (NNPACK) under `auto`, a
+    feed-forward training run bf16: a checkpoint must record which, or another CPU could finish it in the other."""
+    from semstyle.core import encoder as enc
+
+    monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(enc, "cpu_has_amx", lambda: False)
+    cfg = {"method": "gatys", "precision": "auto", "device": "cpu", "conv": "auto"}
+    key = "precision (resolved)"
+    assert fingerprint(cfg)[key] == ("fp32" if nnpack.nnpack_ready() else "bf16")
+    assert fingerprint({**cfg, "conv": "native"})[key] == "bf16"
+    assert fingerprint(cfg, winograd=False)[key] == "bf16"
+    monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
+    assert fingerprint(cfg)[key] == "bf16"
+
+
 def _env():
     """The environment of a semstyle subprocess: this checkout, one thread (the runs are small)."""
     return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
