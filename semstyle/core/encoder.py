@@ -154,9 +154,10 @@ def resolve_precision(
     ``winograd``: the caller's fp32 convolutions may be NNPACK's Winograd kernels (the VGG-19 encoder with ``conv``
     other than ``native``; :func:`resolve_conv`). ``auto`` then stays ``fp32`` on a CPU whose bf16 units are
     AVX512-BF16 alone (no AMX): there fp32 with those kernels is as fast as oneDNN's bf16 convolutions at 256 px and
-    faster from 512 px (a bare VGG-19 forward+backward at 512x384 in 0.58 against 0.70 s, the demo in 79 against
-    92 s on a 2-core Zen 4; docs/benchmarks.md, *auto on a CPU with AVX512-BF16 alone*), and it is the reference
-    bf16 approximates. AMX's tiles run the encoder 4-5x faster in bf16, so ``auto`` keeps bf16 there.
+    faster from 512 px (a bare VGG-19 forward+backward at 512x384 in 0.58 against 0.68-0.70 s, a Gatys step in 0.70
+    against 0.80 s on a 2-core Zen 4; docs/benchmarks.md, *precision: auto on a CPU with avx512_bf16 alone*), and
+    it is the reference bf16 approximates. AMX's tiles run the encoder 4-5x faster in bf16, so ``auto`` keeps bf16
+    there.
 
     An explicit ``bf16`` where bf16 is not native falls back to ``fp32`` with a one-line warning: without bf16 units
     PyTorch emulates it (measured on a Zen 3 AVX2 CPU: a bf16 GEMM at 0.3-1.3 GFLOP/s against 92-144 in fp32, a

@@ -118,8 +118,8 @@ def test_no_bf16_where_the_cpu_has_no_bf16_units(monkeypatch):
     assert encoder.precision == "fp32"
     with pytest.warns(RuntimeWarning, match="using fp32"):
         assert enc.VGG19Encoder("max", "bf16", "cpu").precision == "fp32"
-    # the searches that pick bf16 on their own follow the encoder's precision (STROTSS's style term, the doodle's
-    # MRF `match_dtype`, NBB through vgg19_encoder), so they stay fp32 with it
+    # the searches that pick bf16 on their own stay fp32 too: STROTSS's products (bf16_products), the doodle's MRF
+    # `match_dtype` (the encoder's precision), NBB through vgg19_encoder
     assert not enc.bf16_products("auto", "cpu") and not enc.bf16_products("bf16", "cpu")
     monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: True)
     assert enc.resolve_precision("auto", "cpu") == "bf16" and enc.resolve_precision("bf16", "cpu") == "bf16"
