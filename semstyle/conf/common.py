@@ -73,8 +73,8 @@ class RunConfig:
     # steps at each scale below `size`, coarse to fine, one entry per scale (overrides coarse_steps)
     scale_steps: List[int] = field(default_factory=list)
     seed: int = 0
-    # auto: bf16 where the CPU/GPU has native bf16 units, except a CPU with AVX512-BF16 but no AMX, where the encoder
-    # keeps fp32 (NNPACK's kernels are as fast there) and only STROTSS's sample products take bf16; else fp32
+    # auto: bf16 where the CPU/GPU has native bf16 units, except a CPU with AVX512-BF16 but no AMX, where an
+    # encoder-bound method's encoder keeps fp32 (NNPACK's kernels are as fast there; encoder_bound); else fp32
     precision: str = "auto"  # auto | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     # the encoder's convolutions: auto (NNPACK's Winograd kernels for fp32 on the CPU, 1.6x faster at 512 px; else
@@ -86,6 +86,18 @@ class RunConfig:
     progress: bool = True  # progress bar
     stop: StopConfig = field(default_factory=StopConfig)
     lbfgs_history: int = LBFGS_HISTORY  # curvature pairs L-BFGS keeps, where a method runs optimizer=lbfgs
+
+
+def encoder_bound(cfg) -> bool:
+    """Whether the VGG-19 encoder's passes dominate a config's step, so that ``precision: auto`` may keep it in fp32
+    with NNPACK's kernels on a CPU with avx512_bf16 alone (:func:`semstyle.core.encoder.resolve_precision`'s
+    ``winograd``). Not with ``conv: native``, nor where STROTSS's sample products dominate (methods ``strotss``
+    and ``dst`` on ``base: strotss``: bf16 runs them faster there, and was the fastest whole step on a Zen 4), nor
+    for feed-forward training (its network's oneDNN convolutions gain from bf16). Takes a config or a plain dict.
+    """
+    method, base = cfg.get("method"), cfg.get("base")
+    strotss = method == "strotss" or (method == "dst" and base == "strotss")
+    return str(cfg.get("conv", "auto")) != "native" and not strotss and method not in ("multimodal", "johnson")
 
 
 def check_stop(cfg) -> None:

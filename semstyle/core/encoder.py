@@ -151,8 +151,9 @@ def resolve_precision(
 ) -> str:
     """``auto`` is ``bf16`` where the hardware runs it natively (AMX/AVX512-BF16 CPU, Ampere+ GPU), else ``fp32``.
 
-    ``winograd``: the caller's fp32 convolutions may be NNPACK's Winograd kernels (the VGG-19 encoder with ``conv``
-    other than ``native``; :func:`resolve_conv`). ``auto`` then stays ``fp32`` on a CPU whose bf16 units are
+    ``winograd``: the caller's fp32 convolutions may be NNPACK's Winograd kernels and dominate its work (the VGG-19
+    encoder with ``conv`` other than ``native``, :func:`winograd_possible`; for a run's config
+    :func:`semstyle.conf.common.encoder_bound`). ``auto`` then stays ``fp32`` on a CPU whose bf16 units are
     AVX512-BF16 alone (no AMX): there fp32 with those kernels is as fast as oneDNN's bf16 convolutions at 256 px and
     faster from 512 px (a bare VGG-19 forward+backward at 512x384 in 0.58 against 0.68-0.70 s, a Gatys step in 0.70
     against 0.80 s on a 2-core Zen 4; docs/benchmarks.md, *precision: auto on a CPU with avx512_bf16 alone*), and
@@ -177,20 +178,6 @@ def resolve_precision(
         warnings.warn(_NO_BF16_WARNING.format(device=torch.device(device).type), RuntimeWarning, stacklevel=3)
         return "fp32"
     return "bf16"
-
-
-def bf16_products(precision: str, device: torch.device | str = "cpu") -> bool:
-    """Whether a search's sample products (STROTSS's nearest neighbours and covariances) run in bf16 for a config's
-    ``precision``: where bf16 is native and ``precision`` is ``auto`` or ``bf16``, whatever the encoder runs.
-
-    Unlike convolutions (:func:`resolve_precision`'s ``winograd``), these plain matrix products gain from AVX512-BF16
-    alone: 2048 x 2179 by 2179 x 5000 in 108 against 242 ms on a 2-core Zen 4. DST on STROTSS there, fp32 encoder
-    with bf16 products: 823 s, against 990 s all fp32 and 815 s all bf16, with the fp32 run's result (10.464 against
-    10.461). Quiet: an explicit ``bf16`` where it is not native was reported by the encoder.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return resolve_precision(precision, device) == "bf16"
 
 
 _NO_BF16_WARNING = (

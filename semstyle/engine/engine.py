@@ -15,7 +15,8 @@ from typing import Callable
 import torch
 
 from ..conf import steps_per_scale
-from ..core.encoder import VGG19Encoder, vgg19_encoder
+from ..conf.common import encoder_bound
+from ..core.encoder import VGG19Encoder, resolve_device, resolve_precision, vgg19_encoder
 from .callbacks import standard_callbacks
 from .events import Event, StopRun
 from .loop import Problem, run_steps
@@ -43,7 +44,10 @@ class Engine:
 
     def encoder(self, pooling: str) -> VGG19Encoder:
         """The shared VGG-19 at the config's precision, device and convolution kernels."""
-        return vgg19_encoder(pooling, self.cfg.precision, self.cfg.device, conv=self.cfg.conv)
+        precision = resolve_precision(
+            self.cfg.precision, resolve_device(self.cfg.device), winograd=encoder_bound(self.cfg)
+        )
+        return vgg19_encoder(pooling, precision, self.cfg.device, conv=self.cfg.conv)
 
     def emit(self, kind: str, **fields) -> None:
         event = Event(kind, str(self.cfg.method), run_dir=getattr(self.run_dir, "path", None), **fields)

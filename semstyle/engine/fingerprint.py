@@ -15,7 +15,8 @@ import warnings
 from typing import Any
 
 from ..conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
-from ..core.encoder import resolve_device, resolve_precision, winograd_possible
+from ..conf.common import encoder_bound
+from ..core.encoder import resolve_device, resolve_precision
 from ..errors import SemstyleError
 from ..version import __version__
 
@@ -42,10 +43,8 @@ def _files(key: str, value: Any, out: dict[str, str]) -> None:
         out[f"sha256({key})"] = digest.hexdigest()
 
 
-def fingerprint(cfg_container: dict, winograd: bool = True) -> dict[str, Any]:
+def fingerprint(cfg_container: dict) -> dict[str, Any]:
     """The fingerprint of a resolved config given as a plain container (``OmegaConf.to_container(cfg, resolve=True)``).
-    ``winograd``: ``precision=auto`` is resolved as for the VGG-19 encoder of an optimisation method
-    (:func:`semstyle.core.encoder.resolve_precision`); False for feed-forward training, whose network decides.
 
     Relative file paths are read from the current directory, as the run reads them.
     """
@@ -55,10 +54,10 @@ def fingerprint(cfg_container: dict, winograd: bool = True) -> dict[str, Any]:
     for key, value in flat.items():
         _files(key, value, hashes)
     # a JSON round trip, so a fresh fingerprint compares equal to one read back from a checkpoint (tuples -> lists)
-    return json.loads(json.dumps({**flat, **hashes, **_resolved(flat, winograd), VERSION_KEY: __version__}))
+    return json.loads(json.dumps({**flat, **hashes, **_resolved(flat), VERSION_KEY: __version__}))
 
 
-def _resolved(flat: dict[str, Any], winograd: bool) -> dict[str, str]:
+def _resolved(flat: dict[str, Any]) -> dict[str, str]:
     """What ``device=auto`` and ``precision=auto`` mean on this machine: a checkpoint made in bf16 must not be
     finished in fp32 on another CPU."""
     if "device" not in flat or "precision" not in flat:
@@ -67,8 +66,7 @@ def _resolved(flat: dict[str, Any], winograd: bool) -> dict[str, str]:
         device = resolve_device(str(flat["device"]))
         with warnings.catch_warnings():  # the bf16 fallback warning is the encoder's to give, once
             warnings.simplefilter("ignore")
-            winograd = winograd and winograd_possible(str(flat.get("conv", "auto")))
-            precision = resolve_precision(str(flat["precision"]), device, winograd=winograd)
+            precision = resolve_precision(str(flat["precision"]), device, winograd=encoder_bound(flat))
         return {"device (resolved)": device.type, "precision (resolved)": precision}
     except SemstyleError:  # a bad value is reported where the run uses it
         return {}

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..core.encoder import cpu_supports_bf16, resolve_conv, resolve_precision, winograd_possible
+from ..conf.common import encoder_bound
+from ..core.encoder import cpu_supports_bf16, resolve_conv, resolve_precision
 from ..errors import ConfigError, ResourceError
 
 GIB = 1024**3
@@ -89,7 +90,7 @@ def run_precision(cfg: dict) -> str:
         return "fp32"
     with warnings.catch_warnings():  # the bf16 fallback warning is the encoder's to give, once
         warnings.simplefilter("ignore")
-        return resolve_precision(precision, "cpu", winograd=winograd_possible(str(cfg.get("conv", "auto"))))
+        return resolve_precision(precision, "cpu", winograd=encoder_bound(cfg))
 
 
 def run_conv(cfg: dict) -> str:

@@ -109,7 +109,7 @@ def training_images(cfg) -> list[str]:
 
 def _fingerprint(cfg) -> dict:
     container = OmegaConf.to_container(cfg, resolve=True)
-    return fingerprint({k: v for k, v in container.items() if k not in REPORTING_KEYS}, winograd=False)
+    return fingerprint({k: v for k, v in container.items() if k not in REPORTING_KEYS})
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer, params: list) -> dict[str, torch.Tensor]:

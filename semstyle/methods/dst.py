@@ -31,7 +31,6 @@ from ..conf.dst import BASE_DEFAULTS, DST
 from ..conf.gatys import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS
 from ..conf.keypoint_files import check_keypoint_pairs
 from ..conf.sizes import check_method_sizes
-from ..core.encoder import bf16_products
 from ..core.image import as_image, load_image, resize
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..engine import Engine, Objective, Problem, make_optimizer
@@ -151,7 +150,7 @@ class _StrotssBase:
     """STROTSS's self-similarity content term and its REMD + moment + colour style terms (semstyle.losses.strotss),
     on a Laplacian-pyramid image, as DST's ``styletransfer.py``; ``X`` and ``W(X)`` are read at the same points."""
 
-    def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int, size: int, precision: str):
+    def __init__(self, encoder, levels: int, samples: int, style_samples: int, seed: int, size: int):
         # DST runs STROTSS's losses on torchvision's VGG-16 with ImageNet-normalised input (vggfeatures.py), i.e.
         # Caffe activations / 58, not the paper-era 1/255 of semstyle.core.hypercolumn: its moment term is ~4x
         # (means) and ~20x (covariances) the paper-era one, and its weights (α 8) were set for that balance.
@@ -162,7 +161,7 @@ class _StrotssBase:
             self.points,
             style_samples=style_samples,
             feature_scale=DST_FEATURE_SCALE,
-            bf16=bf16_products(precision, encoder.device),
+            bf16=encoder.precision == "bf16",
         )
         self.before_step = (self.points.resample,)
         self.coarsest = size / 2**levels  # side of the pyramid's low-pass level at the final size (8 px at 256)
@@ -293,7 +292,7 @@ def make_base(cfg, encoder):
     """The base losses and image parameterisation of ``cfg.base``."""
     if cfg.base == "gram":
         return _GramBase(encoder)
-    return _StrotssBase(encoder, cfg.pyramid_levels, cfg.samples, cfg.style_samples, cfg.seed, cfg.size, cfg.precision)
+    return _StrotssBase(encoder, cfg.pyramid_levels, cfg.samples, cfg.style_samples, cfg.seed, cfg.size)
 
 
 def transfer(

@@ -16,7 +16,6 @@ import torch
 from ..conf import load, scale_schedule
 from ..conf.sizes import check_method_sizes
 from ..conf.strotss import STROTSS
-from ..core.encoder import bf16_products
 from ..core.image import as_image, load_image, resize, source_name
 from ..core.pyramid import LaplacianPyramid, high_pass
 from ..core.semantic import RegionMasks, check_map_size, load_map, semantic_masks
@@ -59,9 +58,7 @@ def make_objective(encoder, cfg) -> Objective:
     """STROTSS's objective on ``encoder``: the self-similarity content term and the style terms (relaxed EMD,
     moments, colour) at ``cfg.samples`` locations shared by both and drawn anew before every step."""
     points = SamplePoints(cfg.samples, cfg.seed)
-    style_term = StrotssStyleLoss(
-        points, style_samples=cfg.style_samples, bf16=bf16_products(cfg.precision, encoder.device)
-    )
+    style_term = StrotssStyleLoss(points, style_samples=cfg.style_samples, bf16=encoder.precision == "bf16")
     terms = {"content": (SelfSimilarityLoss(points), 1.0), "style": (style_term, strotss_weights(1.0)["style"])}
     return Objective(encoder, terms, before_step=(points.resample,))
 

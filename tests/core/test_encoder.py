@@ -118,17 +118,16 @@ def test_no_bf16_where_the_cpu_has_no_bf16_units(monkeypatch):
     assert encoder.precision == "fp32"
     with pytest.warns(RuntimeWarning, match="using fp32"):
         assert enc.VGG19Encoder("max", "bf16", "cpu").precision == "fp32"
-    # the searches that pick bf16 on their own stay fp32 too: STROTSS's products (bf16_products), the doodle's MRF
-    # `match_dtype` (the encoder's precision), NBB through vgg19_encoder
-    assert not enc.bf16_products("auto", "cpu") and not enc.bf16_products("bf16", "cpu")
+    # the searches that pick bf16 on their own follow the encoder's precision (STROTSS's style term, the doodle's
+    # MRF `match_dtype`, NBB through vgg19_encoder), so they stay fp32 with it
     monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: True)
     assert enc.resolve_precision("auto", "cpu") == "bf16" and enc.resolve_precision("bf16", "cpu") == "bf16"
 
 
 def test_auto_keeps_winograd_fp32_where_the_bf16_units_are_avx512_bf16_alone(monkeypatch):
     """On a CPU with AVX512-BF16 but no AMX (AMD Zen 4) NNPACK's fp32 kernels run the encoder at least as fast as
-    bf16, so `auto` keeps fp32 there; plain products (STROTSS's samples, a feed-forward network's oneDNN
-    convolutions) still take bf16, and AMX keeps bf16 everywhere."""
+    bf16, so `auto` keeps fp32 there for an encoder-bound config; the rest (STROTSS's methods, a feed-forward
+    network) keeps bf16, and AMX keeps bf16 everywhere."""
     monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: True)
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: False)
     winograd = "fp32" if enc.nnpack.nnpack_ready() else "bf16"
@@ -137,8 +136,6 @@ def test_auto_keeps_winograd_fp32_where_the_bf16_units_are_avx512_bf16_alone(mon
     assert enc.vgg19_encoder("avg", "auto", "cpu", conv="native").precision == "bf16"
     assert enc.resolve_precision("auto", "cpu") == "bf16"  # no Winograd kernels: a feed-forward network
     assert enc.resolve_precision("bf16", "cpu", winograd=True) == "bf16"  # an explicit choice stands
-    assert enc.bf16_products("auto", "cpu") and enc.bf16_products("bf16", "cpu")
-    assert not enc.bf16_products("fp32", "cpu")
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
     assert enc.resolve_precision("auto", "cpu", winograd=True) == "bf16"
     monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: False)

@@ -141,20 +141,34 @@ def test_fingerprint_diff_names_the_keys_that_differ(tmp_path):
     assert diff(a, fingerprint({**cfg, "size": 128, "color": {"preserve": "luminance"}})) == ["color.preserve", "size"]
 
 
-def test_the_fingerprint_resolves_auto_precision_as_the_run_will(monkeypatch):
-    """On a CPU with AVX512-BF16 alone an optimisation method's encoder runs fp32 (NNPACK) under `auto`, a
-    feed-forward training run bf16: a checkpoint must record which, or another CPU could finish it in the other."""
+def test_auto_precision_per_config_in_the_engine_and_the_fingerprint(monkeypatch):
+    """On a CPU with AVX512-BF16 alone `auto` keeps an encoder-bound method's encoder in fp32 (NNPACK), and STROTSS's
+    methods and feed-forward training in bf16; the engine builds that encoder and a checkpoint's fingerprint records
+    it, or another CPU could finish the run in the other precision."""
+    from omegaconf import OmegaConf
+
+    from semstyle.api import load_config
     from semstyle.core import encoder as enc
 
     monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: True)
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: False)
-    cfg = {"method": "gatys", "precision": "auto", "device": "cpu", "conv": "auto"}
+    monkeypatch.setattr(engine_module, "vgg19_encoder", lambda pooling, precision, device, conv: precision)
+    winograd = "fp32" if nnpack.nnpack_ready() else "bf16"
     key = "precision (resolved)"
-    assert fingerprint(cfg)[key] == ("fp32" if nnpack.nnpack_ready() else "bf16")
-    assert fingerprint({**cfg, "conv": "native"})[key] == "bf16"
-    assert fingerprint(cfg, winograd=False)[key] == "bf16"
+    for overrides, precision in (
+        (["method=gatys"], winograd),
+        (["method=gatys", "conv=native"], "bf16"),
+        (["method=dst", "base=gram"], winograd),
+        (["method=dst", "base=strotss"], "bf16"),
+        (["method=strotss"], "bf16"),
+    ):
+        cfg = load_config(None, [*overrides, "device=cpu"])
+        assert engine_module.Engine(cfg).encoder("avg") == precision, overrides
+        assert fingerprint(OmegaConf.to_container(cfg, resolve=True))[key] == precision, overrides
+    train = {"method": "johnson", "precision": "auto", "device": "cpu", "conv": "auto"}
+    assert fingerprint(train)[key] == "bf16"
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
-    assert fingerprint(cfg)[key] == "bf16"
+    assert fingerprint({"method": "gatys", "precision": "auto", "device": "cpu", "conv": "auto"})[key] == "bf16"
 
 
 def _env():

@@ -395,17 +395,3 @@ def test_a_content_map_colour_missing_from_the_style_map_names_the_file(tmp_path
     with pytest.raises(ConfigError, match=rf"^content_map {tmp_path / 'content_sem.png'}: colour \(0, 255, 0\)"):
         run({"method": "strotss"}, [*overrides, *maps, "steps=1", f"out_dir={tmp_path / 'run'}"])
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
-
-
-def test_sample_products_take_bf16_where_it_is_native_whatever_the_encoder_runs(monkeypatch):
-    """On a CPU with AVX512-BF16 alone, `auto` runs the encoder in fp32 (NNPACK) but STROTSS's products in bf16,
-    2.2x faster there; an explicit fp32 keeps them fp32."""
-    from semstyle.core import encoder as enc
-    from semstyle.methods import strotss
-
-    monkeypatch.setattr(enc, "cpu_supports_bf16", lambda: True)
-    monkeypatch.setattr(enc, "cpu_has_amx", lambda: False)
-    encoder = vgg19_encoder("max", "fp32", "cpu")
-    for precision, bf16 in (("auto", True), ("fp32", False)):
-        cfg = load_config(None, ["method=strotss", f"precision={precision}"])
-        assert strotss.make_objective(encoder, cfg).terms["style"].bf16 is bf16, precision
