@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from ..conf import to_yaml
 from ..conf.checks import list_images
+from ..conf.common import encoder_bound
 from ..conf.feedforward import check_train_files, train_scales
 from ..core.encoder import resolve_device, resolve_precision, vgg19_encoder
 from ..core.image import load_image, resize
@@ -148,9 +149,9 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
 
     with RunDir(cfg.out_dir, f"train-{cfg.method}", resume=cfg.resume, fingerprint=_fingerprint(cfg)) as run:
         run.save_config(to_yaml(cfg, header or f"semstyle train ({cfg.method})"))
-        # the network runs in the encoder's autocast; its oneDNN convolutions gain from any bf16 units (inference
-        # 1.4-1.7x faster on a Zen 4 with AVX512-BF16 alone), so `auto` means bf16 wherever it is native here
-        encoder = vgg19_encoder(cfg.pooling, resolve_precision(cfg.precision, device), str(device), conv=cfg.conv)
+        # the network runs in the encoder's autocast, so the encoder takes the precision the network is fastest in
+        precision = resolve_precision(cfg.precision, device, winograd=encoder_bound(cfg))
+        encoder = vgg19_encoder(cfg.pooling, precision, str(device), conv=cfg.conv)
         loss_fn = HierarchicalLoss(cfg, encoder, style.to(device), scales)
         start, seconds = 0, 0.0
         saved = run.load_checkpoint()

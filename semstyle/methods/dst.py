@@ -158,10 +158,7 @@ class _StrotssBase:
         self.points = SamplePoints(samples, seed)
         self.content = SelfSimilarityLoss(self.points, feature_scale=DST_FEATURE_SCALE)
         self.style = StrotssStyleLoss(
-            self.points,
-            style_samples=style_samples,
-            feature_scale=DST_FEATURE_SCALE,
-            bf16=encoder.precision == "bf16",
+            self.points, style_samples=style_samples, feature_scale=DST_FEATURE_SCALE, bf16=encoder.precision == "bf16"
         )
         self.before_step = (self.points.resample,)
         self.coarsest = size / 2**levels  # side of the pyramid's low-pass level at the final size (8 px at 256)
