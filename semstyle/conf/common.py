@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ..errors import check
 from .checks import check_bool, check_choice, check_number
-from .vocab import CONVS, PRECISIONS
+from .vocab import ARCHS, CONVS, PRECISIONS
 
 COSMETIC_KEYS = ("progress", "out_dir", "resume", "save_every")
 """Keys that change how a run reports, not what it computes."""
@@ -97,7 +97,7 @@ def encoder_bound(cfg) -> bool:
     """
     method, base = cfg.get("method"), cfg.get("base")
     strotss = method == "strotss" or (method == "dst" and base == "strotss")
-    return str(cfg.get("conv", "auto")) != "native" and not strotss and method not in ("multimodal", "johnson")
+    return str(cfg.get("conv", "auto")) != "native" and not strotss and method not in ARCHS
 
 
 def check_stop(cfg) -> None:

@@ -18,9 +18,7 @@ from .gatys import CONTENT_WEIGHT as GATYS_CONTENT_WEIGHT
 from .gatys import GATYS_STYLE_LAYERS
 from .gatys import STYLE_WEIGHT as GATYS_STYLE_WEIGHT
 from .loader import Schema
-from .vocab import POOLINGS, check_layers
-
-ARCHS = ("multimodal", "johnson")
+from .vocab import ARCHS, POOLINGS, check_layers
 
 # The Gatys objective of the gatys method (same α, β, layers, pooling; semstyle/conf/gatys.py): a trained network
 # is scored by the objective an optimisation-based run minimises (docs/feedforward.md, quality table).

@@ -28,6 +28,7 @@ LAYER_NAMES: tuple[str, ...] = _layer_names()
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop")
 PRECISIONS = ("auto", "fp32", "bf16")
+ARCHS = ("multimodal", "johnson")  # the feed-forward networks (semstyle/feedforward/networks.py)
 CONVS = ("auto", "native", "nnpack")  # the encoder's convolution kernels (core/encoder.py, resolve_conv)
 POOLINGS = ("max", "avg")
 

@@ -208,7 +208,7 @@ def test_flow_tv_is_dsts_four_direction_total_variation():
 def test_strotss_base_keeps_one_pyramid_across_scales():
     """DST decomposes the image once at the final size and a coarse scale optimises only the levels at and below
     its size: the low-pass level is 8 px at 64, 128 and 256 px (3, 4 and 5 bands), never finer-grained."""
-    encoder = SimpleNamespace(precision="fp32", device=torch.device("cpu"))
+    encoder = SimpleNamespace(precision="fp32")
     base = dst._StrotssBase(encoder, levels=5, samples=16, style_samples=16, seed=0, size=256)
     for side, bands in ((64, 3), (128, 4), (256, 5)):
         image = torch.rand(1, 3, side * 3 // 4, side)
