@@ -23,8 +23,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .conf import SCHEMAS, Schema, load_config, load_train_config, to_yaml
-from .conf.common import encoder_bound
-from .core.encoder import resolve_device, resolve_precision
+from .core.encoder import config_precision, resolve_device
 from .core.image import atomic_write
 from .engine import Engine
 from .engine.fingerprint import fingerprint
@@ -91,7 +90,7 @@ def _run_record(cfg, run_dir: RunDir, start: float) -> dict:
         "seconds": round(time.perf_counter() - start, 3),
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "steps": len(run_dir.log.rows),
-        "precision": resolve_precision(cfg.precision, device, winograd=encoder_bound(cfg)),
+        "precision": config_precision(cfg, device),
         "device": str(device),
     }
     if device.type == "cuda":

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..conf.common import encoder_bound
 from ..conf.vocab import CONVS, LAYER_NAMES, VGG19_BLOCKS, check_layers
 from ..errors import ConfigError, SemstyleError, check
 from . import nnpack
@@ -186,6 +187,14 @@ _NO_BF16_WARNING = (
 )
 
 LAYOUTS = ("auto", "channels_first", "channels_last")
+
+
+def config_precision(cfg, device: torch.device | str = "cpu") -> str:
+    """What a run config's ``precision`` means on ``device``: :func:`resolve_precision` with the ``winograd`` of
+    :func:`semstyle.conf.common.encoder_bound`. The engine's encoder, the run record, the checkpoint fingerprint
+    and feed-forward training read a config's precision through it, so they agree (the memory model applies the
+    same rule to its own default, fp32 where a config names no precision). ``cfg`` is a config or a plain dict."""
+    return resolve_precision(str(cfg.get("precision", "auto")), device, winograd=encoder_bound(cfg))
 
 
 def resolve_conv(

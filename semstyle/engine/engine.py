@@ -15,8 +15,7 @@ from typing import Callable
 import torch
 
 from ..conf import steps_per_scale
-from ..conf.common import encoder_bound
-from ..core.encoder import VGG19Encoder, resolve_device, resolve_precision, vgg19_encoder
+from ..core.encoder import VGG19Encoder, config_precision, resolve_device, vgg19_encoder
 from .callbacks import standard_callbacks
 from .events import Event, StopRun
 from .loop import Problem, run_steps
@@ -44,9 +43,7 @@ class Engine:
 
     def encoder(self, pooling: str) -> VGG19Encoder:
         """The shared VGG-19 at the config's precision, device and convolution kernels."""
-        precision = resolve_precision(
-            self.cfg.precision, resolve_device(self.cfg.device), winograd=encoder_bound(self.cfg)
-        )
+        precision = config_precision(self.cfg, resolve_device(self.cfg.device))
         return vgg19_encoder(pooling, precision, self.cfg.device, conv=self.cfg.conv)
 
     def emit(self, kind: str, **fields) -> None:

@@ -15,8 +15,7 @@ import warnings
 from typing import Any
 
 from ..conf import COSMETIC_KEYS as COSMETIC  # progress, out_dir, resume, save_every: how a run reports, not what
-from ..conf.common import encoder_bound
-from ..core.encoder import resolve_device, resolve_precision
+from ..core.encoder import config_precision, resolve_device
 from ..errors import SemstyleError
 from ..version import __version__
 
@@ -66,7 +65,7 @@ def _resolved(flat: dict[str, Any]) -> dict[str, str]:
         device = resolve_device(str(flat["device"]))
         with warnings.catch_warnings():  # the bf16 fallback warning is the encoder's to give, once
             warnings.simplefilter("ignore")
-            precision = resolve_precision(str(flat["precision"]), device, winograd=encoder_bound(flat))
+            precision = config_precision(flat, device)
         return {"device (resolved)": device.type, "precision (resolved)": precision}
     except SemstyleError:  # a bad value is reported where the run uses it
         return {}

@@ -27,9 +27,8 @@ from omegaconf import OmegaConf
 
 from ..conf import to_yaml
 from ..conf.checks import list_images
-from ..conf.common import encoder_bound
 from ..conf.feedforward import check_train_files, train_scales
-from ..core.encoder import resolve_device, resolve_precision, vgg19_encoder
+from ..core.encoder import config_precision, resolve_device, vgg19_encoder
 from ..core.image import load_image, resize
 from ..engine.callbacks import ProgressBar
 from ..engine.events import Event
@@ -150,7 +149,7 @@ def train(cfg, callbacks=(), header: str = "") -> Path:
     with RunDir(cfg.out_dir, f"train-{cfg.method}", resume=cfg.resume, fingerprint=_fingerprint(cfg)) as run:
         run.save_config(to_yaml(cfg, header or f"semstyle train ({cfg.method})"))
         # the network runs in the encoder's autocast, so the encoder takes the precision the network is fastest in
-        precision = resolve_precision(cfg.precision, device, winograd=encoder_bound(cfg))
+        precision = config_precision(cfg, device)
         encoder = vgg19_encoder(cfg.pooling, precision, str(device), conv=cfg.conv)
         loss_fn = HierarchicalLoss(cfg, encoder, style.to(device), scales)
         start, seconds = 0, 0.0
