@@ -113,6 +113,14 @@ def lbfgs_step(objective, image: torch.Tensor, view=None):
     return step
 
 
+def lbfgs_without_last_step(opt, x: torch.Tensor) -> None:
+    """Let torch's L-BFGS on ``x`` go on with the curvature pairs in its state after ``x`` was moved (or the pairs
+    were put there) by something else: its next step is of the kind that reads the pairs, and adds none for the
+    move (a zero last step)."""
+    zeros = torch.zeros(x.numel())
+    opt.state[x].update(func_evals=0, n_iter=1, d=zeros, t=0.0, prev_flat_grad=zeros.clone(), prev_loss=None)
+
+
 def bare_unit(clock=time.perf_counter, layout: str = "channels_last") -> float:
     """Seconds (on ``clock``, see :func:`median_time`) of one bare fp32 VGG-19 forward+backward to relu5_1 at
     512x384 with PyTorch's own convolutions (in ``layout``) and glibc's default allocator: the unit issue 17's

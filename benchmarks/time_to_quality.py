@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_unit, machine  # noqa: E402
+from common import bare_unit, lbfgs_without_last_step, machine  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
 from semstyle.conf.gatys import style_plan
@@ -93,13 +93,11 @@ def carry_pairs(opt, x, pairs, shape_from) -> None:
     if not pairs:
         return
     s_last, y_last = pairs[-1]
-    zeros = torch.zeros(x.numel())
-    # n_iter 1: the next step is L-BFGS's second kind; a zero last step (d = 0) adds no pair of its own
     opt.state[x].update(
-        func_evals=0, n_iter=1, d=zeros, t=0.0, prev_flat_grad=zeros.clone(), prev_loss=None,
         old_stps=[s for s, _ in pairs], old_dirs=[y for _, y in pairs], ro=[1.0 / float(y.dot(s)) for s, y in pairs],
         H_diag=float(s_last.dot(y_last) / y_last.dot(y_last)),
     )  # fmt: skip
+    lbfgs_without_last_step(opt, x)
 
 
 def run_schedule(

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import lbfgs_without_last_step, machine  # noqa: E402
 
 from semstyle.api import load_config  # noqa: E402
 from semstyle.conf.gatys import style_plan  # noqa: E402
@@ -79,17 +79,6 @@ def lbfgs(fn, x, steps, opt=None, box=None):
             if box is not None:
                 x.copy_(torch.minimum(torch.maximum(x, box[0]), box[1]))
     return opt
-
-
-def keep_pairs_after_a_jump(opt, x) -> None:
-    """Let L-BFGS go on after ``x`` was moved by something else: its pairs stay, and its next step adds none for
-    the move (a zero last step), as ``benchmarks/time_to_quality.py:carry_pairs`` starts a stage."""
-    state = opt.state[x]
-    if not state.get("old_dirs"):
-        opt.state.clear()
-        return
-    zeros = torch.zeros(x.numel())
-    state.update(n_iter=1, d=zeros, t=0.0, prev_flat_grad=zeros.clone(), prev_loss=None)
 
 
 def main() -> None:
@@ -152,7 +141,10 @@ def main() -> None:
         if accepted:
             with torch.no_grad():
                 x.copy_(trial)
-            keep_pairs_after_a_jump(opt, x)
+            if opt.state[x].get("old_dirs"):
+                lbfgs_without_last_step(opt, x)  # the pairs stay, and the jump adds none
+            else:
+                opt.state.clear()
         opt = lbfgs(fine, x, args.post, opt)
     with torch.no_grad():
         final = float(levels["fine"][0](x.detach())[0])
