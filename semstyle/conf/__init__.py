@@ -1,12 +1,13 @@
 """Configs: every method's schema (dataclasses), one loader, one vocabulary. Imports no method code and no torch."""
 
 from ..errors import check
-from .checks import check_choice, check_input_files, check_number, check_run_folder
+from .checks import check_choice, check_number, check_run_folder
 from .common import COSMETIC_KEYS, RunConfig, packaged, scale_schedule, steps_per_scale
 from .doodle import CNNMRF, DOODLE
 from .dst import DST
 from .feedforward import TRAIN_SCHEMAS
 from .gatys import GATYS, RECONSTRUCT
+from .inputs import check_input_files
 from .loader import Schema, load, method_of, parse_overrides, to_yaml, user_config
 from .strotss import STROTSS
 from .vocab import LAYER_NAMES, OPTIMIZERS, check_layers

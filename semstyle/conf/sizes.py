@@ -187,7 +187,7 @@ def check_method_sizes(cfg, content, styles=(), names=None) -> None:
 def check_config_sizes(cfg) -> None:
     """:func:`check_method_sizes` on the sizes the image files' headers give (EXIF rotation applied), before
     torch loads: a ``size`` or ``scales`` too small for the network answers in a fraction of a second. Runs after
-    :func:`semstyle.conf.checks.check_input_files`, which has checked that the files are readable images."""
+    :func:`semstyle.conf.inputs.check_input_files`, which has checked that the files are readable images."""
     if cfg.method == "reconstruct":
         check_method_sizes(cfg, header_size(cfg.image, "image"), names=[f"image {cfg.image}"])
         return
