@@ -31,8 +31,10 @@ def _autocast(precision: str, device: torch.device):
 
 
 class Stylizer:
-    """A loaded model with its device and precision; ``__call__`` maps ``(B, 3, H, W)`` in [0, 1] to the last
-    stage's output at long side ``size`` (default: the input's long side)."""
+    """A loaded model with its device and precision; ``__call__`` maps ``(B, 3, H, W)`` in [0, 1] to an output at
+    long side ``size`` (default: the input's long side), from the stage trained nearest that size
+    (:meth:`FeedForward.output_stage`; the later stages are not run), or to every stage's output with the last at
+    ``size`` (``all_scales``)."""
 
     def __init__(self, model, device: str = "auto", precision: str = "auto"):
         self.device = resolve_device(device)
@@ -52,8 +54,9 @@ class Stylizer:
         x = images.to(self.device)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
+        stage = -1 if all_scales else self.net.output_stage(size)
         with _autocast(self.precision, self.device):
-            outputs = self.net(x, size)
+            outputs = self.net(x, size, stage)
         outputs = [o.float().clamp(0, 1).cpu().contiguous() for o in outputs]
         return outputs if all_scales else outputs[-1]
 

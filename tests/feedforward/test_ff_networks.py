@@ -106,3 +106,21 @@ def test_cuda_paths_compute_the_same_pad_and_resize():
     grads = [torch.autograd.grad((u * weights).sum(), x)[0] for u in ups]
     assert (ups[0] - ups[1]).abs().max() < 1e-6 and (grads[0] - grads[1]).abs().max() < 1e-5
     assert doctest.testmod(networks).failed == 0
+
+
+def test_output_stage_is_the_stage_trained_nearest_the_size():
+    net = FeedForward("multimodal", (128, 256, 512), 4)
+    assert [net.output_stage(s) for s in (32, 128, 180, 256, 300, 400, 512, 2048)] == [0, 0, 0, 1, 1, 2, 2, 2]
+    assert FeedForward("johnson", (512,), 4).output_stage(128) == 0
+
+
+def test_stages_run_up_to_one_give_its_output_at_the_asked_size():
+    """Run up to the enhance stage with its output at 64 px: the first two outputs of the whole hierarchy run with
+    its last output at 128 px, bit for bit (the same stage sizes), and nothing more."""
+    torch.manual_seed(0)
+    net = FeedForward("multimodal", (32, 64, 128), 4).eval()
+    x = torch.rand(1, 3, 48, 40)
+    with torch.no_grad():
+        two, three = net(x, 64, stage=1), net(x, 128)
+    assert len(two) == 2 and max(two[-1].shape[-2:]) == 64
+    assert all(torch.equal(a, b) for a, b in zip(two, three[:2]))
