@@ -2,6 +2,7 @@
 
     python benchmarks/bench_feedforward.py gatys   [--photos P...] [--sizes 256 512] [--steps 50]
     python benchmarks/bench_feedforward.py quality [--models multimodal johnson] [--photos P...] [--sizes 256 512]
+    python benchmarks/bench_feedforward.py stages  [--models multimodal multimodal-1024] [--sizes 256 512]
     python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3] [--device cpu]
     python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
     python benchmarks/bench_feedforward.py readme  [--photo P] [--out docs/img/ff-readme.png]
@@ -12,7 +13,9 @@ Quality: each output is scored with the Gatys objective the models were trained 
 long side), computed in fp32 by the project's encoder, the same function for every image. ``gatys`` runs
 ``semstyle.api.run`` (method gatys, L-BFGS from the content image, ``--steps`` steps) on each photo and size and
 stores its score in ``--cache`` (it does not depend on the models, so it can run once); ``quality`` scores the
-models' outputs and prints the ratio model / Gatys (< 1: the model is better on the objective).
+models' outputs and prints the ratio model / Gatys (< 1: the model is better on the objective). ``stages`` scores
+every stage of a Multimodal model as the answer at each size (that stage run with its output at the size), where
+``quality`` scores the stage ``stylize`` picks (``FeedForward.output_stage``).
 """
 
 from __future__ import annotations
@@ -114,6 +117,33 @@ def run_quality(args) -> None:
                 print(f"| {name} | {Path(photo).name} | {size} | {total:.4g} | {gatys} | {start} | {ratio} |")
 
 
+def run_stages(args) -> None:
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    encoder = vgg19_encoder("avg", "fp32", "cpu")
+    style = load_image(STYLE)
+    for name in args.models:
+        model = Stylizer(name, "cpu", "fp32")
+        scales = model.net.scales
+        print(
+            f"| {name} ({'/'.join(map(str, scales))} px) | photo | size | "
+            + " | ".join(f"stage {k + 1} at {s} px" for k, s in enumerate(scales))
+            + " | picked |"
+        )
+        print("|---" * (len(scales) + 4) + "|")
+        for photo in args.photos:
+            for size in args.sizes:
+                content = load_image(photo, size)
+                ref = cache.get(f"{Path(photo).name}@{size}")
+                cells = []
+                for k in range(len(scales)):
+                    with torch.no_grad():
+                        out = model.net(content, size, stage=k)[-1].float().clamp(0, 1)
+                    total = score(out, content, style, encoder)[0]
+                    cells.append(f"{total:.4g}" + (f" ({total / ref['gatys']:.2f})" if ref else ""))
+                picked = model.net.output_stage(size) + 1
+                print(f"| | {Path(photo).name} | {size} | " + " | ".join(cells) + f" | stage {picked} |")
+
+
 def run_speed(args) -> None:
     """fp32 and bf16 interleaved in one process, ``--repeats`` rounds after a warm-up: the minimum is the closest
     to an unloaded machine's time (the machine these ran on was shared), the median is shown beside it. Each time
@@ -192,7 +222,7 @@ def run_readme(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("gatys", "quality", "speed", "video", "readme", "crops"))
+    p.add_argument("what", choices=("gatys", "quality", "stages", "speed", "video", "readme", "crops"))
     p.add_argument("--photos", nargs="+", default=PHOTOS)
     p.add_argument("--photo", default=PHOTOS[1])
     p.add_argument("--sizes", nargs="+", type=int, default=None)
@@ -207,7 +237,7 @@ def main() -> None:
     args = p.parse_args()
     if args.sizes is None:
         args.sizes = [512, 1024] if args.what == "speed" else [256, 512]
-    runs = {"gatys": run_gatys, "quality": run_quality, "speed": run_speed, "video": run_video}
+    runs = {"gatys": run_gatys, "quality": run_quality, "stages": run_stages, "speed": run_speed, "video": run_video}
     {**runs, "readme": run_readme, "crops": run_crops}[args.what](args)
 
 

@@ -62,7 +62,12 @@ def add_stylize(sub) -> None:
         default="multimodal",
         help=f"a .safetensors model file, or a bundled model: {', '.join(SHIPPED_MODELS)} (default multimodal)",
     )
-    p.add_argument("--size", type=int, help="long side of the output in px (default: the input's)")
+    p.add_argument(
+        "--size",
+        type=int,
+        help="long side of the output in px (default: the input's); a Multimodal model answers from the stage "
+        "trained nearest it",
+    )
     p.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
     p.add_argument("--batch", type=int, default=4, help="images per network pass (default 4)")
     p.add_argument("--device", help="auto, cpu or cuda")
