@@ -2,6 +2,7 @@
 
     python benchmarks/bench_feedforward.py gatys   [--photos P...] [--sizes 256 512] [--steps 50]
     python benchmarks/bench_feedforward.py quality [--models multimodal johnson] [--photos P...] [--sizes 256 512]
+                                                   [--run-at N]
     python benchmarks/bench_feedforward.py stages  [--models multimodal multimodal-1024] [--sizes 256 512]
     python benchmarks/bench_feedforward.py speed   [--models ...] [--sizes 512 1024] [--repeats 3] [--device cpu]
     python benchmarks/bench_feedforward.py video   [--models ...] [--size 512] [--frames 10]
@@ -109,7 +110,12 @@ def run_quality(args) -> None:
         for photo in args.photos:
             for size in args.sizes:
                 content = load_image(photo, size)
-                total = score(model(content), content, style, encoder)[0]
+                if args.run_at:  # the model's output at another size, resized (bilinear) to the scored one
+                    out = model(load_image(photo, args.run_at))
+                    out = resize(out, tuple(content.shape[-2:]), mode="bilinear").clamp(0, 1)
+                else:
+                    out = model(content)
+                total = score(out, content, style, encoder)[0]
                 ref = cache.get(f"{Path(photo).name}@{size}")
                 gatys = f"{ref['gatys']:.4g}" if ref else "not run"
                 ratio = f"{total / ref['gatys']:.2f}" if ref else "-"
@@ -232,6 +238,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4, help="crops: samples in a batch")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=["multimodal", "johnson"])
+    p.add_argument("--run-at", type=int, help="quality: run the models at this long side, then resize to each size")
     p.add_argument("--device", default="cpu", help="speed: where the models run; crops: where to cut them (cpu, cuda)")
     p.add_argument("--out", default=str(ROOT / "docs/img/ff-readme.jpg"))
     args = p.parse_args()
